@@ -1,0 +1,110 @@
+"""Run-time settings of the course: fast/full mode, seeds, device and paths.
+
+Everything that depends on the environment is resolved here, once, so that notebooks,
+library and tests agree.
+
+Fast mode (``TUTORIAL_FAST=1`` or ``CI`` set) uses the small committed subset of Kang 2018
+and few epochs, so that every notebook runs end to end in CI within minutes. Full mode uses
+the whole data set.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent
+DATA_DIR = REPO_ROOT / "data"
+
+
+def _flag(name: str) -> bool | None:
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    value = value.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"Environment variable {name}={value!r} is not a boolean; use 1/0, true/false.")
+
+
+def is_fast_mode() -> bool:
+    """True when ``TUTORIAL_FAST`` is set to a true value, or when ``CI`` is set.
+
+    ``TUTORIAL_FAST=0`` forces full mode even on CI.
+    """
+    fast = _flag("TUTORIAL_FAST")
+    if fast is not None:
+        return fast
+    return os.environ.get("CI", "").strip().lower() not in _FALSE
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Settings that differ between fast and full mode."""
+
+    fast: bool
+    n_epochs: int
+    n_seeds: int
+    n_bootstrap: int
+    n_top_genes: int
+    dataset: str
+
+    @property
+    def mode(self) -> str:
+        return "fast" if self.fast else "full"
+
+
+FAST = RunConfig(fast=True, n_epochs=5, n_seeds=2, n_bootstrap=20, n_top_genes=1000, dataset="mini")
+FULL = RunConfig(fast=False, n_epochs=30, n_seeds=3, n_bootstrap=100, n_top_genes=2000, dataset="full")
+
+
+def get_config(fast: bool | None = None) -> RunConfig:
+    """The run configuration for ``fast`` (default: from the environment)."""
+    if fast is None:
+        fast = is_fast_mode()
+    return FAST if fast else FULL
+
+
+def cache_dir() -> Path:
+    """Directory of downloaded data.
+
+    ``TUTORIAL_CACHE_DIR`` if set, else ``<repository root>/.cache`` when the package is a
+    source checkout, else ``~/.cache/tutorial_lib``. Never the working directory, so that
+    notebook kernels (which run inside ``notebooks/``) share one cache with the tests.
+    """
+    env = os.environ.get("TUTORIAL_CACHE_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    if (REPO_ROOT / "pyproject.toml").exists():
+        return REPO_ROOT / ".cache"
+    return Path.home() / ".cache" / "tutorial_lib"
+
+
+def set_seed(seed: int = 0) -> None:
+    """Seed Python, NumPy and (if installed) PyTorch."""
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return
+    torch.manual_seed(seed)
+
+
+def get_device(device: str | None = None) -> str:
+    """``"cuda"`` when a GPU is available (or ``device`` if given), else ``"cpu"``."""
+    if device is not None:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

