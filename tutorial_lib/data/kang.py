@@ -16,6 +16,7 @@ Other common versions load through :func:`harmonise`:
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from anndata import AnnData
 from filelock import FileLock
 
 import anndata as ad
+from anndata import OldFormatWarning
 
 from tutorial_lib.config import DATA_DIR
 from tutorial_lib.config import cache_dir as default_cache_dir
@@ -83,9 +85,12 @@ def _read_dense_h5ad_as_csr(path: Path, chunk_rows: int = 2000) -> AnnData:
         n_obs = x.shape[0]
         blocks = [sp.csr_matrix(x[i : i + chunk_rows].astype(np.float32)) for i in range(0, n_obs, chunk_rows)]
     matrix = sp.vstack(blocks, format="csr")
-    meta = ad.read_h5ad(path, backed="r")
-    adata = AnnData(X=matrix, obs=meta.obs.copy(), var=meta.var.copy())
-    meta.file.close()
+    with warnings.catch_warnings():
+        # the distributed file was written by an older writer; its metadata still read correctly
+        warnings.filterwarnings("ignore", category=OldFormatWarning)
+        meta = ad.read_h5ad(path, backed="r")
+        adata = AnnData(X=matrix, obs=meta.obs.copy(), var=meta.var.copy())
+        meta.file.close()
     return adata
 
 
