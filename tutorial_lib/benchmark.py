@@ -1,0 +1,221 @@
+"""Benchmark runner: methods x settings x seeds -> one tidy, cached results table.
+
+Every (method, setting, seed) run is keyed by its settings; finished runs are stored in a CSV
+file that is rewritten atomically (``.part`` file, then rename) after each run, so an
+interrupted benchmark loses at most the run in progress and a re-run skips what is done.
+
+Within one comparison all settings use identical genes: highly variable genes are chosen on
+the cells that are training cells in *every* setting (no held-out stimulated cell of any
+setting influences them), and the top DEGs that are scored come from the real held-out data
+of each setting only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from tqdm.auto import tqdm
+
+from tutorial_lib.data.checks import CELL_TYPE_KEY, DataValidationError
+from tutorial_lib.data.preprocess import normalize_log, select_hvg
+from tutorial_lib.data.split import (
+    DEFAULT_TEST_CELL_TYPE,
+    SPLIT_KEY,
+    assign_donor_holdout,
+    assign_holdout,
+    split_views,
+    subsample_stimulated,
+)
+
+RESULT_COLUMNS = ["method", "setting", "seed", "metric", "gene_set", "value", "ci_low", "ci_high", "key"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One prediction task of a benchmark.
+
+    Parameters
+    ----------
+    name
+        Label in the results table.
+    cell_type
+        Cell type whose stimulated cells are held out (ignored when ``donors`` is set).
+    donors
+        Hold out the stimulated cells of these donors instead.
+    stimulated_fraction
+        Keep only this fraction of stimulated training cells per cell type (unbalanced data).
+    """
+
+    name: str
+    cell_type: str = DEFAULT_TEST_CELL_TYPE
+    donors: tuple[str, ...] | None = None
+    stimulated_fraction: float | None = None
+
+    def assign(self, adata: AnnData) -> None:
+        """Write this setting's split into ``adata.obs["split"]`` (in place)."""
+        if self.donors is not None:
+            assign_donor_holdout(adata, list(self.donors))
+        else:
+            assign_holdout(adata, self.cell_type)
+
+
+@dataclass
+class BenchmarkConfig:
+    """Options shared by every run of a benchmark."""
+
+    n_top_genes: int = 2000
+    n_epochs: int = 30
+    n_bootstrap: int = 100
+    n_top_degs: int = 100
+    method_kwargs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+def shared_genes(adata: AnnData, settings: Sequence[Setting], n_top_genes: int) -> list[str]:
+    """Highly variable genes chosen on the cells that train in every setting (log data in)."""
+    common = np.ones(adata.n_obs, dtype=bool)
+    work = adata.copy()
+    for setting in settings:
+        setting.assign(work)
+        common &= (work.obs[SPLIT_KEY] == "train").to_numpy()
+    return list(select_hvg(work, n_top_genes=min(n_top_genes, adata.n_vars), train_mask=common).var_names)
+
+
+def run_key(method: str, setting: Setting, seed: int, config: BenchmarkConfig, genes: Sequence[str]) -> str:
+    """A digest of everything that determines a run's numbers."""
+    payload = {
+        "method": method,
+        "setting": asdict(setting),
+        "seed": int(seed),
+        "n_epochs": config.n_epochs,
+        "n_bootstrap": config.n_bootstrap,
+        "n_top_degs": config.n_top_degs,
+        "kwargs": dict(config.method_kwargs.get(method, {})),
+        "genes": hashlib.sha256("\n".join(genes).encode()).hexdigest(),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def read_results(path: str | Path) -> pd.DataFrame:
+    """Read a results table written by :func:`run_benchmark` (empty table if absent)."""
+    path = Path(path)
+    if not path.exists():
+        return pd.DataFrame(columns=RESULT_COLUMNS)
+    table = pd.read_csv(path, dtype={"setting": str, "method": str, "key": str})
+    missing = set(RESULT_COLUMNS) - set(table.columns)
+    if missing:
+        raise DataValidationError(f"{path} is not a benchmark results file: columns {sorted(missing)} are missing")
+    return table
+
+
+def write_results(table: pd.DataFrame, path: str | Path) -> None:
+    """Write ``table`` to ``path`` atomically (a reader never sees a half-written file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    table.to_csv(part, index=False)
+    os.replace(part, path)
+
+
+def run_benchmark(
+    adata: AnnData,
+    methods: Sequence[str],
+    settings: Sequence[Setting],
+    seeds: Sequence[int] = (0, 1, 2),
+    *,
+    config: BenchmarkConfig | None = None,
+    results_path: str | Path | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Run every method on every setting with every seed and score it.
+
+    Parameters
+    ----------
+    adata
+        Raw counts (``layers["counts"]``) or log-normalised data of the whole data set.
+    methods
+        Names known to :func:`tutorial_lib.models.get_method` (models and baselines).
+    settings
+        The prediction tasks.
+    seeds
+        Seeds of model training and of the bootstrap.
+    config
+        Shared options (genes, epochs, bootstrap, per-method keyword arguments).
+    results_path
+        CSV file caching finished runs; ``None`` keeps results in memory only.
+
+    Returns
+    -------
+    Tidy table with columns ``method, setting, seed, metric, gene_set, value, ci_low, ci_high``
+    (plus ``key``, the run's cache key, and any further columns of ``evaluate``).
+    """
+    from tutorial_lib.metrics import evaluate, rank_degs
+    from tutorial_lib.models import get_method
+
+    config = config or BenchmarkConfig()
+    names = [s.name for s in settings]
+    if len(set(names)) != len(names):
+        raise ValueError(f"setting names must be unique, got {names}")
+    fit_predicts = {m: get_method(m) for m in methods}  # fails early on an unknown name
+
+    data = adata.copy()
+    if data.uns.get("x_kind") != "log":
+        normalize_log(data)
+    genes = shared_genes(data, settings, config.n_top_genes)
+    data = data[:, genes].copy()
+
+    done = read_results(results_path) if results_path is not None else pd.DataFrame(columns=RESULT_COLUMNS)
+    tables = [done]
+    finished = set(done["key"].astype(str))
+    jobs = [(s, seed, m) for s in settings for seed in seeds for m in methods]
+    bar = tqdm(total=len(jobs), disable=not progress, desc="benchmark")
+    for setting in settings:
+        work = data.copy()
+        setting.assign(work)
+        degs = None
+        for seed in seeds:
+            run = work
+            if setting.stimulated_fraction is not None:
+                run = subsample_stimulated(work, setting.stimulated_fraction, seed=seed)
+            parts = split_views(run)
+            if degs is None:
+                degs = rank_degs(parts.test, parts.ctrl, k=config.n_top_degs)
+            for method in methods:
+                key = run_key(method, setting, seed, config, genes)
+                bar.set_postfix_str(f"{setting.name} / {method} / seed {seed}")
+                if key not in finished:
+                    cell_type = setting.cell_type if setting.donors is None else None
+                    pred = fit_predicts[method](
+                        parts.train, parts.ctrl, cell_type=cell_type, seed=seed,
+                        n_epochs=config.n_epochs, **dict(config.method_kwargs.get(method, {})),
+                    )
+                    scores = evaluate(parts.test, pred, parts.ctrl, degs=degs, n_top_degs=config.n_top_degs,
+                                      n_bootstrap=config.n_bootstrap, seed=seed)
+                    scores.insert(0, "seed", seed)
+                    scores.insert(0, "setting", setting.name)
+                    scores.insert(0, "method", method)
+                    scores["key"] = key
+                    tables.append(scores)
+                    finished.add(key)
+                    if results_path is not None:
+                        write_results(pd.concat(tables, ignore_index=True), results_path)
+                bar.update()
+    bar.close()
+    table = pd.concat(tables, ignore_index=True)
+    wanted = {run_key(m, s, seed, config, genes) for s in settings for seed in seeds for m in methods}
+    return table[table["key"].astype(str).isin(wanted)].reset_index(drop=True)
+
+
+def summarise(results: pd.DataFrame, by: Sequence[str] = ("method", "setting", "metric", "gene_set")) -> pd.DataFrame:
+    """Mean and standard deviation over seeds of each metric (the spread the notebooks report)."""
+    grouped = results.groupby(list(by), observed=True, sort=False)["value"]
+    out = grouped.agg(mean="mean", std="std", n_seeds="count").reset_index()
+    return out

@@ -1,0 +1,63 @@
+"""Command-line worker for a shared Optuna study.
+
+Start the same command on as many machines as you like; they share trials through the storage::
+
+    python -m tutorial_lib.tune --study scgen-cd4 --method scgen \
+        --storage postgresql://user:password@host/db --n-trials 50
+
+With the default storage (``results/optuna.db``, SQLite) several workers on one machine share a
+study, and an interrupted study resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tutorial_lib.config import get_config
+from tutorial_lib.data import load_kang2018, prepare_holdout, split_views
+from tutorial_lib.data.split import DEFAULT_TEST_CELL_TYPE, DEFAULT_VALIDATION_CELL_TYPE
+from tutorial_lib.tuning import SEARCH_SPACES, create_study, make_objective, n_finished, optimize
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of a tuning worker."""
+    cfg = get_config()
+    p = argparse.ArgumentParser(prog="python -m tutorial_lib.tune", description="Run an Optuna tuning worker.")
+    p.add_argument("--study", required=True, help="study name (shared by all workers)")
+    p.add_argument("--method", required=True, choices=sorted(SEARCH_SPACES))
+    p.add_argument("--storage", default=None, help="Optuna storage URL or file (default sqlite:///results/optuna.db)")
+    p.add_argument("--n-trials", type=int, required=True, help="finished trials the study should reach in total")
+    p.add_argument("--test-cell-type", default=DEFAULT_TEST_CELL_TYPE, help="never used for tuning; only held out")
+    p.add_argument("--validation-cell-type", default=DEFAULT_VALIDATION_CELL_TYPE)
+    p.add_argument("--data", choices=["mini", "full"], default=cfg.dataset)
+    p.add_argument("--n-top-genes", type=int, default=cfg.n_top_genes)
+    p.add_argument("--n-epochs", type=int, default=cfg.n_epochs)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pruner", choices=["median", "hyperband", "none"], default="median")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one worker; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    if args.n_trials < 1:
+        print(f"--n-trials must be >= 1, got {args.n_trials}", file=sys.stderr)
+        return 2
+    adata = prepare_holdout(
+        load_kang2018(args.data),
+        args.test_cell_type,
+        validation_cell_type=args.validation_cell_type,
+        n_top_genes=args.n_top_genes,
+    )
+    parts = split_views(adata)
+    study = create_study(args.study, args.storage, seed=args.seed, pruner=args.pruner)
+    objective = make_objective(args.method, parts, n_epochs=args.n_epochs, seed=args.seed)
+    optimize(study, objective, args.n_trials)
+    print(f"study {args.study!r}: {n_finished(study)} finished trials; best value {study.best_value:.4g} "
+          f"with {study.best_params}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

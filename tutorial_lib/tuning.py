@@ -1,0 +1,260 @@
+"""Leak-free hyperparameter tuning with Optuna.
+
+The objective trains a model on the training cells, predicts the **validation** cell type's
+response and scores it; the test cell type is never touched during tuning (score it once, at
+the end, with :func:`tutorial_lib.benchmark.run_benchmark` or :func:`tutorial_lib.metrics.evaluate`).
+
+- Intermediate values: the model's per-epoch validation loss (held-out 10% of training cells),
+  reported to Optuna so that a pruner (median or Hyperband) stops poor trials early.
+- Objective value (minimised): the Euclidean energy distance between predicted and real
+  stimulated validation cells, in a 50-component PCA fitted on the real validation cells
+  (control + stimulated) only.
+- Storage: a SQLite file by default, so an interrupted study resumes with its finished trials;
+  any Optuna RDB URL (e.g. PostgreSQL) lets many workers on many machines share one study;
+  a path ending in ``.log``/``.jsonl`` uses Optuna's journal file storage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from tutorial_lib.data.split import HoldoutData
+
+# name -> ("int"|"float"|"categorical", spec). Numeric specs: (low, high, log); categorical: choices.
+SEARCH_SPACES: dict[str, dict[str, tuple[str, Any]]] = {
+    "scgen": {
+        "n_layers": ("int", (1, 3, False)),
+        "n_latent": ("categorical", (10, 20, 50, 100)),
+        "n_hidden": ("categorical", (128, 256, 512, 800)),
+        "dropout_rate": ("float", (0.0, 0.5, False)),
+    },
+    "scpram": {
+        "n_latent": ("categorical", (10, 20, 50, 100)),
+        "n_hidden": ("categorical", (128, 256, 512, 1000)),
+        "noise_rate": ("float", (0.0, 0.3, False)),
+        "ratio": ("float", (0.01, 0.3, True)),
+    },
+}
+"""The course's search spaces (the seed slides' hyperparameter table)."""
+
+PREDICT_PARAMS = {"ratio"}
+"""Parameters passed to ``predict`` rather than to the model's constructor."""
+
+
+def validate_space(space: Mapping[str, tuple[str, Any]]) -> None:
+    """Raise ``ValueError`` naming the parameter when a search-space entry is malformed."""
+    if not space:
+        raise ValueError("the search space is empty")
+    for name, entry in space.items():
+        if not (isinstance(entry, tuple) and len(entry) == 2):
+            raise ValueError(f"search space entry {name!r} must be (kind, spec), got {entry!r}")
+        kind, spec = entry
+        if kind == "categorical":
+            if len(spec) == 0:
+                raise ValueError(f"{name}: categorical choices are empty")
+            continue
+        if kind not in {"int", "float"}:
+            raise ValueError(f"{name}: kind must be 'int', 'float' or 'categorical', got {kind!r}")
+        if len(spec) != 3:
+            raise ValueError(f"{name}: numeric spec must be (low, high, log), got {spec!r}")
+        low, high, log = spec
+        if not low < high:
+            raise ValueError(f"{name}: low must be below high, got low={low}, high={high}")
+        if log and low <= 0:
+            raise ValueError(f"{name}: a log-scale range needs low > 0, got low={low}")
+
+
+def suggest(trial: optuna.Trial, space: Mapping[str, tuple[str, Any]]) -> dict[str, Any]:
+    """Draw one value per parameter of ``space`` from ``trial``."""
+    params = {}
+    for name, (kind, spec) in space.items():
+        if kind == "categorical":
+            params[name] = trial.suggest_categorical(name, list(spec))
+        elif kind == "int":
+            params[name] = trial.suggest_int(name, spec[0], spec[1], log=spec[2])
+        else:
+            params[name] = trial.suggest_float(name, spec[0], spec[1], log=spec[2])
+    return params
+
+
+def model_class(method: str):
+    """The model class tuned for ``method`` (``"scgen"`` or ``"scpram"``)."""
+    from tutorial_lib.models import SCGEN, SCPRAM
+
+    classes = {"scgen": SCGEN, "scpram": SCPRAM}
+    if method not in classes:
+        raise ValueError(f"method must be one of {sorted(classes)}, got {method!r}")
+    return classes[method]
+
+
+def fit_and_score(
+    method: str,
+    params: Mapping[str, Any],
+    parts: HoldoutData,
+    *,
+    target: str = "validation",
+    n_epochs: int = 30,
+    seed: int = 0,
+    on_epoch_end: Callable[[int, float], None] | None = None,
+) -> float:
+    """Train ``method`` with ``params`` and return the E-distance of its prediction.
+
+    ``target="validation"`` predicts the validation group (tuning); ``"test"`` the test group
+    (the single final scoring).
+    """
+    from tutorial_lib.metrics import e_distance, fit_shared_pca
+
+    if target == "validation":
+        if parts.val is None:
+            raise ValueError("the split has no validation cell type; assign_holdout(..., validation_cell_type=...)")
+        ctrl, real = parts.val_ctrl, parts.val
+    elif target == "test":
+        ctrl, real = parts.ctrl, parts.test
+    else:
+        raise ValueError(f"target must be 'validation' or 'test', got {target!r}")
+    build = {k: v for k, v in params.items() if k not in PREDICT_PARAMS}
+    predict_kwargs = {k: v for k, v in params.items() if k in PREDICT_PARAMS}
+    model = model_class(method)(parts.train, **build)
+    model.train(max_epochs=n_epochs, seed=seed, progress_bar=False, on_epoch_end=on_epoch_end)
+    pred = model.predict(adata_to_predict=ctrl, seed=seed, **predict_kwargs)
+    space = fit_shared_pca(real, ctrl, n_comps=50, seed=seed)
+    return e_distance(space.transform(real), space.transform(pred), estimator="u")
+
+
+def make_objective(
+    method: str,
+    parts: HoldoutData,
+    *,
+    n_epochs: int = 30,
+    seed: int = 0,
+    space: Mapping[str, tuple[str, Any]] | None = None,
+) -> Callable[[optuna.Trial], float]:
+    """Optuna objective: validation-set E-distance, with per-epoch validation loss for pruning."""
+    space = SEARCH_SPACES[method] if space is None else space
+    validate_space(space)
+    model_class(method)  # unknown method fails here, before any trial
+
+    def objective(trial: optuna.Trial) -> float:
+        params = suggest(trial, space)
+
+        def report(epoch: int, val_loss: float) -> None:
+            trial.report(val_loss, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at epoch {epoch} (validation loss {val_loss:.4g})")
+
+        return fit_and_score(method, params, parts, n_epochs=n_epochs, seed=seed, on_epoch_end=report)
+
+    return objective
+
+
+def make_storage(storage: str | Path | None) -> optuna.storages.BaseStorage | str:
+    """An Optuna storage from a URL or a path.
+
+    ``None`` → ``sqlite:///results/optuna.db``; a path ending in ``.db`` → SQLite; ``.log`` or
+    ``.jsonl`` → journal file; anything with ``://`` → RDB URL (SQLite, PostgreSQL, MySQL).
+    RDB storages get a heartbeat so that a trial whose worker was killed is marked failed and
+    retried once instead of staying "running" for ever.
+    """
+    if storage is None:
+        Path("results").mkdir(exist_ok=True)
+        storage = "sqlite:///results/optuna.db"
+    storage = str(storage)
+    if storage.endswith((".log", ".jsonl")) and "://" not in storage:
+        from optuna.storages.journal import JournalFileBackend
+
+        Path(storage).parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(storage))
+    if "://" not in storage:
+        Path(storage).parent.mkdir(parents=True, exist_ok=True)
+        storage = f"sqlite:///{Path(storage).resolve()}"
+    return optuna.storages.RDBStorage(
+        storage,
+        heartbeat_interval=10,
+        grace_period=30,
+        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
+        engine_kwargs={"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else None,
+    )
+
+
+def create_study(
+    name: str,
+    storage: str | Path | None = None,
+    *,
+    seed: int = 0,
+    pruner: str = "median",
+) -> optuna.Study:
+    """Create or resume (``load_if_exists``) a minimising study with a seeded TPE sampler."""
+    pruners = {
+        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=3),
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=2),
+        "none": optuna.pruners.NopPruner,
+    }
+    if pruner not in pruners:
+        raise ValueError(f"pruner must be one of {sorted(pruners)}, got {pruner!r}")
+    return optuna.create_study(
+        study_name=name,
+        storage=make_storage(storage),
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=pruners[pruner](),
+        direction="minimize",
+        load_if_exists=True,
+    )
+
+
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+def n_finished(study: optuna.Study) -> int:
+    """Number of completed or pruned trials of ``study``."""
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def optimize(study: optuna.Study, objective: Callable, n_trials: int) -> optuna.Study:
+    """Run trials until ``study`` holds ``n_trials`` finished ones (shared by all workers).
+
+    Each worker stops after its current trial once the target is reached, so with ``w``
+    workers a study may end with up to ``w - 1`` trials more than ``n_trials``.
+    """
+    if n_trials < 1:
+        raise ValueError(f"n_trials must be >= 1, got {n_trials}")
+    if n_finished(study) < n_trials:
+        study.optimize(
+            objective,
+            callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=FINISHED)],
+            catch=(),
+        )
+    return study
+
+
+@dataclass
+class TuningResult:
+    """Best parameters of a study and its trials as a table."""
+
+    best_params: dict[str, Any]
+    best_value: float
+    trials: Any
+
+
+def summarise_study(study: optuna.Study) -> TuningResult:
+    """Best parameters, best value and the tidy trials table of ``study``."""
+    return TuningResult(study.best_params, study.best_value, study.trials_dataframe())
+
+
+def default_params(method: str, space: Mapping[str, tuple[str, Any]] | None = None) -> dict[str, Any]:
+    """The defaults of ``method`` for the parameters of its search space (for the final comparison)."""
+    import inspect
+
+    space = SEARCH_SPACES[method] if space is None else space
+    cls = model_class(method)
+    defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
+    defaults.update({k: p.default for k, p in inspect.signature(cls.predict).parameters.items()})
+    missing = [k for k in space if k not in defaults]
+    if missing:
+        raise ValueError(f"{cls.__name__} has no default for {missing}")
+    return {k: defaults[k] for k in space}
+
