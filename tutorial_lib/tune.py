@@ -3,7 +3,9 @@
 Start the same command on as many machines as you like; they share trials through the storage::
 
     python -m tutorial_lib.tune --study scgen-cd4 --method scgen \
-        --storage postgresql://user:password@host/db --n-trials 50
+        --storage postgresql://user:password@host/db --n-trials 50 --worker K
+
+(``K`` = 0, 1, 2, ... a different number on each worker.)
 
 With the default storage (``results/optuna.db``, SQLite) several workers on one machine share a
 study, and an interrupted study resumes where it stopped.
@@ -33,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", choices=["mini", "full"], default=cfg.dataset)
     p.add_argument("--n-top-genes", type=int, default=cfg.n_top_genes)
     p.add_argument("--n-epochs", type=int, default=cfg.n_epochs)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of model training")
+    p.add_argument("--worker", type=int, default=0,
+                   help="worker number; the sampler is seeded with seed + worker so workers explore different points")
     p.add_argument("--pruner", choices=["median", "hyperband", "none"], default="median")
     return p
 
@@ -51,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         n_top_genes=args.n_top_genes,
     )
     parts = split_views(adata)
-    study = create_study(args.study, args.storage, seed=args.seed, pruner=args.pruner)
+    study = create_study(args.study, args.storage, seed=args.seed + args.worker, pruner=args.pruner)
     objective = make_objective(args.method, parts, n_epochs=args.n_epochs, seed=args.seed)
     optimize(study, objective, args.n_trials)
     print(f"study {args.study!r}: {n_finished(study)} finished trials; best value {study.best_value:.4g} "
