@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of model training")
     p.add_argument("--worker", type=int, default=0,
                    help="worker number; the sampler is seeded with seed + worker so workers explore different points")
+    p.add_argument("--heartbeat", type=int, default=10, help="seconds between a worker's heartbeats (RDB storage)")
     p.add_argument("--pruner", choices=["median", "hyperband", "none"], default="median")
     return p
 
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         n_top_genes=args.n_top_genes,
     )
     parts = split_views(adata)
-    study = create_study(args.study, args.storage, seed=args.seed + args.worker, pruner=args.pruner)
+    study = create_study(args.study, args.storage, seed=args.seed + args.worker, pruner=args.pruner, heartbeat=args.heartbeat)
     objective = make_objective(args.method, parts, n_epochs=args.n_epochs, seed=args.seed)
     optimize(study, objective, args.n_trials)
     print(f"study {args.study!r}: {n_finished(study)} finished trials; best value {study.best_value:.4g} "

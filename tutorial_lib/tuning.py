@@ -152,13 +152,14 @@ def make_objective(
     return objective
 
 
-def make_storage(storage: str | Path | None) -> optuna.storages.BaseStorage | str:
+def make_storage(storage: str | Path | None, *, heartbeat: int = 10) -> optuna.storages.BaseStorage | str:
     """An Optuna storage from a URL or a path.
 
     ``None`` → ``sqlite:///results/optuna.db``; a path ending in ``.db`` → SQLite; ``.log`` or
     ``.jsonl`` → journal file; anything with ``://`` → RDB URL (SQLite, PostgreSQL, MySQL).
-    RDB storages get a heartbeat so that a trial whose worker was killed is marked failed and
-    retried once instead of staying "running" for ever.
+    RDB storages get a heartbeat every ``heartbeat`` seconds, so that a trial whose worker was
+    killed is marked failed (after three missed beats) and retried once, instead of staying
+    "running" for ever.
     """
     if storage is None:
         Path("results").mkdir(exist_ok=True)
@@ -174,8 +175,8 @@ def make_storage(storage: str | Path | None) -> optuna.storages.BaseStorage | st
         storage = f"sqlite:///{Path(storage).resolve()}"
     return optuna.storages.RDBStorage(
         storage,
-        heartbeat_interval=10,
-        grace_period=30,
+        heartbeat_interval=heartbeat,
+        grace_period=3 * heartbeat,
         failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
         engine_kwargs={"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else None,
     )
@@ -187,6 +188,7 @@ def create_study(
     *,
     seed: int = 0,
     pruner: str = "median",
+    heartbeat: int = 10,
 ) -> optuna.Study:
     """Create or resume (``load_if_exists``) a minimising study with a seeded TPE sampler."""
     pruners = {
@@ -198,7 +200,7 @@ def create_study(
         raise ValueError(f"pruner must be one of {sorted(pruners)}, got {pruner!r}")
     return optuna.create_study(
         study_name=name,
-        storage=make_storage(storage),
+        storage=make_storage(storage, heartbeat=heartbeat),
         sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=pruners[pruner](),
         direction="minimize",

@@ -1,0 +1,83 @@
+"""Benchmark runner: tidy results, identical genes per comparison, cache and interrupted runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import tutorial_lib.metrics as metrics_module
+from tutorial_lib.benchmark import BenchmarkConfig, Setting, read_results, run_benchmark, shared_genes, summarise
+from tutorial_lib.data import DataValidationError, normalize_log
+
+SETTINGS = [Setting("CD4 balanced", "CD4+ T cells"), Setting("CD4 20%", "CD4+ T cells", stimulated_fraction=0.2),
+            Setting("B", "B")]
+CONFIG = BenchmarkConfig(n_top_genes=200, n_epochs=1, n_bootstrap=3, n_top_degs=20)
+METHODS = ["no_change", "mean_shift"]
+
+
+def test_results_table_is_tidy_and_complete(mini_counts, tmp_path):
+    path = tmp_path / "results.csv"
+    table = run_benchmark(mini_counts, METHODS, SETTINGS, seeds=[0, 1], config=CONFIG, results_path=path, progress=False)
+    runs = table[["method", "setting", "seed"]].drop_duplicates()
+    assert len(runs) == len(METHODS) * len(SETTINGS) * 2
+    assert {"metric", "gene_set", "value", "ci_low", "ci_high"} <= set(table.columns)
+    reloaded = read_results(path)
+    assert len(reloaded) == len(table)
+    pd.testing.assert_series_equal(reloaded["value"], table["value"], check_names=False)
+    summary = summarise(table)
+    assert (summary["n_seeds"] == 2).all()
+
+
+def test_finished_runs_are_not_recomputed(mini_counts, tmp_path, monkeypatch):
+    path = tmp_path / "results.csv"
+    first = run_benchmark(mini_counts, METHODS, SETTINGS[:1], seeds=[0], config=CONFIG, results_path=path, progress=False)
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a finished run was recomputed")
+
+    monkeypatch.setattr(metrics_module, "evaluate", must_not_run)
+    again = run_benchmark(mini_counts, METHODS, SETTINGS[:1], seeds=[0], config=CONFIG, results_path=path, progress=False)
+    pd.testing.assert_frame_equal(first, again)
+
+
+def test_interrupted_run_keeps_finished_results(mini_counts, tmp_path, monkeypatch):
+    path = tmp_path / "results.csv"
+    real_evaluate = metrics_module.evaluate
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(metrics_module, "evaluate", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        run_benchmark(mini_counts, METHODS, SETTINGS[:2], seeds=[0], config=CONFIG, results_path=path, progress=False)
+    partial = read_results(path)
+    assert len(partial[["method", "setting"]].drop_duplicates()) == 2
+    assert not (tmp_path / "results.csv.part").exists()
+    monkeypatch.setattr(metrics_module, "evaluate", real_evaluate)
+    full = run_benchmark(mini_counts, METHODS, SETTINGS[:2], seeds=[0], config=CONFIG, results_path=path, progress=False)
+    assert len(full[["method", "setting"]].drop_duplicates()) == 4
+
+
+def test_shared_genes_ignore_every_held_out_group(mini_counts):
+    a = normalize_log(mini_counts)
+    genes = shared_genes(a, SETTINGS, 200)
+    held = (a.obs["condition"] == "stimulated").to_numpy() & a.obs["cell_type"].isin(["CD4+ T cells", "B"]).to_numpy()
+    x = a.X.toarray()
+    rng = np.random.default_rng(0)
+    x[held] = rng.permutation(x[held].ravel()).reshape(x[held].shape) * 2
+    a.X = x
+    assert shared_genes(a, SETTINGS, 200) == genes
+
+
+def test_bad_inputs(mini_counts, tmp_path):
+    with pytest.raises(ValueError, match="unique"):
+        run_benchmark(mini_counts, METHODS, [Setting("x"), Setting("x")], config=CONFIG, progress=False)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(DataValidationError, match="not a benchmark results file"):
+        read_results(bad)

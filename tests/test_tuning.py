@@ -1,0 +1,111 @@
+"""Optuna tuning: search-space validation, shared storage across workers, resuming a killed study."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+
+from tutorial_lib.tuning import SEARCH_SPACES, create_study, default_params, make_objective, validate_space
+
+States = optuna.trial.TrialState
+WORKER = [sys.executable, "-m", "tutorial_lib.tune", "--method", "scgen", "--data", "mini",
+          "--n-top-genes", "150", "--n-epochs", "3", "--heartbeat", "1"]
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ({}, "empty"),
+        ({"dropout_rate": ("float", (0.5, 0.1, False))}, "dropout_rate: low must be below high"),
+        ({"ratio": ("float", (0.0, 0.3, True))}, "ratio: a log-scale range needs low > 0"),
+        ({"n_hidden": ("normal", (1, 2, False))}, "n_hidden: kind must be"),
+        ({"n_latent": ("categorical", ())}, "n_latent: categorical choices are empty"),
+        ({"n_layers": ("int", (1, 3))}, r"n_layers: numeric spec must be \(low, high, log\)"),
+    ],
+)
+def test_bad_search_space_values(space, message):
+    with pytest.raises(ValueError, match=message):
+        validate_space(space)
+
+
+def test_course_search_spaces_are_valid_and_have_defaults():
+    for method, space in SEARCH_SPACES.items():
+        validate_space(space)
+        assert set(default_params(method)) == set(space)
+    assert default_params("scgen")["n_hidden"] == 800
+
+
+def test_objective_needs_a_validation_cell_type(mini_counts):
+    from tutorial_lib.data import prepare_holdout, split_views
+
+    parts = split_views(prepare_holdout(mini_counts, n_top_genes=100))
+    objective = make_objective("scgen", parts, n_epochs=1)
+    study = optuna.create_study()
+    with pytest.raises(ValueError, match="no validation cell type"):
+        study.optimize(objective, n_trials=1)
+    with pytest.raises(ValueError, match="method must be one of"):
+        make_objective("cellot", parts)
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _trials(name: str, storage: str):
+    return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+
+
+def test_two_workers_share_one_study(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    create_study("shared", storage)  # create once, as a user would before starting workers
+    n_trials = 4
+    procs = [
+        subprocess.Popen(WORKER + ["--study", "shared", "--storage", storage, "--n-trials", str(n_trials),
+                                   "--worker", str(k)], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for k in range(2)
+    ]
+    outputs = [p.communicate(timeout=300)[0].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    trials = _trials("shared", storage)
+    finished = [t for t in trials if t.state in (States.COMPLETE, States.PRUNED)]
+    # every trial ended (none lost in "running"), numbers are unique, and the target was reached;
+    # each worker stops after its current trial, so at most one extra trial per additional worker
+    assert all(t.state in (States.COMPLETE, States.PRUNED) for t in trials)
+    assert sorted(t.number for t in trials) == list(range(len(trials)))
+    assert n_trials <= len(finished) <= n_trials + 1
+    assert all(t.params for t in finished)
+
+
+def test_killed_study_resumes(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    args = WORKER + ["--study", "resume", "--storage", storage, "--n-trials", "3"]
+    proc = subprocess.Popen(args, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until a trial is under way, then kill the worker hard
+        try:
+            if any(t.state == States.RUNNING for t in _trials("resume", storage)):
+                break
+        except KeyError:
+            pass
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("no trial started within 120 s")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(3.5)  # > 3 missed heartbeats: the stale trial is now failed, and will be retried
+    done = subprocess.run(args, env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    trials = _trials("resume", storage)
+    states = [t.state for t in trials]
+    assert states.count(States.FAIL) == 1
+    assert sum(s in (States.COMPLETE, States.PRUNED) for s in states) == 3
+    assert States.RUNNING not in states
