@@ -219,3 +219,34 @@ def summarise(results: pd.DataFrame, by: Sequence[str] = ("method", "setting", "
     grouped = results.groupby(list(by), observed=True, sort=False)["value"]
     out = grouped.agg(mean="mean", std="std", n_seeds="count").reset_index()
     return out
+
+
+def evaluate_methods(
+    real: AnnData,
+    ctrl: AnnData,
+    predictions: Mapping[str, AnnData],
+    *,
+    n_top_degs: int = 100,
+    n_bootstrap: int = 100,
+    seed: int = 0,
+    **evaluate_kwargs: Any,
+) -> pd.DataFrame:
+    """Score several predictions of one held-out group on equal terms.
+
+    One shared PCA (fitted on ``real`` and ``ctrl`` only) and one DEG list (real vs control)
+    serve every method, so their numbers are comparable. Returns :func:`evaluate`'s table with a
+    leading ``method`` column.
+    """
+    from tutorial_lib.metrics import evaluate, fit_shared_pca, rank_degs
+
+    if not predictions:
+        raise ValueError("predictions is empty: pass {method name: predicted AnnData}")
+    space = fit_shared_pca(real, ctrl, seed=seed)
+    degs = rank_degs(real, ctrl, k=n_top_degs)
+    tables = []
+    for method, pred in predictions.items():
+        table = evaluate(real, pred, ctrl, degs=degs, n_top_degs=n_top_degs, n_bootstrap=n_bootstrap, seed=seed,
+                         space=space, **evaluate_kwargs)
+        table.insert(0, "method", method)
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)

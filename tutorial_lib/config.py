@@ -108,3 +108,25 @@ def get_device(device: str | None = None) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def setup_notebook(seed: int = 0, fast: bool | None = None) -> RunConfig:
+    """First call of every notebook: seed everything, print the mode, device and versions.
+
+    Returns the :class:`RunConfig` of the mode (fast when ``TUTORIAL_FAST=1`` or ``CI`` is set).
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    cfg = get_config(fast)
+    set_seed(seed)
+    names = ["tutorial_lib", "numpy", "scanpy", "anndata", "torch", "pot", "optuna"]
+    versions = []
+    for name in names:
+        try:
+            versions.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            versions.append(f"{name} (not installed)")
+    print(f"mode: {cfg.mode} (data: {cfg.dataset}, epochs: {cfg.n_epochs}, bootstrap resamples: {cfg.n_bootstrap})")
+    print(f"device: {get_device()}; seed: {seed}")
+    print("versions: " + ", ".join(versions))
+    return cfg

@@ -1,0 +1,63 @@
+"""Evaluation of predicted cells: per-gene agreement, distribution distances, DEG overlap.
+
+Every formula is documented once, in the docstring of the function that computes it.
+:func:`evaluate` gathers them all in a tidy table with bootstrap intervals.
+"""
+
+from tutorial_lib.metrics._inputs import gene_means, gene_vars
+from tutorial_lib.metrics.bootstrap import BootSummary, resample_indices, summarise
+from tutorial_lib.metrics.degs import deg_jaccard, deg_overlap_count, deg_scores, has_no_change, rank_degs, top_k_by_abs
+from tutorial_lib.metrics.distances import (
+    PairwiseCache,
+    e_distance,
+    e_distance_sq,
+    median_heuristic_bandwidths,
+    mmd,
+    pairwise_e_distance,
+)
+from tutorial_lib.metrics.evaluate import COLUMNS, GENE_METRICS, evaluate
+from tutorial_lib.metrics.kde import mean_var_kde_distance
+from tutorial_lib.metrics.means import (
+    is_constant,
+    mse,
+    pearson,
+    pearson_delta,
+    pearson_delta_note,
+    r2_pearson,
+    r2_score,
+)
+from tutorial_lib.metrics.space import SharedSpace, fit_shared_pca, gene_space
+
+__all__ = [
+    "BootSummary",
+    "COLUMNS",
+    "GENE_METRICS",
+    "PairwiseCache",
+    "SharedSpace",
+    "deg_jaccard",
+    "deg_overlap_count",
+    "deg_scores",
+    "e_distance",
+    "e_distance_sq",
+    "evaluate",
+    "fit_shared_pca",
+    "gene_means",
+    "gene_space",
+    "gene_vars",
+    "has_no_change",
+    "is_constant",
+    "mean_var_kde_distance",
+    "median_heuristic_bandwidths",
+    "mmd",
+    "mse",
+    "pairwise_e_distance",
+    "pearson",
+    "pearson_delta",
+    "pearson_delta_note",
+    "r2_pearson",
+    "r2_score",
+    "rank_degs",
+    "resample_indices",
+    "summarise",
+    "top_k_by_abs",
+]

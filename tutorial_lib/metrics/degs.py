@@ -1,0 +1,100 @@
+"""Differentially expressed genes (DEGs) and the overlap of two DEG lists."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import scanpy as sc
+import scipy.sparse as sp
+from anndata import AnnData
+
+from tutorial_lib.data.checks import DataValidationError
+from tutorial_lib.metrics._inputs import CellsLike, aligned_matrices
+
+_GROUP = "_deg_group"
+
+
+def deg_scores(
+    stim: CellsLike,
+    ctrl: CellsLike,
+    method: str = "wilcoxon",
+    var_names: Sequence[str] | None = None,
+) -> pd.Series:
+    """Per-gene test statistic of ``stim`` vs ``ctrl`` from ``scanpy.tl.rank_genes_groups``.
+
+    With ``method="wilcoxon"`` the score is the z-score of the Wilcoxon rank-sum statistic
+    (positive: higher in ``stim``). Expression should be log-normalised. Returns a Series
+    indexed by gene, in the input gene order.
+    """
+    mats, names = aligned_matrices({"stimulated cells": stim, "control cells": ctrl}, var_names=var_names)
+    for what, x in mats.items():
+        if x.shape[0] < 2:
+            raise DataValidationError(f"{what}: need at least 2 cells to rank genes, got {x.shape[0]}")
+    a, b = mats["stimulated cells"], mats["control cells"]
+    x = sp.vstack([a, b], format="csr") if sp.issparse(a) or sp.issparse(b) else np.vstack([a, b])
+    if not sp.issparse(x):
+        x = np.asarray(x, dtype=np.float64)
+    labels = np.array(["stim"] * a.shape[0] + ["ctrl"] * b.shape[0])
+    ad = AnnData(X=x, obs=pd.DataFrame({_GROUP: pd.Categorical(labels)}, index=[str(i) for i in range(len(labels))]))
+    ad.var_names = names
+    ad.uns["log1p"] = {"base": None}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sc.tl.rank_genes_groups(
+            ad, _GROUP, groups=["stim"], reference="ctrl", method=method, n_genes=ad.n_vars, use_raw=False
+        )
+    res = ad.uns["rank_genes_groups"]
+    genes = np.asarray(res["names"]["stim"], dtype=str)
+    scores = np.asarray(res["scores"]["stim"], dtype=np.float64)
+    return pd.Series(scores, index=genes).reindex(names).fillna(0.0)
+
+
+def rank_degs(
+    stim: CellsLike,
+    ctrl: CellsLike,
+    k: int = 100,
+    method: str = "wilcoxon",
+    var_names: Sequence[str] | None = None,
+) -> list[str]:
+    """Top ``k`` DEGs of ``stim`` vs ``ctrl``, ranked by absolute score.
+
+    Scores come from :func:`deg_scores` (Wilcoxon via ``scanpy.tl.rank_genes_groups``); genes
+    are ranked by ``|score|`` so that up- and down-regulated genes both count. Ties keep the
+    input gene order. In :func:`~tutorial_lib.metrics.evaluate` the scored DEG set is
+    ``rank_degs(real stimulated, real control)`` of the held-out group: predictions never
+    influence which genes are scored.
+    """
+    return top_k_by_abs(deg_scores(stim, ctrl, method=method, var_names=var_names), k)
+
+
+def top_k_by_abs(scores: pd.Series, k: int) -> list[str]:
+    """The ``k`` genes (index of ``scores``) with the largest ``|score|``; ties keep the input order."""
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    order = np.argsort(-np.abs(scores.to_numpy()), kind="stable")
+    return [str(g) for g in scores.index[order[:k]]]
+
+
+#: DEG scores below this in absolute value count as "no difference at all".
+NO_CHANGE_SCORE = 1e-8
+
+
+def has_no_change(scores: pd.Series) -> bool:
+    """True when every gene's score is ~0: the two groups do not differ, so no gene ranks above another."""
+    return bool(np.all(np.abs(scores.to_numpy()) < NO_CHANGE_SCORE))
+
+
+def deg_overlap_count(degs_a: Sequence[str], degs_b: Sequence[str]) -> int:
+    r"""Number of genes in both lists, :math:`|A \cap B|`."""
+    return len(set(degs_a) & set(degs_b))
+
+
+def deg_jaccard(degs_a: Sequence[str], degs_b: Sequence[str]) -> float:
+    r"""Jaccard index :math:`|A \cap B| / |A \cup B|` of two gene lists (1 for equal sets)."""
+    a, b = set(degs_a), set(degs_b)
+    if not a and not b:
+        raise DataValidationError("both DEG lists are empty")
+    return len(a & b) / len(a | b)
