@@ -205,3 +205,16 @@ def test_real_data_mini():
     # interferon response genes are among the real DEGs
     assert {"ISG15", "IFIT1"} & set(base_table.attrs["degs"])
     assert good.loc[("e_distance", "all"), "value"] < base.loc[("e_distance", "all"), "value"]
+
+
+def test_sparse_control_as_dense_prediction_is_undefined_not_noise(mini_counts):
+    """Sparse float32 controls and their dense copy must give a zero change, not rounding noise."""
+    from tutorial_lib.data import prepare_holdout, split_views
+    from tutorial_lib.models import get_method
+
+    parts = split_views(prepare_holdout(mini_counts, n_top_genes=300))
+    pred = get_method("no_change")(parts.train, parts.ctrl, cell_type="CD4+ T cells")
+    table = evaluate(parts.test, pred, parts.ctrl, n_bootstrap=3, n_bootstrap_degs=0, seed=0)
+    rows = table[table["metric"] == "pearson_delta"]
+    assert rows["value"].isna().all()
+    assert rows["note"].str.startswith("undefined").all()

@@ -155,8 +155,8 @@ def aligned_matrices(
 
 def gene_means(x: Matrix) -> np.ndarray:
     """Per-gene mean over cells (float64)."""
-    if sp.issparse(x):
-        return np.asarray(x.mean(axis=0), dtype=np.float64).ravel()
+    if sp.issparse(x):  # accumulate in float64, as for dense input, so both agree to rounding
+        return np.asarray(sp.csr_matrix(x, dtype=np.float64).mean(axis=0)).ravel()
     return np.asarray(x, dtype=np.float64).mean(axis=0)
 
 

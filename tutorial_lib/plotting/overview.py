@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import scanpy as sc
 from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -24,22 +24,44 @@ def umap_overview(
     color: Sequence[str] = (CONDITION_KEY, CELL_TYPE_KEY),
     *,
     n_pcs: int = 30,
+    max_cells: int | None = 6000,
     seed: int = 0,
 ) -> Figure:
-    """UMAP of log-normalised cells, one panel per ``obs`` key in ``color``.
+    """UMAP of log-normalised cells, one panel per categorical ``obs`` key in ``color``.
 
-    Computes PCA (50 components, or fewer), a 15-neighbour graph and a seeded UMAP on a copy;
-    the input is not modified. For display only: UMAP distances are not metrics.
+    Seeded PCA (``n_pcs`` components) then a seeded UMAP (umap-learn, 15 neighbours) on at most
+    ``max_cells`` cells (a seeded subsample); the input is not modified. For display only:
+    UMAP distances are not metrics.
     """
+    import umap
+    from sklearn.decomposition import TruncatedSVD
+
     require_obs_keys(adata, list(color))
-    work = adata.copy()
-    n_comps = int(min(50, min(work.shape) - 1))
-    sc.pp.pca(work, n_comps=n_comps, random_state=seed)
-    sc.pp.neighbors(work, n_pcs=min(n_pcs, n_comps), random_state=seed)
-    sc.tl.umap(work, random_state=seed)
-    fig, axes = plt.subplots(1, len(color), figsize=(5.5 * len(color), 4.5), squeeze=False)
+    rng = np.random.default_rng(seed)
+    idx = np.arange(adata.n_obs)
+    if max_cells is not None and adata.n_obs > max_cells:
+        idx = np.sort(rng.choice(adata.n_obs, size=max_cells, replace=False))
+    x = adata.X[idx]
+    x = x.toarray() if hasattr(x, "toarray") else np.asarray(x)
+    x = x - x.mean(axis=0)
+    n_comps = int(min(n_pcs, min(x.shape) - 1))
+    pcs = TruncatedSVD(n_components=n_comps, random_state=seed).fit_transform(x)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*random_state.*")
+        emb = umap.UMAP(n_neighbors=15, random_state=seed).fit_transform(pcs)
+    fig, axes = plt.subplots(1, len(color), figsize=(6.0 * len(color), 4.8), squeeze=False)
     for ax, key in zip(axes[0], color):
-        sc.pl.umap(work, color=key, ax=ax, show=False, frameon=False, title=f"UMAP coloured by {key}")
+        labels = adata.obs[key].astype(str).to_numpy()[idx]
+        for i, label in enumerate(sorted(set(labels))):
+            mask = labels == label
+            ax.scatter(emb[mask, 0], emb[mask, 1], s=2, alpha=0.6, color=plt.cm.tab10(i % 10),
+                       label=f"{label} ({mask.sum()})", rasterized=True)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel("UMAP 1")
+        ax.set_ylabel("UMAP 2")
+        ax.set_title(f"UMAP coloured by {key} ({len(idx)} cells)")
+        ax.legend(fontsize=7, markerscale=4, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     fig.tight_layout()
     return fig
 
