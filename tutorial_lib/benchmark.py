@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from anndata import AnnData
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from tutorial_lib.data.checks import CELL_TYPE_KEY, DataValidationError
 from tutorial_lib.data.preprocess import normalize_log, select_hvg
