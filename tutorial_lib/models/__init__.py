@@ -1,0 +1,37 @@
+"""Models: scGen, scPRAM and baselines over one shared VAE and one training loop.
+
+* :class:`SCGEN`, :class:`SCPRAM`: user-facing models (``train``, ``get_latent``, ``predict``,
+  ``save``/``load``), built on :class:`~tutorial_lib.models.base.BaseModel`.
+* :class:`VAE`: the ``torch.nn.Module`` both use; :func:`train_vae`: the training loop.
+* :mod:`~tutorial_lib.models.baselines`: ``no_change``, ``mean_shift``, ``pca_arithmetic``.
+* :data:`METHODS` / :func:`get_method`: every method behind one ``fit_predict`` signature.
+"""
+
+from tutorial_lib.models._module import VAE
+from tutorial_lib.models.base import BaseModel
+from tutorial_lib.models.baselines import mean_shift, no_change, pca_arithmetic
+from tutorial_lib.models.ot_attention import attention_weights, cost_matrix, match, transport_plan
+from tutorial_lib.models.registry import METHODS, get_method
+from tutorial_lib.models.scgen import SCGEN, balanced_indices
+from tutorial_lib.models.scpram import SCPRAM
+from tutorial_lib.models.training import StopTraining, TrainingHistory, train_vae
+
+__all__ = [
+    "METHODS",
+    "SCGEN",
+    "SCPRAM",
+    "VAE",
+    "BaseModel",
+    "StopTraining",
+    "TrainingHistory",
+    "attention_weights",
+    "balanced_indices",
+    "cost_matrix",
+    "get_method",
+    "match",
+    "mean_shift",
+    "no_change",
+    "pca_arithmetic",
+    "train_vae",
+    "transport_plan",
+]

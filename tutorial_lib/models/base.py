@@ -1,0 +1,281 @@
+"""User-facing base class shared by scGen and scPRAM (the *model* half of the scvi-tools split).
+
+It owns the AnnData handling (validation, densifying, gene order), training through
+:func:`tutorial_lib.models.training.train_vae`, latent encoding/decoding, the decoded
+perturbation effect (``decode_delta``/``top_delta_genes``) and ``save``/``load``.
+
+Seeds: the weights are initialised from ``seed`` when :meth:`BaseModel.train` is called on an
+untrained model, so ``Model(adata).train(seed=s)`` gives the same weights (and predictions) on
+CPU every time. Calling ``train`` again continues training from the current weights.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from anndata import AnnData
+
+from tutorial_lib.config import get_device
+from tutorial_lib.data.checks import (
+    CELL_TYPE_KEY,
+    CONDITION_KEY,
+    DataValidationError,
+    check_log_normalised,
+    require_conditions,
+    require_obs_keys,
+    require_values,
+)
+from tutorial_lib.models._data import dense_x, obs_labels
+from tutorial_lib.models._module import VAE
+from tutorial_lib.models.training import EpochCallback, TrainingHistory, train_vae
+
+WEIGHTS_FILE = "model.pt"
+SETTINGS_FILE = "settings.json"
+
+
+class BaseModel:
+    """AnnData-facing wrapper around :class:`~tutorial_lib.models._module.VAE`.
+
+    Parameters
+    ----------
+    adata
+        Training data: log1p-normalised expression in ``X`` (dense or sparse),
+        ``obs[condition_key]`` in {"control", "stimulated"} and ``obs[cell_type_key]``.
+        Kept by reference (not copied).
+    condition_key, cell_type_key
+        Columns of ``adata.obs``.
+    device
+        ``"cpu"``, ``"cuda"``, ...; default: CUDA when available (:func:`tutorial_lib.config.get_device`).
+    **module_kwargs
+        Hyperparameters of the VAE (validated there).
+    """
+
+    method_name: ClassVar[str] = "vae"
+    #: module settings a subclass fixes (not constructor arguments, not saved)
+    fixed_module_kwargs: ClassVar[dict[str, Any]] = {}
+    train_defaults: ClassVar[dict[str, Any]] = {
+        "max_epochs": 100,
+        "batch_size": 32,
+        "lr": 1e-3,
+        "weight_decay": 0.0,
+        "patience": 25,
+    }
+
+    def __init__(
+        self,
+        adata: AnnData,
+        *,
+        condition_key: str = CONDITION_KEY,
+        cell_type_key: str = CELL_TYPE_KEY,
+        device: str | None = None,
+        **module_kwargs: Any,
+    ) -> None:
+        require_obs_keys(adata, [condition_key, cell_type_key])
+        require_conditions(adata, condition_key)
+        if adata.n_obs < 2:
+            raise DataValidationError(f"adata has {adata.n_obs} cells; at least 2 are needed to train")
+        check_log_normalised(adata.X, "adata.X")
+        self.adata = adata
+        self.condition_key = condition_key
+        self.cell_type_key = cell_type_key
+        self.var_names = pd.Index(adata.var_names.astype(str))
+        self.device = get_device(device)
+        self.module_kwargs = dict(module_kwargs)
+        self.module = self._build_module(seed=0)
+        self.is_trained = False
+        self.history_ = TrainingHistory()
+        self.delta_: np.ndarray | None = None
+        self.reference_latent_: np.ndarray | None = None
+
+    # -- construction -------------------------------------------------------------------
+    def _build_module(self, seed: int) -> VAE:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return VAE(len(self.var_names), **self.fixed_module_kwargs, **self.module_kwargs)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.module_kwargs.items())
+        state = "trained" if self.is_trained else "untrained"
+        return f"{type(self).__name__}({self.adata.n_obs} cells × {len(self.var_names)} genes, {args}; {state})"
+
+    # -- training -----------------------------------------------------------------------
+    def train(
+        self,
+        max_epochs: int | None = None,
+        batch_size: int | None = None,
+        lr: float | None = None,
+        *,
+        weight_decay: float | None = None,
+        early_stopping: bool = True,
+        patience: int | None = None,
+        validation_fraction: float = 0.1,
+        grad_clip_norm: float | None = 10.0,
+        seed: int = 0,
+        progress_bar: bool = True,
+        on_epoch_end: EpochCallback | None = None,
+    ) -> TrainingHistory:
+        """Train on ``self.adata``; ``None`` settings take the class's ``train_defaults``.
+
+        See :func:`~tutorial_lib.models.training.train_vae` for the arguments. Returns the
+        history (also kept as ``self.history_``; ``self.history_.to_frame()`` for plotting).
+        """
+        given = {"max_epochs": max_epochs, "batch_size": batch_size, "lr": lr,
+                 "weight_decay": weight_decay, "patience": patience}
+        settings = {**self.train_defaults, **{k: v for k, v in given.items() if v is not None}}
+        if not self.is_trained:
+            self.module = self._build_module(seed)
+            self.history_ = TrainingHistory()
+        try:
+            train_vae(
+                self.module,
+                dense_x(self.adata),
+                **settings,
+                validation_fraction=validation_fraction,
+                early_stopping=early_stopping,
+                grad_clip_norm=grad_clip_norm,
+                seed=seed,
+                device=self.device,
+                progress_bar=progress_bar,
+                on_epoch_end=on_epoch_end,
+                history=self.history_,
+            )
+        finally:
+            self.is_trained = len(self.history_) > 0
+        return self.history_
+
+    # -- latent space -------------------------------------------------------------------
+    def _check_trained(self) -> None:
+        if not self.is_trained:
+            raise RuntimeError(f"{type(self).__name__} is not trained; call .train() first")
+
+    def _batched(self, fn, arr: np.ndarray, batch_size: int, n_out: int) -> np.ndarray:
+        self.module.to(self.device).eval()
+        out = []
+        with torch.no_grad():
+            for start in range(0, arr.shape[0], batch_size):
+                chunk = torch.as_tensor(arr[start : start + batch_size], dtype=torch.float32, device=self.device)
+                out.append(fn(chunk).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, n_out), dtype=np.float32)
+
+    def _encode_mean(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module.encode(x)[0]
+
+    def get_latent(self, adata: AnnData | None = None, *, batch_size: int = 1024) -> np.ndarray:
+        """Posterior means of the cells of ``adata`` (default: the training data), cells × n_latent."""
+        x = dense_x(self.adata if adata is None else adata, self.var_names)
+        return self._batched(self._encode_mean, x, batch_size, self.module.n_latent)
+
+    def decode(self, z: np.ndarray, *, batch_size: int = 1024) -> np.ndarray:
+        """Expression (cells × genes) decoded from latent vectors ``z`` (cells × n_latent)."""
+        z = np.atleast_2d(np.asarray(z, dtype=np.float32))
+        return self._batched(self.module.decode, z, batch_size, len(self.var_names))
+
+    # -- prediction helpers -------------------------------------------------------------
+    def _targets(self, celltype_to_predict: str | None, adata_to_predict: AnnData | None, ctrl_key: str) -> AnnData:
+        """The control cells to predict from (a view)."""
+        if adata_to_predict is not None:
+            if adata_to_predict.n_obs == 0:
+                raise DataValidationError("adata_to_predict is empty")
+            if celltype_to_predict is None and self.cell_type_key not in adata_to_predict.obs.columns:
+                raise DataValidationError(
+                    f"adata_to_predict.obs has no column {self.cell_type_key!r}; pass celltype_to_predict"
+                )
+            return adata_to_predict
+        if celltype_to_predict is None:
+            raise ValueError("pass celltype_to_predict (a cell type of the training data) or adata_to_predict")
+        require_values(self.adata, self.cell_type_key, [celltype_to_predict], "cell type")
+        mask = (obs_labels(self.adata, self.cell_type_key) == celltype_to_predict) & (
+            obs_labels(self.adata, self.condition_key) == ctrl_key
+        )
+        if not mask.any():
+            raise DataValidationError(f"No {ctrl_key!r} cells of cell type {celltype_to_predict!r} in the training data")
+        return self.adata[mask]
+
+    def decode_delta(self, delta: np.ndarray | None = None, z_ref: np.ndarray | None = None) -> pd.Series:
+        """Per-gene effect of a latent shift: ``decode(z_ref + delta) - decode(z_ref)``.
+
+        Defaults: ``delta`` is ``self.delta_`` (the mean latent shift of the last
+        ``predict``); ``z_ref`` is the mean latent of the control cells predicted last.
+        """
+        delta = self.delta_ if delta is None else np.asarray(delta, dtype=np.float32)
+        z_ref = self.reference_latent_ if z_ref is None else np.asarray(z_ref, dtype=np.float32)
+        if delta is None or z_ref is None:
+            raise RuntimeError("No delta yet: call .predict(...) first or pass delta and z_ref")
+        x = self.decode(np.stack([z_ref + delta, z_ref]))
+        return pd.Series(x[0] - x[1], index=self.var_names, name="effect")
+
+    def top_delta_genes(self, n: int = 20, **kwargs: Any) -> pd.DataFrame:
+        """The ``n`` genes the decoded delta moves most (by absolute effect), as a tidy table.
+
+        Columns: ``gene``, ``effect`` (log-expression change), ``abs_effect``,
+        ``direction`` ("up"/"down"), ``rank`` (1 = largest). ``kwargs`` go to :meth:`decode_delta`.
+        """
+        effect = self.decode_delta(**kwargs)
+        order = np.argsort(-np.abs(effect.to_numpy()), kind="stable")[:n]
+        top = effect.iloc[order]
+        return pd.DataFrame(
+            {
+                "gene": top.index.to_numpy(),
+                "effect": top.to_numpy(),
+                "abs_effect": np.abs(top.to_numpy()),
+                "direction": np.where(top.to_numpy() >= 0, "up", "down"),
+                "rank": np.arange(1, len(top) + 1),
+            }
+        )
+
+    # -- persistence --------------------------------------------------------------------
+    def save(self, dir_path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write ``model.pt`` (state dict) and ``settings.json`` (hyperparameters, keys, genes, history)."""
+        path = Path(dir_path)
+        if not overwrite and (path / WEIGHTS_FILE).exists():
+            raise FileExistsError(f"{path / WEIGHTS_FILE} exists; pass overwrite=True to replace it")
+        path.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu() for k, v in self.module.state_dict().items()}
+        torch.save(state, path / WEIGHTS_FILE)
+        settings = {
+            "model": type(self).__name__,
+            "condition_key": self.condition_key,
+            "cell_type_key": self.cell_type_key,
+            "module_kwargs": self.module_kwargs,
+            "var_names": list(self.var_names),
+            "is_trained": self.is_trained,
+            "history": self.history_.to_dict(),
+        }
+        (path / SETTINGS_FILE).write_text(json.dumps(settings, indent=1))
+        return path
+
+    @classmethod
+    def load(cls, dir_path: str | Path, adata: AnnData, *, device: str | None = None) -> BaseModel:
+        """A model saved by :meth:`save`, attached to ``adata`` (which must have the same genes).
+
+        Weights are read with ``torch.load(..., weights_only=True)``.
+        """
+        path = Path(dir_path)
+        settings = json.loads((path / SETTINGS_FILE).read_text())
+        if settings["model"] != cls.__name__:
+            raise ValueError(f"{path} holds a {settings['model']}, not a {cls.__name__}")
+        saved_genes: Sequence[str] = settings["var_names"]
+        if list(map(str, adata.var_names)) != list(saved_genes):
+            raise DataValidationError(
+                f"adata's genes differ from the saved model's ({adata.n_vars} vs {len(saved_genes)} genes, "
+                "or another order); subset adata to the training genes"
+            )
+        model = cls(
+            adata,
+            condition_key=settings["condition_key"],
+            cell_type_key=settings["cell_type_key"],
+            device=device,
+            **settings["module_kwargs"],
+        )
+        state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+        model.module.load_state_dict(state)
+        model.module.eval()
+        model.is_trained = bool(settings["is_trained"])
+        model.history_ = TrainingHistory.from_dict(settings["history"])
+        return model

@@ -1,0 +1,227 @@
+"""scGen (Lotfollahi et al., Nat. Methods 2019): VAE + latent vector arithmetic.
+
+Defaults follow the scvi-tools/pertpy port: encoder and decoder with 2 × 800 hidden units
+(Linear → BatchNorm → LeakyReLU → Dropout(0.2)), 100 latent dimensions, a Gaussian posterior,
+squared-error reconstruction on log-normalised data with ReLU output, KL weight 5e-5, Adam
+(lr 1e-3, batch 32), early stopping with patience 25. The loss is documented in
+:mod:`tutorial_lib.models._module`.
+
+Prediction: ``delta = mean latent(stimulated) − mean latent(control)`` over the training cells
+of the cell types present in both conditions, after *balancing*: within each condition every
+cell type is resampled (with replacement) to the size of that condition's largest cell type,
+then both conditions are subsampled (without replacement) to the same number of cells, as in
+the original scGen. (The original also keeps the held-out type's control cells in the control
+pool; here only cell types with both conditions enter, so both means describe the same cell
+types.) Latents are posterior means; the resampling is seeded. The control cells of the
+target are encoded, shifted by ``delta`` and decoded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from anndata import AnnData
+
+from tutorial_lib.data.checks import CELL_TYPE_KEY, CONDITION_KEY, CONTROL, STIMULATED, require_obs_keys
+from tutorial_lib.models._data import obs_labels, prediction_adata, shared_cell_types
+from tutorial_lib.models.base import BaseModel
+
+
+def balance_cell_types(indices_by_type: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """Resample every group (with replacement) to the size of the largest group; concatenated."""
+    n_max = max(len(idx) for idx in indices_by_type)
+    return np.concatenate([rng.choice(idx, size=n_max, replace=True) for idx in indices_by_type])
+
+
+def balanced_indices(
+    cell_types: np.ndarray,
+    conditions: np.ndarray,
+    *,
+    ctrl_key: str = CONTROL,
+    stim_key: str = STIMULATED,
+    restrict_to: Iterable[str] | None = None,
+    exclude: Iterable[str] = (),
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cell indices (control, stimulated) over which scGen averages latents.
+
+    Cell types: those with cells in both conditions (optionally only ``restrict_to``, minus
+    ``exclude``). Each condition is balanced with :func:`balance_cell_types`, then the larger
+    side is subsampled without replacement to the size of the smaller one. Seeded.
+    """
+    cell_types, conditions = np.asarray(cell_types).astype(str), np.asarray(conditions).astype(str)
+    types = shared_cell_types(
+        cell_types, conditions, ctrl_key=ctrl_key, stim_key=stim_key, exclude=exclude, restrict_to=restrict_to
+    )
+    rng = np.random.default_rng(seed)
+    pools = [
+        balance_cell_types([np.flatnonzero((conditions == cond) & (cell_types == t)) for t in types], rng)
+        for cond in (ctrl_key, stim_key)
+    ]
+    n_eq = min(len(p) for p in pools)
+    ctrl_idx, stim_idx = (rng.choice(p, size=n_eq, replace=False) for p in pools)
+    return ctrl_idx, stim_idx
+
+
+class SCGEN(BaseModel):
+    """scGen: predicts a cell type's response by latent vector arithmetic.
+
+    Parameters
+    ----------
+    adata, condition_key, cell_type_key, device
+        See :class:`~tutorial_lib.models.base.BaseModel`.
+    n_latent, n_layers, n_hidden, dropout_rate, kl_weight, use_batch_norm, use_layer_norm
+        Network hyperparameters (defaults: the published scGen).
+    noise_rate, noise_type
+        Optional input noise (denoising); scGen uses none.
+
+    Examples
+    --------
+    >>> model = SCGEN(train_adata)
+    >>> model.train(max_epochs=100)
+    >>> pred = model.predict("CD4+ T cells")
+    >>> model.top_delta_genes(10)
+    """
+
+    method_name = "scgen"
+    fixed_module_kwargs = {"activation": "leaky_relu", "output_activation": "relu"}
+
+    def __init__(
+        self,
+        adata: AnnData,
+        condition_key: str = CONDITION_KEY,
+        cell_type_key: str = CELL_TYPE_KEY,
+        *,
+        n_latent: int = 100,
+        n_layers: int = 2,
+        n_hidden: int = 800,
+        dropout_rate: float = 0.2,
+        kl_weight: float = 5e-5,
+        use_batch_norm: bool = True,
+        use_layer_norm: bool = False,
+        noise_rate: float = 0.0,
+        noise_type: str = "gaussian",
+        device: str | None = None,
+    ) -> None:
+        super().__init__(
+            adata,
+            condition_key=condition_key,
+            cell_type_key=cell_type_key,
+            device=device,
+            n_latent=n_latent,
+            n_layers=n_layers,
+            n_hidden=n_hidden,
+            dropout_rate=dropout_rate,
+            kl_weight=kl_weight,
+            use_batch_norm=use_batch_norm,
+            use_layer_norm=use_layer_norm,
+            noise_rate=noise_rate,
+            noise_type=noise_type,
+        )
+
+    @property
+    def delta(self) -> np.ndarray | None:
+        """The latent perturbation vector of the last :meth:`predict` / :meth:`get_delta`."""
+        return self.delta_
+
+    def get_delta(
+        self,
+        *,
+        ctrl_key: str = CONTROL,
+        stim_key: str = STIMULATED,
+        restrict_arithmetic_to: Iterable[str] | None = None,
+        seed: int = 0,
+    ) -> np.ndarray:
+        """Balanced mean latent difference stimulated − control of the training data (stored as ``delta_``)."""
+        self._check_trained()
+        ctrl_idx, stim_idx = balanced_indices(
+            obs_labels(self.adata, self.cell_type_key),
+            obs_labels(self.adata, self.condition_key),
+            ctrl_key=ctrl_key,
+            stim_key=stim_key,
+            restrict_to=restrict_arithmetic_to,
+            seed=seed,
+        )
+        latent = self.get_latent()
+        self.delta_ = latent[stim_idx].mean(axis=0) - latent[ctrl_idx].mean(axis=0)
+        return self.delta_
+
+    def predict(
+        self,
+        celltype_to_predict: str | None = None,
+        *,
+        adata_to_predict: AnnData | None = None,
+        ctrl_key: str = CONTROL,
+        stim_key: str = STIMULATED,
+        restrict_arithmetic_to: Iterable[str] | None = None,
+        seed: int = 0,
+    ) -> AnnData:
+        """Predicted stimulated cells, one per control cell of the target.
+
+        Parameters
+        ----------
+        celltype_to_predict
+            Cell type whose training control cells are shifted (and the label of the output).
+        adata_to_predict
+            Control cells to shift instead (same genes); their ``obs[cell_type_key]`` is kept.
+        ctrl_key, stim_key
+            Condition labels.
+        restrict_arithmetic_to
+            Cell types used to compute ``delta`` (default: all with both conditions).
+        seed
+            Seed of the balancing resampling.
+
+        Returns
+        -------
+        AnnData with ``obs[condition_key] == "predicted"``, ``obs[cell_type_key]``,
+        ``obs["method"] == "scgen"``, the training genes, and ``obsm["X_latent"]`` (shifted latents).
+        """
+        self._check_trained()
+        targets = self._targets(celltype_to_predict, adata_to_predict, ctrl_key)
+        delta = self.get_delta(
+            ctrl_key=ctrl_key, stim_key=stim_key, restrict_arithmetic_to=restrict_arithmetic_to, seed=seed
+        )
+        z = self.get_latent(targets)
+        self.reference_latent_ = z.mean(axis=0)
+        z_pred = z + delta
+        return prediction_adata(
+            self.decode(z_pred),
+            targets,
+            self.var_names,
+            method=self.method_name,
+            condition_key=self.condition_key,
+            cell_type_key=self.cell_type_key,
+            cell_type=celltype_to_predict,
+            obsm={"X_latent": z_pred},
+        )
+
+    def batch_removal(self, adata: AnnData | None = None, batch_key: str = "batch") -> AnnData:
+        """Batch-corrected expression by latent mean alignment.
+
+        Per cell type, each batch's latent cells are shifted so that the batch's mean equals the
+        cell type's mean over all batches (original scGen aligns to the largest batch instead);
+        the shifted latents are decoded. Cell types seen in one batch only are decoded unshifted.
+
+        Returns
+        -------
+        AnnData with corrected ``X``, the input ``obs``, ``obsm["X_latent"]`` (before) and
+        ``obsm["X_latent_corrected"]``.
+        """
+        self._check_trained()
+        adata = self.adata if adata is None else adata
+        require_obs_keys(adata, [batch_key, self.cell_type_key])
+        z = self.get_latent(adata)
+        batches, types = obs_labels(adata, batch_key), obs_labels(adata, self.cell_type_key)
+        z_corr = z.copy()
+        for t in np.unique(types):
+            in_type = types == t
+            type_mean = z[in_type].mean(axis=0)
+            for b in np.unique(batches[in_type]):
+                sel = in_type & (batches == b)
+                z_corr[sel] += type_mean - z[sel].mean(axis=0)
+        out = AnnData(self.decode(z_corr), obs=adata.obs.copy())
+        out.var_names = self.var_names
+        out.obsm["X_latent"] = z
+        out.obsm["X_latent_corrected"] = z_corr
+        return out
