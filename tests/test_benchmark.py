@@ -26,7 +26,11 @@ def test_results_table_is_tidy_and_complete(mini_counts, tmp_path):
     assert len(reloaded) == len(table)
     pd.testing.assert_series_equal(reloaded["value"], table["value"], check_names=False)
     summary = summarise(table)
-    assert (summary["n_seeds"] == 2).all()
+    assert (summary["n_runs"] == 2).all()
+    undefined = summary[summary["n_defined"] == 0]
+    assert set(undefined["method"]) == {"no_change"}  # pearson_delta / DEG overlap of no change
+    assert undefined["note"].str.startswith("undefined").all()
+    assert (summary.loc[summary["n_defined"] > 0, "note"] == "").all()
 
 
 def test_finished_runs_are_not_recomputed(mini_counts, tmp_path, monkeypatch):

@@ -113,6 +113,8 @@ def read_results(path: str | Path) -> pd.DataFrame:
     missing = set(RESULT_COLUMNS) - set(table.columns)
     if missing:
         raise DataValidationError(f"{path} is not a benchmark results file: columns {sorted(missing)} are missing")
+    if "note" in table.columns:  # CSV stores "" as an empty field, read back as NaN
+        table["note"] = table["note"].fillna("")
     return table
 
 
@@ -173,7 +175,7 @@ def run_benchmark(
     data = data[:, genes].copy()
 
     done = read_results(results_path) if results_path is not None else pd.DataFrame(columns=RESULT_COLUMNS)
-    tables = [done]
+    tables = [done] if len(done) else []
     finished = set(done["key"].astype(str))
     jobs = [(s, seed, m) for s in settings for seed in seeds for m in methods]
     bar = tqdm(total=len(jobs), disable=not progress, desc="benchmark")
@@ -209,15 +211,22 @@ def run_benchmark(
                         write_results(pd.concat(tables, ignore_index=True), results_path)
                 bar.update()
     bar.close()
-    table = pd.concat(tables, ignore_index=True)
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=RESULT_COLUMNS)
     wanted = {run_key(m, s, seed, config, genes) for s in settings for seed in seeds for m in methods}
     return table[table["key"].astype(str).isin(wanted)].reset_index(drop=True)
 
 
 def summarise(results: pd.DataFrame, by: Sequence[str] = ("method", "setting", "metric", "gene_set")) -> pd.DataFrame:
-    """Mean and standard deviation over seeds of each metric (the spread the notebooks report)."""
-    grouped = results.groupby(list(by), observed=True, sort=False)["value"]
-    out = grouped.agg(mean="mean", std="std", n_seeds="count").reset_index()
+    """Mean and standard deviation over seeds of each metric (the spread the notebooks report).
+
+    ``n_runs`` counts the runs, ``n_defined`` those where the metric is defined; ``note`` keeps
+    the reason when it is undefined in every run (e.g. ``pearson_delta`` of no change).
+    """
+    grouped = results.groupby(list(by), observed=True, sort=False)
+    out = grouped["value"].agg(mean="mean", std="std", n_defined="count", n_runs="size").reset_index()
+    if "note" in results.columns:
+        notes = grouped["note"].agg(lambda s: next((n for n in s if isinstance(n, str) and n), "")).reset_index(drop=True)
+        out["note"] = notes.where(out["n_defined"] == 0, "")
     return out
 
 

@@ -135,9 +135,9 @@ def make_objective(
     space: Mapping[str, tuple[str, Any]] | None = None,
 ) -> Callable[[optuna.Trial], float]:
     """Optuna objective: validation-set E-distance, with per-epoch validation loss for pruning."""
+    model_class(method)  # unknown method fails here, before any trial
     space = SEARCH_SPACES[method] if space is None else space
     validate_space(space)
-    model_class(method)  # unknown method fails here, before any trial
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial, space)
@@ -251,8 +251,8 @@ def default_params(method: str, space: Mapping[str, tuple[str, Any]] | None = No
     """The defaults of ``method`` for the parameters of its search space (for the final comparison)."""
     import inspect
 
-    space = SEARCH_SPACES[method] if space is None else space
     cls = model_class(method)
+    space = SEARCH_SPACES[method] if space is None else space
     defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
     defaults.update({k: p.default for k, p in inspect.signature(cls.predict).parameters.items()})
     missing = [k for k in space if k not in defaults]
