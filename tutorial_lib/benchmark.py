@@ -259,3 +259,22 @@ def evaluate_methods(
         table.insert(0, "method", method)
         tables.append(table)
     return pd.concat(tables, ignore_index=True)
+
+
+def format_scores(scores: pd.DataFrame, methods: Sequence[str] | None = None, digits: int = 3) -> pd.DataFrame:
+    """Wide display of a scores table: one row per (metric, gene set), one column per method.
+
+    Cells read ``value [ci_low, ci_high]``; an undefined value reads ``undefined``.
+    """
+    methods = list(dict.fromkeys(scores["method"])) if methods is None else list(methods)
+
+    def cell(row) -> str:
+        if pd.isna(row["value"]):
+            return "undefined"
+        if pd.isna(row["ci_low"]):
+            return f"{row['value']:.{digits}f}"
+        return f"{row['value']:.{digits}f} [{row['ci_low']:.{digits}f}, {row['ci_high']:.{digits}f}]"
+
+    shown = scores.assign(shown=scores.apply(cell, axis=1))
+    wide = shown.pivot_table(index=["metric", "gene_set"], columns="method", values="shown", aggfunc="first", sort=False)
+    return wide[methods]

@@ -101,8 +101,12 @@ def response_heatmap(change: pd.DataFrame, ax: Axes | None = None, title: str | 
     return ax
 
 
-def training_curves(history: pd.DataFrame, ax: Axes | None = None, title: str = "Training curve") -> Axes:
-    """Training and validation loss per epoch (``model.history_.to_frame()``)."""
+def training_curves(history, ax: Axes | None = None, title: str = "Training curve") -> Axes:
+    """Training and validation loss per epoch (``model.history_`` or its ``to_frame()``)."""
+    if hasattr(history, "to_frame"):
+        history = history.to_frame()
+    if "epoch" not in history.columns and history.index.name == "epoch":
+        history = history.reset_index()
     for col in ("epoch", "train_loss", "val_loss"):
         if col not in history.columns:
             raise KeyError(f"history has no column {col!r}; pass model.history_.to_frame()")
