@@ -85,3 +85,24 @@ def test_bad_inputs(mini_counts, tmp_path):
     bad.write_text("a,b\n1,2\n")
     with pytest.raises(DataValidationError, match="not a benchmark results file"):
         read_results(bad)
+
+
+def test_evaluate_methods_shares_space_and_degs_and_formats(mini_counts):
+    from tutorial_lib.benchmark import evaluate_methods, format_scores
+    from tutorial_lib.data import prepare_holdout, split_views
+    from tutorial_lib.metrics import evaluate, fit_shared_pca, rank_degs
+    from tutorial_lib.models import get_method
+
+    parts = split_views(prepare_holdout(mini_counts, n_top_genes=200))
+    preds = {m: get_method(m)(parts.train, parts.ctrl, cell_type="CD4+ T cells") for m in METHODS}
+    scores = evaluate_methods(parts.test, parts.ctrl, preds, n_top_degs=20, n_bootstrap=3, seed=0)
+    alone = evaluate(parts.test, preds["mean_shift"], parts.ctrl, degs=rank_degs(parts.test, parts.ctrl, k=20),
+                     n_top_degs=20, n_bootstrap=3, seed=0, space=fit_shared_pca(parts.test, parts.ctrl, seed=0))
+    mine = scores[scores["method"] == "mean_shift"].drop(columns="method").reset_index(drop=True)
+    pd.testing.assert_series_equal(mine["value"], alone["value"])
+    wide = format_scores(scores)
+    assert list(wide.columns) == METHODS
+    assert wide.loc[("pearson_delta", "top20_degs"), "no_change"] == "undefined"
+    assert wide.loc[("e_distance", "all"), "mean_shift"].count("[") == 1
+    with pytest.raises(ValueError, match="empty"):
+        evaluate_methods(parts.test, parts.ctrl, {})

@@ -117,8 +117,17 @@ def setup_notebook(seed: int = 0, fast: bool | None = None) -> RunConfig:
     """
     from importlib.metadata import PackageNotFoundError, version
 
+    import warnings
+
     cfg = get_config(fast)
     set_seed(seed)
+    try:  # some dependencies import tqdm.auto, which warns in notebooks without ipywidgets
+        from tqdm import TqdmExperimentalWarning, TqdmWarning
+
+        warnings.filterwarnings("ignore", category=TqdmWarning)
+        warnings.filterwarnings("ignore", category=TqdmExperimentalWarning)
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        pass
     names = ["tutorial_lib", "numpy", "scanpy", "anndata", "torch", "pot", "optuna"]
     versions = []
     for name in names:
