@@ -2,8 +2,9 @@
 #
 #   make course   set up .venv, fetch the data, run every notebook in full mode, build the book
 #   make test     set up .venv, run the unit tests, the notebooks in fast mode and the book build
+#                 (with its browser test: `make browser` installs Debian's chromium first if missing)
 #
-# Other targets: env, data, notebooks, book, clean. Variables (override on the command line):
+# Other targets: env, data, notebooks, book, browser, clean. Variables (override on the command line):
 #   PYTHON        interpreter that creates the virtual environment (default: python3.11)
 #   VENV          where the virtual environment lives (default: .venv)
 #   TORCH         the PyTorch requirement installed first (default: torch==2.13.0)
@@ -34,7 +35,7 @@ STAMP := $(VENV)/.tutorial-installed
 # Tools of the virtual environment (jupyter, jupyter-book) come first on PATH.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help env course data notebooks book test clean
+.PHONY: help env course data notebooks book browser test clean
 
 help:
 	@awk '!/^#/ {exit} {sub(/^# ?/, ""); print}' Makefile
@@ -64,10 +65,21 @@ book: env
 course: env
 	NB_TIMEOUT=$(NB_TIMEOUT) bash scripts/run_course.sh all
 
+# Headless Chromium for tests/test_book_browser.py: Debian's package, driven by Playwright (whose
+# own browser download is not used). Nothing to do when /usr/bin/chromium exists; apt-get runs as
+# root or through `sudo -n`. A failed install only warns: the browser test then says why it
+# cannot run (skipped locally, failed on CI).
+browser:
+	@if [ -x /usr/bin/chromium ]; then echo "make browser: /usr/bin/chromium is installed"; \
+	elif ! command -v apt-get >/dev/null; then echo "make browser: no apt-get, cannot install chromium"; \
+	else sudo=""; if [ "$$(id -u)" -ne 0 ]; then sudo="sudo -n"; fi; \
+	  { $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium; } \
+	    || echo "make browser: installing chromium failed"; fi
+
 # Unit tests (tests/, including the book build and the environment checks) and every notebook
 # in fast mode (nbmake) in one pytest-xdist run. pytest's exit code 5 ("no tests collected")
 # is not an error here: notebooks/ may still be empty.
-test: env
+test: env browser
 	@shopt -s nullglob; notebooks=(notebooks/*.ipynb); \
 	args=(tests); \
 	if [ $${#notebooks[@]} -gt 0 ]; then args+=(--nbmake --nbmake-timeout=$(NB_TEST_TIMEOUT) "$${notebooks[@]}"); \

@@ -1,21 +1,26 @@
 """The course book: table of contents, configuration, bibliography, and a full build.
 
 The build runs ``jupyter-book build <repo> --path-output <tmp> --all -W --keep-going``, the same
-command as ``make book`` but writing into a temporary folder, so warnings fail the test.
+command as ``make book`` but writing into a temporary folder, so warnings fail the test. It runs
+once per test session (fixture ``book_build``, shared with ``tests/test_book_browser.py`` and
+between pytest-xdist workers through a file lock).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
+from filelock import FileLock
 
 REPO = Path(__file__).resolve().parents[1]
 PART_ORDER = ["Introduction", "scGen", "scPRAM", "Benchmarking", "Reference"]
@@ -29,6 +34,14 @@ REQUIRED_REFERENCES = {
     "bunne2023cellot": "10.1038/s41592-023-01969-x",
     "peidli2024scperturb": "10.1038/s41592-023-02144-y",
     "akiba2019optuna": "10.1145/3292500.3330701",
+}
+
+# Chapters beside the notebooks, and the part each belongs to (workshop order within a part).
+CHAPTERS = {
+    "Introduction": ["book/perturbation_modelling"],
+    "scGen": ["book/theory_models"],
+    "Benchmarking": ["book/theory_benchmarking"],
+    "Reference": ["book/glossary", "book/results", "book/setup", "book/references"],
 }
 
 
@@ -124,31 +137,95 @@ def jupyter_book_command() -> list[str]:
     return [found]
 
 
-def test_book_builds_without_warnings(tmp_path):
+def require_jupyter_book() -> None:
+    """Skip (fail on CI) when jupyter-book is not installed."""
     if importlib.util.find_spec("jupyter_book") is None:
+        reason = "jupyter-book is not installed (pip install -e '.[book]')"
         if os.environ.get("CI"):
-            pytest.fail("jupyter-book is not installed (pip install -e '.[book]')")
-        pytest.skip("jupyter-book is not installed (pip install -e '.[book]')")
-    cmd = [
-        *jupyter_book_command(),
-        "build",
-        str(REPO),
-        "--path-output",
-        str(tmp_path),
-        "--all",
-        "-W",
-        "--keep-going",
-    ]
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def shared_tmp_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A folder of this test run, shared by its pytest-xdist workers (their common parent)."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    return base / name
+
+
+@dataclass(frozen=True)
+class BookBuild:
+    """Outcome of one ``jupyter-book build``: exit status, the end of its log, the HTML folder."""
+
+    returncode: int
+    log: str
+    html: Path
+
+
+def build_book(output: Path) -> BookBuild:
+    """``jupyter-book build <repo> --path-output <output> --all -W --keep-going``."""
+    cmd = [*jupyter_book_command(), "build", str(REPO), "--path-output", str(output), "--all", "-W", "--keep-going"]
     env = {**os.environ, "NO_COLOR": "1", "PYTHONWARNINGS": "ignore"}
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
     log = (result.stdout + result.stderr)[-6000:]
-    assert result.returncode == 0, f"jupyter-book build failed:\n{log}"
+    return BookBuild(result.returncode, log, output / "_build" / "html")
 
-    html = tmp_path / "_build" / "html"
-    assert (html / "index.html").exists(), log
+
+@pytest.fixture(scope="session")
+def book_build(tmp_path_factory) -> BookBuild:
+    """The book built once per test run (the first worker builds, the others wait and reuse it)."""
+    require_jupyter_book()
+    folder = shared_tmp_dir(tmp_path_factory, "book")
+    record = folder / "build.json"
+    with FileLock(f"{folder}.lock"):
+        if not record.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            built = build_book(folder)
+            record.write_text(json.dumps({"returncode": built.returncode, "log": built.log}))
+        data = json.loads(record.read_text())
+    return BookBuild(data["returncode"], data["log"], folder / "_build" / "html")
+
+
+def test_chapters_are_in_their_parts():
+    toc = load("_toc.yml")
+    parts = {part["caption"]: toc_files(part) for part in toc["parts"]}
+    for caption, chapters in CHAPTERS.items():
+        assert caption in parts, f"no part {caption!r} in _toc.yml"
+        listed = [e for e in parts[caption] if e in chapters]
+        assert listed == chapters, f"part {caption!r}: chapters {listed}, expected {chapters} in this order"
+    # Within a module, the theory chapter comes before the notebooks.
+    for caption, chapter in (("scGen", "book/theory_models"), ("Benchmarking", "book/theory_benchmarking")):
+        entries = parts[caption]
+        notebooks = [i for i, e in enumerate(entries) if e.startswith("notebooks/")]
+        assert all(entries.index(chapter) < i for i in notebooks), f"{chapter} must precede the notebooks"
+
+
+def test_citations_have_bibliography_entries():
+    """Every key of a {cite} role in the chapters is in the bibliography (the build also checks)."""
+    config = load("_config.yml")
+    text = "\n".join((REPO / bib).read_text(encoding="utf-8") for bib in config["bibtex_bibfiles"])
+    keys = set(re.findall(r"@\w+\{([^,\s]+),", text))
+    for page in sorted((REPO / "book").glob("*.md")):
+        for roles in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", page.read_text(encoding="utf-8")):
+            for key in roles.split(","):
+                assert key.strip() in keys, f"{page.name}: no bibliography entry {key.strip()!r}"
+
+
+def test_book_builds_without_warnings(book_build):
+    assert book_build.returncode == 0, f"jupyter-book build failed:\n{book_build.log}"
+
+    html = book_build.html
+    assert (html / "index.html").exists(), book_build.log
     for entry in toc_files(load("_toc.yml")):
         page = html / Path(entry).with_suffix(".html")
         assert page.exists(), f"toc entry {entry!r} produced no page {page}"
     # The bibliography page lists the works cited in the book.
     bibliography = (html / "book" / "references.html").read_text(encoding="utf-8")
     assert "Multiplexed droplet single-cell" in bibliography
+    # The glossary defines its terms, and the theory chapters render their equations.
+    glossary = (html / "book" / "glossary.html").read_text(encoding="utf-8")
+    assert 'id="term-VAE"' in glossary and 'id="term-Sinkhorn"' in glossary
+    assert glossary.count('<dt id="term-') >= 20
+    models = (html / "book" / "theory_models.html").read_text(encoding="utf-8")
+    assert models.count('class="math notranslate nohighlight"') >= 10
