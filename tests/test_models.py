@@ -478,6 +478,48 @@ def test_data_validation(train_data, scgen, ctrl_a):
         untrained.predict(HELD_OUT)
 
 
+# -- predict(sample=...) and presets --------------------------------------------------------
+@pytest.mark.parametrize("fixture", ["scgen", "scpram"])
+def test_predict_sample_modes(fixture, request, ctrl_a):
+    model = request.getfixturevalue(fixture)
+    base = model.predict(HELD_OUT)
+    assert np.array_equal(model.predict(HELD_OUT, sample=False).X, base.X)  # default unchanged
+    post = model.predict(HELD_OUT, sample="posterior", seed=1)
+    assert np.array_equal(model.predict(HELD_OUT, sample=True, seed=1).X, post.X)  # True = "posterior"
+    assert np.array_equal(model.predict(HELD_OUT, sample="posterior", seed=1).X, post.X)  # seeded
+    assert not np.array_equal(model.predict(HELD_OUT, sample="posterior", seed=2).X, post.X)
+    assert not np.array_equal(post.X, base.X)
+    res = model.predict(HELD_OUT, sample="residual")
+    # residual: decoded prediction + (x - reconstruction), clipped at 0
+    x = np.asarray(ctrl_a.X)
+    recon = model.decode(model.get_latent(ctrl_a))
+    np.testing.assert_allclose(res.X, np.clip(base.X + x - recon, 0, None), rtol=1e-5, atol=1e-5)
+    assert (res.X >= 0).all() and res.shape == base.shape
+    with pytest.raises(ValueError, match="sample"):
+        model.predict(HELD_OUT, sample="bogus")
+
+
+def test_train_presets(train_data):
+    from tutorial_lib.models.presets import PREDICT_PRESETS, TRAIN_PRESETS, predict_preset, train_preset
+
+    for method, cls in (("scgen", SCGEN), ("scpram", SCPRAM)):
+        assert set(TRAIN_PRESETS[method]) == {"reference", "fast"} == set(PREDICT_PRESETS[method])
+        for setting in ("reference", "fast"):
+            kw = train_preset(method, setting)
+            assert set(kw) <= {"max_epochs", "batch_size", "lr", "weight_decay", "patience"}
+            original = TRAIN_PRESETS[method][setting]["max_epochs"]
+            kw["max_epochs"] = 1  # a copy: the preset itself is unchanged
+            assert TRAIN_PRESETS[method][setting]["max_epochs"] == original
+            model = cls(train_data, **TINY)
+            model.train(**kw, progress_bar=False)
+            pred = model.predict(HELD_OUT, **predict_preset(method, setting))
+            assert np.isfinite(pred.X).all()
+    with pytest.raises(ValueError, match="setting"):
+        train_preset("scgen", "slow")
+    with pytest.raises(ValueError, match="method"):
+        train_preset("cpa")
+
+
 # -- real data ------------------------------------------------------------------------------
 @pytest.mark.skipif(not (DATA_DIR / "kang2018_mini.h5ad").exists(), reason="mini Kang 2018 subset not present")
 def test_real_data_smoke(mini_counts):

@@ -24,8 +24,8 @@ import numpy as np
 from anndata import AnnData
 
 from tutorial_lib.data.checks import CELL_TYPE_KEY, CONDITION_KEY, CONTROL, STIMULATED, require_obs_keys
-from tutorial_lib.models._data import obs_labels, prediction_adata, shared_cell_types
-from tutorial_lib.models.base import BaseModel
+from tutorial_lib.models._data import dense_x, obs_labels, prediction_adata, shared_cell_types
+from tutorial_lib.models.base import BaseModel, check_sample
 
 
 def balance_cell_types(indices_by_type: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
@@ -156,6 +156,7 @@ class SCGEN(BaseModel):
         stim_key: str = STIMULATED,
         restrict_arithmetic_to: Iterable[str] | None = None,
         seed: int = 0,
+        sample: bool | str = False,
     ) -> AnnData:
         """Predicted stimulated cells, one per control cell of the target.
 
@@ -170,7 +171,13 @@ class SCGEN(BaseModel):
         restrict_arithmetic_to
             Cell types used to compute ``delta`` (default: all with both conditions).
         seed
-            Seed of the balancing resampling.
+            Seed of the balancing resampling (and of ``sample="posterior"``).
+        sample
+            ``False`` (default, as published): decode the shifted posterior means.
+            ``"posterior"`` (or ``True``): shift a seeded draw from each cell's posterior.
+            ``"residual"``: add each control cell's reconstruction residual back to its decoded
+            prediction, which keeps the cell-to-cell variation of the controls (higher R² of
+            variances). See :meth:`~tutorial_lib.models.base.BaseModel._shifted_expression`.
 
         Returns
         -------
@@ -178,15 +185,17 @@ class SCGEN(BaseModel):
         ``obs["method"] == "scgen"``, the training genes, and ``obsm["X_latent"]`` (shifted latents).
         """
         self._check_trained()
+        check_sample(sample)
         targets = self._targets(celltype_to_predict, adata_to_predict, ctrl_key)
         delta = self.get_delta(
             ctrl_key=ctrl_key, stim_key=stim_key, restrict_arithmetic_to=restrict_arithmetic_to, seed=seed
         )
-        z = self.get_latent(targets)
+        x = dense_x(targets, self.var_names)
+        z = self._batched(self._encode_mean, x, 1024, self.module.n_latent)
         self.reference_latent_ = z.mean(axis=0)
-        z_pred = z + delta
+        x_pred, z_pred = self._shifted_expression(x, z, delta, sample=sample, seed=seed)
         return prediction_adata(
-            self.decode(z_pred),
+            x_pred,
             targets,
             self.var_names,
             method=self.method_name,

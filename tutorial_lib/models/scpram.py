@@ -36,9 +36,9 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from tutorial_lib.data.checks import CELL_TYPE_KEY, CONDITION_KEY, CONTROL, STIMULATED
-from tutorial_lib.models._data import obs_labels, prediction_adata, shared_cell_types
+from tutorial_lib.models._data import dense_x, obs_labels, prediction_adata, shared_cell_types
 from tutorial_lib.models._params import check_choice, check_int
-from tutorial_lib.models.base import BaseModel
+from tutorial_lib.models.base import BaseModel, check_sample
 from tutorial_lib.models.ot_attention import attention_weights, cost_matrix, match, transport_plan
 
 ATTENTION_MODES = ("per_cell", "first_cell")
@@ -125,6 +125,7 @@ class SCPRAM(BaseModel):
         max_ot_cells: int = 3000,
         seed: int = 0,
         return_attention: bool = False,
+        sample: bool | str = False,
     ) -> AnnData | tuple[AnnData, sp.csr_matrix]:
         """Predicted stimulated cells, one per control cell of the target (see the module docstring).
 
@@ -146,6 +147,10 @@ class SCPRAM(BaseModel):
             Seed of the subsampling.
         return_attention
             Also return the attention matrix (targets × reference control cells).
+        sample
+            ``False`` (default, as published): decode the shifted posterior means;
+            ``"posterior"``/``True`` or ``"residual"``: as in :meth:`SCGEN.predict`
+            (``"posterior"`` draws are seeded with ``seed``).
 
         Returns
         -------
@@ -153,6 +158,7 @@ class SCPRAM(BaseModel):
         ``obsm["delta"]`` the per-cell latent deltas); with ``return_attention``, also the matrix.
         """
         self._check_trained()
+        check_sample(sample)
         check_choice("attention", attention, ATTENTION_MODES)
         check_int("max_ot_cells", max_ot_cells, 2)
         targets = self._targets(celltype_to_predict, adata_to_predict, ctrl_key)
@@ -172,12 +178,13 @@ class SCPRAM(BaseModel):
         z_matched, partner = match(plan, z_stim, mode=matching)
         cell_deltas = (z_matched - z_ctrl).astype(np.float32)
 
-        z_t = self.get_latent(targets)
+        x_t = dense_x(targets, self.var_names)
+        z_t = self._batched(self._encode_mean, x_t, 1024, self.module.n_latent)
         weights = attention_weights(z_t, z_ctrl, ratio=ratio, temperature=temperature, weighting=weighting)
         if attention == "first_cell":
             weights = sp.csr_matrix(sp.vstack([weights[0]] * weights.shape[0]))
         deltas = np.asarray(weights @ cell_deltas, dtype=np.float32)
-        z_pred = z_t + deltas
+        x_pred, z_pred = self._shifted_expression(x_t, z_t, deltas, sample=sample, seed=seed)
 
         ctrl_names, stim_names = self.adata.obs_names[ctrl_idx], self.adata.obs_names[stim_idx]
         self.ot_plan_ = plan.astype(np.float32)
@@ -199,7 +206,7 @@ class SCPRAM(BaseModel):
         self.delta_ = deltas.mean(axis=0)
         self.reference_latent_ = z_t.mean(axis=0)
         pred = prediction_adata(
-            self.decode(z_pred),
+            x_pred,
             targets,
             self.var_names,
             method=self.method_name,
