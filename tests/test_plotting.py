@@ -149,3 +149,16 @@ def test_embedding_umap(cells):
     space = fit_shared_pca(cells["real"], cells["control"], n_comps=5)
     ax = embedding_plot(cells, space, method="umap")
     assert len(_points(ax)) == 3 and ax.get_xlabel() == "UMAP 1"
+
+
+def test_metric_bars_tolerates_rounding_outside_interval():
+    """A bootstrap mean one ulp above its percentile (identical resamples) must still plot."""
+    import pandas as pd
+
+    from tutorial_lib.plotting import metric_bars
+
+    v = 0.1 + 0.2
+    table = pd.DataFrame({"method": ["a", "b"], "metric": ["m", "m"], "gene_set": ["all", "all"],
+                          "value": [v, 0.5], "ci_low": [v, 0.4], "ci_high": [0.3, 0.6]})
+    ax = metric_bars(table, "m")
+    assert len(ax.patches) == 2

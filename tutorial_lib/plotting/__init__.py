@@ -1,6 +1,16 @@
 """Figures of the course's evaluation: each function takes ``ax=None`` and returns its Axes/Figure."""
 
 from tutorial_lib.plotting.bars import metric_bar_grid, metric_bars
+from tutorial_lib.plotting.benchmark_plots import (
+    contour_top_params,
+    method_by_setting_heatmap,
+    optimization_history,
+    param_importances,
+    seed_spread_plot,
+    slice_top_params,
+    summary_grid,
+    top_params,
+)
 from tutorial_lib.plotting.dotplot import deg_dotplot
 from tutorial_lib.plotting.embedding import embedding_plot
 from tutorial_lib.plotting.heatmap import distance_heatmap
@@ -16,6 +26,14 @@ from tutorial_lib.plotting.overview import (
 from tutorial_lib.plotting.scatter import mean_scatter, summary_scatter, var_scatter
 
 __all__ = [
+    "contour_top_params",
+    "method_by_setting_heatmap",
+    "optimization_history",
+    "param_importances",
+    "seed_spread_plot",
+    "slice_top_params",
+    "summary_grid",
+    "top_params",
     "ISG_GENES",
     "attention_heatmap",
     "ot_matching_plot",

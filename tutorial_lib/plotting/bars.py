@@ -63,6 +63,8 @@ def metric_bars(
         lo = part["ci_low"].to_numpy(float)
         hi = part["ci_high"].to_numpy(float)
         err = np.vstack([np.where(np.isfinite(lo), val - lo, 0), np.where(np.isfinite(hi), hi - val, 0)])
+        # the bootstrap mean of identical resamples can exceed their percentile by rounding
+        err = np.clip(err, 0.0, None)
         pos = xs - 0.4 + width * (j + 0.5)
         ax.bar(
             pos,

@@ -1,0 +1,306 @@
+"""Figures of the benchmarking modules (03 and 04): benchmark summaries and Optuna studies.
+
+Benchmark figures read the tables of :mod:`tutorial_lib.benchmark`:
+
+- :func:`method_by_setting_heatmap` draws :func:`~tutorial_lib.benchmark.summarise`'s output
+  as a method x setting grid (e.g. method x held-out cell type), each cell "mean ± std over seeds";
+- :func:`seed_spread_plot` draws a per-seed table (:func:`~tutorial_lib.benchmark.run_benchmark`'s
+  output, or any table with a value per method and seed): mean over seeds as a bar, the
+  standard deviation as an error bar, and every seed as a dot.
+
+Optuna figures wrap ``optuna.visualization.matplotlib`` (its experimental warning is silenced)
+and guard against studies too small for a figure: :func:`optimization_history`,
+:func:`param_importances`, :func:`top_params`, :func:`slice_top_params`, :func:`contour_top_params`.
+Every function returns the Axes (or Figure) it drew on.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+
+from tutorial_lib.data.checks import DataValidationError
+from tutorial_lib.plotting._common import get_ax
+
+if TYPE_CHECKING:  # pragma: no cover
+    import optuna
+
+#: Metrics where a lower value is better (all others: higher is better).
+LOWER_IS_BETTER = {"e_distance", "mmd", "mse_mean", "mean_var_kde_distance"}
+
+
+def _require_columns(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise DataValidationError(f"{what} has no column(s) {missing}; columns are {list(table.columns)}")
+
+
+def _filter(table: pd.DataFrame, metric: str | None, gene_set: str | None) -> pd.DataFrame:
+    sub = table
+    if metric is not None:
+        _require_columns(table, ["metric"], "the table")
+        sub = sub[sub["metric"] == metric]
+    if gene_set is not None and "gene_set" in sub.columns:
+        sub = sub[sub["gene_set"] == gene_set]
+    if sub.empty:
+        have = sorted(set(zip(table.get("metric", []), table.get("gene_set", []))))
+        raise DataValidationError(f"no rows for metric {metric!r}, gene_set {gene_set!r}; available: {have[:12]}")
+    return sub
+
+
+def summary_grid(
+    summary: pd.DataFrame,
+    metric: str,
+    gene_set: str | None = "all",
+    *,
+    value: str = "mean",
+    methods: Sequence[str] | None = None,
+    settings: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """A method x setting table of one column (``"mean"`` or ``"std"``) of a summary.
+
+    ``summary`` is :func:`~tutorial_lib.benchmark.summarise`'s output. Rows and columns follow
+    ``methods``/``settings`` (default: their order of appearance); a missing pair is NaN.
+    """
+    _require_columns(summary, ["method", "setting", value], "the summary")
+    sub = _filter(summary, metric, gene_set)
+    if sub.duplicated(["method", "setting"]).any():
+        raise DataValidationError("several rows per (method, setting): pass a summary over seeds (summarise())")
+    methods = list(dict.fromkeys(sub["method"])) if methods is None else list(methods)
+    settings = list(dict.fromkeys(sub["setting"])) if settings is None else list(settings)
+    grid = sub.pivot(index="method", columns="setting", values=value)
+    return grid.reindex(index=methods, columns=settings).astype(float)
+
+
+def method_by_setting_heatmap(
+    summary: pd.DataFrame,
+    metric: str,
+    gene_set: str | None = "all",
+    *,
+    methods: Sequence[str] | None = None,
+    settings: Sequence[str] | None = None,
+    ax: Axes | None = None,
+    cmap: str | None = None,
+    annotate: bool = True,
+    digits: int = 2,
+    title: str | None = None,
+    xlabel: str = "setting",
+) -> Axes:
+    """Heatmap of one metric: methods as rows, settings (e.g. held-out cell types) as columns.
+
+    ``summary`` is :func:`~tutorial_lib.benchmark.summarise`'s output. Each cell reads
+    ``mean`` and, when more than one seed defined it, ``± std`` over seeds. The colour map runs
+    so that darker is better (reversed for metrics in :data:`LOWER_IS_BETTER`, where lower is
+    better); undefined cells are grey and read "n/a".
+    """
+    means = summary_grid(summary, metric, gene_set, methods=methods, settings=settings)
+    has_std = "std" in summary.columns
+    stds = summary_grid(summary, metric, gene_set, value="std", methods=methods, settings=settings) if has_std else None
+    lower = metric in LOWER_IS_BETTER
+    cmap = cmap or ("viridis" if lower else "viridis_r")
+    vals = means.to_numpy(float)
+    n_rows, n_cols = vals.shape
+    ax = get_ax(ax, figsize=(1.2 * n_cols + 2.5, 0.6 * n_rows + 1.8))
+    colormap = plt.get_cmap(cmap).with_extremes(bad="#dddddd")
+    im = ax.imshow(np.ma.masked_invalid(vals), cmap=colormap, aspect="auto")
+    cbar = ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    cbar.set_label(f"{metric} ({'lower' if lower else 'higher'} is better)", fontsize=8)
+    ax.set_xticks(range(n_cols))
+    ax.set_xticklabels([str(c) for c in means.columns], rotation=35, ha="right")
+    ax.set_yticks(range(n_rows))
+    ax.set_yticklabels([str(r) for r in means.index])
+    ax.set_xlabel(xlabel)
+    if annotate:
+        finite = vals[np.isfinite(vals)]
+        mid = float(np.mean([finite.min(), finite.max()])) if finite.size else 0.0
+        for i in range(n_rows):
+            for j in range(n_cols):
+                v = vals[i, j]
+                if not np.isfinite(v):
+                    ax.text(j, i, "n/a", ha="center", va="center", fontsize=7, color="#555555")
+                    continue
+                text = f"{v:.{digits}f}"
+                if stds is not None and np.isfinite(stds.iat[i, j]):
+                    text += f"\n±{stds.iat[i, j]:.{digits}f}"
+                dark = (v > mid) if cmap.endswith("_r") else (v < mid)
+                ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if dark else "black")
+    ax.set_title(title or f"{metric}" + (f" ({gene_set})" if gene_set else ""), fontsize=9)
+    return ax
+
+
+def seed_spread_plot(
+    table: pd.DataFrame,
+    metric: str | None = None,
+    gene_set: str | None = "all",
+    *,
+    method_col: str = "method",
+    hue: str | None = "setting",
+    order: Sequence[str] | None = None,
+    hue_order: Sequence[str] | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+    ylabel: str | None = None,
+) -> Axes:
+    """Mean over seeds (bar), standard deviation over seeds (error bar) and each seed (dot).
+
+    ``table`` has one row per run: columns ``method_col``, ``value`` and, if ``hue`` is given,
+    ``hue`` (e.g. ``"setting"``: side-by-side bars per method). ``metric``/``gene_set`` filter the
+    tidy output of :func:`~tutorial_lib.benchmark.run_benchmark`; pass ``metric=None`` for a table
+    that holds one metric only. Undefined (NaN) runs are left out of the mean; a group whose runs
+    are all undefined is an empty slot labelled "undefined".
+    """
+    _require_columns(table, [method_col, "value"], "the table")
+    sub = _filter(table, metric, gene_set) if metric is not None else table
+    if hue is not None and hue not in sub.columns:
+        hue = None
+    methods = list(order) if order is not None else list(dict.fromkeys(sub[method_col]))
+    hues = (list(hue_order) if hue_order is not None else list(dict.fromkeys(sub[hue]))) if hue else [None]
+    ax = get_ax(ax, figsize=(max(4.0, 0.8 * len(methods) * len(hues) + 2.0), 3.6))
+    width = 0.8 / len(hues)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    xs = np.arange(len(methods))
+    for j, h in enumerate(hues):
+        part = sub if h is None else sub[sub[hue] == h]
+        pos = xs - 0.4 + width * (j + 0.5)
+        color = colors[j % len(colors)]
+        means, stds = [], []
+        for m in methods:
+            v = part.loc[part[method_col] == m, "value"].to_numpy(float)
+            v = v[np.isfinite(v)]
+            means.append(v.mean() if v.size else np.nan)
+            stds.append(v.std(ddof=1) if v.size > 1 else 0.0)
+        means_arr = np.asarray(means)
+        ax.bar(pos, np.nan_to_num(means_arr), width=width * 0.9, yerr=stds, capsize=3, color=color, alpha=0.55,
+               label=None if h is None else str(h))
+        for p, m, mean in zip(pos, methods, means_arr):
+            v = part.loc[part[method_col] == m, "value"].to_numpy(float)
+            v = v[np.isfinite(v)]
+            if v.size:
+                jitter = np.linspace(-width * 0.2, width * 0.2, v.size) if v.size > 1 else np.zeros(1)
+                ax.scatter(p + jitter, v, s=14, color=color, edgecolor="k", linewidth=0.4, zorder=3)
+            elif not np.isfinite(mean):
+                ax.text(p, 0, "undefined", rotation=90, ha="center", va="bottom", fontsize=7)
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_xticks(xs)
+    ax.set_xticklabels(methods, rotation=30, ha="right")
+    label = metric or "value"
+    ax.set_ylabel(ylabel or label)
+    ax.set_title(title or label + (f" ({gene_set})" if metric and gene_set else "") + ": mean ± sd over seeds",
+                 fontsize=9)
+    if hue:
+        ax.legend(fontsize=7, title=hue, title_fontsize=7)
+    return ax
+
+
+# ---------------------------------------------------------------------------------------------
+# Optuna studies
+
+
+def _complete_trials(study: optuna.Study) -> list:
+    import optuna
+
+    return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+
+
+def _optuna_plot(fn, *args, **kwargs):
+    """Call an Optuna figure function without its experimental warning, and without letting the
+    style it sets (ggplot) leak into the figures drawn after it."""
+    import optuna
+
+    # Not plt.rc_context(): it would also restore "interactive", which the inline backend of a
+    # notebook switches on when the first figure is made, and later figures would not be shown.
+    keep = ("backend", "interactive")
+    saved = {k: v for k, v in plt.rcParams.items() if k not in keep}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
+            return fn(*args, **kwargs)
+    finally:
+        dict.update(plt.rcParams, saved)  # raw update: the saved values were valid already
+
+
+def optimization_history(study: optuna.Study, *, title: str | None = None) -> Axes:
+    """Objective value of every completed trial and the best value so far (Optuna's figure)."""
+    from optuna.visualization.matplotlib import plot_optimization_history
+
+    if not _complete_trials(study):
+        raise ValueError(f"study {study.study_name!r} has no completed trial yet")
+    ax = _optuna_plot(plot_optimization_history, study)
+    ax.set_title(title or f"Optimisation history: {study.study_name}", fontsize=9)
+    ax.figure.tight_layout()
+    return ax
+
+
+def param_importances(study: optuna.Study, *, seed: int = 0, title: str | None = None) -> Axes:
+    """Hyperparameter importances (fANOVA on the completed trials, seeded).
+
+    Raises ``ValueError`` when the study has fewer than two completed trials (no importance can
+    be estimated from one point).
+    """
+    import optuna
+    from optuna.visualization.matplotlib import plot_param_importances
+
+    n = len(_complete_trials(study))
+    if n < 2:
+        raise ValueError(f"parameter importances need at least 2 completed trials; study has {n}")
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
+    ax = _optuna_plot(plot_param_importances, study, evaluator=evaluator)
+    ax.set_title(title or f"Hyperparameter importances ({n} completed trials)", fontsize=9)
+    ax.figure.tight_layout()
+    return ax
+
+
+def top_params(study: optuna.Study, k: int = 2, *, seed: int = 0) -> list[str]:
+    """The ``k`` most important parameters (fANOVA), or the first ``k`` searched when the
+    completed trials are too few (< 2) or too uniform to rank them."""
+    import optuna
+
+    trials = _complete_trials(study)
+    if not trials:
+        raise ValueError(f"study {study.study_name!r} has no completed trial yet")
+    names = list(dict.fromkeys(name for t in trials for name in t.params))
+    if len(trials) >= 2:
+        try:
+            evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ranked = list(optuna.importance.get_param_importances(study, evaluator=evaluator))
+            names = ranked + [n for n in names if n not in ranked]
+        except (RuntimeError, ValueError):  # e.g. every completed trial has the same parameters
+            pass
+    return names[:k]
+
+
+def slice_top_params(study: optuna.Study, params: Sequence[str] | None = None, *, k: int = 2):
+    """Objective value against each of the top parameters (Optuna's slice plot); returns its Axes."""
+    from optuna.visualization.matplotlib import plot_slice
+
+    params = list(params) if params is not None else top_params(study, k)
+    axes = _optuna_plot(plot_slice, study, params=params)
+    first = np.ravel(axes)[0] if isinstance(axes, np.ndarray) else axes
+    first.figure.suptitle(f"Objective against {', '.join(params)}", fontsize=9)
+    return axes
+
+
+def contour_top_params(study: optuna.Study, params: Sequence[str] | None = None):
+    """Contour of the objective over the two most important parameters (or ``params``).
+
+    Raises ``ValueError`` with fewer than two completed trials or fewer than two parameters.
+    """
+    from optuna.visualization.matplotlib import plot_contour
+
+    n = len(_complete_trials(study))
+    if n < 2:
+        raise ValueError(f"a contour plot needs at least 2 completed trials; study has {n}")
+    params = list(params) if params is not None else top_params(study, 2)
+    if len(params) != 2:
+        raise ValueError(f"a contour plot needs exactly two parameters, got {params}")
+    ax = _optuna_plot(plot_contour, study, params=params)
+    ax.set_title(f"Objective over {params[0]} and {params[1]}", fontsize=9)
+    return ax
