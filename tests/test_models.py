@@ -523,16 +523,10 @@ def test_train_presets(train_data):
 # -- real data ------------------------------------------------------------------------------
 @pytest.mark.skipif(not (DATA_DIR / "kang2018_mini.h5ad").exists(), reason="mini Kang 2018 subset not present")
 def test_real_data_smoke(mini_counts):
-    from tutorial_lib.data import normalize_log
+    from tutorial_lib.data import prepare_holdout, split_views
 
-    adata = normalize_log(mini_counts)
-    x = adata.X
-    var = np.asarray(x.power(2).mean(0) - np.square(x.mean(0))).ravel()
-    adata = adata[:, np.argsort(-var)[:500]].copy()
     held_out = "CD4+ T cells"
-    is_test = ((adata.obs.cell_type == held_out) & (adata.obs.condition == "stimulated")).to_numpy()
-    train = adata[~is_test].copy()
-    ctrl = train[((train.obs.cell_type == held_out) & (train.obs.condition == "control")).to_numpy()].copy()
+    parts = split_views(prepare_holdout(mini_counts, held_out, n_top_genes=500))  # genes from training cells only
     for name in ("scgen", "scpram"):
-        pred = M.get_method(name)(train, ctrl, cell_type=held_out, n_epochs=2, n_hidden=64, n_latent=16)
-        assert pred.shape == ctrl.shape and np.isfinite(pred.X).all()
+        pred = M.get_method(name)(parts.train, parts.ctrl, cell_type=held_out, n_epochs=2, n_hidden=64, n_latent=16)
+        assert pred.shape == parts.ctrl.shape and np.isfinite(pred.X).all()
