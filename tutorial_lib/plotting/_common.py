@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import matplotlib.pyplot as plt
+import pandas as pd
 from matplotlib.axes import Axes
+
+from tutorial_lib.data.checks import DataValidationError
 
 #: Colours used across the course's figures.
 COLORS = {
@@ -21,3 +26,24 @@ def get_ax(ax: Axes | None, figsize: tuple[float, float] = (4.5, 4.5)) -> Axes:
         return ax
     _, ax = plt.subplots(figsize=figsize)
     return ax
+
+
+def require_columns(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """Raise if ``table`` lacks any of ``columns``, naming them and the columns it has."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise DataValidationError(f"{what} has no column(s) {missing}; columns are {list(table.columns)}")
+
+
+def select_rows(table: pd.DataFrame, metric: str | None, gene_set: str | None) -> pd.DataFrame:
+    """Rows of a tidy scores table for ``metric`` and ``gene_set`` (``None``: any); an error lists what exists."""
+    sub = table
+    if metric is not None:
+        require_columns(table, ["metric"], "the table")
+        sub = sub[sub["metric"] == metric]
+    if gene_set is not None and "gene_set" in sub.columns:
+        sub = sub[sub["gene_set"] == gene_set]
+    if sub.empty:
+        have = sorted(set(zip(table.get("metric", []), table.get("gene_set", []))))
+        raise DataValidationError(f"no rows for metric {metric!r}, gene_set {gene_set!r}; available: {have[:12]}")
+    return sub

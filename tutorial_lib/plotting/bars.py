@@ -11,22 +11,13 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from tutorial_lib.data.checks import DataValidationError
-from tutorial_lib.plotting._common import get_ax
+from tutorial_lib.plotting._common import get_ax, require_columns, select_rows
 
 
 def _select(table: pd.DataFrame, metric: str, gene_set: str | None, method_col: str) -> pd.DataFrame:
-    for col in ("metric", "value", "ci_low", "ci_high", method_col):
-        if col not in table.columns:
-            raise DataValidationError(
-                f"table has no column {col!r}; expected the output of evaluate() with a {method_col!r} column added"
-            )
-    sub = table[table["metric"] == metric]
-    if gene_set is not None:
-        sub = sub[sub["gene_set"] == gene_set]
-    if sub.empty:
-        have = sorted(set(zip(table["metric"], table.get("gene_set", ""))))
-        raise DataValidationError(f"no rows for metric {metric!r}, gene_set {gene_set!r}; available: {have[:10]}")
-    return sub
+    require_columns(table, ["metric", "value", "ci_low", "ci_high", method_col],
+                    f"the table (the output of evaluate() with a {method_col!r} column added)")
+    return select_rows(table, metric, gene_set)
 
 
 def metric_bars(

@@ -26,32 +26,13 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from tutorial_lib.data.checks import DataValidationError
-from tutorial_lib.plotting._common import get_ax
+from tutorial_lib.plotting._common import get_ax, require_columns, select_rows
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
 
 #: Metrics where a lower value is better (all others: higher is better).
 LOWER_IS_BETTER = {"e_distance", "mmd", "mse_mean", "mean_var_kde_distance"}
-
-
-def _require_columns(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise DataValidationError(f"{what} has no column(s) {missing}; columns are {list(table.columns)}")
-
-
-def _filter(table: pd.DataFrame, metric: str | None, gene_set: str | None) -> pd.DataFrame:
-    sub = table
-    if metric is not None:
-        _require_columns(table, ["metric"], "the table")
-        sub = sub[sub["metric"] == metric]
-    if gene_set is not None and "gene_set" in sub.columns:
-        sub = sub[sub["gene_set"] == gene_set]
-    if sub.empty:
-        have = sorted(set(zip(table.get("metric", []), table.get("gene_set", []))))
-        raise DataValidationError(f"no rows for metric {metric!r}, gene_set {gene_set!r}; available: {have[:12]}")
-    return sub
 
 
 def summary_grid(
@@ -68,8 +49,8 @@ def summary_grid(
     ``summary`` is :func:`~tutorial_lib.benchmark.summarise`'s output. Rows and columns follow
     ``methods``/``settings`` (default: their order of appearance); a missing pair is NaN.
     """
-    _require_columns(summary, ["method", "setting", value], "the summary")
-    sub = _filter(summary, metric, gene_set)
+    require_columns(summary, ["method", "setting", value], "the summary")
+    sub = select_rows(summary, metric, gene_set)
     if sub.duplicated(["method", "setting"]).any():
         raise DataValidationError("several rows per (method, setting): pass a summary over seeds (summarise())")
     methods = list(dict.fromkeys(sub["method"])) if methods is None else list(methods)
@@ -155,8 +136,8 @@ def seed_spread_plot(
     that holds one metric only. Undefined (NaN) runs are left out of the mean; a group whose runs
     are all undefined is an empty slot labelled "undefined".
     """
-    _require_columns(table, [method_col, "value"], "the table")
-    sub = _filter(table, metric, gene_set) if metric is not None else table
+    require_columns(table, [method_col, "value"], "the table")
+    sub = select_rows(table, metric, gene_set) if metric is not None else table
     if hue is not None and hue not in sub.columns:
         hue = None
     methods = list(order) if order is not None else list(dict.fromkeys(sub[method_col]))
