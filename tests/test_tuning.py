@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import signal
 import subprocess
@@ -89,13 +90,16 @@ def test_killed_study_resumes(tmp_path):
     args = WORKER + ["--study", "resume", "--storage", storage, "--n-trials", "3"]
     proc = subprocess.Popen(args, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while time.time() < deadline:  # wait until a trial is under way, then kill the worker hard
+    # wait until a trial has run for > 1 heartbeat (so the storage knows its heartbeat), then kill hard
+    while time.time() < deadline:
         try:
-            if any(t.state == States.RUNNING for t in _trials("resume", storage)):
-                break
+            running = [t for t in _trials("resume", storage) if t.state == States.RUNNING]
         except KeyError:
-            pass
-        time.sleep(0.2)
+            running = []
+        now = datetime.datetime.now()
+        if any((now - t.datetime_start).total_seconds() > 1.5 for t in running):
+            break
+        time.sleep(0.1)
     else:
         proc.kill()
         pytest.fail("no trial started within 120 s")
