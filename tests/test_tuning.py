@@ -8,11 +8,20 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import optuna
 import pytest
 
-from tutorial_lib.tuning import SEARCH_SPACES, create_study, default_params, make_objective, validate_space
+from tutorial_lib.tuning import (
+    SEARCH_SPACES,
+    create_study,
+    default_params,
+    fit_and_score,
+    make_objective,
+    make_storage,
+    validate_space,
+)
 
 States = optuna.trial.TrialState
 WORKER = [sys.executable, "-m", "tutorial_lib.tune", "--method", "scgen", "--data", "mini",
@@ -52,6 +61,30 @@ def test_objective_needs_a_validation_cell_type(mini_counts):
         study.optimize(objective, n_trials=1)
     with pytest.raises(ValueError, match="method must be one of"):
         make_objective("cellot", parts)
+
+
+def test_train_kwargs_reach_every_trial(mini_counts):
+    from tutorial_lib.data import prepare_holdout, split_views
+
+    parts = split_views(prepare_holdout(mini_counts, validation_cell_type="B", n_top_genes=100))
+    objective = make_objective("scgen", parts, n_epochs=1, train_kwargs={"batch_size": 1})
+    with pytest.raises(ValueError, match="batch_size"):  # 1 is refused by the training loop
+        optuna.create_study().optimize(objective, n_trials=1)
+    with pytest.raises(ValueError, match=r"train_kwargs may not set \['max_epochs'\]"):
+        fit_and_score("scgen", {}, parts, train_kwargs={"max_epochs": 3})
+    a = fit_and_score("scgen", {"n_hidden": 32, "n_latent": 8}, parts, n_epochs=2, train_kwargs={"batch_size": 64})
+    b = fit_and_score("scgen", {"n_hidden": 32, "n_latent": 8}, parts, n_epochs=2, train_kwargs={"batch_size": 256})
+    assert a != b  # another batch size, another model
+
+
+def test_rdb_storage_uses_no_deprecated_optuna_api(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = make_storage(tmp_path / "study.db", heartbeat=5)
+    assert storage.heartbeat_interval == 5
+    assert storage.grace_period == 15
 
 
 def _env():
@@ -113,3 +146,9 @@ def test_killed_study_resumes(tmp_path):
     assert states.count(States.FAIL) == 1
     assert sum(s in (States.COMPLETE, States.PRUNED) for s in states) == 3
     assert States.RUNNING not in states
+    # the killed trial was re-queued once with its parameters, and that copy has run
+    failed = next(t for t in trials if t.state == States.FAIL)
+    retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or optuna.storages.RetryFailedTrialCallback
+    retried = [t for t in trials if retry.retried_trial_number(t) == failed.number]
+    assert len(retried) == 1 and retried[0].params == failed.params
+    assert retried[0].state in (States.COMPLETE, States.PRUNED)

@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", choices=["mini", "full"], default=cfg.dataset)
     p.add_argument("--n-top-genes", type=int, default=cfg.n_top_genes)
     p.add_argument("--n-epochs", type=int, default=cfg.n_epochs)
+    p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default: the model's)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="seed of model training")
     p.add_argument("--worker", type=int, default=0,
                    help="worker number; the sampler is seeded with seed + worker so workers explore different points")
@@ -57,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parts = split_views(adata)
     study = create_study(args.study, args.storage, seed=args.seed + args.worker, pruner=args.pruner, heartbeat=args.heartbeat)
-    objective = make_objective(args.method, parts, n_epochs=args.n_epochs, seed=args.seed)
+    train_kwargs = {k: v for k, v in {"batch_size": args.batch_size, "lr": args.lr}.items() if v is not None}
+    objective = make_objective(args.method, parts, n_epochs=args.n_epochs, seed=args.seed, train_kwargs=train_kwargs)
     optimize(study, objective, args.n_trials)
     print(f"study {args.study!r}: {n_finished(study)} finished trials; best value {study.best_value:.4g} "
           f"with {study.best_params}")

@@ -101,11 +101,14 @@ def fit_and_score(
     n_epochs: int = 30,
     seed: int = 0,
     on_epoch_end: Callable[[int, float], None] | None = None,
+    train_kwargs: Mapping[str, Any] | None = None,
 ) -> float:
     """Train ``method`` with ``params`` and return the E-distance of its prediction.
 
     ``target="validation"`` predicts the validation group (tuning); ``"test"`` the test group
-    (the single final scoring).
+    (the single final scoring). ``train_kwargs`` go to ``Model.train`` (e.g. ``batch_size``,
+    ``lr``; a preset from :func:`tutorial_lib.models.presets.train_preset`); ``n_epochs`` and
+    ``seed`` are set by their own arguments.
     """
     from tutorial_lib.metrics import e_distance, fit_shared_pca
 
@@ -119,8 +122,12 @@ def fit_and_score(
         raise ValueError(f"target must be 'validation' or 'test', got {target!r}")
     build = {k: v for k, v in params.items() if k not in PREDICT_PARAMS}
     predict_kwargs = {k: v for k, v in params.items() if k in PREDICT_PARAMS}
+    train_kwargs = dict(train_kwargs or {})
+    clash = sorted(set(train_kwargs) & {"max_epochs", "seed", "on_epoch_end", "progress_bar"})
+    if clash:
+        raise ValueError(f"train_kwargs may not set {clash}: use n_epochs= and seed= (the others are set here)")
     model = model_class(method)(parts.train, **build)
-    model.train(max_epochs=n_epochs, seed=seed, progress_bar=False, on_epoch_end=on_epoch_end)
+    model.train(**train_kwargs, max_epochs=n_epochs, seed=seed, progress_bar=False, on_epoch_end=on_epoch_end)
     pred = model.predict(adata_to_predict=ctrl, seed=seed, **predict_kwargs)
     space = fit_shared_pca(real, ctrl, n_comps=50, seed=seed)
     return e_distance(space.transform(real), space.transform(pred), estimator="u")
@@ -133,8 +140,13 @@ def make_objective(
     n_epochs: int = 30,
     seed: int = 0,
     space: Mapping[str, tuple[str, Any]] | None = None,
+    train_kwargs: Mapping[str, Any] | None = None,
 ) -> Callable[[optuna.Trial], float]:
-    """Optuna objective: validation-set E-distance, with per-epoch validation loss for pruning."""
+    """Optuna objective: validation-set E-distance, with per-epoch validation loss for pruning.
+
+    ``train_kwargs`` (e.g. ``batch_size``, ``lr``) are passed to every trial's training; see
+    :func:`fit_and_score`.
+    """
     model_class(method)  # unknown method fails here, before any trial
     space = SEARCH_SPACES[method] if space is None else space
     validate_space(space)
@@ -147,7 +159,8 @@ def make_objective(
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at epoch {epoch} (validation loss {val_loss:.4g})")
 
-        return fit_and_score(method, params, parts, n_epochs=n_epochs, seed=seed, on_epoch_end=report)
+        return fit_and_score(method, params, parts, n_epochs=n_epochs, seed=seed, on_epoch_end=report,
+                             train_kwargs=train_kwargs)
 
     return objective
 
@@ -177,9 +190,25 @@ def make_storage(storage: str | Path | None, *, heartbeat: int = 10) -> optuna.s
         storage,
         heartbeat_interval=heartbeat,
         grace_period=3 * heartbeat,
-        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
         engine_kwargs={"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else None,
+        **_retry_stale_trials(max_retry=1),
     )
+
+
+def _retry_stale_trials(max_retry: int) -> dict[str, Any]:
+    """``RDBStorage`` keyword that re-queues a trial whose worker stopped sending heartbeats.
+
+    Optuna 4.9 renamed the callback and its keyword (``RetryFailedTrialCallback`` passed as
+    ``failed_trial_callback`` is deprecated, to be removed in 6.0); older releases only have
+    the old names.
+    """
+    import inspect
+
+    if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback") and (
+        "heartbeat_stale_trial_callback" in inspect.signature(optuna.storages.RDBStorage).parameters
+    ):
+        return {"heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)}
+    return {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=max_retry)}
 
 
 def create_study(

@@ -76,6 +76,7 @@ class BaseModel:
         "batch_size": 32,
         "lr": 1e-3,
         "weight_decay": 0.0,
+        "adam_eps": 1e-8,
         "patience": 25,
     }
 
@@ -124,6 +125,7 @@ class BaseModel:
         lr: float | None = None,
         *,
         weight_decay: float | None = None,
+        adam_eps: float | None = None,
         early_stopping: bool = True,
         patience: int | None = None,
         validation_fraction: float = 0.1,
@@ -138,7 +140,7 @@ class BaseModel:
         history (also kept as ``self.history_``; ``self.history_.to_frame()`` for plotting).
         """
         given = {"max_epochs": max_epochs, "batch_size": batch_size, "lr": lr,
-                 "weight_decay": weight_decay, "patience": patience}
+                 "weight_decay": weight_decay, "adam_eps": adam_eps, "patience": patience}
         settings = {**self.train_defaults, **{k: v for k, v in given.items() if v is not None}}
         if not self.is_trained:
             self.module = self._build_module(seed)

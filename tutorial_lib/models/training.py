@@ -96,6 +96,7 @@ def train_vae(
     batch_size: int = 32,
     lr: float = 1e-3,
     weight_decay: float = 0.0,
+    adam_eps: float = 1e-8,
     validation_fraction: float = 0.1,
     early_stopping: bool = True,
     patience: int = 25,
@@ -115,8 +116,10 @@ def train_vae(
         The VAE; moved to ``device`` and left in evaluation mode.
     x
         Expression matrix, densified once into a float32 tensor on ``device``.
-    max_epochs, batch_size, lr, weight_decay
-        Adam settings. A last minibatch of a single cell is skipped (BatchNorm needs 2).
+    max_epochs, batch_size, lr, weight_decay, adam_eps
+        Adam settings (``adam_eps``: the term added to the denominator; PyTorch's default
+        1e-8; scvi-tools and pertpy use 0.01, which damps the steps of rarely-updated
+        weights). A last minibatch of a single cell is skipped (BatchNorm needs 2).
     validation_fraction
         Share of cells held out (seeded) for the validation loss; 0 disables validation,
         and early stopping then monitors the training loss.
@@ -138,6 +141,7 @@ def train_vae(
     check_int("batch_size", batch_size, 2)
     check_float("lr", lr, 0.0, low_inclusive=False)
     check_float("weight_decay", weight_decay, 0.0)
+    check_float("adam_eps", adam_eps, 0.0, low_inclusive=False)
     check_int("patience", patience, 1)
     history = TrainingHistory() if history is None else history
     set_seed(seed)
@@ -148,7 +152,7 @@ def train_vae(
     x_train = xt[torch.as_tensor(train_idx, device=device)]
     x_val = xt[torch.as_tensor(val_idx, device=device)] if len(val_idx) else None
     module.to(device)
-    optimizer = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay, eps=adam_eps)
     shuffler = torch.Generator().manual_seed(seed)
 
     best, best_state, wait = math.inf, None, 0
