@@ -454,6 +454,27 @@ def test_bad_training_arguments(train_data):
         model.train(max_epochs=1, batch_size=1)
     with pytest.raises(ValueError, match="validation_fraction"):
         model.train(max_epochs=1, validation_fraction=1.0)
+    with pytest.raises(ValueError, match="adam_eps"):
+        model.train(max_epochs=1, adam_eps=0.0)
+
+
+def test_optimizer_settings_per_model(train_data, monkeypatch):
+    seen = []
+
+    class SpyAdam(torch.optim.Adam):
+        def __init__(self, params, **kwargs):
+            seen.append(kwargs)
+            super().__init__(params, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "Adam", SpyAdam)
+    SCGEN(train_data, **TINY).train(max_epochs=1, progress_bar=False)
+    SCPRAM(train_data, **TINY).train(max_epochs=1, progress_bar=False)
+    SCGEN(train_data, **TINY).train(max_epochs=1, adam_eps=1e-8, weight_decay=0.0, progress_bar=False)
+    assert seen == [
+        {"lr": 1e-3, "weight_decay": 1e-6, "eps": 0.01},  # scvi-tools' JAX training plan, as pertpy's Scgen
+        {"lr": 5e-4, "weight_decay": 1e-5, "eps": 1e-8},  # scpram 0.0.3
+        {"lr": 1e-3, "weight_decay": 0.0, "eps": 1e-8},
+    ]
 
 
 def test_data_validation(train_data, scgen, ctrl_a):
@@ -506,7 +527,7 @@ def test_train_presets(train_data):
         assert set(TRAIN_PRESETS[method]) == {"reference", "fast"} == set(PREDICT_PRESETS[method])
         for setting in ("reference", "fast"):
             kw = train_preset(method, setting)
-            assert set(kw) <= {"max_epochs", "batch_size", "lr", "weight_decay", "patience"}
+            assert set(kw) <= {"max_epochs", "batch_size", "lr", "weight_decay", "adam_eps", "patience"}
             original = TRAIN_PRESETS[method][setting]["max_epochs"]
             kw["max_epochs"] = 1  # a copy: the preset itself is unchanged
             assert TRAIN_PRESETS[method][setting]["max_epochs"] == original
