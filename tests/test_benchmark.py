@@ -106,3 +106,66 @@ def test_evaluate_methods_shares_space_and_degs_and_formats(mini_counts):
     assert wide.loc[("e_distance", "all"), "mean_shift"].count("[") == 1
     with pytest.raises(ValueError, match="empty"):
         evaluate_methods(parts.test, parts.ctrl, {})
+
+
+def _runs(rows):
+    cols = ["method", "setting", "seed", "metric", "gene_set", "value", "ci_low", "ci_high"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def test_rank_methods_orders_by_direction_and_measures_spread():
+    from tutorial_lib.benchmark import describe_ranking, leader_margin, rank_methods
+
+    table = _runs([
+        ("a", "s", 0, "e_distance", "all", 1.0, 0.9, 1.1),
+        ("a", "s", 1, "e_distance", "all", 1.2, 1.0, 1.4),
+        ("b", "s", 0, "e_distance", "all", 0.5, 0.4, 0.6),
+        ("b", "s", 1, "e_distance", "all", 0.7, 0.6, 0.8),
+        ("c", "s", 0, "e_distance", "all", np.nan, np.nan, np.nan),
+        ("a", "s", 0, "pearson_delta", "all", 0.9, 0.8, 1.0),
+        ("b", "s", 0, "pearson_delta", "all", 0.8, 0.7, 0.9),
+    ])
+    ranked = rank_methods(table, "e_distance")
+    assert list(ranked["method"]) == ["b", "a"]  # lower is better; c is undefined and left out
+    np.testing.assert_allclose(ranked["mean"], [0.6, 1.1])
+    np.testing.assert_allclose(ranked["sd"], [np.sqrt(0.02), np.sqrt(0.02)])
+    np.testing.assert_allclose(ranked["half_width"], [0.1, 0.15])
+    assert list(rank_methods(table, "pearson_delta")["method"]) == ["a", "b"]  # higher is better
+    margin = leader_margin(ranked)
+    assert margin["gap"] == pytest.approx(0.5) and margin["half_width"] == pytest.approx(0.15)
+    assert margin["clear"]
+    text = describe_ranking(table, "e_distance", setting="s")
+    assert text.startswith("[s] e_distance (all, lower is better): b 0.600 ± 0.141 > a 1.100 ± 0.141")
+    assert "larger than both" in text and "n=2 runs" in text
+    close = _runs([("a", "s", 0, "pearson_delta", "all", 0.80, 0.70, 0.90),
+                   ("b", "s", 0, "pearson_delta", "all", 0.79, 0.69, 0.89)])
+    assert not leader_margin(rank_methods(close, "pearson_delta"))["clear"]
+    assert "NOT larger" in describe_ranking(close, "pearson_delta")
+
+
+def test_rank_methods_refuses_ambiguous_or_missing_rows():
+    from tutorial_lib.benchmark import rank_methods
+
+    table = _runs([("a", "s1", 0, "e_distance", "all", 1.0, 0.9, 1.1),
+                   ("a", "s2", 0, "e_distance", "all", 2.0, 1.9, 2.1)])
+    with pytest.raises(DataValidationError, match="several settings"):
+        rank_methods(table, "e_distance")
+    assert rank_methods(table, "e_distance", setting="s2")["mean"].iloc[0] == 2.0
+    with pytest.raises(DataValidationError, match="no rows for metric 'mmd'"):
+        rank_methods(table, "mmd")
+    with pytest.raises(DataValidationError, match="lacks the columns"):
+        rank_methods(table.drop(columns="gene_set"), "e_distance")
+
+
+def test_mean_sd_table_of_a_benchmark(mini_counts):
+    from tutorial_lib.benchmark import mean_sd_table
+
+    table = run_benchmark(mini_counts, METHODS, SETTINGS[:1], seeds=[0, 1], config=CONFIG, progress=False)
+    summary = summarise(table)
+    wide = mean_sd_table(summary, [("e_distance", "all"), ("pearson_delta", "top20_degs")])
+    assert list(wide.index) == METHODS
+    assert wide.loc["no_change", ("pearson_delta", "CD4 balanced")] == "undefined"
+    row = summary.query("method == 'mean_shift' and metric == 'e_distance'").iloc[0]
+    assert wide.loc["mean_shift", ("e_distance", "CD4 balanced")] == f"{row['mean']:.3f} ± {row['std']:.3f}"
+    with pytest.raises(DataValidationError, match="no rows for metric"):
+        mean_sd_table(summary, [("e_distance", "top20_degs")])

@@ -278,3 +278,115 @@ def format_scores(scores: pd.DataFrame, methods: Sequence[str] | None = None, di
     shown = scores.assign(shown=scores.apply(cell, axis=1))
     wide = shown.pivot_table(index=["metric", "gene_set"], columns="method", values="shown", aggfunc="first", sort=False)
     return wide[methods]
+
+
+def rank_methods(
+    table: pd.DataFrame,
+    metric: str,
+    gene_set: str = "all",
+    *,
+    setting: str | None = None,
+) -> pd.DataFrame:
+    """Methods best first by one metric: one row per method.
+
+    ``table`` is :func:`evaluate_methods`' scores (one run per method) or :func:`run_benchmark`'s
+    results (one run per seed; pick a ``setting`` when it holds several). Columns: ``mean`` over
+    the runs, ``sd`` over the runs (seeds; NaN with one run), ``half_width`` (mean half-width of
+    the runs' bootstrap intervals: cell-to-cell sampling), ``n`` (runs where the metric is
+    defined). "Best" follows :data:`tutorial_lib.metrics.LOWER_IS_BETTER`; methods whose metric is
+    undefined in every run are left out.
+    """
+    from tutorial_lib.metrics import LOWER_IS_BETTER
+
+    missing = [c for c in ("method", "metric", "gene_set", "value") if c not in table.columns]
+    if missing:
+        raise DataValidationError(f"table lacks the columns {missing}; pass evaluate_methods() or run_benchmark() output")
+    rows = table[(table["metric"] == metric) & (table["gene_set"] == gene_set)]
+    if setting is not None:
+        if "setting" not in rows.columns:
+            raise DataValidationError("setting= was given but the table has no 'setting' column")
+        rows = rows[rows["setting"] == setting]
+    elif "setting" in rows.columns and rows["setting"].nunique() > 1:
+        raise DataValidationError(f"the table holds several settings {sorted(rows['setting'].unique())}; pass setting=")
+    if rows.empty:
+        known = sorted(set(zip(table["metric"], table["gene_set"])))
+        raise DataValidationError(f"no rows for metric {metric!r} on gene set {gene_set!r}; the table has {known}")
+    half = (rows["ci_high"] - rows["ci_low"]) / 2 if {"ci_low", "ci_high"} <= set(rows.columns) else np.nan
+    ranked = (
+        rows.assign(half_width=half)
+        .groupby("method", sort=False)
+        .agg(mean=("value", "mean"), sd=("value", "std"), half_width=("half_width", "mean"), n=("value", "count"))
+        .query("n > 0")
+        .sort_values("mean", ascending=metric in LOWER_IS_BETTER, kind="stable")
+    )
+    return ranked.reset_index()
+
+
+def leader_margin(ranked: pd.DataFrame) -> dict[str, float | bool]:
+    """Is the first method of :func:`rank_methods` ahead of the second by more than the noise?
+
+    Returns ``gap`` (|mean #1 − mean #2|), ``sd`` (the larger of their seed sds), ``half_width``
+    (the larger of their bootstrap half-widths) and ``clear`` (``gap`` exceeds both; an
+    undefined spread counts as 0).
+    """
+    if len(ranked) < 2:
+        raise ValueError(f"need at least 2 ranked methods, got {len(ranked)}")
+    first, second = ranked.iloc[0], ranked.iloc[1]
+    gap = float(abs(first["mean"] - second["mean"]))
+    sd = float(np.nanmax([first["sd"], second["sd"], 0.0]))
+    half = float(np.nanmax([first["half_width"], second["half_width"], 0.0]))
+    return {"gap": gap, "sd": sd, "half_width": half, "clear": gap > max(sd, half)}
+
+
+def describe_ranking(
+    table: pd.DataFrame,
+    metric: str,
+    gene_set: str = "all",
+    *,
+    setting: str | None = None,
+    digits: int = 3,
+) -> str:
+    """One line per ranking, best first (``mean ± sd`` when there are several runs), and a second
+    line saying whether #1 leads #2 by more than the seed sd and the bootstrap half-width."""
+    from tutorial_lib.metrics import LOWER_IS_BETTER
+
+    ranked = rank_methods(table, metric, gene_set, setting=setting)
+    shown = " > ".join(
+        f"{r.method} {r.mean:.{digits}f}" + (f" ± {r.sd:.{digits}f}" if pd.notna(r.sd) else "")
+        for r in ranked.itertuples()
+    )
+    direction = "lower" if metric in LOWER_IS_BETTER else "higher"
+    prefix = f"[{setting}] " if setting is not None else ""
+    text = f"{prefix}{metric} ({gene_set}, {direction} is better): {shown}"
+    if len(ranked) >= 2:
+        m = leader_margin(ranked)
+        n = int(ranked.iloc[0]["n"])
+        text += (f"\n    gap #1-#2 = {m['gap']:.{digits}f}: {'larger' if m['clear'] else 'NOT larger'} than both the "
+                 f"seed sd {m['sd']:.{digits}f} (n={n} run{'s' if n != 1 else ''}) and the bootstrap half-width "
+                 f"{m['half_width']:.{digits}f}")
+    return text
+
+
+def mean_sd_table(
+    summary: pd.DataFrame,
+    metrics: Sequence[tuple[str, str]],
+    *,
+    digits: int = 3,
+) -> pd.DataFrame:
+    """Wide display of :func:`summarise` output: one row per method, one column per
+    ((metric, gene set), setting) pair asked for, cells ``mean ± sd`` over seeds (``undefined``
+    when no run defines the metric)."""
+    parts = []
+    for metric, gene_set in metrics:
+        rows = summary[(summary["metric"] == metric) & (summary["gene_set"] == gene_set)]
+        if rows.empty:
+            raise DataValidationError(f"summary has no rows for metric {metric!r} on gene set {gene_set!r}")
+        parts.append(rows)
+    rows = pd.concat(parts)
+    shown = [
+        "undefined" if pd.isna(m) else (f"{m:.{digits}f} ± {s:.{digits}f}" if pd.notna(s) else f"{m:.{digits}f}")
+        for m, s in zip(rows["mean"], rows["std"])
+    ]
+    return rows.assign(shown=shown).pivot_table(
+        index="method", columns=["metric", "setting"], values="shown", aggfunc="first", sort=False
+    )

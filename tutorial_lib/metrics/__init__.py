@@ -15,7 +15,7 @@ from tutorial_lib.metrics.distances import (
     mmd,
     pairwise_e_distance,
 )
-from tutorial_lib.metrics.evaluate import COLUMNS, GENE_METRICS, evaluate
+from tutorial_lib.metrics.evaluate import COLUMNS, GENE_METRICS, LOWER_IS_BETTER, evaluate
 from tutorial_lib.metrics.kde import mean_var_kde_distance
 from tutorial_lib.metrics.means import (
     is_constant,
@@ -32,6 +32,7 @@ __all__ = [
     "BootSummary",
     "COLUMNS",
     "GENE_METRICS",
+    "LOWER_IS_BETTER",
     "PairwiseCache",
     "SharedSpace",
     "deg_jaccard",

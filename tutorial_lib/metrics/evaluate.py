@@ -28,6 +28,9 @@ from tutorial_lib.metrics.space import SharedSpace, fit_shared_pca, gene_space
 #: Columns of the table returned by :func:`evaluate`, in order.
 COLUMNS = ["metric", "gene_set", "value", "ci_low", "ci_high", "n_boot", "note", "estimate", "n_genes", "space"]
 
+#: Metrics of :func:`evaluate` where a lower value is better (all others: higher is better).
+LOWER_IS_BETTER = frozenset({"e_distance", "mmd", "mse_mean", "mean_var_kde_distance"})
+
 #: Metrics computed on per-gene summaries, for each gene set.
 GENE_METRICS = [
     "r2_pearson_mean",

@@ -26,13 +26,12 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from tutorial_lib.data.checks import DataValidationError
+from tutorial_lib.metrics.evaluate import LOWER_IS_BETTER
 from tutorial_lib.plotting._common import get_ax, require_columns, select_rows
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
 
-#: Metrics where a lower value is better (all others: higher is better).
-LOWER_IS_BETTER = {"e_distance", "mmd", "mse_mean", "mean_var_kde_distance"}
 
 
 def summary_grid(
