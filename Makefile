@@ -77,7 +77,9 @@ browser:
 	    || echo "make browser: installing chromium failed"; fi
 
 # Unit tests (tests/, including the book build and the environment checks) and every notebook
-# in fast mode (nbmake) in one pytest-xdist run, one BLAS/torch thread per worker (2 workers on 2 cores). pytest's exit code 5 ("no tests collected")
+# in fast mode (nbmake) in one pytest-xdist run, one BLAS/torch thread per worker (2 workers on 2 cores;
+# NUMBA_NUM_THREADS too: scanpy's numba kernels share libgomp with torch and would raise torch to
+# one thread per core). pytest's exit code 5 ("no tests collected")
 # is not an error here: notebooks/ may still be empty.
 test: env browser
 	@shopt -s nullglob; notebooks=(notebooks/*.ipynb); \
@@ -85,7 +87,7 @@ test: env browser
 	if [ $${#notebooks[@]} -gt 0 ]; then args+=(--nbmake --nbmake-timeout=$(NB_TEST_TIMEOUT) "$${notebooks[@]}"); \
 	else echo "make test: no notebooks in notebooks/ yet; running tests/ only"; fi; \
 	rc=0; \
-	TUTORIAL_FAST=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VPY) -m pytest -n $(PYTEST_WORKERS) --durations=10 "$${args[@]}" || rc=$$?; \
+	TUTORIAL_FAST=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(VPY) -m pytest -n $(PYTEST_WORKERS) --durations=10 "$${args[@]}" || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5), treated as success"; rc=0; fi; \
 	exit $$rc
 
