@@ -33,14 +33,10 @@ run_notebooks() {
     fi
     local mode=full
     case "${TUTORIAL_FAST,,}" in 1|true|yes|on) mode=fast ;; esac
-    for nb in "${notebooks[@]}"; do
-        echo "==> Running $nb ($mode mode)"
-        local start=$SECONDS
-        # nbclient (`jupyter execute`) runs the kernel in the notebook's folder and writes the
-        # outputs back in place; it stops at the first cell that raises.
-        jupyter execute --inplace --timeout="$NB_TIMEOUT" --kernel_name=python3 "$nb"
-        echo "    done in $((SECONDS - start)) s"
-    done
+    # One fresh kernel per notebook, run in the notebook's folder, top to bottom; the outputs and
+    # a record of the run (mode, date, wall time, versions: metadata "tutorial_execution") are
+    # written back in place, only if every cell succeeded. Stops at the first failing notebook.
+    python -m tutorial_lib.execution --mode "$mode" --timeout "$NB_TIMEOUT" "${notebooks[@]}"
 }
 
 build_book() {
