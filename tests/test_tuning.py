@@ -25,7 +25,7 @@ from tutorial_lib.tuning import (
 
 States = optuna.trial.TrialState
 WORKER = [sys.executable, "-m", "tutorial_lib.tune", "--method", "scgen", "--data", "mini",
-          "--n-top-genes", "150", "--n-epochs", "3", "--heartbeat", "1"]
+          "--n-top-genes", "150", "--n-epochs", "3", "--heartbeat", "1", "--batch-size", "64", "--lr", "2e-3"]
 
 
 @pytest.mark.parametrize(
@@ -152,3 +152,15 @@ def test_killed_study_resumes(tmp_path):
     retried = [t for t in trials if retry.retried_trial_number(t) == failed.number]
     assert len(retried) == 1 and retried[0].params == failed.params
     assert retried[0].state in (States.COMPLETE, States.PRUNED)
+
+
+def test_worker_refuses_bad_arguments_before_loading_anything(tmp_path, capsys):
+    from tutorial_lib.tune import main
+
+    storage = str(tmp_path / "study.db")
+    assert main(["--study", "s", "--method", "scgen", "--storage", storage, "--n-trials", "0",
+                 "--batch-size", "1", "--lr", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--n-trials must be >= 1, got 0" in err
+    assert "--batch-size must be >= 2" in err and "--lr must be > 0, got 0.0" in err
+    assert not (tmp_path / "study.db").exists()

@@ -48,8 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one worker; returns the process exit status."""
     args = build_parser().parse_args(argv)
+    problems = []
     if args.n_trials < 1:
-        print(f"--n-trials must be >= 1, got {args.n_trials}", file=sys.stderr)
+        problems.append(f"--n-trials must be >= 1, got {args.n_trials}")
+    if args.batch_size is not None and args.batch_size < 2:
+        problems.append(f"--batch-size must be >= 2 (BatchNorm needs 2 cells), got {args.batch_size}")
+    if args.lr is not None and not args.lr > 0:
+        problems.append(f"--lr must be > 0, got {args.lr}")
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
         return 2
     adata = prepare_holdout(
         load_kang2018(args.data),
