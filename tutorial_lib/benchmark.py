@@ -360,10 +360,15 @@ def describe_ranking(
     text = f"{prefix}{metric} ({gene_set}, {direction} is better): {shown}"
     if len(ranked) >= 2:
         m = leader_margin(ranked)
-        n = int(ranked.iloc[0]["n"])
-        text += (f"\n    gap #1-#2 = {m['gap']:.{digits}f}: {'larger' if m['clear'] else 'NOT larger'} than both the "
-                 f"seed sd {m['sd']:.{digits}f} (n={n} run{'s' if n != 1 else ''}) and the bootstrap half-width "
-                 f"{m['half_width']:.{digits}f}")
+        verdict = "larger" if m["clear"] else "NOT larger"
+        n = int(ranked.iloc[:2]["n"].min())
+        if n >= 2:
+            spread = (f"{verdict} than both the seed sd {m['sd']:.{digits}f} (n={n} runs) and the bootstrap "
+                      f"half-width {m['half_width']:.{digits}f}")
+        else:
+            spread = (f"{verdict} than the bootstrap half-width {m['half_width']:.{digits}f} "
+                      "(one run each: no seed-to-seed sd)")
+        text += f"\n    gap #1-#2 = {m['gap']:.{digits}f}: {spread}"
     return text
 
 
