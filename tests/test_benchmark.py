@@ -163,10 +163,14 @@ def test_mean_sd_table_of_a_benchmark(mini_counts):
 
     table = run_benchmark(mini_counts, METHODS, SETTINGS[:1], seeds=[0, 1], config=CONFIG, progress=False)
     summary = summarise(table)
-    wide = mean_sd_table(summary, [("e_distance", "all"), ("pearson_delta", "top20_degs")])
+    wide = mean_sd_table(summary, [("e_distance", "all"), ("pearson_delta", "top20_degs"), ("pearson_delta", "all")])
     assert list(wide.index) == METHODS
-    assert wide.loc["no_change", ("pearson_delta", "CD4 balanced")] == "undefined"
+    assert list(wide.columns.get_level_values("gene_set")) == ["all", "top20_degs", "all"]
+    assert wide.loc["no_change", ("pearson_delta", "top20_degs", "CD4 balanced")] == "undefined"
     row = summary.query("method == 'mean_shift' and metric == 'e_distance'").iloc[0]
-    assert wide.loc["mean_shift", ("e_distance", "CD4 balanced")] == f"{row['mean']:.3f} ± {row['std']:.3f}"
+    assert wide.loc["mean_shift", ("e_distance", "all", "CD4 balanced")] == f"{row['mean']:.3f} ± {row['std']:.3f}"
+    both = summary.query("method == 'mean_shift' and metric == 'pearson_delta'").set_index("gene_set")["mean"]
+    assert wide.loc["mean_shift", ("pearson_delta", "all", "CD4 balanced")].startswith(f"{both['all']:.3f}")
+    assert wide.loc["mean_shift", ("pearson_delta", "top20_degs", "CD4 balanced")].startswith(f"{both['top20_degs']:.3f}")
     with pytest.raises(DataValidationError, match="no rows for metric"):
         mean_sd_table(summary, [("e_distance", "top20_degs")])

@@ -378,9 +378,9 @@ def mean_sd_table(
     *,
     digits: int = 3,
 ) -> pd.DataFrame:
-    """Wide display of :func:`summarise` output: one row per method, one column per
-    ((metric, gene set), setting) pair asked for, cells ``mean ± sd`` over seeds (``undefined``
-    when no run defines the metric)."""
+    """Wide display of :func:`summarise` output: one row per method, one column per (metric,
+    gene set, setting), in the order of ``metrics``; cells ``mean ± sd`` over seeds
+    (``undefined`` when no run defines the metric)."""
     parts = []
     for metric, gene_set in metrics:
         rows = summary[(summary["metric"] == metric) & (summary["gene_set"] == gene_set)]
@@ -393,5 +393,5 @@ def mean_sd_table(
         for m, s in zip(rows["mean"], rows["std"])
     ]
     return rows.assign(shown=shown).pivot_table(
-        index="method", columns=["metric", "setting"], values="shown", aggfunc="first", sort=False
+        index="method", columns=["metric", "gene_set", "setting"], values="shown", aggfunc="first", sort=False
     )
