@@ -535,6 +535,11 @@ def test_train_presets(train_data):
             model.train(**kw, progress_bar=False)
             pred = model.predict(HELD_OUT, **predict_preset(method, setting))
             assert np.isfinite(pred.X).all()
+    assert train_preset("scpram", max_epochs=2) == {**TRAIN_PRESETS["scpram"]["fast"], "max_epochs": 2}
+    assert train_preset("scpram", with_epochs=False) == {k: v for k, v in TRAIN_PRESETS["scpram"]["fast"].items()
+                                                         if k != "max_epochs"}
+    with pytest.raises(ValueError, match="contradict"):
+        train_preset("scgen", max_epochs=2, with_epochs=False)
     with pytest.raises(ValueError, match="setting"):
         train_preset("scgen", "slow")
     with pytest.raises(ValueError, match="method"):

@@ -58,9 +58,27 @@ def _lookup(table: dict, method: str, setting: str) -> dict[str, Any]:
     return copy.deepcopy(table[method][setting])
 
 
-def train_preset(method: str, setting: str = "fast") -> dict[str, Any]:
-    """A copy of ``TRAIN_PRESETS[method][setting]`` (keyword arguments of ``train``)."""
-    return _lookup(TRAIN_PRESETS, method, setting)
+def train_preset(
+    method: str,
+    setting: str = "fast",
+    *,
+    max_epochs: int | None = None,
+    with_epochs: bool = True,
+) -> dict[str, Any]:
+    """A copy of ``TRAIN_PRESETS[method][setting]`` (keyword arguments of ``train``).
+
+    ``max_epochs`` replaces the preset's number of epochs (e.g. fewer in fast mode; ``None``
+    keeps it). ``with_epochs=False`` leaves ``max_epochs`` out, for callers that set the epochs
+    themselves (``BenchmarkConfig.n_epochs``, ``fit_and_score(n_epochs=...)``).
+    """
+    settings = _lookup(TRAIN_PRESETS, method, setting)
+    if max_epochs is not None:
+        if not with_epochs:
+            raise ValueError("max_epochs= and with_epochs=False contradict each other; pass one of them")
+        settings["max_epochs"] = max_epochs
+    if not with_epochs:
+        del settings["max_epochs"]
+    return settings
 
 
 def predict_preset(method: str, setting: str = "fast") -> dict[str, Any]:

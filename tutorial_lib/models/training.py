@@ -118,8 +118,8 @@ def train_vae(
         Expression matrix, densified once into a float32 tensor on ``device``.
     max_epochs, batch_size, lr, weight_decay, adam_eps
         Adam settings (``adam_eps``: the term added to the denominator; PyTorch's default
-        1e-8; scvi-tools and pertpy use 0.01, which damps the steps of rarely-updated
-        weights). A last minibatch of a single cell is skipped (BatchNorm needs 2).
+        1e-8; scvi-tools and pertpy use 0.01, which shrinks the steps of weights whose
+        gradients are small, so that Adam treats them more like plain gradient descent). A last minibatch of a single cell is skipped (BatchNorm needs 2).
     validation_fraction
         Share of cells held out (seeded) for the validation loss; 0 disables validation,
         and early stopping then monitors the training loss.
