@@ -24,6 +24,13 @@ Prediction (:meth:`SCPRAM.predict`):
    are used for every target, so all targets get the same delta.
 5. Target latent + its delta is decoded.
 
+Other differences from the released code (scpram 0.0.3, ``models.py``), which may explain part
+of the gap measured in ``benchmarks/README.md`` when decoding means: the release encodes every
+cell with a *posterior sample* (its ``get_latent_adata``), not the mean, so its latents, plan and
+prediction change from call to call unless torch is seeded; its OT cost is the Euclidean
+distance, not the squared one; and it trains on all training cells, while
+:meth:`~tutorial_lib.models.base.BaseModel.train` holds out 10% for the validation loss.
+
 The plan, matched pairs and attention are kept on the model for plotting
 (``ot_plan_``, ``ot_pairs_``, ``attention_``, :meth:`SCPRAM.attention_by_cell_type`).
 """
