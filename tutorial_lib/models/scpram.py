@@ -71,8 +71,7 @@ class SCPRAM(BaseModel):
 
     method_name = "scpram"
     fixed_module_kwargs = {"activation": "relu", "output_activation": "relu"}
-    train_defaults = {"max_epochs": 100, "batch_size": 128, "lr": 5e-4, "weight_decay": 1e-5, "adam_eps": 1e-8,
-                      "patience": 25}
+    train_defaults = {**BaseModel.train_defaults, "batch_size": 128, "lr": 5e-4, "weight_decay": 1e-5}
 
     def __init__(
         self,
