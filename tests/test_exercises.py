@@ -204,7 +204,9 @@ def test_paired_difference_and_verdict():
 
 
 def test_validation_choice(mini_log):
-    assert ex.check_validation_choice("B", mini_log)
+    right = ex.check_validation_choice("B", mini_log)
+    n_stim = int(((mini_log.obs["cell_type"] == "B") & (mini_log.obs["condition"] == "stimulated")).sum())
+    assert right and f"{n_stim} stimulated cells" in right.message
     leak = ex.check_validation_choice("CD4+ T cells", mini_log)
     assert not leak and "leaks" in leak.message
     assert "not a cell type" in ex.check_validation_choice("Neurons", mini_log).message
@@ -227,6 +229,7 @@ def test_startup_trials():
     study = create_study("test-probe", storage="sqlite:///:memory:")
     n = study.sampler._n_startup_trials
     assert ex.check_startup_trials(n) and str(n) in ex.check_startup_trials(n).message
-    assert not ex.check_startup_trials(n + 1)
+    wrong = ex.check_startup_trials(n + 1)
+    assert not wrong and "n_startup_trials" in wrong.message
     assert "whole number" in ex.check_startup_trials("ten").message
     assert isinstance(study.sampler, optuna.samplers.TPESampler)
