@@ -25,7 +25,8 @@ def mini_log(_mini_counts):
 def test_every_exercise_is_documented_with_a_check_that_exists():
     assert len(ex.EXERCISES) >= 10
     for key, item in ex.EXERCISES.items():
-        assert set(item) == {"notebook", "question", "scaffold", "check"}, key
+        assert set(item) == {"notebook", "question", "scaffold", "check", "solution"}, key
+        assert "..." not in item["solution"], f"{key}: a solution is complete code"
         assert item["notebook"][:2] == key[:2]
         name = item["check"].split("(")[0]
         assert callable(getattr(ex, name)), f"{key}: {name} is not in tutorial_lib.exercises"
@@ -233,3 +234,48 @@ def test_startup_trials():
     assert not wrong and "n_startup_trials" in wrong.message
     assert "whole number" in ex.check_startup_trials("ten").message
     assert isinstance(study.sampler, optuna.samplers.TPESampler)
+
+
+# ---- every worked solution, run in a namespace like the notebook's, passes its check
+
+
+class _Model:
+    """Stands in for a trained model: only get_latent is needed."""
+
+    def __init__(self, z):
+        self.z = z
+
+    def get_latent(self, adata):
+        return self.z[: adata.n_obs]
+
+
+@pytest.fixture(scope="module")
+def namespaces(mini_log, holdout_parts):
+    from tutorial_lib import plotting as tp
+    from tutorial_lib.data import prepare_holdout, split_views
+
+    rng = np.random.default_rng(5)
+    parts = split_views(prepare_holdout(mini_log, "B", n_top_genes=300))
+    pred = mean_shift(parts.train, parts.ctrl, cell_type="B")
+    degs = list(parts.train.var_names[:150])  # any gene list: the check recomputes from the same genes
+    z = rng.normal(size=(parts.train.n_obs, 8))
+    a = 2.0 + rng.normal(0, 0.3, 5)
+    base = {"np": np, "tp": tp, "adata": mini_log}
+    return {
+        "00": base,
+        "01": {**base, "parts": parts, "pred": pred, "degs": degs, "model": _Model(z)},
+        "02": {**base, "z_ctrl": rng.normal(size=(60, 8)), "z_stim": rng.normal(size=(300, 8))},
+        "03": {**base, "a": a, "b": a + 0.3 + rng.normal(0, 0.02, 5)},
+        "04": {**base, "test_scores": [3.1, 2.7, 2.9], "honest": 2.9},
+    }
+
+
+@pytest.mark.parametrize("key", sorted(ex.EXERCISES))
+def test_every_solution_passes_its_check(key, namespaces):
+    item = ex.EXERCISES[key]
+    ns = {**namespaces[key[:2]], **{name: getattr(ex, name) for name in ex.__all__}}
+    if key == "03-2":  # continues exercise 03-1
+        exec(ex.EXERCISES["03-1"]["solution"], ns)
+    exec(item["solution"], ns)
+    feedback = eval(item["check"], ns)
+    assert feedback, f"{key}: {feedback}"

@@ -12,8 +12,8 @@ not in the data) is answered with a ``Not yet`` message naming what was expected
 raised, so a learner's notebook never stops at a check.
 
 :data:`EXERCISES` documents every planned exercise (notebook, question, scaffold code, check
-call) so that the notebook rewrite inserts them as they are; ``tests/test_exercises.py``
-runs every scaffold's check with a right and with wrong answers.
+call, worked solution) so that the notebook rewrite inserts them as they are;
+``tests/test_exercises.py`` runs every check with right and wrong answers, and every solution.
 """
 
 from __future__ import annotations
@@ -475,82 +475,142 @@ def check_startup_trials(answer) -> Feedback:
 
 
 # --------------------------------------------------------------------------------------------
-# The exercises, for the notebook rewrite: question (markdown), scaffold (code cell), check call.
+# The exercises, for the notebook rewrite: question (markdown), scaffold (the "Your turn" code
+# cell; ``...`` marks what the learner writes), check (the call that ends the cell) and solution
+# (worked code for the folded solution cell). Names such as ``adata``, ``parts``, ``pred``,
+# ``model``, ``z_ctrl`` are the notebook's own variables; tests/test_exercises.py runs every
+# solution followed by its check on the mini data or small synthetic data.
 
 EXERCISES: dict[str, dict[str, str]] = {
     "00-1": {
         "notebook": "00_intro",
-        "question": "Which cell type shows the largest mean ISG15 change (stimulated minus control)?",
-        "scaffold": 'answer = ...  # a cell type name, e.g. from change["ISG15"].idxmax()',
+        "question": "Which cell type shows the largest mean ISG15 change (stimulated minus control, log-normalised)?",
+        "scaffold": "answer = ...  # one cell type name",
         "check": 'check_largest_response(answer, adata, gene="ISG15")',
+        "solution": 'change = tp.response_by_cell_type(adata, ["ISG15"])   # cell types x genes\nanswer = change["ISG15"].idxmax()',
     },
     "00-2": {
         "notebook": "00_intro",
         "question": "Hold out B cells. Build the boolean mask of the cells a model and the gene selection may use.",
-        "scaffold": 'is_b = adata.obs["cell_type"] == "B"\nis_stim = adata.obs["condition"] == "stimulated"\nmask = ...',
+        "scaffold": (
+            'is_b = (adata.obs["cell_type"] == "B").to_numpy()\n'
+            'is_stim = (adata.obs["condition"] == "stimulated").to_numpy()\nmask = ...'
+        ),
         "check": 'check_training_mask(mask, adata, cell_type="B")',
+        "solution": (
+            'is_b = (adata.obs["cell_type"] == "B").to_numpy()\n'
+            'is_stim = (adata.obs["condition"] == "stimulated").to_numpy()\n'
+            "mask = ~(is_b & is_stim)   # B controls stay: they are the input of the prediction"
+        ),
     },
     "01-1": {
         "notebook": "01_scgen",
         "question": "Compute pearson_delta of scGen's prediction on the top-100 DEGs by hand with numpy.",
         "scaffold": (
-            "genes = degs[:100]\nreal_m = parts.test[:, genes].X.mean(axis=0)\n"
-            "pred_m = pred[:, genes].X.mean(axis=0)\nctrl_m = parts.ctrl[:, genes].X.mean(axis=0)\nvalue = ..."
+            "genes = degs[:100]\n"
+            "real_m = np.asarray(parts.test[:, genes].X.mean(axis=0)).ravel()\n"
+            "pred_m = np.asarray(pred[:, genes].X.mean(axis=0)).ravel()\n"
+            "ctrl_m = np.asarray(parts.ctrl[:, genes].X.mean(axis=0)).ravel()\n"
+            "value = ..."
         ),
         "check": "check_pearson_delta(value, parts.test[:, genes], pred[:, genes], parts.ctrl[:, genes])",
+        "solution": (
+            "genes = degs[:100]\n"
+            "real_m = np.asarray(parts.test[:, genes].X.mean(axis=0)).ravel()\n"
+            "pred_m = np.asarray(pred[:, genes].X.mean(axis=0)).ravel()\n"
+            "ctrl_m = np.asarray(parts.ctrl[:, genes].X.mean(axis=0)).ravel()\n"
+            "value = np.corrcoef(pred_m - ctrl_m, real_m - ctrl_m)[0, 1]   # changes, not means"
+        ),
     },
     "01-2": {
         "notebook": "01_scgen",
-        "question": "Compute scGen's latent shift δ from the latent codes of the training cells (unbalanced).",
+        "question": "Compute scGen's latent shift from the latent codes of the training cells (without balancing).",
         "scaffold": (
-            "z = model.get_latent(parts.train)\nis_stim = (parts.train.obs['condition'] == 'stimulated').to_numpy()\n"
-            "delta = ..."
+            "z = model.get_latent(parts.train)\n"
+            "is_stim = (parts.train.obs['condition'] == 'stimulated').to_numpy()\ndelta = ..."
         ),
         "check": "check_latent_shift(delta, z[~is_stim], z[is_stim])",
+        "solution": (
+            "z = model.get_latent(parts.train)\n"
+            "is_stim = (parts.train.obs['condition'] == 'stimulated').to_numpy()\n"
+            "delta = z[is_stim].mean(axis=0) - z[~is_stim].mean(axis=0)   # scGen balances cell types first"
+        ),
     },
     "02-1": {
         "notebook": "02_scpram",
-        "question": "Compute the attention weights of one CD4 T control cell over the stimulated training cells.",
+        "question": "Compute the attention weights of one control cell (a latent code) over the stimulated training cells.",
         "scaffold": (
             "q = z_ctrl[0]            # one query (latent code)\nkeys = z_stim            # the keys\n"
             "ratio, temperature = 0.05, 0.1\nweights = ...  # one weight per key, zero outside the top keys"
         ),
         "check": "check_attention_row(weights, q, keys, ratio=ratio, temperature=temperature)",
+        "solution": (
+            "q = z_ctrl[0]\nkeys = z_stim\nratio, temperature = 0.05, 0.1\n"
+            "sim = (keys / np.linalg.norm(keys, axis=1, keepdims=True)) @ (q / np.linalg.norm(q))   # cosine\n"
+            "k = int(np.ceil(ratio * len(keys)))                  # number of keys attended\n"
+            "top = np.argsort(-sim)[:k]\n"
+            "e = np.exp((sim[top] - sim[top].max()) / temperature)   # softmax of similarity / temperature\n"
+            "weights = np.zeros(len(keys))\nweights[top] = e / e.sum()"
+        ),
     },
     "02-2": {
         "notebook": "02_scpram",
         "question": 'Raise the temperature from 0.1 to 1.0: do the weights get "flatter", "sharper" or stay "unchanged"?',
         "scaffold": 'answer = ...  # "flatter", "sharper" or "unchanged"',
         "check": "check_temperature_effect(answer, z_ctrl[:50], z_stim)",
+        "solution": (
+            "from tutorial_lib.models import attention_weights\n\n"
+            "def entropy(t):\n"
+            "    w = attention_weights(z_ctrl[:50], z_stim, ratio=0.05, temperature=t).data   # the non-zero weights\n"
+            "    return -(w * np.log(w)).sum()\n\n"
+            'answer = "flatter" if entropy(1.0) > entropy(0.1) else "sharper"   # more entropy: more even weights'
+        ),
     },
     "03-1": {
         "notebook": "03_benchmarking_part1",
-        "question": "From the per-seed E-distances of scGen (a) and mean shift (b), compute the paired difference and its 95% interval.",
+        "question": "From the per-seed E-distances of scGen (a) and mean shift (b), compute the paired difference a - b and its 95% interval.",
         "scaffold": "a = ...  # scGen's E-distance per seed, in seed order\nb = ...  # mean_shift's, same seeds\nestimate, interval = ..., (..., ...)",
         "check": "check_paired_difference(estimate, interval, a, b)",
+        "solution": (
+            "from scipy import stats\n\n"
+            "d = np.asarray(a) - np.asarray(b)                 # paired by seed\n"
+            "estimate = d.mean()\n"
+            "half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))\n"
+            "interval = (estimate - half, estimate + half)"
+        ),
     },
     "03-2": {
         "notebook": "03_benchmarking_part1",
         "question": 'Which is better on E-distance (lower is better): "a better", "b better" or "no clear difference"?',
-        "scaffold": 'answer = ...',
+        "scaffold": "answer = ...",
         "check": "check_verdict(answer, a, b, lower_is_better=True)",
+        "solution": (
+            "low, high = interval\n"
+            'answer = "no clear difference" if low <= 0 <= high else ("a better" if high < 0 else "b better")'
+        ),
     },
     "04-1": {
         "notebook": "04_benchmarking_part2",
         "question": "Pick a validation cell type for tuning (not the test type, CD4+ T cells).",
         "scaffold": "VALIDATION_CELL_TYPE = ...",
         "check": 'check_validation_choice(VALIDATION_CELL_TYPE, adata, test_cell_type="CD4+ T cells")',
+        "solution": 'VALIDATION_CELL_TYPE = "B"   # a lymphocyte like CD4 T cells; any type but the test type is leak-free',
     },
     "04-2": {
         "notebook": "04_benchmarking_part2",
         "question": "Compute the selection effect: the best wrong-way test score minus the honest candidate's test score.",
         "scaffold": "test_scores = ...  # test E-distance of each wrong-way candidate\nhonest = ...\nvalue = ...",
         "check": "check_selection_effect(value, test_scores, honest)",
+        "solution": "value = min(test_scores) - honest   # E-distance: lower is better, so the search reports the minimum",
     },
     "04-3": {
         "notebook": "04_benchmarking_part2",
         "question": "How many trials does the course's TPE sampler draw at random before it starts modelling?",
         "scaffold": "answer = ...",
         "check": "check_startup_trials(answer)",
+        "solution": (
+            "import inspect\nimport optuna\n\n"
+            'answer = inspect.signature(optuna.samplers.TPESampler).parameters["n_startup_trials"].default'
+        ),
     },
 }
