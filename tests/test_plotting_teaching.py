@@ -157,3 +157,23 @@ def test_overlap_check_finds_colliding_labels():
 
 def test_grid_of_bars_has_no_colliding_labels(scores):
     assert overlapping_texts(metric_bar_grid(scores)) == []
+
+
+def test_notebook_layouts_have_no_colliding_labels():
+    """Module 03's layouts: two method x cell-type heatmaps, and seed plots four to a row."""
+    types = ["B", "CD14+ Monocytes", "CD16+ Monocytes", "CD4+ T cells", "CD8+ T cells", "DC", "NK cells", "T"]
+    rng = np.random.default_rng(4)
+    rows = [(m, t, s, metric, gs, rng.uniform(0.5, 5))
+            for m in ("no_change", "mean_shift", "scgen", "scpram") for t in types for s in range(3)
+            for metric, gs in (("e_distance", "all"), ("pearson_delta", "top100_degs"))]
+    runs = pd.DataFrame(rows, columns=["method", "setting", "seed", "metric", "gene_set", "value"])
+    fig, axes = plt.subplots(1, 2, figsize=(6 + 1.6 * len(types), 3.8))
+    method_by_setting_heatmap(summarise(runs), "pearson_delta", "top100_degs", ax=axes[0])
+    method_by_setting_heatmap(summarise(runs), "e_distance", "all", ax=axes[1])
+    fig.tight_layout()
+    assert overlapping_texts(fig) == []
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
+    for ax, metric in zip(axes, ("e_distance", "pearson_delta", "e_distance", "pearson_delta")):
+        seed_spread_plot(runs[runs.setting.isin(["B", "DC"])], metric, None, ax=ax)
+    fig.tight_layout()
+    assert overlapping_texts(fig) == []
