@@ -3,6 +3,7 @@
 #   make course   set up .venv, fetch the data, run every notebook in full mode, build the book
 #   make test     set up .venv, run the unit tests, the notebooks in fast mode and the book build
 #                 (with its browser test: `make browser` installs Debian's chromium first if missing)
+#   make lab      set up .venv and open JupyterLab on notebooks/ in it (the course environment)
 #
 # Other targets: env, data, notebooks, book, browser, clean. Variables (override on the command line):
 #   PYTHON        interpreter that creates the virtual environment (default: python3.11)
@@ -90,6 +91,13 @@ test: env browser
 	TUTORIAL_FAST=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(VPY) -m pytest -n $(PYTEST_WORKERS) --durations=10 "$${args[@]}" || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5), treated as success"; rc=0; fi; \
 	exit $$rc
+
+# JupyterLab from the course environment (the `notebooks` extra installs it), so the notebooks'
+# kernel has tutorial_lib and its dependencies. LAB_ARGS passes options, e.g. LAB_ARGS=--no-browser.
+.PHONY: lab
+LAB_ARGS ?=
+lab: env
+	$(BIN)/jupyter lab $(LAB_ARGS) notebooks/
 
 clean:
 	rm -rf _build .pytest_cache

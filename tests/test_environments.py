@@ -332,7 +332,7 @@ def test_import_check_catches_a_missing_package(tmp_path):
     cells = [
         "%matplotlib inline\n!pip list\nimport numpy as np\nimport os, sys",
         "from sklearn.decomposition import PCA\nimport torch.nn as nn\nfrom tutorial_lib import config",
-        "%%time\nimport seaborn as sns\nfrom IPython.display import display",
+        "%%time\nimport statsmodels.api as sm\nfrom IPython.display import display",
         "%%bash\nimport-not-python",
         "def f():\n    import ot.bregman\n    from umap import UMAP\n    from . import x",
     ]
@@ -346,10 +346,10 @@ def test_import_check_catches_a_missing_package(tmp_path):
     path.write_text(json.dumps(nb))
     imports = notebook_imports(path)
     assert imports == {
-        "numpy", "os", "sys", "sklearn", "torch", "tutorial_lib", "seaborn", "IPython", "ot", "umap",
+        "numpy", "os", "sys", "sklearn", "torch", "tutorial_lib", "statsmodels", "IPython", "ot", "umap",
     }
     packages = set(conda_specs(load_yaml(env_path("intro"))))
-    assert missing_imports(imports, packages) == ["seaborn (conda-forge package 'seaborn')"]
+    assert missing_imports(imports, packages) == ["statsmodels (conda-forge package 'statsmodels')"]
 
 
 # --------------------------------------------------------------------------------------------

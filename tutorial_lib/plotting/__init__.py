@@ -5,6 +5,8 @@ from tutorial_lib.plotting.benchmark_plots import (
     contour_top_params,
     method_by_setting_heatmap,
     optimization_history,
+    paired_difference_plot,
+    paired_differences,
     param_importances,
     seed_spread_plot,
     slice_top_params,
@@ -13,7 +15,7 @@ from tutorial_lib.plotting.benchmark_plots import (
 )
 from tutorial_lib.plotting.dotplot import deg_dotplot
 from tutorial_lib.plotting.embedding import embedding_plot
-from tutorial_lib.plotting.heatmap import distance_heatmap
+from tutorial_lib.plotting.heatmap import distance_heatmap, shared_scale_heatmaps
 from tutorial_lib.plotting.overview import (
     ISG_GENES,
     attention_heatmap,
@@ -29,6 +31,8 @@ __all__ = [
     "contour_top_params",
     "method_by_setting_heatmap",
     "optimization_history",
+    "paired_difference_plot",
+    "paired_differences",
     "param_importances",
     "seed_spread_plot",
     "slice_top_params",
@@ -43,6 +47,7 @@ __all__ = [
     "umap_overview",
     "deg_dotplot",
     "distance_heatmap",
+    "shared_scale_heatmaps",
     "embedding_plot",
     "mean_scatter",
     "metric_bar_grid",

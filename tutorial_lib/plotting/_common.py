@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
@@ -47,3 +48,81 @@ def select_rows(table: pd.DataFrame, metric: str | None, gene_set: str | None) -
         have = sorted(set(zip(table.get("metric", []), table.get("gene_set", []))))
         raise DataValidationError(f"no rows for metric {metric!r}, gene_set {gene_set!r}; available: {have[:12]}")
     return sub
+
+
+def is_lower_better(metric: str | None, lower_is_better: bool | None = None) -> bool | None:
+    """Whether lower values of ``metric`` are better: ``lower_is_better`` if given, else from the
+    library's list (:data:`~tutorial_lib.metrics.evaluate.LOWER_IS_BETTER`; every other metric of
+    :func:`~tutorial_lib.metrics.evaluate` is higher-is-better); ``None`` when unknown (no metric)."""
+    if lower_is_better is not None:
+        return bool(lower_is_better)
+    if metric is None:
+        return None
+    from tutorial_lib.metrics.evaluate import LOWER_IS_BETTER
+
+    return metric in LOWER_IS_BETTER
+
+
+def direction_label(lower: bool | None) -> str:
+    """The words a panel carries about its metric's direction ("" when unknown)."""
+    if lower is None:
+        return ""
+    return "lower is better ↓" if lower else "higher is better ↑"
+
+
+def with_direction(label: str, lower: bool | None) -> str:
+    """``label`` with the direction on a second line, e.g. ``"e_distance\\n(lower is better ↓)"``."""
+    words = direction_label(lower)
+    return f"{label}\n({words})" if words else label
+
+
+def _text_box(text, renderer) -> tuple[np.ndarray, float, float, float]:
+    """Centre, width, height and angle (radians) of the rectangle a text covers on the canvas."""
+    box = text.get_window_extent(renderer)  # axis-aligned: its centre is the rectangle's centre
+    angle = text.get_rotation()
+    if angle % 180:
+        text.set_rotation(0)
+        flat = text.get_window_extent(renderer)
+        text.set_rotation(angle)
+        w, h = flat.width, flat.height
+    else:
+        w, h = box.width, box.height
+    return np.array([(box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2]), w, h, np.deg2rad(angle)
+
+
+def _boxes_overlap(a, b, margin: float = 0.5) -> bool:
+    """Separating-axis test of two rotated rectangles (``_text_box`` tuples); touching is not overlap."""
+    (ca, wa, ha, ta), (cb, wb, hb, tb) = a, b
+    axes = []
+    for t in (ta, tb):
+        axes += [np.array([np.cos(t), np.sin(t)]), np.array([-np.sin(t), np.cos(t)])]
+
+    def radius(w, h, t, n):
+        u, v = np.array([np.cos(t), np.sin(t)]), np.array([-np.sin(t), np.cos(t)])
+        return w / 2 * abs(u @ n) + h / 2 * abs(v @ n)
+
+    return all(abs((ca - cb) @ n) < radius(wa, ha, ta, n) + radius(wb, hb, tb, n) - margin for n in axes)
+
+
+def overlapping_texts(fig) -> list[tuple[str, str]]:
+    """Pairs of visible, non-empty texts of ``fig`` that overlap on the canvas (tick labels, axis
+    labels, titles), rotated labels as rotated rectangles: a check for colliding labels."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    items = []
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        texts = [*ax.get_xticklabels(), *ax.get_yticklabels(), ax.xaxis.label, ax.yaxis.label, ax.title]
+        for t in texts:
+            if t.get_visible() and t.get_text().strip():
+                items.append((t.get_text(), _text_box(t, renderer)))
+    suptitle = getattr(fig, "_suptitle", None)
+    if suptitle is not None and suptitle.get_text():
+        items.append((suptitle.get_text(), _text_box(suptitle, renderer)))
+    return [
+        (items[i][0], items[j][0])
+        for i in range(len(items))
+        for j in range(i + 1, len(items))
+        if _boxes_overlap(items[i][1], items[j][1])
+    ]

@@ -11,7 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from tutorial_lib.data.checks import DataValidationError
-from tutorial_lib.plotting._common import get_ax, require_columns, select_rows
+from tutorial_lib.plotting._common import get_ax, is_lower_better, require_columns, select_rows, with_direction
 
 
 def _select(table: pd.DataFrame, metric: str, gene_set: str | None, method_col: str) -> pd.DataFrame:
@@ -28,13 +28,16 @@ def metric_bars(
     hue: str | None = None,
     ax: Axes | None = None,
     order: Sequence[str] | None = None,
+    *,
+    lower_is_better: bool | None = None,
 ) -> Axes:
     """One bar per method (``table[method_col]``): ``value`` with error bars ``[ci_low, ci_high]``.
 
     ``table`` is the output of :func:`~tutorial_lib.metrics.evaluate` with a ``method`` column
     added (or several such tables concatenated). ``hue`` names an optional column (e.g. a
     setting) drawn as side-by-side bars within each method. A NaN value is drawn as an empty
-    slot labelled "undefined" (its reason is in the table's ``note``).
+    slot labelled "undefined" (its reason is in the table's ``note``). The y label says whether
+    lower or higher is better (``lower_is_better``, by default from the metric's name).
     """
     sub = _select(table, metric, gene_set, method_col)
     methods = list(order) if order is not None else list(dict.fromkeys(sub[method_col]))
@@ -71,7 +74,7 @@ def metric_bars(
     ax.axhline(0, color="k", lw=0.6)
     ax.set_xticks(xs)
     ax.set_xticklabels(methods, rotation=30, ha="right")
-    ax.set_ylabel(metric)
+    ax.set_ylabel(with_direction(metric, is_lower_better(metric, lower_is_better)), fontsize=8)
     ax.set_title(metric + (f" ({gene_set})" if gene_set else ""), fontsize=9)
     if hue:
         ax.legend(fontsize=7, title=hue)

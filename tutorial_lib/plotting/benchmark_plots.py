@@ -6,7 +6,11 @@ Benchmark figures read the tables of :mod:`tutorial_lib.benchmark`:
   as a method x setting grid (e.g. method x held-out cell type), each cell "mean ± std over seeds";
 - :func:`seed_spread_plot` draws a per-seed table (:func:`~tutorial_lib.benchmark.run_benchmark`'s
   output, or any table with a value per method and seed): mean over seeds as a bar, the
-  standard deviation as an error bar, and every seed as a dot.
+  standard deviation as an error bar, and every seed as a dot;
+- :func:`paired_difference_plot` (seaborn) draws the paired difference between two methods,
+  seed by seed, with its mean and interval and the zero line, per setting.
+
+Every panel of a metric says whether lower or higher is better (y label or colour bar).
 
 Optuna figures wrap ``optuna.visualization.matplotlib`` (its experimental warning is silenced)
 and guard against studies too small for a figure: :func:`optimization_history`,
@@ -27,7 +31,14 @@ from matplotlib.axes import Axes
 
 from tutorial_lib.data.checks import DataValidationError
 from tutorial_lib.metrics.evaluate import LOWER_IS_BETTER
-from tutorial_lib.plotting._common import get_ax, require_columns, select_rows
+from tutorial_lib.plotting._common import (
+    direction_label,
+    get_ax,
+    is_lower_better,
+    require_columns,
+    select_rows,
+    with_direction,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
@@ -71,13 +82,16 @@ def method_by_setting_heatmap(
     digits: int = 2,
     title: str | None = None,
     xlabel: str = "setting",
+    vmin: float | None = None,
+    vmax: float | None = None,
 ) -> Axes:
     """Heatmap of one metric: methods as rows, settings (e.g. held-out cell types) as columns.
 
     ``summary`` is :func:`~tutorial_lib.benchmark.summarise`'s output. Each cell reads
     ``mean`` and, when more than one seed defined it, ``± std`` over seeds. The colour map runs
     so that darker is better (reversed for metrics in :data:`LOWER_IS_BETTER`, where lower is
-    better); undefined cells are grey and read "n/a".
+    better); undefined cells are grey and read "n/a". ``vmin``/``vmax`` fix the colour scale, so
+    that two heatmaps of the same metric (e.g. two experiments) can share one.
     """
     means = summary_grid(summary, metric, gene_set, methods=methods, settings=settings)
     has_std = "std" in summary.columns
@@ -88,7 +102,7 @@ def method_by_setting_heatmap(
     n_rows, n_cols = vals.shape
     ax = get_ax(ax, figsize=(1.2 * n_cols + 2.5, 0.6 * n_rows + 1.8))
     colormap = plt.get_cmap(cmap).with_extremes(bad="#dddddd")
-    im = ax.imshow(np.ma.masked_invalid(vals), cmap=colormap, aspect="auto")
+    im = ax.imshow(np.ma.masked_invalid(vals), cmap=colormap, aspect="auto", vmin=vmin, vmax=vmax)
     cbar = ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     cbar.set_label(f"{metric} ({'lower' if lower else 'higher'} is better)", fontsize=8)
     ax.set_xticks(range(n_cols))
@@ -97,8 +111,7 @@ def method_by_setting_heatmap(
     ax.set_yticklabels([str(r) for r in means.index])
     ax.set_xlabel(xlabel)
     if annotate:
-        finite = vals[np.isfinite(vals)]
-        mid = float(np.mean([finite.min(), finite.max()])) if finite.size else 0.0
+        mid = float(np.mean([im.norm.vmin, im.norm.vmax])) if np.isfinite(vals).any() else 0.0
         for i in range(n_rows):
             for j in range(n_cols):
                 v = vals[i, j]
@@ -126,6 +139,7 @@ def seed_spread_plot(
     ax: Axes | None = None,
     title: str | None = None,
     ylabel: str | None = None,
+    lower_is_better: bool | None = None,
 ) -> Axes:
     """Mean over seeds (bar), standard deviation over seeds (error bar) and each seed (dot).
 
@@ -133,10 +147,16 @@ def seed_spread_plot(
     ``hue`` (e.g. ``"setting"``: side-by-side bars per method). ``metric``/``gene_set`` filter the
     tidy output of :func:`~tutorial_lib.benchmark.run_benchmark`; pass ``metric=None`` for a table
     that holds one metric only. Undefined (NaN) runs are left out of the mean; a group whose runs
-    are all undefined is an empty slot labelled "undefined".
+    are all undefined is an empty slot labelled "undefined". The y label says whether lower or
+    higher is better: ``lower_is_better`` if given, else from ``metric`` (or from the table's one
+    ``metric``), else nothing.
     """
     require_columns(table, [method_col, "value"], "the table")
     sub = select_rows(table, metric, gene_set) if metric is not None else table
+    named = metric
+    if named is None and "metric" in sub.columns and sub["metric"].nunique() == 1:
+        named = str(sub["metric"].iloc[0])
+    lower = is_lower_better(named, lower_is_better)
     if hue is not None and hue not in sub.columns:
         hue = None
     methods = list(order) if order is not None else list(dict.fromkeys(sub[method_col]))
@@ -170,11 +190,111 @@ def seed_spread_plot(
     ax.set_xticks(xs)
     ax.set_xticklabels(methods, rotation=30, ha="right")
     label = metric or "value"
-    ax.set_ylabel(ylabel or label)
+    ax.set_ylabel(with_direction(ylabel or label, lower), fontsize=8)
     ax.set_title(title or label + (f" ({gene_set})" if metric and gene_set else "") + ": mean ± sd over seeds",
                  fontsize=9)
     if hue:
         ax.legend(fontsize=7, title=hue, title_fontsize=7)
+    return ax
+
+
+def paired_differences(
+    table: pd.DataFrame,
+    a: str,
+    b: str,
+    metric: str | None = None,
+    gene_set: str | None = "all",
+    *,
+    method_col: str = "method",
+    pair_col: str = "seed",
+    by: str | None = None,
+) -> pd.DataFrame:
+    """Per-pair differences ``a - b`` (one row per ``pair_col`` value and ``by`` group).
+
+    Pairs where either method is missing or undefined (NaN) are dropped. Columns: ``by`` (if
+    given), ``pair_col``, ``difference``.
+    """
+    require_columns(table, [method_col, pair_col, "value"] + ([by] if by else []), "the table")
+    sub = select_rows(table, metric, gene_set) if metric is not None else table
+    keys = ([by] if by else []) + [pair_col]
+    for m in (a, b):
+        if not (sub[method_col] == m).any():
+            raise DataValidationError(f"no rows for method {m!r}; methods are {sorted(sub[method_col].unique())}")
+    wide = sub[sub[method_col].isin([a, b])].pivot_table(index=keys, columns=method_col, values="value",
+                                                         aggfunc="mean", dropna=False)
+    diff = (wide[a] - wide[b]).dropna().rename("difference").reset_index()
+    if diff.empty:
+        raise DataValidationError(f"{a!r} and {b!r} share no defined {pair_col} to pair")
+    return diff
+
+
+def paired_difference_plot(
+    table: pd.DataFrame,
+    a: str,
+    b: str,
+    metric: str | None = None,
+    gene_set: str | None = "all",
+    *,
+    method_col: str = "method",
+    pair_col: str = "seed",
+    by: str | None = None,
+    order: Sequence[str] | None = None,
+    level: float = 0.95,
+    lower_is_better: bool | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Axes:
+    """Paired difference ``a - b`` per seed (dots), its mean and ``level`` t interval, and zero.
+
+    One column per ``by`` group (e.g. ``"setting"``), or one column. The interval is the Student-t
+    interval of the mean of the paired differences (n - 1 degrees of freedom), drawn only with at
+    least two pairs; where it includes zero the seeds cannot tell the methods apart. The y label
+    says which sign favours ``a`` (from ``lower_is_better``, by default from ``metric``).
+    Drawn with seaborn (``stripplot``); returns the Axes.
+    """
+    import seaborn as sns
+    from scipy import stats
+
+    diff = paired_differences(table, a, b, metric, gene_set, method_col=method_col, pair_col=pair_col, by=by)
+    group = by or "_group"
+    if by is None:
+        diff[group] = f"{a} - {b}"
+    if order is not None:
+        groups = list(order)
+    else:  # the order of the input table, not the sorted order of the pivot
+        groups = [g for g in dict.fromkeys(table[by]) if g in set(diff[group])] if by else [f"{a} - {b}"]
+    ax = get_ax(ax, figsize=(max(3.2, 1.1 * len(groups) + 2.0), 3.6))
+    sns.stripplot(data=diff, x=group, y="difference", order=groups, ax=ax, color="#4c72b0", size=5, jitter=0.12,
+                  edgecolor="k", linewidth=0.4, zorder=3)
+    for i, g in enumerate(groups):
+        d = diff.loc[diff[group] == g, "difference"].to_numpy(float)
+        if d.size == 0:
+            ax.text(i, 0, "no pairs", ha="center", va="bottom", fontsize=7)
+            continue
+        mean = float(d.mean())
+        if d.size >= 2:
+            half = float(stats.t.ppf(0.5 + level / 2, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size))
+            ax.errorbar(i + 0.28, mean, yerr=half, fmt="o", color="#c44e52", capsize=4, ms=5, zorder=4,
+                        label=f"mean, {level:.0%} interval" if i == 0 else None)
+        else:
+            ax.plot(i + 0.28, mean, "o", color="#c44e52", ms=5, zorder=4, label="mean (1 pair: no interval)" if i == 0 else None)
+    ax.axhline(0, color="k", lw=0.8, ls="--")
+    lower = is_lower_better(metric, lower_is_better)
+    label = f"{a} - {b}" + (f"\n{metric}" if metric else "")
+    if lower is not None:
+        label += f"\n(below 0 favours {a})" if lower else f"\n(above 0 favours {a})"
+    ax.set_ylabel(label, fontsize=8)
+    ax.set_xlabel(by or "")
+    if by is None:
+        ax.set_xticks([])
+    elif max(len(str(g)) for g in groups) > 12:  # long names: slanted, so that they do not collide
+        ax.tick_params(axis="x", labelrotation=30)
+        for t in ax.get_xticklabels():
+            t.set_ha("right")
+            t.set_rotation_mode("anchor")
+    words = direction_label(lower)
+    ax.set_title(title or f"Paired difference by {pair_col}" + (f" ({words})" if words else ""), fontsize=9)
+    ax.legend(fontsize=7, loc="best")
     return ax
 
 

@@ -1,0 +1,281 @@
+"""The exercise checks accept the right answer and explain the usual wrong ones.
+
+Right answers are computed here with plain numpy/pandas (the way a learner would), on the mini
+data or small random data; the checks compute theirs with the library.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from tutorial_lib import exercises as ex
+from tutorial_lib.data import normalize_log
+from tutorial_lib.models import mean_shift
+
+
+@pytest.fixture(scope="module")
+def mini_log(_mini_counts):
+    return normalize_log(_mini_counts.copy())
+
+
+def test_every_exercise_is_documented_with_a_check_that_exists():
+    assert len(ex.EXERCISES) >= 10
+    for key, item in ex.EXERCISES.items():
+        assert set(item) == {"notebook", "question", "scaffold", "check", "solution"}, key
+        assert "..." not in item["solution"], f"{key}: a solution is complete code"
+        assert item["notebook"][:2] == key[:2]
+        name = item["check"].split("(")[0]
+        assert callable(getattr(ex, name)), f"{key}: {name} is not in tutorial_lib.exercises"
+        assert "..." in item["scaffold"], f"{key}: a scaffold leaves the answer to the learner"
+    assert {k[:2] for k in ex.EXERCISES} == {"00", "01", "02", "03", "04"}
+
+
+def test_feedback_reads_as_a_verdict():
+    assert str(ex.Feedback(True, "x")) == "Correct: x" and bool(ex.Feedback(True, "x"))
+    assert str(ex.Feedback(False, "y")) == "Not yet: y" and not ex.Feedback(False, "y")
+
+
+# ---- 00
+
+
+def test_largest_response(mini_log, _mini_counts):
+    x = mini_log[:, "ISG15"].X
+    x = np.asarray(x.todense() if hasattr(x, "todense") else x).ravel()
+    obs = mini_log.obs.assign(v=x)
+    by = obs.groupby(["cell_type", "condition"], observed=True)["v"].mean().unstack()
+    change = (by["stimulated"] - by["control"]).sort_values()
+    assert ex.check_largest_response(change.index[-1], mini_log)
+    # counts are normalised on a copy: same answer
+    assert ex.check_largest_response(change.index[-1], _mini_counts)
+    low = ex.check_largest_response(change.index[0], mini_log)
+    assert not low and "idxmax" in low.message
+    middle = ex.check_largest_response(change.index[-2], mini_log)
+    assert not middle and f"ranks 2 of {len(change)}" in middle.message
+    assert "one cell type name" in ex.check_largest_response("Neurons", mini_log).message
+    assert "not a gene" in ex.check_largest_response("B", mini_log, gene="NOPE").message
+
+
+def test_training_mask(mini_log):
+    obs = mini_log.obs
+    is_b = (obs["cell_type"] == "B").to_numpy()
+    stim = (obs["condition"] == "stimulated").to_numpy()
+    right = ~(is_b & stim)
+    fb = ex.check_training_mask(right, mini_log, cell_type="B")
+    assert fb and str(int(right.sum())) in fb.message
+    assert ex.check_training_mask(obs.index.to_series().isin(obs.index[right]), mini_log, cell_type="B")
+    leak = ex.check_training_mask(np.ones(mini_log.n_obs, bool), mini_log, cell_type="B")
+    assert not leak and "leakage" in leak.message and str(int((is_b & stim).sum())) in leak.message
+    no_ctrl = ex.check_training_mask(~is_b, mini_log, cell_type="B")
+    assert not no_ctrl and "control" in no_ctrl.message
+    too_few = ex.check_training_mask(right & ~(obs["cell_type"] == "NK cells").to_numpy(), mini_log, cell_type="B")
+    assert not too_few and "drops" in too_few.message
+    assert "boolean array" in ex.check_training_mask(right.astype(int), mini_log, cell_type="B").message
+    assert "not a cell type" in ex.check_training_mask(right, mini_log, cell_type="Neurons").message
+
+
+# ---- 01
+
+
+@pytest.fixture(scope="module")
+def holdout_parts(mini_log):
+    obs = mini_log.obs
+    t = (obs["cell_type"] == "B").to_numpy()
+    stim = (obs["condition"] == "stimulated").to_numpy()
+    train, ctrl, real = mini_log[~(t & stim)].copy(), mini_log[t & ~stim].copy(), mini_log[t & stim].copy()
+    pred = mean_shift(train, ctrl, cell_type="B")
+    genes = list(mini_log.var_names[:200])
+    return real[:, genes], pred[:, genes], ctrl[:, genes]
+
+
+def _dense_mean(a):
+    x = a.X
+    return np.asarray(x.mean(axis=0)).ravel()
+
+
+def test_pearson_delta(holdout_parts):
+    real, pred, ctrl = holdout_parts
+    r, p, c = _dense_mean(real), _dense_mean(pred), _dense_mean(ctrl)
+    value = np.corrcoef(p - c, r - c)[0, 1]
+    assert ex.check_pearson_delta(value, real, pred, ctrl)
+    assert ex.check_pearson_delta(float(value) * (1 + 1e-7), real, pred, ctrl)
+    assert "means themselves" in ex.check_pearson_delta(np.corrcoef(p, r)[0, 1], real, pred, ctrl).message
+    assert "squared" in ex.check_pearson_delta(value**2, real, pred, ctrl).message
+    assert "sign" in ex.check_pearson_delta(-value, real, pred, ctrl).message
+    assert "one number" in ex.check_pearson_delta([1, 2], real, pred, ctrl).message
+    # a no-change prediction: the metric is undefined, and nan is the right answer
+    assert ex.check_pearson_delta(float("nan"), real, ctrl, ctrl)
+    assert "undefined" in ex.check_pearson_delta(0.0, real, ctrl, ctrl).message
+
+
+def test_latent_shift():
+    rng = np.random.default_rng(0)
+    z_ctrl, z_stim = rng.normal(size=(40, 8)), rng.normal(1.0, size=(30, 8))
+    delta = z_stim.mean(axis=0) - z_ctrl.mean(axis=0)
+    assert ex.check_latent_shift(delta, z_ctrl, z_stim)
+    assert "reversed" in ex.check_latent_shift(-delta, z_ctrl, z_stim).message
+    assert "average over cells" in ex.check_latent_shift(z_stim[:30] - z_ctrl[:30], z_ctrl, z_stim).message
+    assert "one entry per latent" in ex.check_latent_shift(delta[:5], z_ctrl, z_stim).message
+    assert not ex.check_latent_shift(delta + 0.1, z_ctrl, z_stim)
+
+
+# ---- 02
+
+
+def _learner_attention(q, keys, ratio, temperature, cosine=True, use_t=True, top=True):
+    if cosine:
+        q = q / np.linalg.norm(q)
+        keys = keys / np.linalg.norm(keys, axis=1, keepdims=True)
+    s = keys @ q
+    k = math.ceil(ratio * len(keys))
+    idx = np.argsort(-s)[:k] if top else np.arange(len(keys))
+    w = np.zeros(len(keys))
+    e = np.exp((s[idx] - s[idx].max()) / (temperature if use_t else 1.0))
+    w[idx] = e / e.sum()
+    return w
+
+
+def test_attention_row():
+    rng = np.random.default_rng(1)
+    q, keys = rng.normal(size=6), rng.normal(size=(100, 6)) * rng.uniform(0.5, 3, size=(100, 1))
+    kw = dict(ratio=0.05, temperature=0.1)
+    assert ex.check_attention_row(_learner_attention(q, keys, **kw), q, keys, **kw)
+    assert "top 5" in ex.check_attention_row(_learner_attention(q, keys, top=False, **kw), q, keys, **kw).message
+    assert "temperature" in ex.check_attention_row(_learner_attention(q, keys, use_t=False, **kw), q, keys, **kw).message
+    assert "cosine" in ex.check_attention_row(_learner_attention(q, keys, cosine=False, **kw), q, keys, **kw).message
+    assert "sum to" in ex.check_attention_row(np.ones(100), q, keys, **kw).message
+    assert "one weight per key" in ex.check_attention_row(np.ones(3), q, keys, **kw).message
+
+
+def test_temperature_effect():
+    rng = np.random.default_rng(2)
+    q, keys = rng.normal(size=(5, 6)), rng.normal(size=(200, 6))
+    # the learner's reasoning: entropy of each row at both temperatures
+    def entropy(t):
+        w = np.array([_learner_attention(qi, keys, 0.05, t) for qi in q])
+        w = w[w > 0]
+        return -(w * np.log(w)).sum()
+
+    right = "flatter" if entropy(1.0) > entropy(0.1) else "sharper"
+    assert right == "flatter"
+    assert ex.check_temperature_effect(right, q, keys)
+    assert ex.check_temperature_effect(" Flatter ", q, keys)
+    assert not ex.check_temperature_effect("sharper", q, keys)
+    assert "one of" in ex.check_temperature_effect("hotter", q, keys).message
+
+
+# ---- 03
+
+
+def test_paired_difference_and_verdict():
+    rng = np.random.default_rng(3)
+    common = rng.normal(1.0, 0.3, size=5)  # seed effect shared by both methods
+    a = common + rng.normal(0, 0.01, 5)
+    b = common + 0.2 + rng.normal(0, 0.01, 5)
+    d = a - b
+    half = stats.t.ppf(0.975, 4) * d.std(ddof=1) / np.sqrt(5)
+    assert ex.check_paired_difference(d.mean(), (d.mean() - half, d.mean() + half), a, b)
+    assert "sign" in ex.check_paired_difference(-d.mean(), (0, 1), a, b).message
+    unpaired = stats.t.ppf(0.975, 4) * np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 5)
+    msg = ex.check_paired_difference(d.mean(), (d.mean() - unpaired, d.mean() + unpaired), a, b).message
+    assert "independent" in msg
+    z = 1.959964 * d.std(ddof=1) / np.sqrt(5)
+    assert "t quantile" in ex.check_paired_difference(d.mean(), (d.mean() - z, d.mean() + z), a, b).message
+    assert "pair (low, high)" in ex.check_paired_difference(d.mean(), 0.1, a, b).message
+    assert "at least two" in ex.check_paired_difference(0, (0, 0), [1.0], [2.0]).message
+
+    # a is lower by 0.2 with a tiny paired spread: a better on a lower-is-better metric
+    assert ex.check_verdict("a better", a, b, lower_is_better=True)
+    assert ex.check_verdict("b better", a, b, lower_is_better=False)
+    assert "lower-is-better" in ex.check_verdict("b better", a, b, lower_is_better=True).message
+    assert "excludes zero" in ex.check_verdict("no clear difference", a, b, lower_is_better=True).message
+    # same scores up to noise larger than the gap: no clear difference
+    noisy_b = common + rng.normal(0, 0.3, 5)
+    lo, hi = ex.paired_difference(a, noisy_b)[1:]
+    assert lo <= 0 <= hi
+    assert ex.check_verdict("no clear difference", a, noisy_b, lower_is_better=True)
+    assert "includes zero" in ex.check_verdict("a better", a, noisy_b, lower_is_better=True).message
+    assert "one of" in ex.check_verdict("A wins", a, b, lower_is_better=True).message
+
+
+# ---- 04
+
+
+def test_validation_choice(mini_log):
+    right = ex.check_validation_choice("B", mini_log)
+    n_stim = int(((mini_log.obs["cell_type"] == "B") & (mini_log.obs["condition"] == "stimulated")).sum())
+    assert right and f"{n_stim} stimulated cells" in right.message
+    leak = ex.check_validation_choice("CD4+ T cells", mini_log)
+    assert not leak and "leaks" in leak.message
+    assert "not a cell type" in ex.check_validation_choice("Neurons", mini_log).message
+
+
+def test_selection_effect():
+    scores = np.array([3.1, 2.7, 2.9, 3.4])
+    honest = 2.9
+    assert ex.check_selection_effect(2.7 - 2.9, scores, honest)
+    assert "sign" in ex.check_selection_effect(0.2, scores, honest).message
+    assert "smallest" in ex.check_selection_effect(3.4 - 2.9, scores, honest).message
+    assert "non-empty" in ex.check_selection_effect(0.0, [], honest).message
+
+
+def test_startup_trials():
+    import optuna
+
+    from tutorial_lib.tuning import create_study
+
+    study = create_study("test-probe", storage="sqlite:///:memory:")
+    n = study.sampler._n_startup_trials
+    assert ex.check_startup_trials(n) and str(n) in ex.check_startup_trials(n).message
+    wrong = ex.check_startup_trials(n + 1)
+    assert not wrong and "n_startup_trials" in wrong.message
+    assert "whole number" in ex.check_startup_trials("ten").message
+    assert isinstance(study.sampler, optuna.samplers.TPESampler)
+
+
+# ---- every worked solution, run in a namespace like the notebook's, passes its check
+
+
+class _Model:
+    """Stands in for a trained model: only get_latent is needed."""
+
+    def __init__(self, z):
+        self.z = z
+
+    def get_latent(self, adata):
+        return self.z[: adata.n_obs]
+
+
+@pytest.fixture(scope="module")
+def namespaces(mini_log, holdout_parts):
+    from tutorial_lib import plotting as tp
+    from tutorial_lib.data import prepare_holdout, split_views
+
+    rng = np.random.default_rng(5)
+    parts = split_views(prepare_holdout(mini_log, "B", n_top_genes=300))
+    pred = mean_shift(parts.train, parts.ctrl, cell_type="B")
+    degs = list(parts.train.var_names[:150])  # any gene list: the check recomputes from the same genes
+    z = rng.normal(size=(parts.train.n_obs, 8))
+    a = 2.0 + rng.normal(0, 0.3, 5)
+    base = {"np": np, "tp": tp, "adata": mini_log}
+    return {
+        "00": base,
+        "01": {**base, "parts": parts, "pred": pred, "degs": degs, "model": _Model(z)},
+        "02": {**base, "z_ctrl": rng.normal(size=(60, 8)), "z_stim": rng.normal(size=(300, 8))},
+        "03": {**base, "a": a, "b": a + 0.3 + rng.normal(0, 0.02, 5)},
+        "04": {**base, "test_scores": [3.1, 2.7, 2.9], "honest": 2.9},
+    }
+
+
+@pytest.mark.parametrize("key", sorted(ex.EXERCISES))
+def test_every_solution_passes_its_check(key, namespaces):
+    item = ex.EXERCISES[key]
+    ns = {**namespaces[key[:2]], **{name: getattr(ex, name) for name in ex.__all__}}
+    if key == "03-2":  # continues exercise 03-1
+        exec(ex.EXERCISES["03-1"]["solution"], ns)
+    exec(item["solution"], ns)
+    feedback = eval(item["check"], ns)
+    assert feedback, f"{key}: {feedback}"

@@ -1,0 +1,179 @@
+"""Figures that teach: metric direction on every panel, shared colour scales, paired differences,
+labels that do not collide."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.collections import PathCollection  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from tutorial_lib.benchmark import summarise  # noqa: E402
+from tutorial_lib.data.checks import DataValidationError  # noqa: E402
+from tutorial_lib.plotting import (  # noqa: E402
+    distance_heatmap,
+    method_by_setting_heatmap,
+    metric_bar_grid,
+    metric_bars,
+    paired_difference_plot,
+    paired_differences,
+    seed_spread_plot,
+    shared_scale_heatmaps,
+)
+from tutorial_lib.plotting._common import overlapping_texts  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def scores():
+    """An evaluate()-like table: 3 methods x 3 metrics, value with an interval."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for method in ("no_change", "mean_shift", "scgen with a long name"):
+        for metric, gene_set in (("e_distance", "all"), ("pearson_delta", "top100_degs"), ("mmd", "all")):
+            v = float(rng.uniform(0.2, 2))
+            rows.append((method, metric, gene_set, v, v - 0.1, v + 0.1))
+    return pd.DataFrame(rows, columns=["method", "metric", "gene_set", "value", "ci_low", "ci_high"])
+
+
+@pytest.fixture(scope="module")
+def runs():
+    """Per-seed runs: 3 methods x 2 settings x 5 seeds, e_distance, with one seed effect shared by methods."""
+    rng = np.random.default_rng(1)
+    seed_effect = rng.normal(0, 0.5, 5)
+    rows = []
+    for method, base in (("mean_shift", 3.0), ("scgen", 2.5), ("no_change", 4.0)):
+        for setting, shift in (("balanced", 0.0), ("unbalanced", 0.4)):
+            for seed in range(5):
+                rows.append((method, setting, seed, "e_distance", "all",
+                             base + shift + seed_effect[seed] + rng.normal(0, 0.05)))
+    return pd.DataFrame(rows, columns=["method", "setting", "seed", "metric", "gene_set", "value"])
+
+
+def test_bar_panels_say_which_direction_is_better(scores):
+    assert "lower is better" in metric_bars(scores, "e_distance").get_ylabel()
+    assert "higher is better" in metric_bars(scores, "pearson_delta", "top100_degs").get_ylabel()
+    assert "higher is better" in metric_bars(scores, "e_distance", lower_is_better=False).get_ylabel()
+    fig = metric_bar_grid(scores)
+    labels = [a.get_ylabel() for a in fig.axes]
+    assert sum("lower is better" in s for s in labels) == 2 and sum("higher is better" in s for s in labels) == 1
+
+
+def test_seed_spread_panels_say_which_direction_is_better(runs):
+    assert "lower is better" in seed_spread_plot(runs, "e_distance", "all").get_ylabel()
+    # one metric in the table: inferred without naming it
+    assert "lower is better" in seed_spread_plot(runs.drop(columns="gene_set"), hue=None).get_ylabel()
+    plain = runs[["method", "seed", "value"]]
+    assert seed_spread_plot(plain, hue=None, ylabel="test E-distance").get_ylabel() == "test E-distance"
+    ax = seed_spread_plot(plain, hue=None, ylabel="test E-distance", lower_is_better=True)
+    assert ax.get_ylabel() == "test E-distance\n(lower is better ↓)"
+
+
+def test_paired_heatmaps_share_one_colour_scale():
+    names = ["CD4+ T cells", "CD14+ Monocytes", "Dendritic cells"]
+    pred = pd.DataFrame([[1.0, 0.2, 0.5], [0.2, 1.0, 0.3], [0.5, 0.3, 1.0]], index=names, columns=names)
+    real = pd.DataFrame([[1.0, -0.4, 0.1], [-0.4, 1.0, 0.0], [0.1, 0.0, 1.0]], index=names, columns=names)
+    fig = shared_scale_heatmaps({"predicted": pred, "real": real}, label="Pearson r")
+    panels = [a for a in fig.axes if a.images]
+    assert len(panels) == 2
+    clims = {a.images[0].get_clim() for a in panels}
+    assert clims == {(-0.4, 1.0)}  # the range over both tables
+    # equal values get equal colours in both panels (1.0 on both diagonals)
+    c0 = panels[0].images[0].to_rgba(np.array([[1.0]]))
+    c1 = panels[1].images[0].to_rgba(np.array([[1.0]]))
+    assert np.allclose(c0, c1)
+    assert len(fig.axes) == 3 and fig.axes[-1].get_ylabel() == "Pearson r"  # one colour bar
+    assert overlapping_texts(fig) == []
+    fixed = shared_scale_heatmaps({"a": pred, "b": real}, vmin=-1, vmax=1)
+    assert {a.images[0].get_clim() for a in fixed.axes if a.images} == {(-1.0, 1.0)}
+    with pytest.raises(DataValidationError, match="square"):
+        shared_scale_heatmaps({"a": pred.iloc[:2]})
+    with pytest.raises(DataValidationError, match="empty"):
+        shared_scale_heatmaps({})
+
+
+def test_single_heatmaps_take_a_fixed_scale(runs):
+    d = pd.DataFrame([[0.0, 2.0], [2.0, 0.0]], index=["a", "b"], columns=["a", "b"])
+    ax = distance_heatmap(d, vmin=0, vmax=5)
+    assert ax.images[0].get_clim() == (0.0, 5.0)
+    assert all(t.get_color() == "white" for t in ax.texts)  # below the middle of the fixed scale
+    ax = method_by_setting_heatmap(summarise(runs), "e_distance", "all", vmin=0, vmax=10)
+    assert ax.images[0].get_clim() == (0.0, 10.0)
+
+
+def _t_interval(d):
+    half = stats.t.ppf(0.975, len(d) - 1) * np.std(d, ddof=1) / np.sqrt(len(d))
+    return d.mean(), half
+
+
+def test_paired_differences_pair_by_seed(runs):
+    diff = paired_differences(runs, "scgen", "mean_shift", "e_distance", by="setting")
+    assert len(diff) == 10 and list(diff.columns) == ["setting", "seed", "difference"]
+    w = runs.query("setting == 'balanced'").pivot(index="seed", columns="method", values="value")
+    got = diff.query("setting == 'balanced'").set_index("seed")["difference"]
+    assert np.allclose(got.to_numpy(), (w["scgen"] - w["mean_shift"]).to_numpy())
+    gap = runs.copy()
+    gap.loc[(gap.method == "scgen") & (gap.seed == 0), "value"] = np.nan
+    assert len(paired_differences(gap, "scgen", "mean_shift", "e_distance", by="setting")) == 8
+    with pytest.raises(DataValidationError, match="no rows for method"):
+        paired_differences(runs, "scgen", "cellot", "e_distance")
+
+
+def test_paired_difference_plot_draws_pairs_mean_interval_and_zero(runs):
+    ax = paired_difference_plot(runs, "scgen", "mean_shift", "e_distance", by="setting")
+    dots = sum(len(c.get_offsets()) for c in ax.collections if isinstance(c, PathCollection))
+    assert dots == 10
+    assert "below 0 favours scgen" in ax.get_ylabel() and "lower is better" in ax.get_title()
+    assert any(np.allclose(line.get_ydata(), 0) for line in ax.get_lines())  # the zero line
+    # the drawn interval is the mean ± t half-width of the paired differences
+    d = paired_differences(runs, "scgen", "mean_shift", "e_distance", by="setting")
+    for container, setting in zip(ax.containers, ["balanced", "unbalanced"]):
+        mean, half = _t_interval(d.loc[d.setting == setting, "difference"].to_numpy())
+        point = container.lines[0].get_ydata()[0]
+        segment = container.lines[2][0].get_segments()[0]
+        assert point == pytest.approx(mean)
+        assert sorted(segment[:, 1]) == pytest.approx([mean - half, mean + half])
+    assert overlapping_texts(ax.figure) == []
+    higher = paired_difference_plot(runs, "scgen", "mean_shift", "e_distance", lower_is_better=False)
+    assert "above 0 favours scgen" in higher.get_ylabel()
+
+
+def test_overlap_check_finds_colliding_labels():
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.set_xticks(range(6), [f"a long cell type name {i}" for i in range(6)])  # horizontal, crowded
+    assert overlapping_texts(fig)
+
+
+def test_grid_of_bars_has_no_colliding_labels(scores):
+    assert overlapping_texts(metric_bar_grid(scores)) == []
+
+
+def test_notebook_layouts_have_no_colliding_labels():
+    """Module 03's layouts: two method x cell-type heatmaps, and seed plots four to a row."""
+    types = ["B", "CD14+ Monocytes", "CD16+ Monocytes", "CD4+ T cells", "CD8+ T cells", "DC", "NK cells", "T"]
+    rng = np.random.default_rng(4)
+    rows = [(m, t, s, metric, gs, rng.uniform(0.5, 5))
+            for m in ("no_change", "mean_shift", "scgen", "scpram") for t in types for s in range(3)
+            for metric, gs in (("e_distance", "all"), ("pearson_delta", "top100_degs"))]
+    runs = pd.DataFrame(rows, columns=["method", "setting", "seed", "metric", "gene_set", "value"])
+    fig, axes = plt.subplots(1, 2, figsize=(6 + 1.6 * len(types), 3.8))
+    method_by_setting_heatmap(summarise(runs), "pearson_delta", "top100_degs", ax=axes[0])
+    method_by_setting_heatmap(summarise(runs), "e_distance", "all", ax=axes[1])
+    fig.tight_layout()
+    assert overlapping_texts(fig) == []
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
+    for ax, metric in zip(axes, ("e_distance", "pearson_delta", "e_distance", "pearson_delta")):
+        seed_spread_plot(runs[runs.setting.isin(["B", "DC"])], metric, None, ax=ax)
+    fig.tight_layout()
+    assert overlapping_texts(fig) == []
