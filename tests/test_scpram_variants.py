@@ -237,3 +237,10 @@ def test_variants_share_one_trained_model(train_data, ctrl_a):
     with pytest.raises(TypeError, match="fixes"):
         M.get_method("scpram_percell")(train_data, ctrl_a, cell_type=HELD_OUT, n_epochs=1, variant="released")
     M.registry.clear_trained_cache()
+
+
+def test_without_a_cell_type_the_targets_leave_the_control_pool(model, train_data, ctrl_a):
+    pred = model.predict(adata_to_predict=ctrl_a, latent="mean")
+    ref = pred.uns["scpram"]["reference_cells"]
+    assert not set(ref.index) & set(ctrl_a.obs_names)
+    assert len(ref) == int((train_data.obs.condition == "control").sum()) - ctrl_a.n_obs

@@ -19,6 +19,8 @@ setting can also be overridden by keyword.
    release's order: reference controls, reference stimulated cells, targets.
 2. Reference pools (``reference="all"``): every control cell not of ``celltype_to_predict``
    and every stimulated cell of the training data, no subsampling, no cell-type balancing.
+   (The release always names a cell type; without one, e.g. for held-out donors, the control
+   pool leaves out the target cells themselves.)
 3. Exact optimal transport (``ot.emd``, uniform marginals, at most 100,000 network-simplex
    iterations as released) on the unscaled *Euclidean* cost between stimulated (rows) and
    control (columns) latents, computed in float32.
@@ -267,8 +269,10 @@ class SCPRAM(BaseModel):
         if opts["reference"] == "shared":
             ref_types = shared_cell_types(types, conds, ctrl_key=ctrl_key, stim_key=stim_key, exclude=exclude)
             ctrl_mask, stim_mask = ctrl_mask & np.isin(types, ref_types), stim_mask & np.isin(types, ref_types)
-        else:
+        elif exclude:
             ctrl_mask &= ~np.isin(types, exclude)
+        else:  # no cell type to leave out (e.g. held-out donors): leave out the target cells themselves
+            ctrl_mask &= ~self.adata.obs_names.isin(targets.obs_names)
         if ctrl_mask.sum() == 0 or stim_mask.sum() == 0:
             raise DataValidationError(
                 f"No reference {ctrl_key!r} or {stim_key!r} cells in the training data outside {exclude}; "
