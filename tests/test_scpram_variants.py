@@ -244,3 +244,14 @@ def test_without_a_cell_type_the_targets_leave_the_control_pool(model, train_dat
     ref = pred.uns["scpram"]["reference_cells"]
     assert not set(ref.index) & set(ctrl_a.obs_names)
     assert len(ref) == int((train_data.obs.condition == "control").sum()) - ctrl_a.n_obs
+
+
+def test_percell_exact_runs_ot_to_its_optimum(model, ctrl_a):
+    from tutorial_lib.models.scpram import VARIANTS
+
+    assert VARIANTS["percell_exact"] == {**VARIANTS["percell"], "num_iter_max": None}
+    assert VARIANTS["released"]["num_iter_max"] == 100_000
+    pred = model.predict(HELD_OUT, adata_to_predict=ctrl_a, variant="percell_exact", seed=1)
+    percell = model.predict(HELD_OUT, adata_to_predict=ctrl_a, variant="percell", seed=1)
+    assert pred.uns["scpram"]["plan"]["converged"]
+    np.testing.assert_allclose(pred.X, percell.X, atol=1e-6)  # small pools: 100,000 iterations suffice

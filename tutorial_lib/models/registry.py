@@ -13,6 +13,8 @@ Published methods keep their plain names; a variant carries its own:
 * ``scgen``: scGen as published (decoded shifted means).
 * ``scpram``: scPRAM as released (scpram 0.0.3's prediction steps, ``variant="released"``).
 * ``scpram_percell``: course variant, per-cell attention (``variant="percell"``).
+* ``scpram_percell_exact``: course variant, per-cell attention and the OT plan run to its
+  optimum (the release stops after 100,000 iterations; ``variant="percell_exact"``).
 * ``scgen_residual``, ``scpram_percell_residual``: course variants that add each control cell's
   reconstruction residual back (``sample="residual"``; assumption stated in
   :meth:`~tutorial_lib.models.base.BaseModel._shifted_expression`). No claim about the published
@@ -144,6 +146,7 @@ METHODS: dict[str, FitPredict] = {
     "scgen": _model_fit_predict(SCGEN, "scgen"),
     "scpram": _model_fit_predict(SCPRAM, "scpram", variant="released"),
     "scpram_percell": _model_fit_predict(SCPRAM, "scpram_percell", variant="percell"),
+    "scpram_percell_exact": _model_fit_predict(SCPRAM, "scpram_percell_exact", variant="percell_exact"),
     "scgen_residual": _model_fit_predict(SCGEN, "scgen_residual", sample="residual"),
     "scpram_percell_residual": _model_fit_predict(SCPRAM, "scpram_percell_residual", variant="percell", sample="residual"),
 }
