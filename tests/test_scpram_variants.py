@@ -255,3 +255,14 @@ def test_percell_exact_runs_ot_to_its_optimum(model, ctrl_a):
     percell = model.predict(HELD_OUT, adata_to_predict=ctrl_a, variant="percell", seed=1)
     assert pred.uns["scpram"]["plan"]["converged"]
     np.testing.assert_allclose(pred.X, percell.X, atol=1e-6)  # small pools: 100,000 iterations suffice
+
+
+def test_prediction_with_its_by_products_round_trips_through_h5ad(model, ctrl_a, tmp_path):
+    import anndata as ad
+
+    pred = model.predict(HELD_OUT, adata_to_predict=ctrl_a, variant="percell", keep_plan=True)
+    pred.write_h5ad(tmp_path / "pred.h5ad")
+    back = ad.read_h5ad(tmp_path / "pred.h5ad")
+    np.testing.assert_array_equal(back.obsm["delta"], pred.obsm["delta"])
+    np.testing.assert_allclose(attention_by_cell_type(back), attention_by_cell_type(pred))
+    assert back.uns["scpram"]["settings"]["max_ot_cells"] == "none"
