@@ -38,11 +38,12 @@ chosen on the test cell type.
 ``"percell_exact"`` (a course variant) — ``"percell"`` with the exact OT plan: the network
 simplex runs until it reaches the optimum (``num_iter_max=None``, i.e. up to ``max(100_000,
 50·n·m)`` iterations). The release stops ``ot.emd`` after 100,000 iterations; on pools of a few
-thousand cells that is not enough (on Gaussian clouds of 6,000 × 6,300 cells the truncated
-plan's argmax agreed with the optimal plan's for 40% of the cells; Kang 2018 with CD4+ T held
-out has 4,522 × 4,788 reference cells), so the released matching is then not exact OT; each
-prediction reports whether its plan converged (``uns["scpram"]["plan"]["converged"]``, and a
-warning). No parameter is tuned.
+thousand cells that is not enough: on Kang 2018 with CD4+ T cells held out (4,522 reference
+controls × 4,788 stimulated cells, fast preset, seed 0) the truncated plan's matches agreed with
+the optimal plan's for 36% of the control cells, and the exact plan took 20 s against 12 s on a
+loaded 2-core machine (``benchmarks/bench_scpram_ot.py``). So the released matching is then not
+exact OT; each prediction reports whether its plan converged
+(``uns["scpram"]["plan"]["converged"]``, and a warning). No parameter is tuned.
 
 Other settings reachable by keyword (course options, not published): posterior means
 (``latent="mean"``), reference pools restricted to cell types with both conditions
@@ -51,7 +52,8 @@ Other settings reachable by keyword (course options, not published): posterior m
 or clipped attention weights. Before this module had variants, its default was such a mix
 (log-domain Sinkhorn at ``reg=0.05`` on the max-normalised squared cost, argmax, softmax(cos /
 0.1), posterior means, pools of at most 3,000 cells); at that ``reg`` the plan is nearly uniform
-within a cluster and argmax agrees with exact OT for about half the cells (issue 13); use
+within a cluster: on Kang 2018 a row's largest entry held 0.7% of its mass and the argmax agreed
+with the exact plan on the same pools for 21% of the cells (``benchmarks/bench_scpram_ot.py``); use
 :func:`~tutorial_lib.models.ot_attention.plan_sharpness` (reported in every prediction's
 ``uns["scpram"]["plan"]``) before relying on Sinkhorn matches.
 
