@@ -250,7 +250,8 @@ def test_scgen_delta_is_balanced_mean_difference(scgen, train_data):
     latent = scgen.get_latent()
     np.testing.assert_allclose(delta, latent[stim].mean(0) - latent[ctrl].mean(0), rtol=1e-5, atol=1e-6)
     pred = scgen.predict(HELD_OUT, seed=3)
-    np.testing.assert_allclose(scgen.delta, delta)
+    np.testing.assert_allclose(pred.uns["scgen"]["delta"], delta)
+    np.testing.assert_allclose(pred.obsm["delta"], np.broadcast_to(delta, pred.obsm["delta"].shape))
     np.testing.assert_allclose(pred.obsm["X_latent"], scgen.get_latent(pred_source(train_data)) + delta, atol=1e-5)
 
 
@@ -267,21 +268,26 @@ def test_scgen_recovers_shift_direction(full, train_data, ctrl_a):
     true = stim_a.X.mean(0) - ctrl_a.X.mean(0)
     r = np.corrcoef(true, pred.X.mean(0) - ctrl_a.X.mean(0))[0, 1]
     assert r > 0.5, r
-    top = model.top_delta_genes(10)
+    top = model.top_delta_genes(pred, n=10)
     assert list(top.columns) == ["gene", "effect", "abs_effect", "direction", "rank"]
     assert top["abs_effect"].is_monotonic_decreasing
     assert len(set(top["gene"]) & {f"g{i}" for i in range(10)}) >= 5
 
 
-def test_decode_delta(scgen):
-    scgen.predict(HELD_OUT)
-    effect = scgen.decode_delta()
+def test_decode_delta(scgen, train_data):
+    pred = scgen.predict(HELD_OUT)
+    effect = scgen.decode_delta(pred)
     assert effect.shape == (50,) and list(effect.index) == list(scgen.var_names)
+    z_ref = scgen.get_latent(pred_source(train_data)).mean(0)
+    delta = scgen.get_delta()
     np.testing.assert_allclose(
-        effect.to_numpy(),
-        scgen.decode(scgen.reference_latent_ + scgen.delta)[0] - scgen.decode(scgen.reference_latent_)[0],
-        atol=1e-6,
+        effect.to_numpy(), scgen.decode(z_ref + delta)[0] - scgen.decode(z_ref)[0], atol=1e-5
     )
+    np.testing.assert_allclose(scgen.decode_delta(delta=delta, z_ref=z_ref).to_numpy(), effect.to_numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="prediction"):
+        scgen.decode_delta()
+    with pytest.raises(TypeError, match="AnnData returned by predict"):
+        scgen.top_delta_genes(10)
 
 
 def test_batch_removal(scgen, train_data):
@@ -331,8 +337,11 @@ def test_attention_rows(ratio):
     np.testing.assert_allclose(np.asarray(w.sum(1)).ravel(), 1.0)
     assert np.all(np.diff(w.indptr) == k)
     assert np.all(w.data > 0)
-    lin = attention_weights(rng.normal(size=(3, 5)), rng.normal(size=(101, 5)), ratio=ratio, weighting="normalised")
+    lin = attention_weights(
+        rng.normal(size=(3, 5)), rng.normal(size=(101, 5)), ratio=ratio, weighting="normalised_clipped"
+    )
     np.testing.assert_allclose(np.asarray(lin.sum(1)).ravel(), 1.0)
+    assert lin.data.min() >= 0
 
 
 def test_attention_picks_most_similar():
@@ -342,19 +351,24 @@ def test_attention_picks_most_similar():
 
 
 # -- scPRAM model ---------------------------------------------------------------------------
-def test_scpram_attention_and_plan(scpram, ctrl_a):
-    pred, weights = scpram.predict(HELD_OUT, ratio=0.1, return_attention=True)
+@pytest.mark.parametrize("variant", ["released", "percell"])
+def test_scpram_attention_and_plan(scpram, ctrl_a, variant):
+    pred, weights = scpram.predict(
+        HELD_OUT, variant=variant, ratio=0.1, return_attention=True, reference="shared", keep_plan=True
+    )
     n_ref = 120  # B and C control cells; A (held out, no stimulated cells) is no reference
     assert weights.shape == (ctrl_a.n_obs, n_ref)
     assert np.all(np.diff(weights.indptr) == 12)
-    by_type = scpram.attention_by_cell_type()
+    by_type = scpram.attention_by_cell_type(pred)
     assert list(by_type.columns) == ["B", "C"] and by_type.shape[0] == ctrl_a.n_obs
     np.testing.assert_allclose(by_type.sum(1), 1.0, rtol=1e-6)
-    assert scpram.ot_plan_.shape == (120, 120)
-    np.testing.assert_allclose(scpram.ot_plan_.sum(1), 1 / 120, rtol=1e-3)
-    pairs = scpram.ot_pairs_
+    info = pred.uns["scpram"]
+    assert info["variant"] == variant and info["ot_plan"].shape == (120, 120)
+    np.testing.assert_allclose(info["ot_plan"].sum(1), 1 / 120, rtol=1e-3)
+    assert info["plan"]["converged"] and info["plan"]["row_max_share_mean"] == pytest.approx(1.0)  # EMD, n = m
+    pairs = info["ot_pairs"]
     assert len(pairs) == 120 and set(pairs.columns) >= {"ctrl_cell", "stim_cell", "cost", "plan_mass"}
-    np.testing.assert_allclose(pred.obsm["delta"], weights @ scpram.cell_deltas_, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(pred.obsm["delta"], weights @ info["cell_deltas"], rtol=1e-5, atol=1e-6)
 
 
 def test_scpram_first_cell_vs_per_cell(scpram):
@@ -366,8 +380,11 @@ def test_scpram_first_cell_vs_per_cell(scpram):
 
 
 def test_scpram_options_and_subsampling(scpram):
-    pred = scpram.predict(HELD_OUT, ot_method="emd", matching="barycentric", max_ot_cells=50, weighting="normalised")
-    assert scpram.ot_plan_.shape == (50, 50) and scpram.attention_.shape[1] == 50
+    pred = scpram.predict(
+        HELD_OUT, ot_method="sinkhorn_log", matching="barycentric", max_ot_cells=50, weighting="softmax",
+        latent="mean", reference="shared", keep_plan=True,
+    )
+    assert pred.uns["scpram"]["ot_plan"].shape == (50, 50) and pred.uns["scpram"]["attention"].shape[1] == 50
     assert np.isfinite(pred.X).all()
 
 
@@ -399,7 +416,7 @@ def test_pca_arithmetic_full_rank_equals_mean_shift(train_data, ctrl_a):
 
 @pytest.mark.parametrize("name", list(M.METHODS))
 def test_registry(name, train_data, ctrl_a):
-    extra = dict(TINY) if name in ("scgen", "scpram") else {}
+    extra = dict(TINY) if name.startswith(("scgen", "scpram")) else {}
     pred = M.get_method(name)(train_data, ctrl_a, cell_type=HELD_OUT, seed=0, n_epochs=1, **extra)
     assert pred.shape == ctrl_a.shape
     assert (pred.obs["condition"] == "predicted").all()
@@ -415,7 +432,7 @@ def test_registry_errors(train_data, ctrl_a):
     pred, model = M.get_method("scpram")(
         train_data, ctrl_a, cell_type=HELD_OUT, n_epochs=1, return_model=True, ratio=0.2, batch_size=64, **TINY
     )
-    assert isinstance(model, SCPRAM) and np.all(np.diff(model.attention_.indptr) == 24)
+    assert isinstance(model, SCPRAM) and np.all(np.diff(pred.uns["scpram"]["attention"].indptr) == 24)
 
 
 # -- validation -----------------------------------------------------------------------------
@@ -503,14 +520,15 @@ def test_data_validation(train_data, scgen, ctrl_a):
 @pytest.mark.parametrize("fixture", ["scgen", "scpram"])
 def test_predict_sample_modes(fixture, request, ctrl_a):
     model = request.getfixturevalue(fixture)
-    base = model.predict(HELD_OUT)
-    assert np.array_equal(model.predict(HELD_OUT, sample=False).X, base.X)  # default unchanged
-    post = model.predict(HELD_OUT, sample="posterior", seed=1)
-    assert np.array_equal(model.predict(HELD_OUT, sample=True, seed=1).X, post.X)  # True = "posterior"
-    assert np.array_equal(model.predict(HELD_OUT, sample="posterior", seed=1).X, post.X)  # seeded
-    assert not np.array_equal(model.predict(HELD_OUT, sample="posterior", seed=2).X, post.X)
+    kw = {"latent": "mean"} if fixture == "scpram" else {}  # released scPRAM samples latents itself
+    base = model.predict(HELD_OUT, **kw)
+    assert np.array_equal(model.predict(HELD_OUT, sample=False, **kw).X, base.X)  # default unchanged
+    post = model.predict(HELD_OUT, sample="posterior", seed=1, **kw)
+    assert np.array_equal(model.predict(HELD_OUT, sample=True, seed=1, **kw).X, post.X)  # True = "posterior"
+    assert np.array_equal(model.predict(HELD_OUT, sample="posterior", seed=1, **kw).X, post.X)  # seeded
+    assert not np.array_equal(model.predict(HELD_OUT, sample="posterior", seed=2, **kw).X, post.X)
     assert not np.array_equal(post.X, base.X)
-    res = model.predict(HELD_OUT, sample="residual")
+    res = model.predict(HELD_OUT, sample="residual", **kw)
     # residual: decoded prediction + (x - reconstruction), clipped at 0
     x = np.asarray(ctrl_a.X)
     recon = model.decode(model.get_latent(ctrl_a))

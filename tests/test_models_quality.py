@@ -27,7 +27,7 @@ def test_no_change_has_no_pearson_delta(parts):
     assert _pearson_delta(parts, pred) != _pearson_delta(parts, pred)  # NaN: undefined, it cannot pass
 
 
-@pytest.mark.parametrize("name", ["scgen", "scpram"])
+@pytest.mark.parametrize("name", ["scgen", "scpram", "scpram_percell"])
 def test_models_capture_the_response(parts, name):
     pred = get_method(name)(parts.train, parts.ctrl, cell_type="CD4+ T cells", seed=0, n_epochs=8,
                             n_hidden=128, n_latent=20, batch_size=64)

@@ -1,4 +1,14 @@
-"""Differentially expressed genes (DEGs) and the overlap of two DEG lists."""
+"""Differentially expressed genes (DEGs) and the overlap of two DEG lists.
+
+Two ranking conventions (``direction``):
+
+* ``"abs"`` (the course's default): the top k genes by ``|score|``, so up- and down-regulated
+  genes both count; gene set name ``"top{k}_degs"``.
+* ``"up"`` (the convention of the scGen and scPRAM papers, which report the top-100
+  *up-regulated* genes): the top k genes by signed score (largest first); gene set name
+  ``"top{k}_up_degs"``. When fewer than k genes have a positive score, the list is filled with
+  the next-highest (non-positive) scores.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +25,7 @@ from tutorial_lib.data.checks import DataValidationError
 from tutorial_lib.metrics._inputs import CellsLike, aligned_matrices
 
 _GROUP = "_deg_group"
+DEG_DIRECTIONS = ("abs", "up")
 
 
 def deg_scores(
@@ -58,16 +69,39 @@ def rank_degs(
     k: int = 100,
     method: str = "wilcoxon",
     var_names: Sequence[str] | None = None,
+    direction: str = "abs",
 ) -> list[str]:
-    """Top ``k`` DEGs of ``stim`` vs ``ctrl``, ranked by absolute score.
+    """Top ``k`` DEGs of ``stim`` vs ``ctrl``, ranked by absolute score (or up-regulated only).
 
-    Scores come from :func:`deg_scores` (Wilcoxon via ``scanpy.tl.rank_genes_groups``); genes
-    are ranked by ``|score|`` so that up- and down-regulated genes both count. Ties keep the
-    input gene order. In :func:`~tutorial_lib.metrics.evaluate` the scored DEG set is
-    ``rank_degs(real stimulated, real control)`` of the held-out group: predictions never
-    influence which genes are scored.
+    Scores come from :func:`deg_scores` (Wilcoxon via ``scanpy.tl.rank_genes_groups``); with
+    ``direction="abs"`` genes are ranked by ``|score|`` so that up- and down-regulated genes both
+    count; with ``direction="up"`` by signed score, the papers' "top-100 up-regulated genes"
+    (see the module docstring). Ties keep the input gene order. In
+    :func:`~tutorial_lib.metrics.evaluate` the scored DEG set is ``rank_degs(real stimulated,
+    real control)`` of the held-out group: predictions never influence which genes are scored.
     """
-    return top_k_by_abs(deg_scores(stim, ctrl, method=method, var_names=var_names), k)
+    if direction not in DEG_DIRECTIONS:
+        raise ValueError(f"direction must be one of {list(DEG_DIRECTIONS)}; got {direction!r}")
+    return top_k(deg_scores(stim, ctrl, method=method, var_names=var_names), k, direction)
+
+
+def top_k(scores: pd.Series, k: int, direction: str = "abs") -> list[str]:
+    """The ``k`` top genes of ``scores`` by ``|score|`` (``"abs"``) or by signed score (``"up"``)."""
+    if direction not in DEG_DIRECTIONS:
+        raise ValueError(f"direction must be one of {list(DEG_DIRECTIONS)}; got {direction!r}")
+    if direction == "abs":
+        return top_k_by_abs(scores, k)
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    order = np.argsort(-scores.to_numpy(), kind="stable")
+    return [str(g) for g in scores.index[order[:k]]]
+
+
+def deg_gene_set_name(k: int, direction: str = "abs") -> str:
+    """Name of the top-k DEG gene set in evaluation tables: ``"top{k}_degs"`` or ``"top{k}_up_degs"``."""
+    if direction not in DEG_DIRECTIONS:
+        raise ValueError(f"direction must be one of {list(DEG_DIRECTIONS)}; got {direction!r}")
+    return f"top{k}_degs" if direction == "abs" else f"top{k}_up_degs"
 
 
 def top_k_by_abs(scores: pd.Series, k: int) -> list[str]:

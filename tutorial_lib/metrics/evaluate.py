@@ -16,10 +16,11 @@ from tutorial_lib.metrics.bootstrap import resample_indices, summarise
 from tutorial_lib.metrics.degs import (
     deg_jaccard,
     deg_overlap_count,
+    deg_gene_set_name,
     deg_scores,
     has_no_change,
     rank_degs,
-    top_k_by_abs,
+    top_k,
 )
 from tutorial_lib.metrics.distances import PairwiseCache, median_heuristic_bandwidths
 from tutorial_lib.metrics.kde import mean_var_kde_distance
@@ -123,11 +124,13 @@ def _row(
     }
 
 
-def _resolve_degs(degs: Sequence[str] | None, genes: np.ndarray, mats: dict[str, Matrix], k: int) -> list[str]:
+def _resolve_degs(
+    degs: Sequence[str] | None, genes: np.ndarray, mats: dict[str, Matrix], k: int, direction: str = "abs"
+) -> list[str]:
     if degs is None:
         if k < 1:
             raise ValueError(f"n_top_degs must be at least 1, got {k}")
-        return rank_degs(mats["real"], mats["ctrl"], k=min(k, genes.size), var_names=genes)
+        return rank_degs(mats["real"], mats["ctrl"], k=min(k, genes.size), var_names=genes, direction=direction)
     degs = list(dict.fromkeys(str(g) for g in degs))
     if not degs:
         raise DataValidationError("degs is empty; pass gene names or None to rank them")
@@ -170,6 +173,7 @@ def evaluate(
     mmd_bandwidths: Sequence[float] | None = None,
     kde_measure: Literal["js", "l1"] = "js",
     var_names: Sequence[str] | None = None,
+    deg_direction: Literal["abs", "up"] = "abs",
 ) -> pd.DataFrame:
     """Score predicted cells against the real stimulated cells of a held-out group.
 
@@ -212,6 +216,11 @@ def evaluate(
         of a comparison gets the same kernel.
     var_names
         Gene names when inputs are plain matrices.
+    deg_direction
+        DEG ranking convention (:mod:`tutorial_lib.metrics.degs`): ``"abs"`` (top k by |score|,
+        gene set ``"top{k}_degs"``) or ``"up"`` (the papers' top k up-regulated genes, gene set
+        ``"top{k}_up_degs"``); used for the real DEG list (unless ``degs`` is given: then only
+        the name says which convention the caller used) and the predicted one.
 
     Returns
     -------
@@ -240,9 +249,9 @@ def evaluate(
         )
     pairs = [(1, 2)] if paired else []
 
-    deg_list = _resolve_degs(degs, genes, mats, n_top_degs)
-    gene_sets = {"all": np.arange(genes.size), f"top{len(deg_list)}_degs": np.flatnonzero(np.isin(genes, deg_list))}
-    deg_set_name = f"top{len(deg_list)}_degs"
+    deg_list = _resolve_degs(degs, genes, mats, n_top_degs, deg_direction)
+    deg_set_name = deg_gene_set_name(len(deg_list), deg_direction)
+    gene_sets = {"all": np.arange(genes.size), deg_set_name: np.flatnonzero(np.isin(genes, deg_list))}
     rows: list[dict] = []
 
     # per-gene metrics, on all cells and on resamples
@@ -294,7 +303,7 @@ def evaluate(
     k = len(deg_list)
     pred_scores = deg_scores(mats["pred"], mats["ctrl"], var_names=genes)
     no_change = has_no_change(pred_scores)
-    pred_degs = [] if no_change else top_k_by_abs(pred_scores, k)
+    pred_degs = [] if no_change else top_k(pred_scores, k, deg_direction)
     cnt_b, jac_b = [], []
     if not no_change:
         for _, ip, ic in resample_indices(sizes, n_bootstrap_degs, bootstrap_fraction, seed + 2, pairs):
@@ -303,7 +312,7 @@ def evaluate(
                 cnt_b.append(float("nan"))
                 jac_b.append(float("nan"))
                 continue
-            d = top_k_by_abs(sc_b, k)
+            d = top_k(sc_b, k, deg_direction)
             cnt_b.append(float(deg_overlap_count(d, deg_list)))
             jac_b.append(deg_jaccard(d, deg_list))
     nan = float("nan")
@@ -317,6 +326,7 @@ def evaluate(
     table["n_boot"] = table["n_boot"].astype(int)
     _check_no_silent_nan(table)
     table.attrs["degs"] = deg_list
+    table.attrs["deg_direction"] = deg_direction
     table.attrs["pred_degs"] = pred_degs
     table.attrs["space"] = sp_.name
     return table

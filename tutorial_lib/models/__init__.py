@@ -10,7 +10,7 @@
 from tutorial_lib.models._module import VAE
 from tutorial_lib.models.base import BaseModel
 from tutorial_lib.models.baselines import mean_shift, no_change, pca_arithmetic
-from tutorial_lib.models.ot_attention import attention_weights, cost_matrix, match, transport_plan
+from tutorial_lib.models.ot_attention import attention_weights, cost_matrix, match, plan_sharpness, transport_plan
 from tutorial_lib.models.registry import METHODS, get_method
 from tutorial_lib.models.scgen import SCGEN, balanced_indices
 from tutorial_lib.models.scpram import SCPRAM
@@ -32,6 +32,7 @@ __all__ = [
     "mean_shift",
     "no_change",
     "pca_arithmetic",
+    "plan_sharpness",
     "train_vae",
     "transport_plan",
 ]

@@ -29,7 +29,7 @@ from tutorial_lib.models._params import check_choice, check_float, check_int
 ACTIVATIONS = {"leaky_relu": nn.LeakyReLU, "relu": nn.ReLU}
 OUTPUT_ACTIVATIONS = ("relu", "linear")
 NOISE_TYPES = ("gaussian", "mask")
-LOGVAR_CLAMP = 15.0  # keeps exp(logvar) finite early in training
+LOGVAR_CLAMP = 15.0  # keeps exp(logvar) finite early in training (neither release clamps)
 
 
 def make_mlp(
@@ -76,7 +76,7 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Latent → reconstructed log-normalised expression (ReLU output keeps it non-negative)."""
+    """Latent → reconstructed log-normalised expression (a ReLU output keeps it non-negative)."""
 
     def __init__(
         self, n_latent: int, n_output: int, n_layers: int, n_hidden: int, output_activation: str = "relu", **mlp_kwargs
@@ -107,7 +107,8 @@ class VAE(nn.Module):
     activation
         ``"leaky_relu"`` (scGen) or ``"relu"`` (scPRAM release).
     output_activation
-        ``"relu"`` (both published models) or ``"linear"``.
+        ``"relu"`` (the original TensorFlow scGen and the scPRAM release; both library models
+        use it) or ``"linear"`` (the scvi-tools/pertpy scGen port).
     noise_rate, noise_type
         Input corruption during training (denoising VAE), see module docstring.
     kl_weight

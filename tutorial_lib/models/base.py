@@ -4,6 +4,11 @@ It owns the AnnData handling (validation, densifying, gene order), training thro
 :func:`tutorial_lib.models.training.train_vae`, latent encoding/decoding, the decoded
 perturbation effect (``decode_delta``/``top_delta_genes``) and ``save``/``load``.
 
+Prediction is pure: ``predict`` never changes the model. What it computes besides the
+expression is returned in the prediction (``obsm["delta"]``: each cell's latent shift;
+``obsm["X_latent_control"]``: each cell's latent before the shift; ``uns[method]``), and
+:meth:`BaseModel.decode_delta` / :meth:`BaseModel.top_delta_genes` take that prediction.
+
 Seeds: the weights are initialised from ``seed`` when :meth:`BaseModel.train` is called on an
 untrained model, so ``Model(adata).train(seed=s)`` gives the same weights (and predictions) on
 CPU every time. Calling ``train`` again continues training from the current weights.
@@ -38,7 +43,8 @@ from tutorial_lib.models.training import EpochCallback, TrainingHistory, train_v
 WEIGHTS_FILE = "model.pt"
 SETTINGS_FILE = "settings.json"
 
-#: Values of ``predict(sample=...)``; ``False`` (decode posterior means) is the published behaviour.
+#: Values of ``predict(sample=...)``; ``False`` (decode the shifted latents) is the published
+#: behaviour, ``"posterior"`` and ``"residual"`` are course variants.
 SAMPLE_MODES = (False, True, "posterior", "residual")
 
 
@@ -103,8 +109,6 @@ class BaseModel:
         self.module = self._build_module(seed=0)
         self.is_trained = False
         self.history_ = TrainingHistory()
-        self.delta_: np.ndarray | None = None
-        self.reference_latent_: np.ndarray | None = None
 
     # -- construction -------------------------------------------------------------------
     def _build_module(self, seed: int) -> VAE:
@@ -202,15 +206,18 @@ class BaseModel:
 
         * ``False``: decode ``z + shift`` (the published scGen/scPRAM prediction; decoded means
           are smooth, so the predicted cells vary less than real ones).
-        * ``"posterior"`` (or ``True``): draw each target's latent from its posterior
-          ``N(mean, exp(logvar))`` (numpy generator seeded with ``seed``), shift it and decode.
-        * ``"residual"``: decode ``z + shift`` and add back each target's reconstruction residual
-          ``x - decode(z)`` (its cell-specific deviation that the decoder smooths away), clipped
-          at 0. Deterministic.
-
-        On Kang 2018 (``benchmarks/README.md``) ``"residual"`` raises the R² of per-gene
-        variances from about 0.5–0.7 to 0.8–0.86 and lowers the E-distance about fourfold, while
-        ``"posterior"`` changes the metrics by less than 0.001 (the decoder ignores the noise).
+        * ``"posterior"`` (or ``True``, a course option): draw each target's latent from its
+          posterior ``N(mean, exp(logvar))`` (numpy generator seeded with ``seed``), shift it and
+          decode.
+        * ``"residual"`` (a course variant, not part of either published method; registered as
+          ``scgen_residual`` / ``scpram_percell_residual``): decode ``z + shift`` and add back each
+          target's reconstruction residual ``x - decode(z)``, clipped at 0. Deterministic.
+          Its assumption: the perturbation changes each cell by the decoded shift only, so
+          everything the decoder does not reconstruct of a control cell (its noise, its zeros,
+          its cell-to-cell variation) carries over unchanged to the stimulated cell. It is a
+          nonlinear mean shift that copies the controls' noise and sparsity, which favours
+          distributional metrics (variance R², E-distance) without saying anything about the
+          published methods; compare it with the baselines, in its own table.
         """
         mode = check_sample(sample)
         if mode == "posterior":
@@ -243,26 +250,51 @@ class BaseModel:
             raise DataValidationError(f"No {ctrl_key!r} cells of cell type {celltype_to_predict!r} in the training data")
         return self.adata[mask]
 
-    def decode_delta(self, delta: np.ndarray | None = None, z_ref: np.ndarray | None = None) -> pd.Series:
+    def decode_delta(
+        self,
+        prediction: AnnData | None = None,
+        *,
+        delta: np.ndarray | None = None,
+        z_ref: np.ndarray | None = None,
+    ) -> pd.Series:
         """Per-gene effect of a latent shift: ``decode(z_ref + delta) - decode(z_ref)``.
 
-        Defaults: ``delta`` is ``self.delta_`` (the mean latent shift of the last
-        ``predict``); ``z_ref`` is the mean latent of the control cells predicted last.
+        Pass either ``prediction`` (an AnnData returned by ``predict``: ``delta`` is the mean of
+        its ``obsm["delta"]``, ``z_ref`` the mean of its ``obsm["X_latent_control"]``, the
+        latents of the control cells it was predicted from) or both ``delta`` and ``z_ref``
+        (latent vectors); given arrays take precedence over the prediction's.
         """
-        delta = self.delta_ if delta is None else np.asarray(delta, dtype=np.float32)
-        z_ref = self.reference_latent_ if z_ref is None else np.asarray(z_ref, dtype=np.float32)
+        if prediction is not None:
+            if not isinstance(prediction, AnnData):
+                raise TypeError(
+                    f"prediction must be the AnnData returned by predict(); got {type(prediction).__name__} "
+                    "(pass n= by keyword to top_delta_genes)"
+                )
+            missing = [k for k in ("delta", "X_latent_control") if k not in prediction.obsm]
+            if missing:
+                raise ValueError(f"prediction.obsm lacks {missing}: pass the AnnData returned by {type(self).__name__}.predict")
+            if delta is None:
+                delta = np.asarray(prediction.obsm["delta"]).mean(axis=0)
+            if z_ref is None:
+                z_ref = np.asarray(prediction.obsm["X_latent_control"]).mean(axis=0)
         if delta is None or z_ref is None:
-            raise RuntimeError("No delta yet: call .predict(...) first or pass delta and z_ref")
+            raise ValueError("pass the prediction returned by predict(), or both delta and z_ref")
+        delta = np.asarray(delta, dtype=np.float32).ravel()
+        z_ref = np.asarray(z_ref, dtype=np.float32).ravel()
+        n = self.module.n_latent
+        if delta.shape != (n,) or z_ref.shape != (n,):
+            raise ValueError(f"delta and z_ref must be latent vectors of length {n}; got {delta.shape} and {z_ref.shape}")
         x = self.decode(np.stack([z_ref + delta, z_ref]))
         return pd.Series(x[0] - x[1], index=self.var_names, name="effect")
 
-    def top_delta_genes(self, n: int = 20, **kwargs: Any) -> pd.DataFrame:
+    def top_delta_genes(self, prediction: AnnData | None = None, n: int = 20, **kwargs: Any) -> pd.DataFrame:
         """The ``n`` genes the decoded delta moves most (by absolute effect), as a tidy table.
 
+        ``prediction`` and ``kwargs`` (``delta``, ``z_ref``) go to :meth:`decode_delta`.
         Columns: ``gene``, ``effect`` (log-expression change), ``abs_effect``,
-        ``direction`` ("up"/"down"), ``rank`` (1 = largest). ``kwargs`` go to :meth:`decode_delta`.
+        ``direction`` ("up"/"down"), ``rank`` (1 = largest).
         """
-        effect = self.decode_delta(**kwargs)
+        effect = self.decode_delta(prediction, **kwargs)
         order = np.argsort(-np.abs(effect.to_numpy()), kind="stable")[:n]
         top = effect.iloc[order]
         return pd.DataFrame(
@@ -274,6 +306,18 @@ class BaseModel:
                 "rank": np.arange(1, len(top) + 1),
             }
         )
+
+    def reconstruct(self, adata: AnnData, *, batch_size: int = 1024) -> AnnData:
+        """Decoded posterior means of ``adata``'s cells (e.g. *decoded controls*), same obs, the model's genes.
+
+        Used by :func:`tutorial_lib.metrics.decoded.decoded_control_deltas`, which measures the
+        predicted response against decoded rather than raw controls.
+        """
+        self._check_trained()
+        x = self.decode(self.get_latent(adata, batch_size=batch_size), batch_size=batch_size)
+        out = AnnData(x, obs=adata.obs.copy())
+        out.var_names = self.var_names
+        return out
 
     # -- persistence --------------------------------------------------------------------
     def save(self, dir_path: str | Path, *, overwrite: bool = False) -> Path:

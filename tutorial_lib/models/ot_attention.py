@@ -1,17 +1,26 @@
 """Optimal-transport matching and attention weights of scPRAM (pure array maths, no model).
 
-* :func:`cost_matrix`: pairwise cost between control and stimulated latents, squared
-  Euclidean by default, divided by its maximum (or mean) so that ``reg`` has the same meaning
-  whatever the latent scale.
-* :func:`transport_plan`: plan with uniform marginals, entropic (POT's ``ot.sinkhorn``, by
-  default the log-domain ``method="sinkhorn_log"``, stable for small ``reg``) or exact
-  (``ot.emd``, as in the scPRAM release).
+* :func:`cost_matrix`: pairwise cost between two sets of latents: Euclidean (the scPRAM
+  release, unscaled) or squared Euclidean, optionally divided by its maximum (or mean) so that
+  an entropic ``reg`` has the same meaning whatever the latent scale.
+* :func:`transport_plan`: plan with uniform marginals, exact (``ot.emd``, as in the scPRAM
+  release) or entropic (POT's ``ot.sinkhorn``, e.g. the log-domain ``method="sinkhorn_log"``,
+  stable for small ``reg``).
 * :func:`match`: each control cell's stimulated counterpart: the stimulated cell receiving
   most of its mass (``"argmax"``, the release) or the barycentric projection
   ``sum_j P_ij z_j / sum_j P_ij`` (``"barycentric"``).
+* :func:`plan_sharpness`: how close a plan is to a matching (row-maximum share of each row's
+  mass) and how often its argmax agrees with another plan's (e.g. the exact one).
 * :func:`attention_weights`: for each query, cosine similarity to every key, the top
-  ``k = ceil(ratio · n_keys)`` keys kept, weights by softmax(similarity / temperature)
-  (``"softmax"``) or similarity / sum of similarities (``"normalised"``, the release).
+  ``k = ceil(ratio · n_keys)`` keys kept, weights by similarity / sum of similarities
+  (``"normalised"``, the release: negative similarities are *not* clipped),
+  ``"normalised_clipped"`` (negatives set to 0 first; the course's earlier default) or
+  softmax(similarity / temperature) (``"softmax"``).
+
+With entropic regularisation the plan spreads each row's mass: on a synthetic check at
+``reg=0.05`` (relative to the max-normalised squared cost) a row's largest entry held about 1%
+of its mass and the argmax agreed with the exact plan for about half of the cells (issue 13),
+so argmax matching from such a plan is close to arbitrary; check with :func:`plan_sharpness`.
 """
 
 from __future__ import annotations
@@ -24,21 +33,35 @@ import ot
 import scipy.sparse as sp
 import torch
 
-from tutorial_lib.models._params import check_choice, check_float
+import pandas as pd
+
+from tutorial_lib.models._params import check_choice, check_float, check_int
 
 COST_METRICS = ("sqeuclidean", "euclidean")
 COST_NORMALISATIONS = ("max", "mean", None)
 OT_METHODS = ("sinkhorn_log", "sinkhorn", "sinkhorn_stabilized", "emd")
 MATCHINGS = ("argmax", "barycentric")
-WEIGHTINGS = ("softmax", "normalised")
+WEIGHTINGS = ("normalised", "normalised_clipped", "softmax")
+EMD_MAX_ITER_RELEASE = 100_000  # numItermax of ot.emd in scpram 0.0.3's SCPRAM.predict
 MARGINAL_TOLERANCE = 1e-3  # L1 error of both marginals (each sums to 1) tolerated silently
 
 
-def cost_matrix(a: np.ndarray, b: np.ndarray, *, metric: str = "sqeuclidean", normalization: str | None = "max") -> np.ndarray:
-    """Pairwise cost (rows of ``a`` × rows of ``b``), float64, optionally scaled to max/mean 1."""
+def cost_matrix(
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    metric: str = "sqeuclidean",
+    normalization: str | None = "max",
+    dtype: type = np.float64,
+) -> np.ndarray:
+    """Pairwise cost (rows of ``a`` × rows of ``b``), optionally scaled to max/mean 1.
+
+    ``dtype`` is the precision the distances are computed in (``np.float32`` reproduces the
+    release, which calls ``ot.dist`` on float32 latents).
+    """
     check_choice("cost", metric, COST_METRICS)
     check_choice("cost_normalization", normalization, COST_NORMALISATIONS)
-    cost = ot.dist(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), metric=metric)
+    cost = ot.dist(np.asarray(a, dtype=dtype), np.asarray(b, dtype=dtype), metric=metric)
     scale = {"max": cost.max(), "mean": cost.mean(), None: 1.0}[normalization]
     return cost / scale if scale > 0 else cost
 
@@ -48,11 +71,18 @@ def transport_plan(
     *,
     method: str = "sinkhorn_log",
     reg: float = 0.05,
-    num_iter_max: int = 1000,
+    num_iter_max: int | None = None,
     stop_thr: float = 1e-6,
     device: str = "cpu",
-) -> np.ndarray:
+    return_log: bool = False,
+) -> np.ndarray | tuple[np.ndarray, dict]:
     """Transport plan between uniform marginals for ``cost`` (n × m); rows sum to 1/n, columns to 1/m.
+
+    ``num_iter_max``: for ``"emd"`` the network-simplex iteration limit (default
+    ``max(100_000, 50·n·m)``, enough to reach the optimum on Kang-sized pools;
+    :data:`EMD_MAX_ITER_RELEASE` is the release's limit), for Sinkhorn the number of iterations
+    (default 1000). A plan stopped at the limit is returned with a warning (as POT does), and
+    ``return_log=True`` also returns ``{"converged": bool, "method": method}``.
 
     ``reg`` (entropic regularisation relative to the normalised cost, > 0) is ignored by
     ``method="emd"``. Sinkhorn runs on POT's torch backend in float32 on ``device`` (about
@@ -65,8 +95,20 @@ def transport_plan(
     n, m = cost.shape
     a, b = np.full(n, 1.0 / n), np.full(m, 1.0 / m)
     if method == "emd":
-        return ot.emd(a, b, cost, numItermax=max(100_000, 50 * n * m))
+        limit = max(100_000, 50 * n * m) if num_iter_max is None else check_int("num_iter_max", num_iter_max, 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # POT's "numItermax reached"; re-raised below
+            plan, log = ot.emd(a, b, np.asarray(cost, dtype=np.float64), numItermax=limit, log=True)
+        converged = int(log["result_code"]) == 1
+        if not converged:
+            warnings.warn(
+                f"ot.emd stopped after {limit} iterations before reaching the optimum ({log['warning']}); "
+                "the plan is feasible but not the exact optimal transport plan",
+                stacklevel=2,
+            )
+        return (plan, {"converged": converged, "method": method}) if return_log else plan
     check_float("reg", reg, 0.0, low_inclusive=False)
+    num_iter_max = 1000 if num_iter_max is None else check_int("num_iter_max", num_iter_max, 1)
     a_t, b_t, cost_t = (torch.as_tensor(v, dtype=torch.float32, device=device) for v in (a, b, cost))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # POT's "did not converge"; checked below
@@ -79,7 +121,7 @@ def transport_plan(
             "increase reg or num_iter_max",
             stacklevel=2,
         )
-    return plan
+    return (plan, {"converged": bool(err <= MARGINAL_TOLERANCE), "method": method}) if return_log else plan
 
 
 def match(plan: np.ndarray, z_stim: np.ndarray, *, mode: str = "argmax") -> tuple[np.ndarray, np.ndarray]:
@@ -94,6 +136,45 @@ def match(plan: np.ndarray, z_stim: np.ndarray, *, mode: str = "argmax") -> tupl
         return np.asarray(z_stim)[partner], partner
     weights = plan / plan.sum(axis=1, keepdims=True)
     return weights @ np.asarray(z_stim, dtype=np.float64), partner
+
+
+def plan_sharpness(plan: np.ndarray, reference: np.ndarray | None = None) -> pd.Series:
+    """How close a transport plan is to a one-to-one matching (a diagnostic).
+
+    Parameters
+    ----------
+    plan
+        Transport plan, rows = control cells (n × m).
+    reference
+        Another plan of the same shape, e.g. the exact one (``method="emd"``), to compare
+        argmax partners with.
+
+    Returns
+    -------
+    Series with ``row_max_share_mean`` / ``row_max_share_median`` (share of each row's mass on
+    its largest entry: 1 for a plan that sends each row to one column; ``n/m`` of that for
+    uniform marginals with m ≥ n; about ``1/m`` for a uniform plan), ``argmax_agreement`` (fraction of rows
+    whose argmax column equals ``reference``'s; NaN without a reference) and ``n_rows``.
+    """
+    plan = np.asarray(plan, dtype=np.float64)
+    if plan.ndim != 2 or plan.shape[0] == 0:
+        raise ValueError(f"plan must be a non-empty 2-D array; got shape {plan.shape}")
+    mass = plan.sum(axis=1)
+    share = plan.max(axis=1) / np.where(mass > 0, mass, 1.0)
+    agreement = np.nan
+    if reference is not None:
+        reference = np.asarray(reference)
+        if reference.shape != plan.shape:
+            raise ValueError(f"reference plan has shape {reference.shape}; expected {plan.shape} like plan")
+        agreement = float((plan.argmax(axis=1) == reference.argmax(axis=1)).mean())
+    return pd.Series(
+        {
+            "row_max_share_mean": float(share.mean()),
+            "row_max_share_median": float(np.median(share)),
+            "argmax_agreement": agreement,
+            "n_rows": plan.shape[0],
+        }
+    )
 
 
 def n_top(ratio: float, n_keys: int) -> int:
@@ -117,7 +198,14 @@ def attention_weights(
     weighting: str = "softmax",
     chunk_size: int = 1024,
 ) -> sp.csr_matrix:
-    """Sparse attention (queries × keys): each row has ``n_top(ratio, n_keys)`` entries summing to 1."""
+    """Sparse attention (queries × keys): each row has ``n_top(ratio, n_keys)`` entries summing to 1.
+
+    ``weighting="normalised"`` is the release's ``cos / sum(cos)`` over the top-k keys, negative
+    similarities included (a row whose top-k similarities sum to less than 0 warns, one summing
+    to exactly 0 raises ``ValueError``). ``"normalised_clipped"`` clips negative similarities to 0 first
+    (uniform weights when all are <= 0). ``"softmax"``: ``softmax(cos / temperature)``
+    (``temperature`` is ignored otherwise).
+    """
     check_choice("weighting", weighting, WEIGHTINGS)
     check_float("temperature", temperature, 0.0, low_inclusive=False)
     k = n_top(ratio, len(keys))
@@ -129,9 +217,26 @@ def attention_weights(
         s = np.take_along_axis(sim, top, axis=1)
         if weighting == "softmax":
             w = np.exp((s - s.max(axis=1, keepdims=True)) / temperature)
-        else:
+        elif weighting == "normalised_clipped":
             w = np.clip(s, 0.0, None)
             w[w.sum(axis=1) == 0] = 1.0  # all keys orthogonal/opposite: fall back to uniform
+        else:
+            w = s.copy()
+            sums = w.sum(axis=1)
+            if np.any(sums == 0):
+                bad = int(np.flatnonzero(sums == 0)[0])
+                raise ValueError(
+                    f"weighting='normalised' (cos / sum cos, as released): the top-{k} cosine similarities of "
+                    f"query {start + bad} sum to 0, so they cannot be normalised; "
+                    "use weighting='normalised_clipped' or 'softmax'"
+                )
+            if np.any(sums < 0):
+                warnings.warn(
+                    f"weighting='normalised': for {int((sums < 0).sum())} queries the top-{k} cosine similarities "
+                    "sum to less than 0, so their weights change sign (as in the release); "
+                    "weighting='normalised_clipped' avoids this",
+                    stacklevel=2,
+                )
         w /= w.sum(axis=1, keepdims=True)
         rows.append(np.repeat(np.arange(start, start + len(s)), k))
         cols.append(top.ravel())

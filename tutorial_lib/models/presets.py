@@ -41,7 +41,9 @@ TRAIN_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 
-#: ``Model.predict`` keyword arguments per method and setting (empty: the defaults).
+#: ``Model.predict`` keyword arguments per method and setting (empty: the defaults, which are
+#: the published predictions: scGen's, and scPRAM's ``variant="released"``; the course variants
+#: have their own method names in :data:`tutorial_lib.models.registry.METHODS`).
 PREDICT_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "scgen": {"reference": {}, "fast": {}},
     "scpram": {"reference": {}, "fast": {}},

@@ -2,11 +2,19 @@
 
 Defaults follow the scvi-tools/pertpy port: encoder and decoder with 2 × 800 hidden units
 (Linear → BatchNorm → LeakyReLU → Dropout(0.2)), 100 latent dimensions, a Gaussian posterior,
-squared-error reconstruction on log-normalised data with ReLU output, KL weight 5e-5, Adam
+squared-error reconstruction on log-normalised data, KL weight 5e-5, Adam
 (lr 1e-3, batch 32) with scvi-tools' optimizer settings (``eps=0.01``, L2 weight decay 1e-6
 added to the gradient, as ``optax.add_decayed_weights`` before ``optax.adam`` in its JAX
 training plan), early stopping with patience 25. The loss is documented in
 :mod:`tutorial_lib.models._module`.
+
+Output layer: the original TensorFlow scGen ends its decoder with a ReLU; the scvi-tools/pertpy
+port ends it with a *linear* layer. This library uses the ReLU (``fixed_module_kwargs``), as the
+original scGen and the scPRAM release do, because log-normalised expression is never negative;
+it is therefore not the pertpy decoder exactly. Training differences shared with scPRAM
+(:meth:`~tutorial_lib.models.base.BaseModel.train`): gradient norm clipped at 10, 10% of the
+cells held out for a validation loss, and the weights of the best validation epoch restored at
+the end.
 
 The optimizer settings matter: with PyTorch's default ``eps=1e-8`` and no decay, 10 epochs
 decode markedly worse means on Kang 2018 (R² of means 0.90 against 0.96 at batch 32;
@@ -87,7 +95,7 @@ class SCGEN(BaseModel):
     >>> model = SCGEN(train_adata)
     >>> model.train(max_epochs=100)
     >>> pred = model.predict("CD4+ T cells")
-    >>> model.top_delta_genes(10)
+    >>> model.top_delta_genes(pred, n=10)
     """
 
     method_name = "scgen"
@@ -127,11 +135,6 @@ class SCGEN(BaseModel):
             noise_type=noise_type,
         )
 
-    @property
-    def delta(self) -> np.ndarray | None:
-        """The latent perturbation vector of the last :meth:`predict` / :meth:`get_delta`."""
-        return self.delta_
-
     def get_delta(
         self,
         *,
@@ -140,7 +143,7 @@ class SCGEN(BaseModel):
         restrict_arithmetic_to: Iterable[str] | None = None,
         seed: int = 0,
     ) -> np.ndarray:
-        """Balanced mean latent difference stimulated − control of the training data (stored as ``delta_``)."""
+        """Balanced mean latent difference stimulated − control of the training data (not stored)."""
         self._check_trained()
         ctrl_idx, stim_idx = balanced_indices(
             obs_labels(self.adata, self.cell_type_key),
@@ -151,8 +154,7 @@ class SCGEN(BaseModel):
             seed=seed,
         )
         latent = self.get_latent()
-        self.delta_ = latent[stim_idx].mean(axis=0) - latent[ctrl_idx].mean(axis=0)
-        return self.delta_
+        return latent[stim_idx].mean(axis=0) - latent[ctrl_idx].mean(axis=0)
 
     def predict(
         self,
@@ -182,14 +184,17 @@ class SCGEN(BaseModel):
         sample
             ``False`` (default, as published): decode the shifted posterior means.
             ``"posterior"`` (or ``True``): shift a seeded draw from each cell's posterior.
-            ``"residual"``: add each control cell's reconstruction residual back to its decoded
-            prediction, which keeps the cell-to-cell variation of the controls (higher R² of
-            variances). See :meth:`~tutorial_lib.models.base.BaseModel._shifted_expression`.
+            ``"residual"`` (a course variant, registered as ``scgen_residual``): add each control
+            cell's reconstruction residual back to its decoded prediction (copies the controls'
+            noise and sparsity); its assumption is stated in
+            :meth:`~tutorial_lib.models.base.BaseModel._shifted_expression`.
 
         Returns
         -------
         AnnData with ``obs[condition_key] == "predicted"``, ``obs[cell_type_key]``,
-        ``obs["method"] == "scgen"``, the training genes, and ``obsm["X_latent"]`` (shifted latents).
+        ``obs["method"] == "scgen"``, the training genes, ``obsm["X_latent"]`` (shifted latents),
+        ``obsm["X_latent_control"]`` (latents before the shift), ``obsm["delta"]`` and
+        ``uns["scgen"]["delta"]``.
         """
         self._check_trained()
         check_sample(sample)
@@ -199,9 +204,9 @@ class SCGEN(BaseModel):
         )
         x = dense_x(targets, self.var_names)
         z = self._batched(self._encode_mean, x, 1024, self.module.n_latent)
-        self.reference_latent_ = z.mean(axis=0)
         x_pred, z_pred = self._shifted_expression(x, z, delta, sample=sample, seed=seed)
-        return prediction_adata(
+        delta = np.asarray(delta, dtype=np.float32)
+        pred = prediction_adata(
             x_pred,
             targets,
             self.var_names,
@@ -209,8 +214,14 @@ class SCGEN(BaseModel):
             condition_key=self.condition_key,
             cell_type_key=self.cell_type_key,
             cell_type=celltype_to_predict,
-            obsm={"X_latent": z_pred},
+            obsm={
+                "X_latent": z_pred,
+                "X_latent_control": z,
+                "delta": np.broadcast_to(delta, z.shape).copy(),
+            },
         )
+        pred.uns["scgen"] = {"delta": delta}
+        return pred
 
     def batch_removal(self, adata: AnnData | None = None, batch_key: str = "batch") -> AnnData:
         """Batch-corrected expression by latent mean alignment.
