@@ -114,7 +114,7 @@ def _runs(rows):
 
 
 def test_rank_methods_orders_by_direction_and_measures_spread():
-    from tutorial_lib.benchmark import describe_ranking, leader_margin, rank_methods
+    from tutorial_lib.benchmark import describe_ranking, rank_methods
 
     table = _runs([
         ("a", "s", 0, "e_distance", "all", 1.0, 0.9, 1.1),
@@ -131,17 +131,17 @@ def test_rank_methods_orders_by_direction_and_measures_spread():
     np.testing.assert_allclose(ranked["sd"], [np.sqrt(0.02), np.sqrt(0.02)])
     np.testing.assert_allclose(ranked["half_width"], [0.1, 0.15])
     assert list(rank_methods(table, "pearson_delta")["method"]) == ["a", "b"]  # higher is better
-    margin = leader_margin(ranked)
-    assert margin["gap"] == pytest.approx(0.5) and margin["half_width"] == pytest.approx(0.15)
-    assert margin["clear"]
     text = describe_ranking(table, "e_distance", setting="s")
     assert text.startswith("[s] e_distance (all, lower is better): b 0.600 ± 0.141 > a 1.100 ± 0.141")
-    assert "larger than both" in text and "n=2 runs" in text
+    # two matched runs: the paired verdict refuses to judge
+    assert "b - a = -0.500" in text and "too few matched runs to judge (n=2, need 3)" in text
+    three = pd.concat([table, _runs([("a", "s", 2, "e_distance", "all", 1.1, 1.0, 1.2),
+                                     ("b", "s", 2, "e_distance", "all", 0.55, 0.5, 0.6)])])
+    assert describe_ranking(three, "e_distance", setting="s").endswith("-> b better")
     close = _runs([("a", "s", 0, "pearson_delta", "all", 0.80, 0.70, 0.90),
                    ("b", "s", 0, "pearson_delta", "all", 0.79, 0.69, 0.89)])
-    assert not leader_margin(rank_methods(close, "pearson_delta"))["clear"]
-    one_run = describe_ranking(close, "pearson_delta")
-    assert "NOT larger than the bootstrap half-width 0.100 (one run each: no seed-to-seed sd)" in one_run
+    one_run = describe_ranking(close.drop(columns=["setting", "seed"]), "pearson_delta")
+    assert "over 1 matched runs -> too few matched runs to judge (n=1, need 3)" in one_run
 
 
 def test_rank_methods_refuses_ambiguous_or_missing_rows():

@@ -322,22 +322,6 @@ def rank_methods(
     return ranked.reset_index()
 
 
-def leader_margin(ranked: pd.DataFrame) -> dict[str, float | bool]:
-    """Is the first method of :func:`rank_methods` ahead of the second by more than the noise?
-
-    Returns ``gap`` (|mean #1 − mean #2|), ``sd`` (the larger of their seed sds), ``half_width``
-    (the larger of their bootstrap half-widths) and ``clear`` (``gap`` exceeds both; an
-    undefined spread counts as 0).
-    """
-    if len(ranked) < 2:
-        raise ValueError(f"need at least 2 ranked methods, got {len(ranked)}")
-    first, second = ranked.iloc[0], ranked.iloc[1]
-    gap = float(abs(first["mean"] - second["mean"]))
-    sd = float(np.nanmax([first["sd"], second["sd"], 0.0]))
-    half = float(np.nanmax([first["half_width"], second["half_width"], 0.0]))
-    return {"gap": gap, "sd": sd, "half_width": half, "clear": gap > max(sd, half)}
-
-
 def describe_ranking(
     table: pd.DataFrame,
     metric: str,
@@ -347,8 +331,10 @@ def describe_ranking(
     digits: int = 3,
 ) -> str:
     """One line per ranking, best first (``mean ± sd`` when there are several runs), and a second
-    line saying whether #1 leads #2 by more than the seed sd and the bootstrap half-width."""
+    line with the paired verdict of #1 against #2 (:func:`tutorial_lib.verdicts.paired_verdict`
+    over their matched runs; with fewer than 3 it says so instead of judging)."""
     from tutorial_lib.metrics import LOWER_IS_BETTER
+    from tutorial_lib.verdicts import describe_verdict, paired_verdict
 
     ranked = rank_methods(table, metric, gene_set, setting=setting)
     shown = " > ".join(
@@ -359,16 +345,13 @@ def describe_ranking(
     prefix = f"[{setting}] " if setting is not None else ""
     text = f"{prefix}{metric} ({gene_set}, {direction} is better): {shown}"
     if len(ranked) >= 2:
-        m = leader_margin(ranked)
-        verdict = "larger" if m["clear"] else "NOT larger"
-        n = int(ranked.iloc[:2]["n"].min())
-        if n >= 2:
-            spread = (f"{verdict} than both the seed sd {m['sd']:.{digits}f} (n={n} runs) and the bootstrap "
-                      f"half-width {m['half_width']:.{digits}f}")
-        else:
-            spread = (f"{verdict} than the bootstrap half-width {m['half_width']:.{digits}f} "
-                      "(one run each: no seed-to-seed sd)")
-        text += f"\n    gap #1-#2 = {m['gap']:.{digits}f}: {spread}"
+        rows = table if setting is None else table[table["setting"] == setting]
+        match_on = [c for c in ("setting", "seed") if c in rows.columns]
+        if not match_on:  # one run per method (evaluate_methods' table): a constant key matches them
+            rows, match_on = rows.assign(run=0), ["run"]
+        v = paired_verdict(rows, ranked["method"].iloc[0], ranked["method"].iloc[1], metric, gene_set,
+                           match_on=match_on)
+        text += "\n    #1 vs #2: " + describe_verdict(v, digits).split(": ", 1)[1]
     return text
 
 
