@@ -174,3 +174,64 @@ def test_mean_sd_table_of_a_benchmark(mini_counts):
     assert wide.loc["mean_shift", ("pearson_delta", "top20_degs", "CD4 balanced")].startswith(f"{both['top20_degs']:.3f}")
     with pytest.raises(DataValidationError, match="no rows for metric"):
         mean_sd_table(summary, [("e_distance", "top20_degs")])
+
+
+def test_genes_are_chosen_per_run_on_its_own_training_cells(mini_counts, monkeypatch):
+    """Issue 11 part 6: the 20% setting's genes come from its own (subsampled) training cells."""
+    import tutorial_lib.benchmark as bm
+    from tutorial_lib.data.split import SPLIT_KEY
+
+    seen = []
+    real_run_genes = bm.run_genes
+
+    def spy(adata, n_top_genes):
+        train = adata.obs[SPLIT_KEY] == "train"
+        seen.append((int(train.sum()), int((train & (adata.obs["condition"] == "stimulated")).sum())))
+        return real_run_genes(adata, n_top_genes)
+
+    monkeypatch.setattr(bm, "run_genes", spy)
+    table = run_benchmark(mini_counts, ["mean_shift"], SETTINGS[:2], seeds=[0], config=CONFIG, progress=False)
+    (n_bal, stim_bal), (n_unb, stim_unb) = seen
+    assert n_unb < n_bal and stim_unb == pytest.approx(0.2 * stim_bal, rel=0.05)  # chosen after subsampling
+    keys = table.groupby("setting")["key"].first()
+    assert keys["CD4 balanced"] != keys["CD4 20%"]
+    assert {"fit_predict_s", "evaluate_s"} <= set(table.columns)
+    assert (table["evaluate_s"] > 0).all() and (table["fit_predict_s"] >= 0).all()
+    assert (table["score_group"] == "all").all()
+    shared = run_benchmark(mini_counts, ["mean_shift"], SETTINGS[:2], seeds=[0], progress=False,
+                           config=BenchmarkConfig(**{**CONFIG.__dict__, "gene_selection": "shared"}))
+    assert len(seen) == 2  # "shared" does not choose genes per run
+    assert shared["key"].nunique() == 2
+    with pytest.raises(ValueError, match="gene_selection"):
+        run_benchmark(mini_counts, ["mean_shift"], SETTINGS[:1], seeds=[0], progress=False,
+                      config=BenchmarkConfig(gene_selection="pooled"))
+
+
+def test_donor_setting_is_scored_within_cell_types(mini_counts):
+    from tutorial_lib.benchmark import MIN_GROUP_CELLS
+
+    donors = tuple(sorted(mini_counts.obs["donor"].astype(str).unique())[:2])
+    setting = Setting("donors", donors=donors, score_by="cell_type")
+    table = run_benchmark(mini_counts, ["mean_shift"], [setting], seeds=[0], config=CONFIG, progress=False)
+    held = mini_counts[mini_counts.obs["donor"].astype(str).isin(donors)].obs
+    counts = held.groupby(["cell_type", "condition"], observed=True).size().unstack()
+    expected = {str(g) for g, r in counts.iterrows() if r.min() >= MIN_GROUP_CELLS}
+    assert set(table["score_group"]) == expected and len(expected) >= 2
+    per_group = table.query("metric == 'e_distance'")
+    assert len(per_group) == len(expected)  # one score per cell type, none pooled
+
+
+def test_custom_fit_predict_replaces_the_registry_one(mini_counts):
+    from tutorial_lib.models import get_method
+
+    calls = []
+
+    def wrapped(train, ctrl, **kw):
+        calls.append(kw["seed"])
+        return get_method("mean_shift")(train, ctrl, **kw)
+
+    table = run_benchmark(mini_counts, ["no_change", "shifted"], SETTINGS[:1], seeds=[3], config=CONFIG,
+                          progress=False, fit_predicts={"shifted": wrapped})
+    assert calls == [3] and set(table["method"]) == {"no_change", "shifted"}
+    with pytest.raises(ValueError, match="Unknown method"):
+        run_benchmark(mini_counts, ["nope"], SETTINGS[:1], config=CONFIG, progress=False)
