@@ -98,6 +98,7 @@ class BenchmarkConfig:
     n_top_degs: int = 100
     method_kwargs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     gene_selection: str = "per_run"
+    n_bootstrap_degs: int = 10
 
 
 def shared_genes(adata: AnnData, settings: Sequence[Setting], n_top_genes: int) -> list[str]:
@@ -124,6 +125,7 @@ def run_key(method: str, setting: Setting, seed: int, config: BenchmarkConfig, g
         "seed": int(seed),
         "n_epochs": config.n_epochs,
         "n_bootstrap": config.n_bootstrap,
+        "n_bootstrap_degs": config.n_bootstrap_degs,
         "n_top_degs": config.n_top_degs,
         "gene_selection": config.gene_selection,
         "kwargs": dict(config.method_kwargs.get(method, {})),
@@ -255,7 +257,8 @@ def run_benchmark(
                     for group, test, ctrl, degs, space in scoring:
                         p = pred if setting.score_by is None else _group_of(pred, parts.ctrl, setting.score_by, group)
                         sc = evaluate(test, p, ctrl, degs=degs, n_top_degs=config.n_top_degs,
-                                      n_bootstrap=config.n_bootstrap, seed=seed, space=space)
+                                      n_bootstrap=config.n_bootstrap, n_bootstrap_degs=config.n_bootstrap_degs,
+                                      seed=seed, space=space)
                         sc.insert(0, "score_group", group)
                         parts_scores.append(sc)
                     scores = pd.concat(parts_scores, ignore_index=True)
