@@ -120,3 +120,11 @@ def test_paired_verdict_can_compare_two_settings_of_one_method():
     v = paired_verdict(t, "unbalanced", "balanced", "pearson_delta", compare="setting", match_on=("seed",))
     assert v["n"] == 3 and v["diff"] == pytest.approx(-0.55 / 3)
     assert v["verdict"] == "balanced better"
+
+
+def test_runs_scored_within_groups_are_matched_per_group():
+    t = pd.concat([_table({"A": [0.9, 0.8, 0.85], "B": [0.5, 0.4, 0.6]}, score_group=g) for g in ("B", "NK")])
+    v = paired_verdict(t, "A", "B", "pearson_delta")  # score_group joins the match by default
+    assert v["n"] == 6 and v["verdict"] == "A better"
+    with pytest.raises(DataValidationError, match="several rows per"):
+        paired_verdict(t, "A", "B", "pearson_delta", match_on=("setting", "seed"))

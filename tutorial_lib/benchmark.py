@@ -442,7 +442,7 @@ def describe_ranking(
     text = f"{prefix}{metric} ({gene_set}, {direction} is better): {shown}"
     if len(ranked) >= 2:
         rows = table if setting is None else table[table["setting"] == setting]
-        match_on = [c for c in ("setting", "seed") if c in rows.columns]
+        match_on = [c for c in ("setting", "seed", "score_group") if c in rows.columns]
         if not match_on:  # one run per method (evaluate_methods' table): a constant key matches them
             rows, match_on = rows.assign(run=0), ["run"]
         v = paired_verdict(rows, ranked["method"].iloc[0], ranked["method"].iloc[1], metric, gene_set,

@@ -31,8 +31,15 @@ from tutorial_lib.data.checks import DataValidationError
 #: Fewest matched runs a verdict needs; below it the verdict says so instead of judging.
 MIN_RUNS = 3
 
-#: Columns that identify one run of one method (matched runs share all but ``method``).
+#: Columns that identify one run of one method (matched runs share all but ``method``); ``score_group``
+#: is added when the table has it (settings scored within cell types).
 MATCH_ON = ("setting", "seed")
+
+
+def _match_on(results: pd.DataFrame, match_on: Sequence[str] | None) -> list[str]:
+    if match_on is not None:
+        return list(match_on)
+    return [*MATCH_ON, *(["score_group"] if "score_group" in results.columns else [])]
 
 VERDICT_COLUMNS = [
     "method_a", "method_b", "metric", "gene_set", "n", "mean_a", "mean_b",
@@ -105,7 +112,7 @@ def paired_verdict(
     gene_set: str = "all",
     *,
     settings: str | Sequence[str] | None = None,
-    match_on: Sequence[str] = MATCH_ON,
+    match_on: Sequence[str] | None = None,
     compare: str = "method",
     level: float = 0.95,
     min_runs: int = MIN_RUNS,
@@ -124,7 +131,8 @@ def paired_verdict(
         Restrict to these settings (one name or several; ``None``: every setting in the table,
         pooled).
     match_on
-        Columns that make runs of the two methods a matched pair (default ``("setting", "seed")``).
+        Columns that make runs of the two methods a matched pair (default ``("setting", "seed")``,
+        plus ``"score_group"`` when the table has it).
     compare
         The column holding ``method_a`` and ``method_b`` (default ``"method"``). E.g.
         ``compare="setting", match_on=("seed",)`` on one method's runs compares two settings of it
@@ -147,6 +155,7 @@ def paired_verdict(
         raise ValueError(f"compare two different methods, got {method_a!r} twice")
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level}")
+    match_on = _match_on(results, match_on)
     _check(results, [compare, "metric", "gene_set", "value", *match_on])
     rows = _metric_rows(results, metric, gene_set)
     if settings is not None:
@@ -181,7 +190,7 @@ def verdict_table(
     pairs: Sequence[tuple[str, str]] | None = None,
     *,
     by: Sequence[str] = ("setting",),
-    match_on: Sequence[str] = MATCH_ON,
+    match_on: Sequence[str] | None = None,
     level: float = 0.95,
     min_runs: int = MIN_RUNS,
 ) -> pd.DataFrame:
