@@ -90,6 +90,7 @@ class BenchmarkConfig:
     constructor, ``train`` and ``predict`` by name (e.g. a step budget or patience of the training
     loop, so that two settings can be trained to equal optimizer steps or to convergence).
     ``gene_selection`` is ``"per_run"`` (default: each run's own training cells) or ``"shared"``.
+    ``n_bootstrap`` and ``n_bootstrap_degs`` are :func:`~tutorial_lib.metrics.evaluate`'s.
     """
 
     n_top_genes: int = 2000
