@@ -18,7 +18,9 @@ the resamples only give the interval around it.
     The interval is the "basic" one built from the rescaled deviations
     ``d = sqrt(f/(1-f)) (T_m - T_n)``: ``[T_n - q_97.5(d), T_n - q_2.5(d)]``. This is the
     finite-population form of Politis and Romano's ``sqrt(m/n)`` rescaling (the two agree when
-    ``m << n``; at ``f = 0.5`` the factor is 1).
+    ``m << n``; at ``f = 0.5`` the factor is 1). When the two distributions are equal (true
+    distance 0) the U-statistic is degenerate and converges at rate ``n``, not ``sqrt(n)``; the
+    interval is then wider than needed (at ``f = 0.5`` by about ``sqrt(3)``): conservative.
 ``"normal"``
     For metrics that are expensive per resample (DEG overlap: two Wilcoxon tests per resample),
     few bootstrap resamples estimate a standard error ``se`` and the interval is
