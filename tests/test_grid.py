@@ -12,10 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tutorial_lib.benchmark import BenchmarkConfig, Setting, read_results, run_benchmark
+from tutorial_lib.benchmark import read_results
 from tutorial_lib.config import REPO_ROOT
 from tutorial_lib.data.checks import DataValidationError
-from tutorial_lib.grid import SharedTraining, grid_settings, main
+from tutorial_lib.grid import grid_settings, main
 
 TINY = [
     "--dataset", "mini", "--methods", "no_change", "mean_shift", "scgen", "--seeds", "2",
@@ -82,14 +82,3 @@ def test_grid_settings_pick_imbalance_types_by_size_and_check_names(mini_counts)
     assert settings[-1].score_by == "cell_type" and settings[-1].donors == ("101",)
     with pytest.raises(DataValidationError, match="not in obs"):
         grid_settings(mini_counts, cell_types=["Neutrophils"])
-
-
-def test_prediction_only_variant_reuses_the_trained_model(mini_counts):
-    shared = SharedTraining("scgen")
-    fps = {"scgen": shared.base_fit_predict(), "scgen_again": shared.variant_fit_predict({})}
-    config = BenchmarkConfig(n_top_genes=200, n_epochs=1, n_bootstrap=3, n_bootstrap_degs=0, n_top_degs=20)
-    table = run_benchmark(mini_counts, ["scgen", "scgen_again"], [Setting("CD4", "CD4+ T cells")], seeds=[0],
-                          config=config, progress=False, fit_predicts=fps)
-    assert shared.n_trained == 1
-    wide = table.pivot_table(index=["metric", "gene_set"], columns="method", values="value")
-    pd.testing.assert_series_equal(wide["scgen"], wide["scgen_again"], check_names=False)

@@ -12,10 +12,11 @@
 - held-out donors (``donors/<ids>``), scored within each cell type (``score_group``), never pooled;
 - ``--seeds`` seeds (default 5).
 
-Prediction-only variants share one trained model: a variant listed in
-``tutorial_lib.models.registry.PREDICTION_VARIANTS`` (``{name: (base method, predict kwargs)}``, if
-the registry defines it) predicts with the model its base method trained in the same run (same
-setting, seed and training data), so its ``fit_predict_s`` counts prediction only.
+Prediction-only variants share one trained model: the grid runs one (setting, seed) per
+:func:`run_benchmark` call, in which every method gets the same training AnnData object, so the
+registry can reuse the model a variant's base method trained (issue 13's registry keeps the last
+trained model per class for that purpose); ``run_benchmark(fit_predicts=...)`` can also supply
+callables that share a model explicitly.
 
 Resume: finished runs are kept in ``<out>.work.csv`` (rewritten atomically after each run); after
 a kill, the same command skips them and redoes the run that was in progress. The final table
@@ -36,10 +37,9 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from anndata import AnnData
@@ -134,74 +134,6 @@ def provenance() -> dict[str, str]:
     return {"git_commit": _git_commit(), "versions": _versions(), "machine": platform.node(), "device": _device()}
 
 
-class SharedTraining:
-    """``fit_predict`` callables of a base model and its prediction-only variants sharing one training.
-
-    The base method's callable trains (``return_model=True``) and keeps the model for the training
-    data it was given; a variant's callable predicts with that model, training it first only if
-    the base method did not run on this training data (e.g. after a resume).
-    """
-
-    def __init__(self, base: str, base_kwargs: Mapping[str, Any] | None = None) -> None:
-        self.base = base
-        self.base_kwargs = dict(base_kwargs or {})
-        self._train: AnnData | None = None
-        self._key: tuple | None = None
-        self._model: Any = None
-        self.n_trained = 0
-
-    def _model_for(self, train: AnnData, ctrl: AnnData, cell_type: str | None, seed: int, n_epochs: int | None):
-        key = (seed, n_epochs, cell_type)
-        if self._train is not train or self._key != key:
-            from tutorial_lib.models import get_method
-
-            pred, model = get_method(self.base)(train, ctrl, cell_type=cell_type, seed=seed, n_epochs=n_epochs,
-                                                return_model=True, **self.base_kwargs)
-            self._train, self._key, self._model = train, key, model
-            self.n_trained += 1
-            return model, pred
-        return self._model, None
-
-    def base_fit_predict(self) -> Callable[..., AnnData]:
-        def fit_predict(train, ctrl, *, cell_type, seed=0, n_epochs=None, **kwargs):
-            self.base_kwargs = dict(kwargs)
-            model, pred = self._model_for(train, ctrl, cell_type, seed, n_epochs)
-            if pred is None:
-                pred = model.predict(cell_type, adata_to_predict=ctrl, seed=seed)
-            return pred
-
-        return fit_predict
-
-    def variant_fit_predict(self, predict_kwargs: Mapping[str, Any]) -> Callable[..., AnnData]:
-        def fit_predict(train, ctrl, *, cell_type, seed=0, n_epochs=None, **kwargs):
-            model, _ = self._model_for(train, ctrl, cell_type, seed, n_epochs)
-            return model.predict(cell_type, adata_to_predict=ctrl, seed=seed, **{**dict(predict_kwargs), **kwargs})
-
-        return fit_predict
-
-
-def shared_fit_predicts(methods: Sequence[str], variants: Mapping[str, tuple[str, Mapping[str, Any]]],
-                        method_kwargs: Mapping[str, Mapping[str, Any]]) -> dict[str, Callable[..., AnnData]]:
-    """Callables for :func:`run_benchmark` so that each variant in ``variants`` reuses its base's model."""
-    out: dict[str, Callable[..., AnnData]] = {}
-    shared: dict[str, SharedTraining] = {}
-    for name in methods:
-        if name not in variants:
-            continue
-        base, predict_kwargs = variants[name]
-        if base not in shared:
-            shared[base] = SharedTraining(base, method_kwargs.get(base, {}))
-            out[base] = shared[base].base_fit_predict()
-        out[name] = shared[base].variant_fit_predict(predict_kwargs)
-    return {k: v for k, v in out.items() if k in methods}
-
-
-def _registry_variants() -> dict[str, tuple[str, Mapping[str, Any]]]:
-    from tutorial_lib.models import registry
-
-    return dict(getattr(registry, "PREDICTION_VARIANTS", {}))
-
-
 def run_grid(
     adata: AnnData,
     out: str | Path,
@@ -228,8 +160,6 @@ def run_grid(
     methods = list(METHODS) if methods is None else list(methods)
     settings, described = grid_settings(adata, cell_types, imbalance_cell_types, donors)
     work = out.with_name(out.name[: -len(".csv.gz")] + ".work.csv")
-    variants = _registry_variants()
-    custom = shared_fit_predicts(methods, variants, config.method_kwargs)
     info = provenance()
 
     def stamp(table: pd.DataFrame) -> pd.DataFrame:
@@ -252,7 +182,7 @@ def run_grid(
     for setting in settings:
         for seed in seeds:
             done = run_benchmark(data, methods, [setting], [seed], config=config, results_path=work,
-                                 progress=progress, fit_predicts=custom)
+                                 progress=progress)
             keys |= set(done["key"].astype(str))
             done = read_results(work)
             if "finished_at" not in done.columns or done["finished_at"].isna().any():
