@@ -114,7 +114,7 @@ def _runs(rows):
 
 
 def test_rank_methods_orders_by_direction_and_measures_spread():
-    from tutorial_lib.benchmark import describe_ranking, leader_margin, rank_methods
+    from tutorial_lib.benchmark import describe_ranking, rank_methods
 
     table = _runs([
         ("a", "s", 0, "e_distance", "all", 1.0, 0.9, 1.1),
@@ -131,17 +131,17 @@ def test_rank_methods_orders_by_direction_and_measures_spread():
     np.testing.assert_allclose(ranked["sd"], [np.sqrt(0.02), np.sqrt(0.02)])
     np.testing.assert_allclose(ranked["half_width"], [0.1, 0.15])
     assert list(rank_methods(table, "pearson_delta")["method"]) == ["a", "b"]  # higher is better
-    margin = leader_margin(ranked)
-    assert margin["gap"] == pytest.approx(0.5) and margin["half_width"] == pytest.approx(0.15)
-    assert margin["clear"]
     text = describe_ranking(table, "e_distance", setting="s")
     assert text.startswith("[s] e_distance (all, lower is better): b 0.600 ± 0.141 > a 1.100 ± 0.141")
-    assert "larger than both" in text and "n=2 runs" in text
+    # two matched runs: the paired verdict refuses to judge
+    assert "b - a = -0.500" in text and "too few matched runs to judge (n=2, need 3)" in text
+    three = pd.concat([table, _runs([("a", "s", 2, "e_distance", "all", 1.1, 1.0, 1.2),
+                                     ("b", "s", 2, "e_distance", "all", 0.55, 0.5, 0.6)])])
+    assert describe_ranking(three, "e_distance", setting="s").endswith("-> b better")
     close = _runs([("a", "s", 0, "pearson_delta", "all", 0.80, 0.70, 0.90),
                    ("b", "s", 0, "pearson_delta", "all", 0.79, 0.69, 0.89)])
-    assert not leader_margin(rank_methods(close, "pearson_delta"))["clear"]
-    one_run = describe_ranking(close, "pearson_delta")
-    assert "NOT larger than the bootstrap half-width 0.100 (one run each: no seed-to-seed sd)" in one_run
+    one_run = describe_ranking(close.drop(columns=["setting", "seed"]), "pearson_delta")
+    assert "over 1 matched runs -> too few matched runs to judge (n=1, need 3)" in one_run
 
 
 def test_rank_methods_refuses_ambiguous_or_missing_rows():
@@ -174,3 +174,64 @@ def test_mean_sd_table_of_a_benchmark(mini_counts):
     assert wide.loc["mean_shift", ("pearson_delta", "top20_degs", "CD4 balanced")].startswith(f"{both['top20_degs']:.3f}")
     with pytest.raises(DataValidationError, match="no rows for metric"):
         mean_sd_table(summary, [("e_distance", "top20_degs")])
+
+
+def test_genes_are_chosen_per_run_on_its_own_training_cells(mini_counts, monkeypatch):
+    """Issue 11 part 6: the 20% setting's genes come from its own (subsampled) training cells."""
+    import tutorial_lib.benchmark as bm
+    from tutorial_lib.data.split import SPLIT_KEY
+
+    seen = []
+    real_run_genes = bm.run_genes
+
+    def spy(adata, n_top_genes):
+        train = adata.obs[SPLIT_KEY] == "train"
+        seen.append((int(train.sum()), int((train & (adata.obs["condition"] == "stimulated")).sum())))
+        return real_run_genes(adata, n_top_genes)
+
+    monkeypatch.setattr(bm, "run_genes", spy)
+    table = run_benchmark(mini_counts, ["mean_shift"], SETTINGS[:2], seeds=[0], config=CONFIG, progress=False)
+    (n_bal, stim_bal), (n_unb, stim_unb) = seen
+    assert n_unb < n_bal and stim_unb == pytest.approx(0.2 * stim_bal, rel=0.05)  # chosen after subsampling
+    keys = table.groupby("setting")["key"].first()
+    assert keys["CD4 balanced"] != keys["CD4 20%"]
+    assert {"fit_predict_s", "evaluate_s"} <= set(table.columns)
+    assert (table["evaluate_s"] > 0).all() and (table["fit_predict_s"] >= 0).all()
+    assert (table["score_group"] == "all").all()
+    shared = run_benchmark(mini_counts, ["mean_shift"], SETTINGS[:2], seeds=[0], progress=False,
+                           config=BenchmarkConfig(**{**CONFIG.__dict__, "gene_selection": "shared"}))
+    assert len(seen) == 2  # "shared" does not choose genes per run
+    assert shared["key"].nunique() == 2
+    with pytest.raises(ValueError, match="gene_selection"):
+        run_benchmark(mini_counts, ["mean_shift"], SETTINGS[:1], seeds=[0], progress=False,
+                      config=BenchmarkConfig(gene_selection="pooled"))
+
+
+def test_donor_setting_is_scored_within_cell_types(mini_counts):
+    from tutorial_lib.benchmark import MIN_GROUP_CELLS
+
+    donors = tuple(sorted(mini_counts.obs["donor"].astype(str).unique())[:2])
+    setting = Setting("donors", donors=donors, score_by="cell_type")
+    table = run_benchmark(mini_counts, ["mean_shift"], [setting], seeds=[0], config=CONFIG, progress=False)
+    held = mini_counts[mini_counts.obs["donor"].astype(str).isin(donors)].obs
+    counts = held.groupby(["cell_type", "condition"], observed=True).size().unstack()
+    expected = {str(g) for g, r in counts.iterrows() if r.min() >= MIN_GROUP_CELLS}
+    assert set(table["score_group"]) == expected and len(expected) >= 2
+    per_group = table.query("metric == 'e_distance'")
+    assert len(per_group) == len(expected)  # one score per cell type, none pooled
+
+
+def test_custom_fit_predict_replaces_the_registry_one(mini_counts):
+    from tutorial_lib.models import get_method
+
+    calls = []
+
+    def wrapped(train, ctrl, **kw):
+        calls.append(kw["seed"])
+        return get_method("mean_shift")(train, ctrl, **kw)
+
+    table = run_benchmark(mini_counts, ["no_change", "shifted"], SETTINGS[:1], seeds=[3], config=CONFIG,
+                          progress=False, fit_predicts={"shifted": wrapped})
+    assert calls == [3] and set(table["method"]) == {"no_change", "shifted"}
+    with pytest.raises(ValueError, match="Unknown method"):
+        run_benchmark(mini_counts, ["nope"], SETTINGS[:1], config=CONFIG, progress=False)

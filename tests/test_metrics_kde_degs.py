@@ -1,4 +1,4 @@
-"""Mean-variance KDE distance, DEG ranking/overlap and the bootstrap helpers."""
+"""Mean-variance KDE distance and DEG ranking/overlap."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from tutorial_lib.metrics import (
     deg_overlap_count,
     mean_var_kde_distance,
     rank_degs,
-    resample_indices,
-    summarise,
 )
 
 
@@ -90,30 +88,3 @@ def test_overlap_against_loops():
     assert deg_jaccard(a, b) == pytest.approx(len(inter) / len(union))
     assert deg_jaccard(a, a) == 1.0
     assert deg_jaccard(a, ["x"]) == 0.0
-
-
-def test_resample_indices_seeded_and_paired():
-    draws1 = list(resample_indices([10, 8, 8], n_boot=5, fraction=0.5, seed=3, paired=[(1, 2)]))
-    draws2 = list(resample_indices([10, 8, 8], n_boot=5, fraction=0.5, seed=3, paired=[(1, 2)]))
-    assert len(draws1) == 5
-    for d1, d2 in zip(draws1, draws2):
-        for a, b in zip(d1, d2):
-            np.testing.assert_array_equal(a, b)
-        assert d1[0].size == 5 and d1[1].size == 4
-        assert len(set(d1[0])) == d1[0].size  # without replacement
-        np.testing.assert_array_equal(d1[1], d1[2])
-    other = list(resample_indices([10, 8, 8], n_boot=5, fraction=0.5, seed=4))
-    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(draws1, other))
-    with pytest.raises(ValueError, match="different sizes"):
-        list(resample_indices([10, 8, 9], 1, paired=[(1, 2)]))
-
-
-def test_summarise_percentiles_and_nan():
-    vals = np.arange(101.0)
-    s = summarise(vals)
-    assert (s.mean, s.n_boot, s.n_undefined) == (50.0, 101, 0)
-    assert (s.ci_low, s.ci_high) == pytest.approx((2.5, 97.5))
-    s = summarise([1.0, np.nan, 3.0])
-    assert s.mean == 2.0 and s.n_undefined == 1 and s.n_boot == 3
-    s = summarise([np.nan, np.nan])
-    assert np.isnan(s.mean) and s.n_undefined == 2

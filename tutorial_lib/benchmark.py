@@ -4,10 +4,11 @@ Every (method, setting, seed) run is keyed by its settings; finished runs are st
 file that is rewritten atomically (``.part`` file, then rename) after each run, so an
 interrupted benchmark loses at most the run in progress and a re-run skips what is done.
 
-Within one comparison all settings use identical genes: highly variable genes are chosen on
-the cells that are training cells in *every* setting (no held-out stimulated cell of any
-setting influences them), and the top DEGs that are scored come from the real held-out data
-of each setting only.
+Genes (``BenchmarkConfig.gene_selection``): by default highly variable genes are chosen for each
+run on that run's own training cells (after an unbalanced setting's subsampling for that seed),
+as a user with only that training set would choose them; ``"shared"`` instead chooses one list
+on the cells that train in *every* setting. Either way no held-out stimulated cell influences
+them, and the top DEGs that are scored come from the real held-out data of each run only.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,12 +55,19 @@ class Setting:
         Hold out the stimulated cells of these donors instead.
     stimulated_fraction
         Keep only this fraction of stimulated training cells per cell type (unbalanced data).
+    score_by
+        Score the prediction separately within each group of this ``obs`` key (e.g.
+        ``"cell_type"`` for held-out donors, whose control and stimulated cells differ in
+        cell-type composition: a pooled score would count the composition shift as part of the
+        response). Groups with fewer than :data:`MIN_GROUP_CELLS` real or control cells are not
+        scored. The results then carry the group in the column ``score_group``.
     """
 
     name: str
     cell_type: str = DEFAULT_TEST_CELL_TYPE
     donors: tuple[str, ...] | None = None
     stimulated_fraction: float | None = None
+    score_by: str | None = None
 
     def assign(self, adata: AnnData) -> None:
         """Write this setting's split into ``adata.obs["split"]`` (in place)."""
@@ -68,15 +77,29 @@ class Setting:
             assign_holdout(adata, self.cell_type)
 
 
+#: Fewest real and control cells a group needs to be scored under ``Setting.score_by``.
+MIN_GROUP_CELLS = 10
+
+
 @dataclass
 class BenchmarkConfig:
-    """Options shared by every run of a benchmark."""
+    """Options shared by every run of a benchmark.
+
+    ``n_epochs`` is passed to every method as its epoch budget (``None``: the library's training
+    default, :func:`tutorial_lib.config.get_config`); ``method_kwargs[name]`` go to that method's
+    constructor, ``train`` and ``predict`` by name (e.g. a step budget or patience of the training
+    loop, so that two settings can be trained to equal optimizer steps or to convergence).
+    ``gene_selection`` is ``"per_run"`` (default: each run's own training cells) or ``"shared"``.
+    ``n_bootstrap`` and ``n_bootstrap_degs`` are :func:`~tutorial_lib.metrics.evaluate`'s.
+    """
 
     n_top_genes: int = 2000
-    n_epochs: int = 30
+    n_epochs: int | None = 30
     n_bootstrap: int = 100
     n_top_degs: int = 100
     method_kwargs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    gene_selection: str = "per_run"
+    n_bootstrap_degs: int = 10
 
 
 def shared_genes(adata: AnnData, settings: Sequence[Setting], n_top_genes: int) -> list[str]:
@@ -89,6 +112,12 @@ def shared_genes(adata: AnnData, settings: Sequence[Setting], n_top_genes: int) 
     return list(select_hvg(work, n_top_genes=min(n_top_genes, adata.n_vars), train_mask=common).var_names)
 
 
+def run_genes(adata: AnnData, n_top_genes: int) -> list[str]:
+    """Highly variable genes chosen on the training cells of ``adata`` (its ``obs["split"]``; log data in)."""
+    train = (adata.obs[SPLIT_KEY] == "train").to_numpy()
+    return list(select_hvg(adata, n_top_genes=min(n_top_genes, adata.n_vars), train_mask=train).var_names)
+
+
 def run_key(method: str, setting: Setting, seed: int, config: BenchmarkConfig, genes: Sequence[str]) -> str:
     """A digest of everything that determines a run's numbers."""
     payload = {
@@ -97,7 +126,9 @@ def run_key(method: str, setting: Setting, seed: int, config: BenchmarkConfig, g
         "seed": int(seed),
         "n_epochs": config.n_epochs,
         "n_bootstrap": config.n_bootstrap,
+        "n_bootstrap_degs": config.n_bootstrap_degs,
         "n_top_degs": config.n_top_degs,
+        "gene_selection": config.gene_selection,
         "kwargs": dict(config.method_kwargs.get(method, {})),
         "genes": hashlib.sha256("\n".join(genes).encode()).hexdigest(),
     }
@@ -136,6 +167,7 @@ def run_benchmark(
     config: BenchmarkConfig | None = None,
     results_path: str | Path | None = None,
     progress: bool = True,
+    fit_predicts: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Run every method on every setting with every seed and score it.
 
@@ -153,58 +185,90 @@ def run_benchmark(
         Shared options (genes, epochs, bootstrap, per-method keyword arguments).
     results_path
         CSV file caching finished runs; ``None`` keeps results in memory only.
+    fit_predicts
+        Callables to use instead of :func:`~tutorial_lib.models.get_method`'s for some method
+        names (same calling convention), e.g. prediction-only variants that reuse one trained
+        model (:mod:`tutorial_lib.grid`).
 
     Returns
     -------
     Tidy table with columns ``method, setting, seed, metric, gene_set, value, ci_low, ci_high``
-    (plus ``key``, the run's cache key, and any further columns of ``evaluate``).
+    (plus ``key``, the run's cache key, ``fit_predict_s`` and ``evaluate_s``, the seconds spent
+    training + predicting and scoring the run, ``score_group`` for settings scored within groups
+    (``"all"`` otherwise), and any further columns of ``evaluate``). The shared PCA space and the
+    real DEG list are computed once per (setting, seed, group) and serve every method.
     """
-    from tutorial_lib.metrics import evaluate, rank_degs
+    from tutorial_lib.metrics import evaluate, fit_shared_pca, rank_degs
     from tutorial_lib.models import get_method
 
     config = config or BenchmarkConfig()
     names = [s.name for s in settings]
     if len(set(names)) != len(names):
         raise ValueError(f"setting names must be unique, got {names}")
-    fit_predicts = {m: get_method(m) for m in methods}  # fails early on an unknown name
+    custom = dict(fit_predicts or {})
+    fit_predicts = {m: custom[m] if m in custom else get_method(m) for m in methods}  # fails early on an unknown name
+    if config.gene_selection not in ("per_run", "shared"):
+        raise ValueError(f"gene_selection must be 'per_run' or 'shared', got {config.gene_selection!r}")
 
     data = adata.copy()
     if data.uns.get("x_kind") != "log":
         normalize_log(data)
-    genes = shared_genes(data, settings, config.n_top_genes)
-    data = data[:, genes].copy()
+    genes = None
+    if config.gene_selection == "shared":
+        genes = shared_genes(data, settings, config.n_top_genes)
+        data = data[:, genes].copy()
 
     done = read_results(results_path) if results_path is not None else pd.DataFrame(columns=RESULT_COLUMNS)
     tables = [done] if len(done) else []
     finished = set(done["key"].astype(str))
     jobs = [(s, seed, m) for s in settings for seed in seeds for m in methods]
+    wanted: set[str] = set()
     bar = tqdm(total=len(jobs), disable=not progress, desc="benchmark")
     for setting in settings:
         work = data.copy()
         setting.assign(work)
-        degs = None
         for seed in seeds:
             run = work
             if setting.stimulated_fraction is not None:
                 run = subsample_stimulated(work, setting.stimulated_fraction, seed=seed)
+            run_genes_ = genes if genes is not None else run_genes(run, config.n_top_genes)
+            if genes is None:
+                run = run[:, run_genes_].copy()
             parts = split_views(run)
-            if degs is None:
-                degs = rank_degs(parts.test, parts.ctrl, k=config.n_top_degs)
+            scoring = None  # (group, real, ctrl, degs, space) per scored group, computed once for all methods
             for method in methods:
-                key = run_key(method, setting, seed, config, genes)
+                key = run_key(method, setting, seed, config, run_genes_)
+                wanted.add(key)
                 bar.set_postfix_str(f"{setting.name} / {method} / seed {seed}")
                 if key not in finished:
+                    if scoring is None:
+                        scoring = []
+                        for group, test, ctrl in _score_groups(parts, setting.score_by):
+                            degs = rank_degs(test, ctrl, k=config.n_top_degs)
+                            scoring.append((group, test, ctrl, degs, fit_shared_pca(test, ctrl, seed=seed)))
                     cell_type = setting.cell_type if setting.donors is None else None
+                    start = time.perf_counter()
                     pred = fit_predicts[method](
                         parts.train, parts.ctrl, cell_type=cell_type, seed=seed,
                         n_epochs=config.n_epochs, **dict(config.method_kwargs.get(method, {})),
                     )
-                    scores = evaluate(parts.test, pred, parts.ctrl, degs=degs, n_top_degs=config.n_top_degs,
-                                      n_bootstrap=config.n_bootstrap, seed=seed)
+                    fit_s = time.perf_counter() - start
+                    start = time.perf_counter()
+                    parts_scores = []
+                    for group, test, ctrl, degs, space in scoring:
+                        p = pred if setting.score_by is None else _group_of(pred, parts.ctrl, setting.score_by, group)
+                        sc = evaluate(test, p, ctrl, degs=degs, n_top_degs=config.n_top_degs,
+                                      n_bootstrap=config.n_bootstrap, n_bootstrap_degs=config.n_bootstrap_degs,
+                                      seed=seed, space=space)
+                        sc.insert(0, "score_group", group)
+                        parts_scores.append(sc)
+                    scores = pd.concat(parts_scores, ignore_index=True)
                     scores.insert(0, "seed", seed)
                     scores.insert(0, "setting", setting.name)
                     scores.insert(0, "method", method)
                     scores["key"] = key
+                    scores["fit_predict_s"] = fit_s
+                    scores["evaluate_s"] = time.perf_counter() - start
                     tables.append(scores)
                     finished.add(key)
                     if results_path is not None:
@@ -212,8 +276,41 @@ def run_benchmark(
                 bar.update()
     bar.close()
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=RESULT_COLUMNS)
-    wanted = {run_key(m, s, seed, config, genes) for s in settings for seed in seeds for m in methods}
     return table[table["key"].astype(str).isin(wanted)].reset_index(drop=True)
+
+
+def _in_group(adata: AnnData, key: str, group: str) -> np.ndarray:
+    return (adata.obs[key].astype(str) == group).to_numpy()
+
+
+def _group_of(pred: AnnData, ctrl: AnnData, key: str, group: str) -> AnnData:
+    """The predicted cells of ``group``: by their own ``obs[key]``, else by the control cells they came from."""
+    if key in pred.obs:
+        return pred[_in_group(pred, key, group)]
+    if pred.n_obs == ctrl.n_obs:
+        return pred[_in_group(ctrl, key, group)]
+    raise DataValidationError(
+        f"cannot score the prediction within {key} groups: it has no obs[{key!r}] and {pred.n_obs} cells "
+        f"for {ctrl.n_obs} control cells"
+    )
+
+
+def _score_groups(parts, score_by: str | None) -> list[tuple[str, AnnData, AnnData]]:
+    """``(group, real, control)`` to score: everything (``"all"``), or each group with enough cells."""
+    if score_by is None:
+        return [("all", parts.test, parts.ctrl)]
+    for what, a in (("held-out stimulated", parts.test), ("control", parts.ctrl)):
+        if score_by not in a.obs:
+            raise DataValidationError(f"score_by={score_by!r} is not a column of the {what} cells' obs")
+    groups = sorted(set(parts.test.obs[score_by].astype(str)) & set(parts.ctrl.obs[score_by].astype(str)))
+    out = []
+    for g in groups:
+        test, ctrl = parts.test[_in_group(parts.test, score_by, g)], parts.ctrl[_in_group(parts.ctrl, score_by, g)]
+        if min(test.n_obs, ctrl.n_obs) >= MIN_GROUP_CELLS:
+            out.append((g, test, ctrl))
+    if not out:
+        raise DataValidationError(f"no {score_by} group has {MIN_GROUP_CELLS} held-out stimulated and control cells")
+    return out
 
 
 def summarise(results: pd.DataFrame, by: Sequence[str] = ("method", "setting", "metric", "gene_set")) -> pd.DataFrame:
@@ -322,22 +419,6 @@ def rank_methods(
     return ranked.reset_index()
 
 
-def leader_margin(ranked: pd.DataFrame) -> dict[str, float | bool]:
-    """Is the first method of :func:`rank_methods` ahead of the second by more than the noise?
-
-    Returns ``gap`` (|mean #1 − mean #2|), ``sd`` (the larger of their seed sds), ``half_width``
-    (the larger of their bootstrap half-widths) and ``clear`` (``gap`` exceeds both; an
-    undefined spread counts as 0).
-    """
-    if len(ranked) < 2:
-        raise ValueError(f"need at least 2 ranked methods, got {len(ranked)}")
-    first, second = ranked.iloc[0], ranked.iloc[1]
-    gap = float(abs(first["mean"] - second["mean"]))
-    sd = float(np.nanmax([first["sd"], second["sd"], 0.0]))
-    half = float(np.nanmax([first["half_width"], second["half_width"], 0.0]))
-    return {"gap": gap, "sd": sd, "half_width": half, "clear": gap > max(sd, half)}
-
-
 def describe_ranking(
     table: pd.DataFrame,
     metric: str,
@@ -347,8 +428,10 @@ def describe_ranking(
     digits: int = 3,
 ) -> str:
     """One line per ranking, best first (``mean ± sd`` when there are several runs), and a second
-    line saying whether #1 leads #2 by more than the seed sd and the bootstrap half-width."""
+    line with the paired verdict of #1 against #2 (:func:`tutorial_lib.verdicts.paired_verdict`
+    over their matched runs; with fewer than 3 it says so instead of judging)."""
     from tutorial_lib.metrics import LOWER_IS_BETTER
+    from tutorial_lib.verdicts import describe_verdict, paired_verdict
 
     ranked = rank_methods(table, metric, gene_set, setting=setting)
     shown = " > ".join(
@@ -359,16 +442,13 @@ def describe_ranking(
     prefix = f"[{setting}] " if setting is not None else ""
     text = f"{prefix}{metric} ({gene_set}, {direction} is better): {shown}"
     if len(ranked) >= 2:
-        m = leader_margin(ranked)
-        verdict = "larger" if m["clear"] else "NOT larger"
-        n = int(ranked.iloc[:2]["n"].min())
-        if n >= 2:
-            spread = (f"{verdict} than both the seed sd {m['sd']:.{digits}f} (n={n} runs) and the bootstrap "
-                      f"half-width {m['half_width']:.{digits}f}")
-        else:
-            spread = (f"{verdict} than the bootstrap half-width {m['half_width']:.{digits}f} "
-                      "(one run each: no seed-to-seed sd)")
-        text += f"\n    gap #1-#2 = {m['gap']:.{digits}f}: {spread}"
+        rows = table if setting is None else table[table["setting"] == setting]
+        match_on = [c for c in ("setting", "seed", "score_group") if c in rows.columns]
+        if not match_on:  # one run per method (evaluate_methods' table): a constant key matches them
+            rows, match_on = rows.assign(run=0), ["run"]
+        v = paired_verdict(rows, ranked["method"].iloc[0], ranked["method"].iloc[1], metric, gene_set,
+                           match_on=match_on)
+        text += "\n    #1 vs #2: " + describe_verdict(v, digits).split(": ", 1)[1]
     return text
 
 

@@ -5,7 +5,7 @@ Every formula is documented once, in the docstring of the function that computes
 """
 
 from tutorial_lib.metrics._inputs import gene_means, gene_vars
-from tutorial_lib.metrics.bootstrap import BootSummary, resample_indices, summarise
+from tutorial_lib.metrics.bootstrap import Interval, bootstrap_weights, interval, resample_indices, subsample_masks
 from tutorial_lib.metrics.degs import deg_jaccard, deg_overlap_count, deg_scores, has_no_change, rank_degs, top_k_by_abs
 from tutorial_lib.metrics.distances import (
     PairwiseCache,
@@ -15,7 +15,7 @@ from tutorial_lib.metrics.distances import (
     mmd,
     pairwise_e_distance,
 )
-from tutorial_lib.metrics.evaluate import COLUMNS, GENE_METRICS, LOWER_IS_BETTER, evaluate
+from tutorial_lib.metrics.evaluate import COLUMNS, GENE_METRICS, INTERVALS, LOWER_IS_BETTER, evaluate
 from tutorial_lib.metrics.kde import mean_var_kde_distance
 from tutorial_lib.metrics.means import (
     is_constant,
@@ -29,12 +29,14 @@ from tutorial_lib.metrics.means import (
 from tutorial_lib.metrics.space import SharedSpace, fit_shared_pca, gene_space
 
 __all__ = [
-    "BootSummary",
     "COLUMNS",
     "GENE_METRICS",
+    "INTERVALS",
+    "Interval",
     "LOWER_IS_BETTER",
     "PairwiseCache",
     "SharedSpace",
+    "bootstrap_weights",
     "deg_jaccard",
     "deg_overlap_count",
     "deg_scores",
@@ -46,6 +48,7 @@ __all__ = [
     "gene_space",
     "gene_vars",
     "has_no_change",
+    "interval",
     "is_constant",
     "mean_var_kde_distance",
     "median_heuristic_bandwidths",
@@ -59,6 +62,6 @@ __all__ = [
     "r2_score",
     "rank_degs",
     "resample_indices",
-    "summarise",
+    "subsample_masks",
     "top_k_by_abs",
 ]

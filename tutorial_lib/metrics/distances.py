@@ -307,3 +307,37 @@ class PairwiseCache:
         """:func:`mmd` of ``x[ix]`` and ``y[iy]`` with the cache's bandwidths."""
         cross, wx, wy = self._stat(self._kern, ix, iy, "u" if estimator == "unbiased" else "v", 1.0)
         return wx + wy - 2.0 * cross
+
+    @staticmethod
+    def _stats_many(
+        m: dict[str, np.ndarray], cx: np.ndarray, cy: np.ndarray, est: str, diag: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        def within(mat: np.ndarray, c: np.ndarray) -> np.ndarray:
+            n = c.sum(axis=1)
+            s = np.einsum("bi,bi->b", c @ mat, c)
+            if est == "v":
+                return s / (n * n)
+            if np.any(c > 1):
+                raise ValueError("the U-statistic of a resample needs each cell at most once (subsamples)")
+            return (s - n * diag) / (n * (n - 1))
+
+        nx, ny = cx.sum(axis=1), cy.sum(axis=1)
+        cross = np.einsum("bi,bi->b", cx @ m["xy"], cy) / (nx * ny)
+        return cross, within(m["xx"], cx), within(m["yy"], cy)
+
+    def e_distance_many(self, cx: np.ndarray, cy: np.ndarray, estimator: Estimator = "u") -> np.ndarray:
+        """:meth:`e_distance` of many resamples at once, one matrix product instead of a loop.
+
+        ``cx`` (resamples x cells of ``x``) and ``cy`` count how often each cell is in each resample
+        (0/1 for subsamples without replacement, which the U-statistic needs).
+        """
+        cross, wx, wy = self._stats_many(self._dist, np.asarray(cx, float), np.asarray(cy, float), estimator, 0.0)
+        return 2.0 * cross - wx - wy
+
+    def mmd_many(
+        self, cx: np.ndarray, cy: np.ndarray, estimator: Literal["unbiased", "biased"] = "unbiased"
+    ) -> np.ndarray:
+        """:meth:`mmd` of many resamples at once (``cx``, ``cy`` as in :meth:`e_distance_many`)."""
+        est = "u" if estimator == "unbiased" else "v"
+        cross, wx, wy = self._stats_many(self._kern, np.asarray(cx, float), np.asarray(cy, float), est, 1.0)
+        return wx + wy - 2.0 * cross

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from tutorial_lib.data.checks import DataValidationError
 from tutorial_lib.metrics import means as mm
 from tutorial_lib.metrics._inputs import CellsLike, Matrix, aligned_matrices, gene_means, gene_vars, subsample_rows
-from tutorial_lib.metrics.bootstrap import resample_indices, summarise
+from tutorial_lib.metrics.bootstrap import bootstrap_weights, interval, resample_indices, subsample_masks
 from tutorial_lib.metrics.degs import (
     deg_jaccard,
     deg_overlap_count,
@@ -83,6 +84,16 @@ def _undefined_note(metric: str, s: _Summaries, idx: np.ndarray) -> str:
     return "undefined for these inputs"
 
 
+#: The interval each metric of :func:`evaluate` carries (schemes in :mod:`tutorial_lib.metrics.bootstrap`).
+INTERVALS = {
+    **{m: "percentile" for m in GENE_METRICS},  # n-out-of-n bootstrap of cells, percentile interval
+    "e_distance": "subsample",  # m-out-of-n subsampling, rescaled by sqrt(f/(1-f)), basic interval
+    "mmd": "subsample",
+    "deg_overlap_count": "normal",  # few bootstrap resamples (Wilcoxon each): estimate +- t * se
+    "deg_jaccard": "normal",
+}
+
+
 def _row(
     metric: str,
     gene_set: str,
@@ -91,25 +102,25 @@ def _row(
     n_genes: int,
     space: str,
     why_undefined: Callable[[], str],
+    fraction: float | None = None,
 ) -> dict:
     notes = []
+    kind = INTERVALS[metric]
+    n_boot = len(boots)
+    value = estimate
+    lo = hi = float("nan")
     if not np.isfinite(estimate):
-        value = lo = hi = float("nan")
+        value = float("nan")
         notes.append(why_undefined())
-        n_boot = len(boots)
+    elif n_boot == 0:
+        notes.append("no interval: not resampled (n_boot=0)")
     else:
-        summ = summarise(boots)
-        n_boot = summ.n_boot
-        if summ.n_boot == 0:
-            value, lo, hi = estimate, float("nan"), float("nan")
-            notes.append("no interval: not bootstrapped (n_boot=0); value is the estimate on all cells")
-        elif summ.n_undefined == summ.n_boot:
-            value, lo, hi = estimate, float("nan"), float("nan")
-            notes.append(f"no interval: undefined on all {summ.n_boot} resamples; value is the estimate on all cells")
-        else:
-            value, lo, hi = summ.mean, summ.ci_low, summ.ci_high
-            if summ.n_undefined:
-                notes.append(f"undefined on {summ.n_undefined} of {summ.n_boot} resamples (left out)")
+        iv = interval(estimate, boots, kind, fraction=fraction)
+        lo, hi = iv.ci_low, iv.ci_high
+        if not np.isfinite(lo):
+            notes.append(f"no interval: defined on {iv.n_boot - iv.n_undefined} of {iv.n_boot} resamples")
+        elif iv.n_undefined:
+            notes.append(f"undefined on {iv.n_undefined} of {iv.n_boot} resamples (left out)")
     return {
         "metric": metric,
         "gene_set": gene_set,
@@ -122,6 +133,40 @@ def _row(
         "n_genes": n_genes,
         "space": space,
     }
+
+
+def _weighted_summaries(x: Matrix, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-gene means and population variances of every bootstrap resample (rows of ``w``) at once."""
+    n = x.shape[0]
+    if sp.issparse(x):
+        x = sp.csr_matrix(x, dtype=np.float64)
+        mean = np.asarray((x.T @ w.T).T) / n
+        sq = np.asarray((x.multiply(x).T @ w.T).T) / n
+    else:
+        x = np.asarray(x, dtype=np.float64)
+        mean = (w @ x) / n
+        sq = (w @ (x * x)) / n
+    return mean, np.clip(sq - mean**2, 0.0, None)
+
+
+def _bootstrap_summaries(
+    mats: dict[str, Matrix], n_boot: int, seed: int, paired: bool
+) -> Iterator[_Summaries]:
+    """Per-gene summaries of ``n_boot`` n-out-of-n bootstrap resamples of the cells of each group.
+
+    Works on precomputed per-cell quantities (counts times ``x`` and ``x**2``): no row indexing.
+    Predicted cells reuse the control cells' draws when ``paired``.
+    """
+    if n_boot == 0:
+        return
+    rng = np.random.default_rng(seed)
+    w = {k: bootstrap_weights(mats[k].shape[0], n_boot, rng) for k in ("real", "ctrl")}
+    w["pred"] = w["ctrl"] if paired else bootstrap_weights(mats["pred"].shape[0], n_boot, rng)
+    stats_ = {k: _weighted_summaries(mats[k], w[k]) for k in ("real", "pred", "ctrl")}
+    for b in range(n_boot):
+        yield _Summaries(
+            stats_["real"][0][b], stats_["real"][1][b], stats_["pred"][0][b], stats_["pred"][1][b], stats_["ctrl"][0][b]
+        )
 
 
 def _resolve_degs(
@@ -160,7 +205,7 @@ def evaluate(
     *,
     n_top_degs: int = 100,
     n_bootstrap: int = 100,
-    bootstrap_fraction: float = 0.8,
+    subsample_fraction: float = 0.5,
     seed: int = 0,
     space: Literal["pca", "genes"] | SharedSpace = "pca",
     n_comps: int = 50,
@@ -186,11 +231,15 @@ def evaluate(
     n_top_degs
         k of the "top-k DEGs" gene set: :func:`~tutorial_lib.metrics.rank_degs` of real vs control
         (never of the predictions). Ignored when ``degs`` is given.
-    n_bootstrap, bootstrap_fraction, seed
-        B resamples keeping ``bootstrap_fraction`` of each group's cells without replacement
-        (:func:`~tutorial_lib.metrics.bootstrap.resample_indices`). ``value`` is the mean over the
-        resamples and ``ci_low``/``ci_high`` their 2.5 and 97.5 percentiles; with
-        ``n_bootstrap=0`` ``value`` is the estimate on all cells. Same seed, same table.
+    n_bootstrap, subsample_fraction, seed
+        ``value`` is always the estimate on all cells; ``ci_low``/``ci_high`` is a 95% interval
+        from ``n_bootstrap`` resamples, by the scheme :data:`INTERVALS` names for each metric
+        (:mod:`tutorial_lib.metrics.bootstrap` explains each): per-gene metrics, an n-out-of-n
+        bootstrap of cells (percentile interval); ``e_distance`` and ``mmd``, subsamples of
+        ``subsample_fraction`` of each group's cells without replacement, rescaled by
+        ``sqrt(f/(1-f))`` (basic interval; at the default 0.5 the factor is 1). Coverage of both
+        checked by simulation (``tests/test_metrics_bootstrap.py``). ``n_bootstrap=0``: no
+        interval. Same seed, same table.
     space, n_comps
         Space of ``e_distance`` and ``mmd``: ``"pca"`` fits :func:`fit_shared_pca` on real + control
         (``n_comps`` components); ``"genes"`` uses the expression itself; or pass a
@@ -201,11 +250,14 @@ def evaluate(
     degs
         Precomputed DEG gene names (e.g. fixed once per comparison by a benchmark).
     n_bootstrap_degs
-        Resamples for the DEG overlap metrics (each reruns a Wilcoxon test, so fewer than
-        ``n_bootstrap``; 0 for none). The table's ``n_boot`` says how many were used. The real
-        DEG list stays fixed; predicted and control cells are resampled. When predicted and
-        control cells do not differ at all (every score 0) no gene ranks above another and the
-        overlap is reported as undefined.
+        Bootstrap resamples for the DEG overlap metrics (each reruns two Wilcoxon tests, so fewer
+        than ``n_bootstrap``; 0 for none); the interval is ``estimate ± t * se`` over them
+        (``"normal"`` in :mod:`~tutorial_lib.metrics.bootstrap`). Real, control and predicted cells
+        are all resampled and the real top-k list is re-ranked on each resample (by
+        :func:`~tutorial_lib.metrics.rank_degs`, k = the number of DEGs), so the interval carries
+        the sampling noise of the real DEG list too. When predicted and control cells do not
+        differ at all (every score 0) no gene ranks above another and the overlap is reported as
+        undefined.
     paired
         Resample predicted and control cells with the same indices (each predicted cell made from
         one control cell). Default: paired when both groups have the same number of cells. This
@@ -254,12 +306,11 @@ def evaluate(
     gene_sets = {"all": np.arange(genes.size), deg_set_name: np.flatnonzero(np.isin(genes, deg_list))}
     rows: list[dict] = []
 
-    # per-gene metrics, on all cells and on resamples
+    # per-gene metrics, on all cells and on bootstrap resamples
     full = _summaries(mats["real"], mats["pred"], mats["ctrl"])
     est = {gs: _gene_metrics(full, idx, kde_measure) for gs, idx in gene_sets.items()}
     boots: dict[str, dict[str, list[float]]] = {gs: {m: [] for m in GENE_METRICS} for gs in gene_sets}
-    for ir, ip, ic in resample_indices(sizes, n_bootstrap, bootstrap_fraction, seed, pairs):
-        s = _summaries(mats["real"][ir], mats["pred"][ip], mats["ctrl"][ic])
+    for s in _bootstrap_summaries(mats, n_bootstrap, seed, paired):
         for gs, idx in gene_sets.items():
             for m, v in _gene_metrics(s, idx, kde_measure).items():
                 boots[gs][m].append(v)
@@ -292,12 +343,15 @@ def evaluate(
     e_est, mmd_est = cache.e_distance(all_r, all_p, e_estimator), cache.mmd(all_r, all_p, mmd_estimator)
     e_b, mmd_b = [], []
     dist_sizes = [z["real"].shape[0], z["pred"].shape[0]]
-    for ir, ip in resample_indices(dist_sizes, n_bootstrap, bootstrap_fraction, seed + 1):
-        e_b.append(cache.e_distance(ir, ip, e_estimator))
-        mmd_b.append(cache.mmd(ir, ip, mmd_estimator))
+    if n_bootstrap and min(dist_sizes) < 3:
+        raise DataValidationError(f"subsampling intervals need at least 3 cells per group, got {dist_sizes}")
+    if n_bootstrap:
+        mr, mp = subsample_masks(dist_sizes, n_bootstrap, subsample_fraction, seed + 1)
+        e_b, mmd_b = list(cache.e_distance_many(mr, mp, e_estimator)), list(cache.mmd_many(mr, mp, mmd_estimator))
     undefined = lambda: "undefined for these inputs"  # noqa: E731  (distances are always defined)
-    rows.append(_row("e_distance", "all", e_est, e_b, genes.size, sp_.name, undefined))
-    rows.append(_row("mmd", "all", mmd_est, mmd_b, genes.size, sp_.name, undefined))
+    frac = subsample_fraction
+    rows.append(_row("e_distance", "all", e_est, e_b, genes.size, sp_.name, undefined, fraction=frac))
+    rows.append(_row("mmd", "all", mmd_est, mmd_b, genes.size, sp_.name, undefined, fraction=frac))
 
     # DEG overlap: top-k of pred vs ctrl against the fixed real top-k
     k = len(deg_list)
@@ -306,15 +360,19 @@ def evaluate(
     pred_degs = [] if no_change else top_k(pred_scores, k, deg_direction)
     cnt_b, jac_b = [], []
     if not no_change:
-        for _, ip, ic in resample_indices(sizes, n_bootstrap_degs, bootstrap_fraction, seed + 2, pairs):
+        for ir, ip, ic in resample_indices(sizes, n_bootstrap_degs, seed + 2, pairs):
             sc_b = deg_scores(mats["pred"][ip], mats["ctrl"][ic], var_names=genes)
             if has_no_change(sc_b):
                 cnt_b.append(float("nan"))
                 jac_b.append(float("nan"))
                 continue
             d = top_k(sc_b, k, deg_direction)
-            cnt_b.append(float(deg_overlap_count(d, deg_list)))
-            jac_b.append(deg_jaccard(d, deg_list))
+            # a given DEG list is fixed; a ranked one is re-ranked on the same resample of real cells
+            ref = deg_list if degs is not None else rank_degs(
+                mats["real"][ir], mats["ctrl"][ic], k=k, var_names=genes, direction=deg_direction
+            )
+            cnt_b.append(float(deg_overlap_count(d, ref)))
+            jac_b.append(deg_jaccard(d, ref))
     nan = float("nan")
     why = lambda: "undefined: prediction has no change (all DEG scores of pred vs control are 0)"  # noqa: E731
     cnt = nan if no_change else float(deg_overlap_count(pred_degs, deg_list))

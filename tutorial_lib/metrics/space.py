@@ -87,7 +87,12 @@ def fit_shared_pca(
 
     The cells of both groups are pooled, centred on their per-gene mean, and the top
     ``n_comps`` principal axes are kept (``n_comps`` is capped at ``min(n_cells, n_genes) - 1``;
-    exact SVD when cells or genes number at most 1,000, else seeded randomized SVD).
+    exact SVD when cells or genes number at most 1,000, else seeded randomized SVD with 50
+    oversamples and 10 power iterations: on the mini data, 2,400 cells x 1,500 genes, its
+    E-distance agrees with the exact SVD's to 1e-3 relative, sklearn's default randomized
+    settings to 2e-3, at about a fifth of the exact solver's time; see
+    ``tests/test_metrics_distances.py``). Fit it once per comparison and pass it to every
+    :func:`~tutorial_lib.metrics.evaluate` call.
     Apply :meth:`SharedSpace.transform` to real, control and every model's predictions.
     """
     mats, names = aligned_matrices({"real": real, "ctrl": ctrl}, var_names=var_names)
@@ -96,7 +101,8 @@ def fit_shared_pca(
     if k < 1:
         raise DataValidationError(f"too few cells or genes for a PCA: {x.shape}")
     solver = "full" if min(x.shape) <= 1000 else "randomized"  # exact SVD is cheap on the small side
-    pca = PCA(n_components=k, svd_solver=solver, random_state=seed)
+    extra = {"n_oversamples": 50, "iterated_power": 10} if solver == "randomized" else {}
+    pca = PCA(n_components=k, svd_solver=solver, random_state=seed, **extra)
     pca.fit(x)
     return SharedSpace(
         var_names=names,

@@ -1,0 +1,84 @@
+"""The grid command end to end on the mini data: a tiny grid, killed and resumed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tutorial_lib.benchmark import read_results
+from tutorial_lib.config import REPO_ROOT
+from tutorial_lib.data.checks import DataValidationError
+from tutorial_lib.grid import grid_settings, main
+
+TINY = [
+    "--dataset", "mini", "--methods", "no_change", "mean_shift", "scgen", "--seeds", "2",
+    "--cell-types", "CD4+ T cells", "B", "--imbalance-cell-types", "CD4+ T cells", "--donors", "101", "1016",
+    "--max-epochs", "1", "--n-top-genes", "200", "--n-bootstrap", "5", "--n-bootstrap-degs", "2",
+    "--n-top-degs", "20", "--no-progress",
+]
+N_RUNS = 3 * (2 + 1 + 1) * 2  # methods x (balanced + 20% + donors) x seeds
+
+
+def _finished_runs(work: Path) -> pd.DataFrame:
+    if not work.exists():
+        return pd.DataFrame(columns=["key"])
+    return read_results(work).drop_duplicates("key")
+
+
+def test_grid_resumes_after_a_kill_and_writes_one_table(tmp_path):
+    out = tmp_path / "grid.csv.gz"
+    work = tmp_path / "grid.work.csv"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "tutorial_lib.grid", "--out", str(out), *TINY], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 600
+        while len(_finished_runs(work)) < 4 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert proc.poll() is None, "the grid ended before it could be killed: " + proc.stdout.read().decode()[-2000:]
+        proc.send_signal(signal.SIGKILL)  # no chance to clean up
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not out.exists()
+    before = _finished_runs(work).set_index("key")[["fit_predict_s", "evaluate_s"]]
+    assert 4 <= len(before) < N_RUNS
+
+    assert main(["--out", str(out), *TINY]) == 0
+    table = pd.read_csv(out)
+    runs = table.drop_duplicates("key")
+    assert len(runs) == N_RUNS and not runs.duplicated(["method", "setting", "seed", "score_group"]).any()
+    # runs finished before the kill were not redone: their timings are those of the first process
+    again = runs.set_index("key").loc[before.index, ["fit_predict_s", "evaluate_s"]]
+    pd.testing.assert_frame_equal(again, before)
+    # provenance on every row
+    for col in ("git_commit", "versions", "machine", "device", "finished_at", "fit_predict_s", "evaluate_s",
+                "run_wall_s"):
+        assert table[col].notna().all(), col
+    assert '"torch"' in table["versions"].iloc[0]
+    # the settings of the grid; the donor setting is scored per cell type, never pooled
+    assert set(runs["design"]) == {"balanced", "stim20", "donors"}
+    donors = table[table["design"] == "donors"]
+    assert "all" not in set(donors["score_group"]) and donors["score_group"].nunique() >= 2
+    assert set(table.loc[table["design"] != "donors", "score_group"]) == {"all"}
+    # running the finished grid again recomputes nothing and gives the same table
+    assert main(["--out", str(out), *TINY]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(out), table)
+
+
+def test_grid_settings_pick_imbalance_types_by_size_and_check_names(mini_counts):
+    settings, described = grid_settings(mini_counts, imbalance_cell_types=3, donors=("101",))
+    assert len(settings) == 8 + 3 + 1
+    assert list(described["design"]).count("stim20") == 3
+    assert settings[-1].score_by == "cell_type" and settings[-1].donors == ("101",)
+    with pytest.raises(DataValidationError, match="not in obs"):
+        grid_settings(mini_counts, cell_types=["Neutrophils"])

@@ -1,0 +1,139 @@
+"""Resampling helpers and the coverage of evaluate's intervals, checked by simulation."""
+
+from __future__ import annotations
+
+from math import erf, exp, pi, sqrt
+
+import numpy as np
+import pytest
+
+from tutorial_lib.metrics import bootstrap_weights, interval, resample_indices, subsample_masks
+from tutorial_lib.metrics import means as mm
+from tutorial_lib.metrics.distances import PairwiseCache
+from tutorial_lib.metrics.evaluate import _bootstrap_summaries, _summaries
+
+
+def test_resample_indices_bootstrap_subsample_seeded_and_paired():
+    draws1 = list(resample_indices([10, 8, 8], n_boot=5, seed=3, paired=[(1, 2)]))
+    draws2 = list(resample_indices([10, 8, 8], n_boot=5, seed=3, paired=[(1, 2)]))
+    assert len(draws1) == 5
+    for d1, d2 in zip(draws1, draws2):
+        for a, b in zip(d1, d2):
+            np.testing.assert_array_equal(a, b)
+        assert d1[0].size == 10 and d1[1].size == 8  # n out of n
+        np.testing.assert_array_equal(d1[1], d1[2])
+    assert any(np.unique(d[0]).size < 10 for d in draws1)  # with replacement
+    sub = list(resample_indices([10, 8], n_boot=5, seed=3, fraction=0.5))
+    for d in sub:
+        assert d[0].size == 5 and d[1].size == 4
+        assert np.unique(d[0]).size == 5  # without replacement
+    other = list(resample_indices([10, 8, 8], n_boot=5, seed=4))
+    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(draws1, other))
+    with pytest.raises(ValueError, match="different sizes"):
+        list(resample_indices([10, 8, 9], 1, paired=[(1, 2)]))
+    with pytest.raises(ValueError, match="fraction"):
+        list(resample_indices([10], 1, fraction=1.0))
+
+
+def test_bootstrap_weights_are_counts_of_draws():
+    w = bootstrap_weights(7, 50, np.random.default_rng(0))
+    assert w.shape == (50, 7)
+    np.testing.assert_array_equal(w.sum(axis=1), 7)
+    assert (w >= 0).all() and np.all(w == np.round(w))
+    assert w.std(axis=0).min() > 0  # every cell's count varies
+
+
+def test_interval_kinds_around_the_estimate():
+    boots = np.arange(101.0)
+    iv = interval(10.0, boots)
+    assert (iv.value, iv.kind) == (10.0, "percentile")
+    assert (iv.ci_low, iv.ci_high) == pytest.approx((2.5, 97.5))
+    # subsample: deviations from the estimate, rescaled by sqrt(f/(1-f)) = 2 at f = 0.8, reflected
+    iv = interval(50.0, boots, "subsample", fraction=0.8)
+    assert (iv.ci_low, iv.ci_high) == pytest.approx((50 - 2 * 47.5, 50 + 2 * 47.5))
+    skew = np.array([0.0, 0.0, 0.0, 10.0])
+    iv = interval(0.0, skew, "subsample", fraction=0.5)
+    assert iv.ci_low < -5 and iv.ci_high == pytest.approx(0.0)  # basic interval: reflected
+    iv = interval(3.0, [1.0, 2.0, 3.0, np.nan], "normal")
+    assert iv.n_undefined == 1 and iv.n_boot == 4
+    assert iv.ci_high - 3.0 == pytest.approx(3.0 - iv.ci_low)
+    assert iv.ci_high - 3.0 > 1.96  # Student quantile with 2 df, sd 1
+    assert np.isnan(interval(1.0, [np.nan, np.nan]).ci_low)
+    with pytest.raises(ValueError, match="fraction"):
+        interval(1.0, [1.0], "subsample")
+    with pytest.raises(ValueError, match="kind"):
+        interval(1.0, [1.0], "bca")
+
+
+def test_many_resamples_at_once_match_one_by_one():
+    rng = np.random.default_rng(0)
+    cache = PairwiseCache(rng.normal(size=(12, 3)), rng.normal(size=(9, 3)) + 0.5, [0.7, 2.0])
+    masks = subsample_masks([12, 9], 6, 0.5, seed=2)
+    many_e, many_m = cache.e_distance_many(*masks), cache.mmd_many(*masks)
+    many_ev = cache.e_distance_many(*masks, estimator="v")
+    for b, (ix, iy) in enumerate(resample_indices([12, 9], 6, seed=2, fraction=0.5)):
+        assert masks[0][b].sum() == ix.size and masks[0][b, ix].all()
+        assert many_e[b] == pytest.approx(cache.e_distance(ix, iy))
+        assert many_ev[b] == pytest.approx(cache.e_distance(ix, iy, "v"))
+        assert many_m[b] == pytest.approx(cache.mmd(ix, iy))
+    with pytest.raises(ValueError, match="at most once"):
+        cache.e_distance_many(2 * masks[0], masks[1])
+
+
+def test_bootstrap_summaries_match_indexing_the_cells():
+    rng = np.random.default_rng(0)
+    mats = {k: rng.normal(size=(n, 4)) for k, n in (("real", 9), ("pred", 6), ("ctrl", 6))}
+    boot = list(_bootstrap_summaries(mats, 3, seed=1, paired=True))
+    assert len(boot) == 3
+    w_rng = np.random.default_rng(1)
+    w = {k: bootstrap_weights(mats[k].shape[0], 3, w_rng) for k in ("real", "ctrl")}
+    for b, s in enumerate(boot):
+        idx = np.repeat(np.arange(9), w["real"][b].astype(int))
+        np.testing.assert_allclose(s.real_mean, mats["real"][idx].mean(axis=0))
+        np.testing.assert_allclose(s.real_var, mats["real"][idx].var(axis=0), atol=1e-12)
+        idc = np.repeat(np.arange(6), w["ctrl"][b].astype(int))
+        np.testing.assert_allclose(s.pred_mean, mats["pred"][idc].mean(axis=0))  # paired with ctrl
+        np.testing.assert_allclose(s.ctrl_mean, mats["ctrl"][idc].mean(axis=0))
+
+
+def test_pearson_delta_interval_covers_the_truth_95_percent():
+    """Known true Pearson-Δ (the correlation of the true mean changes); n-out-of-n percentile."""
+    rng = np.random.default_rng(0)
+    n_genes, n_cells, n_rep, n_boot = 30, 400, 200, 100
+    mu_c = rng.normal(1.0, 1.0, n_genes)
+    d_real = rng.normal(size=n_genes)
+    d_pred = 0.7 * d_real + 0.7 * rng.normal(size=n_genes)
+    truth = np.corrcoef(d_real, d_pred)[0, 1]
+    covered = []
+    for rep in range(n_rep):
+        ctrl = mu_c + rng.normal(size=(n_cells, n_genes))
+        real = mu_c + d_real + rng.normal(size=(n_cells, n_genes))
+        pred = ctrl + d_pred + 0.3 * rng.normal(size=(n_cells, n_genes))  # made from the control cells
+        mats = {"real": real, "pred": pred, "ctrl": ctrl}
+        full = _summaries(real, pred, ctrl)
+        est = mm.pearson_delta(full.real_mean, full.pred_mean, full.ctrl_mean)
+        boots = [mm.pearson_delta(s.real_mean, s.pred_mean, s.ctrl_mean)
+                 for s in _bootstrap_summaries(mats, n_boot, seed=rep, paired=True)]
+        iv = interval(est, boots, "percentile")
+        assert iv.value == est
+        covered.append(iv.ci_low <= truth <= iv.ci_high)
+    assert 0.90 <= np.mean(covered) <= 0.99
+
+
+def test_e_distance_interval_covers_the_truth_95_percent():
+    """Known true energy distance of N(0, 1) and N(1, 1); rescaled subsampling at f = 0.5."""
+    mu = 1.0
+    phi = lambda x: 0.5 * (1 + erf(x / sqrt(2)))  # noqa: E731
+    e_xy = sqrt(2) * sqrt(2 / pi) * exp(-mu**2 / 4) + mu * (1 - 2 * phi(-mu / sqrt(2)))  # E|X - Y|, X - Y ~ N(-mu, 2)
+    truth = 2 * e_xy - 2 * (2 / sqrt(pi))  # E|X - X'| = 2 / sqrt(pi)
+    rng = np.random.default_rng(0)
+    n, n_rep, n_boot, f = 200, 200, 100, 0.5
+    covered = []
+    for rep in range(n_rep):
+        cache = PairwiseCache(rng.normal(size=(n, 1)), mu + rng.normal(size=(n, 1)), [1.0])
+        every = np.arange(n)
+        est = cache.e_distance(every, every)
+        boots = cache.e_distance_many(*subsample_masks([n, n], n_boot, f, seed=rep))  # as evaluate() does
+        iv = interval(est, boots, "subsample", fraction=f)
+        covered.append(iv.ci_low <= truth <= iv.ci_high)
+    assert 0.90 <= np.mean(covered) <= 0.99

@@ -1,0 +1,130 @@
+"""Paired verdicts over matched runs and the method x setting interaction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tutorial_lib.data.checks import DataValidationError
+from tutorial_lib.verdicts import describe_verdict, interaction, paired_verdict, verdict_table
+
+
+def _table(values: dict[str, list[float]], metric: str = "pearson_delta", setting: str = "s", **extra) -> pd.DataFrame:
+    rows = []
+    for method, vals in values.items():
+        for seed, v in enumerate(vals):
+            rows.append({"method": method, "setting": setting, "seed": seed, "metric": metric, "gene_set": "all",
+                         "value": v, **extra})
+    return pd.DataFrame(rows)
+
+
+def test_paired_verdict_uses_the_matched_differences_and_the_direction():
+    # A beats B by exactly 0.1 in every run although both vary a lot between seeds: paired, it is clear
+    b = [0.5, 0.9, 0.6, 0.8, 0.7]
+    t = _table({"A": [x + 0.1 for x in b], "B": b})
+    v = paired_verdict(t, "A", "B", "pearson_delta")
+    assert v["n"] == 5 and v["diff"] == pytest.approx(0.1)
+    assert v["ci_low"] == pytest.approx(0.1) and v["ci_high"] == pytest.approx(0.1)
+    assert v["verdict"] == "A better" and v["direction"] == "higher"
+    assert paired_verdict(t, "B", "A", "pearson_delta")["verdict"] == "A better"
+    # lower is better for the E-distance: the larger A is then worse
+    e = _table({"A": [x + 0.1 for x in b], "B": b}, metric="e_distance")
+    assert paired_verdict(e, "A", "B", "e_distance")["verdict"] == "B better"
+    # noisy differences around zero: no clear difference; the interval is the paired t
+    d = np.array([0.05, -0.04, 0.02, -0.03, 0.01])
+    t = _table({"A": list(0.5 + d), "B": [0.5] * 5})
+    v = paired_verdict(t, "A", "B", "pearson_delta")
+    half = 2.7764451051977987 * d.std(ddof=1) / np.sqrt(5)  # t quantile, 4 df
+    assert (v["ci_low"], v["ci_high"]) == pytest.approx((d.mean() - half, d.mean() + half))
+    assert v["verdict"] == "no clear difference"
+    assert "over 5 matched runs -> no clear difference" in describe_verdict(v)
+
+
+def test_paired_verdict_matches_runs_and_refuses_to_judge_too_few():
+    t = _table({"A": [0.9, 0.8, np.nan], "B": [0.5, 0.4, 0.6]})
+    t = pd.concat([t, _table({"B": [0.1]}, setting="other")])  # B alone in another setting: unmatched
+    v = paired_verdict(t, "A", "B", "pearson_delta")
+    assert v["n"] == 2 and v["verdict"] == "too few matched runs to judge (n=2, need 3)"
+    assert v["mean_b"] == pytest.approx(0.45)  # over the matched runs only
+    with pytest.raises(DataValidationError, match="method 'C' is not in the table"):
+        paired_verdict(t, "A", "C", "pearson_delta")
+    with pytest.raises(DataValidationError, match="no rows for metric 'mmd'"):
+        paired_verdict(t, "A", "B", "mmd")
+    with pytest.raises(DataValidationError, match="lacks the columns"):
+        paired_verdict(t.drop(columns="seed"), "A", "B", "pearson_delta")
+    with pytest.raises(DataValidationError, match="several rows per"):
+        paired_verdict(pd.concat([t, t]), "A", "B", "pearson_delta")
+    with pytest.raises(DataValidationError, match="settings \\['nope'\\]"):
+        paired_verdict(t, "A", "B", "pearson_delta", settings="nope")
+
+
+def test_paired_interval_covers_the_true_difference_95_percent():
+    """Simulation: 5 seeds, a shared per-seed effect plus noise, true mean difference 0.03."""
+    rng = np.random.default_rng(0)
+    covered, n_rep = [], 400
+    for _ in range(n_rep):
+        shared = rng.normal(0.8, 0.05, 5)  # what both methods share in a seed (the held-out cells, genes)
+        t = _table({"A": list(shared + 0.03 + rng.normal(0, 0.02, 5)), "B": list(shared + rng.normal(0, 0.02, 5))})
+        v = paired_verdict(t, "A", "B", "pearson_delta")
+        covered.append(v["ci_low"] <= 0.03 <= v["ci_high"])
+    assert 0.90 <= np.mean(covered) <= 0.99
+
+
+def test_verdict_table_over_pairs_settings_and_metrics():
+    b = [0.5, 0.9, 0.6]
+    t = pd.concat([
+        _table({"A": [x + 0.1 for x in b], "B": b, "C": b}, setting="s1"),
+        _table({"A": b, "B": b}, setting="s2"),
+        _table({"A": [1.0, 1.1, 1.2], "B": [2.0, 2.2, 2.1], "C": [1.0, 1.1, 1.2]}, metric="e_distance", setting="s1"),
+    ])
+    tab = verdict_table(t, [("pearson_delta", "all"), ("e_distance", "all")])
+    assert list(tab.columns[:3]) == ["setting", "method_a", "method_b"]
+    got = tab.set_index(["setting", "method_a", "method_b", "metric"])["verdict"]
+    assert got[("s1", "A", "B", "pearson_delta")] == "A better"
+    assert got[("s1", "A", "B", "e_distance")] == "A better"
+    assert got[("s2", "A", "B", "pearson_delta")] == "no clear difference"  # identical: diff 0, zero-width interval
+    assert ("s2", "A", "C", "pearson_delta") not in got.index  # C did not run in s2
+    pooled = verdict_table(t, [("pearson_delta", "all")], pairs=[("A", "B")], by=())
+    assert len(pooled) == 1 and pooled["n"].item() == 6 and pooled["diff"].item() == pytest.approx(0.05)
+
+
+def test_interaction_is_a_difference_of_paired_differences():
+    rows = []
+    rng = np.random.default_rng(1)
+    for cell_type in ["t1", "t2", "t3"]:
+        for seed in range(3):
+            base = rng.normal(1.0, 0.2)
+            for design, penalty in [("balanced", 0.0), ("stim20", 0.3)]:
+                rows += [
+                    {"method": "A", "held_out": cell_type, "design": design, "setting": f"{cell_type}/{design}",
+                     "seed": seed, "metric": "e_distance", "gene_set": "all", "value": base + penalty + 0.01 * seed},
+                    {"method": "B", "held_out": cell_type, "design": design, "setting": f"{cell_type}/{design}",
+                     "seed": seed, "metric": "e_distance", "gene_set": "all", "value": base + 0.1},
+                ]
+    t = pd.DataFrame(rows)
+    v = interaction(t, "A", "B", "e_distance", factor="design", levels=("stim20", "balanced"))
+    assert v["n"] == 9 and v["interaction"] == pytest.approx(0.3)
+    assert v["diff_1"] == pytest.approx(-0.1 + 0.01)  # mean over seeds 0, 1, 2 of 0.01 * seed - 0.1
+    assert v["verdict"] == "A - B larger at stim20" and v["direction"] == "lower"
+    few = interaction(t[t["held_out"] == "t1"].query("seed < 2"), "A", "B", "e_distance", factor="design",
+                      levels=("stim20", "balanced"))
+    assert few["verdict"].startswith("too few matched units")
+    with pytest.raises(DataValidationError, match="no rows with design == 'x'"):
+        interaction(t, "A", "B", "e_distance", factor="design", levels=("x", "balanced"))
+
+
+def test_paired_verdict_can_compare_two_settings_of_one_method():
+    t = pd.concat([_table({"A": [0.8, 0.7, 0.9]}, setting="balanced"),
+                   _table({"A": [0.6, 0.55, 0.7]}, setting="unbalanced")])
+    v = paired_verdict(t, "unbalanced", "balanced", "pearson_delta", compare="setting", match_on=("seed",))
+    assert v["n"] == 3 and v["diff"] == pytest.approx(-0.55 / 3)
+    assert v["verdict"] == "balanced better"
+
+
+def test_runs_scored_within_groups_are_matched_per_group():
+    t = pd.concat([_table({"A": [0.9, 0.8, 0.85], "B": [0.5, 0.4, 0.6]}, score_group=g) for g in ("B", "NK")])
+    v = paired_verdict(t, "A", "B", "pearson_delta")  # score_group joins the match by default
+    assert v["n"] == 6 and v["verdict"] == "A better"
+    with pytest.raises(DataValidationError, match="several rows per"):
+        paired_verdict(t, "A", "B", "pearson_delta", match_on=("setting", "seed"))

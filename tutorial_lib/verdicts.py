@@ -1,0 +1,312 @@
+"""Paired verdicts: is method A better than method B, and does the answer depend on the setting?
+
+Both compare *matched runs*: rows of a tidy results table (:func:`tutorial_lib.benchmark.run_benchmark`
+or the grid) with the same setting and seed, hence the same held-out cells, genes and training
+randomness. The unit of replication is the matched run; the cell-level bootstrap intervals of each
+run are not used (they describe one run's cell sampling, not the seed-to-seed and
+setting-to-setting variation that a ranking must survive).
+
+Rule (one rule everywhere, replacing the earlier "beyond the seed sd" and "gap larger than the
+bootstrap half-width" rules): the mean paired difference ``A - B`` over ``n`` matched runs with a
+paired-t interval ``mean ± t_{n-1, 0.975} sd / sqrt(n)``. When the interval excludes 0 the
+verdict names the better method, using the metric's direction
+(:data:`tutorial_lib.metrics.LOWER_IS_BETTER`); otherwise it says "no clear difference". With
+fewer than :data:`MIN_RUNS` matched runs it does not judge. The coverage of the interval is checked
+by simulation in ``tests/test_verdicts.py``. When runs from several settings are pooled, the
+difference is the mean over those settings' runs (each run weighs the same), and the interval
+treats the runs as exchangeable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from tutorial_lib.data.checks import DataValidationError
+
+#: Fewest matched runs a verdict needs; below it the verdict says so instead of judging.
+MIN_RUNS = 3
+
+#: Columns that identify one run of one method (matched runs share all but ``method``); ``score_group``
+#: is added when the table has it (settings scored within cell types).
+MATCH_ON = ("setting", "seed")
+
+
+def _match_on(results: pd.DataFrame, match_on: Sequence[str] | None) -> list[str]:
+    if match_on is not None:
+        return list(match_on)
+    return [*MATCH_ON, *(["score_group"] if "score_group" in results.columns else [])]
+
+VERDICT_COLUMNS = [
+    "method_a", "method_b", "metric", "gene_set", "n", "mean_a", "mean_b",
+    "diff", "ci_low", "ci_high", "direction", "verdict",
+]
+
+
+def _direction(metric: str) -> str:
+    from tutorial_lib.metrics import LOWER_IS_BETTER
+
+    return "lower" if metric in LOWER_IS_BETTER else "higher"
+
+
+def _check(results: pd.DataFrame, needed: Sequence[str]) -> None:
+    missing = [c for c in needed if c not in results.columns]
+    if missing:
+        raise DataValidationError(
+            f"the results table lacks the columns {missing}; pass run_benchmark()'s or the grid's tidy table"
+        )
+
+
+def _metric_rows(results: pd.DataFrame, metric: str, gene_set: str) -> pd.DataFrame:
+    rows = results[(results["metric"] == metric) & (results["gene_set"] == gene_set)]
+    if rows.empty:
+        known = sorted(set(zip(results["metric"], results["gene_set"])))
+        raise DataValidationError(f"no rows for metric {metric!r} on gene set {gene_set!r}; the table has {known}")
+    return rows
+
+
+def _matched(rows: pd.DataFrame, a: str, b: str, match_on: Sequence[str], compare: str = "method") -> pd.DataFrame:
+    """One row per matched run with columns ``a`` and ``b`` (runs where either is undefined dropped)."""
+    for m in (a, b):
+        if not (rows[compare] == m).any():
+            raise DataValidationError(f"{compare} {m!r} is not in the table; it has {sorted(rows[compare].unique())}")
+    sub = rows[rows[compare].isin([a, b])]
+    dup = sub.duplicated([compare, *match_on])
+    if dup.any():
+        raise DataValidationError(
+            f"several rows per ({compare}, {', '.join(match_on)}): {sub[dup].iloc[0][[compare, *match_on]].to_dict()}; "
+            "pass match_on= columns that identify one run"
+        )
+    wide = sub.pivot_table(index=list(match_on), columns=compare, values="value", aggfunc="first", dropna=False)
+    wide = wide.reindex(columns=[a, b])
+    return wide.dropna()
+
+
+def _paired_summary(d: np.ndarray, level: float) -> tuple[float, float, float]:
+    n = d.size
+    mean = float(d.mean()) if n else float("nan")
+    if n < 2:
+        return mean, float("nan"), float("nan")
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * d.std(ddof=1) / np.sqrt(n))
+    return mean, mean - half, mean + half
+
+
+def _words(a: str, b: str, n: int, lo: float, hi: float, direction: str, min_runs: int) -> str:
+    if n < min_runs:
+        return f"too few matched runs to judge (n={n}, need {min_runs})"
+    if lo > 0 or hi < 0:
+        a_higher = lo > 0
+        return f"{a} better" if a_higher == (direction == "higher") else f"{b} better"
+    return "no clear difference"
+
+
+def paired_verdict(
+    results: pd.DataFrame,
+    method_a: str,
+    method_b: str,
+    metric: str,
+    gene_set: str = "all",
+    *,
+    settings: str | Sequence[str] | None = None,
+    match_on: Sequence[str] | None = None,
+    compare: str = "method",
+    level: float = 0.95,
+    min_runs: int = MIN_RUNS,
+) -> dict:
+    """Compare two methods over matched runs (same setting and seed) on one metric.
+
+    Parameters
+    ----------
+    results
+        Tidy results with columns ``method, metric, gene_set, value`` and the ``match_on`` columns.
+    method_a, method_b
+        The two methods; ``diff`` is ``A - B``.
+    metric, gene_set
+        Which score to compare.
+    settings
+        Restrict to these settings (one name or several; ``None``: every setting in the table,
+        pooled).
+    match_on
+        Columns that make runs of the two methods a matched pair (default ``("setting", "seed")``,
+        plus ``"score_group"`` when the table has it).
+    compare
+        The column holding ``method_a`` and ``method_b`` (default ``"method"``). E.g.
+        ``compare="setting", match_on=("seed",)`` on one method's runs compares two settings of it
+        (``method_a``/``method_b`` are then setting names).
+    level
+        Coverage of the paired-t interval.
+    min_runs
+        Fewest matched runs needed to judge (default :data:`MIN_RUNS`).
+
+    Returns
+    -------
+    dict
+        ``method_a, method_b, metric, gene_set, n`` (matched runs where both are defined),
+        ``mean_a, mean_b`` (their means over those runs), ``diff, ci_low, ci_high`` (mean paired
+        difference A - B and its interval), ``direction`` ("higher"/"lower" is better) and
+        ``verdict``: ``"<A> better"``, ``"<B> better"``, ``"no clear difference"`` or a sentence
+        saying there are too few matched runs to judge.
+    """
+    if method_a == method_b:
+        raise ValueError(f"compare two different methods, got {method_a!r} twice")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    match_on = _match_on(results, match_on)
+    _check(results, [compare, "metric", "gene_set", "value", *match_on])
+    rows = _metric_rows(results, metric, gene_set)
+    if settings is not None:
+        wanted = [settings] if isinstance(settings, str) else list(settings)
+        unknown = sorted(set(wanted) - set(rows["setting"]))
+        if unknown:
+            raise DataValidationError(f"settings {unknown} are not in the table; it has {sorted(rows['setting'].unique())}")
+        rows = rows[rows["setting"].isin(wanted)]
+    wide = _matched(rows, method_a, method_b, match_on, compare)
+    d = (wide[method_a] - wide[method_b]).to_numpy(dtype=np.float64)
+    mean, lo, hi = _paired_summary(d, level)
+    direction = _direction(metric)
+    return {
+        "method_a": method_a,
+        "method_b": method_b,
+        "metric": metric,
+        "gene_set": gene_set,
+        "n": int(d.size),
+        "mean_a": float(wide[method_a].mean()) if d.size else float("nan"),
+        "mean_b": float(wide[method_b].mean()) if d.size else float("nan"),
+        "diff": mean,
+        "ci_low": lo,
+        "ci_high": hi,
+        "direction": direction,
+        "verdict": _words(method_a, method_b, int(d.size), lo, hi, direction, min_runs),
+    }
+
+
+def verdict_table(
+    results: pd.DataFrame,
+    metrics: Sequence[tuple[str, str]],
+    pairs: Sequence[tuple[str, str]] | None = None,
+    *,
+    by: Sequence[str] = ("setting",),
+    match_on: Sequence[str] | None = None,
+    level: float = 0.95,
+    min_runs: int = MIN_RUNS,
+) -> pd.DataFrame:
+    """:func:`paired_verdict` for method pairs x groups x metrics, as one tidy table.
+
+    Parameters
+    ----------
+    metrics
+        ``(metric, gene_set)`` pairs.
+    pairs
+        ``(method_a, method_b)`` pairs; default every pair of the table's methods in table order.
+    by
+        Columns whose groups get separate verdicts (default one per ``setting``; ``()`` pools
+        every run of the table). Their values lead each row.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``*by`` then :data:`VERDICT_COLUMNS`; a pair with no matched run in a group is
+        left out of that group.
+    """
+    _check(results, ["method", *by])
+    if pairs is None:
+        pairs = list(combinations(list(dict.fromkeys(results["method"])), 2))
+    groups = results.groupby(list(by), sort=False, observed=True) if by else [((), results)]
+    out = []
+    for key, part in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        present = set(part["method"])
+        for a, b in pairs:
+            if a not in present or b not in present:
+                continue
+            for metric, gene_set in metrics:
+                if not ((part["metric"] == metric) & (part["gene_set"] == gene_set)).any():
+                    continue
+                row = paired_verdict(part, a, b, metric, gene_set, match_on=match_on, level=level, min_runs=min_runs)
+                out.append({**dict(zip(by, key)), **row})
+    return pd.DataFrame(out, columns=[*by, *VERDICT_COLUMNS])
+
+
+def interaction(
+    results: pd.DataFrame,
+    method_a: str,
+    method_b: str,
+    metric: str,
+    gene_set: str = "all",
+    *,
+    factor: str,
+    levels: tuple[str, str],
+    match_on: Sequence[str] = ("held_out", "seed"),
+    level: float = 0.95,
+    min_runs: int = MIN_RUNS,
+) -> dict:
+    """Method x setting interaction: does A's advantage over B change between two levels of a factor?
+
+    For each matched unit (same ``match_on`` values, e.g. the same held-out cell type and seed) the
+    paired difference ``A - B`` at ``levels[0]`` minus the one at ``levels[1]`` (a difference of
+    paired differences), then its mean with a paired-t interval over the units. Example: with
+    ``factor="design"``, ``levels=("stim20", "balanced")`` it says whether imbalance hurts A more
+    than B.
+
+    Returns
+    -------
+    dict
+        ``method_a, method_b, metric, gene_set, factor, levels`` (as ``"l0 vs l1"``), ``n`` (units
+        where all four values are defined), ``diff_0`` and ``diff_1`` (mean A - B at each level),
+        ``interaction, ci_low, ci_high`` and ``verdict``: ``"A - B larger at <l0>"`` / ``"... at <l1>"``
+        (by a larger signed difference; read it with the metric's ``direction``),
+        ``"no clear interaction"``, or a sentence saying there are too few units to judge.
+    """
+    _check(results, ["method", "metric", "gene_set", "value", factor, *match_on])
+    rows = _metric_rows(results, metric, gene_set)
+    l0, l1 = levels
+    diffs = []
+    for lev in (l0, l1):
+        part = rows[rows[factor] == lev]
+        if part.empty:
+            raise DataValidationError(f"no rows with {factor} == {lev!r}; it has {sorted(rows[factor].unique())}")
+        wide = _matched(part, method_a, method_b, match_on)
+        diffs.append((wide[method_a] - wide[method_b]).rename(lev))
+    both = pd.concat(diffs, axis=1, join="inner").dropna()
+    d = (both[l0] - both[l1]).to_numpy(dtype=np.float64)
+    mean, lo, hi = _paired_summary(d, level)
+    if d.size < min_runs:
+        verdict = f"too few matched units to judge (n={d.size}, need {min_runs})"
+    elif lo > 0:
+        verdict = f"{method_a} - {method_b} larger at {l0}"
+    elif hi < 0:
+        verdict = f"{method_a} - {method_b} larger at {l1}"
+    else:
+        verdict = "no clear interaction"
+    return {
+        "method_a": method_a,
+        "method_b": method_b,
+        "metric": metric,
+        "gene_set": gene_set,
+        "factor": factor,
+        "levels": f"{l0} vs {l1}",
+        "n": int(d.size),
+        "diff_0": float(both[l0].mean()) if d.size else float("nan"),
+        "diff_1": float(both[l1].mean()) if d.size else float("nan"),
+        "interaction": mean,
+        "ci_low": lo,
+        "ci_high": hi,
+        "direction": _direction(metric),
+        "verdict": verdict,
+    }
+
+
+def describe_verdict(v: dict, digits: int = 3) -> str:
+    """One line for a :func:`paired_verdict` result."""
+    if np.isfinite(v["ci_low"]):
+        ci = f"[{v['ci_low']:+.{digits}f}, {v['ci_high']:+.{digits}f}]"
+    else:
+        ci = "[no interval]"
+    return (
+        f"{v['metric']} ({v['gene_set']}, {v['direction']} is better): {v['method_a']} - {v['method_b']} = "
+        f"{v['diff']:+.{digits}f} {ci} over {v['n']} matched runs -> {v['verdict']}"
+    )
