@@ -28,6 +28,7 @@ from anndata import AnnData
 from scipy import stats
 
 from tutorial_lib.data.checks import CELL_TYPE_KEY, CONDITION_KEY, CONTROL, STIMULATED
+from tutorial_lib.verdicts import paired_difference
 
 __all__ = [
     "EXERCISES",
@@ -317,20 +318,6 @@ def check_temperature_effect(answer: str, query: np.ndarray, keys: np.ndarray, *
 
 # --------------------------------------------------------------------------------------------
 # Notebook 03: benchmarking, seeds and paired differences
-
-
-def paired_difference(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
-    """Mean of the paired differences ``a - b`` (by seed) and its Student-t interval.
-
-    Returns ``(mean, low, high)``. Needs at least two pairs. This is the interval the exercises
-    use; the benchmark's own verdict function may use another (e.g. bootstrap) interval.
-    """
-    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    if d.ndim != 1 or d.size < 2 or not np.all(np.isfinite(d)):
-        raise ValueError("need at least two finite paired scores per method, as 1-D sequences of equal length")
-    mean = float(d.mean())
-    half = float(stats.t.ppf(0.5 + level / 2, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size))
-    return mean, mean - half, mean + half
 
 
 def check_paired_difference(estimate, interval, a: Sequence[float], b: Sequence[float], level: float = 0.95) -> Feedback:

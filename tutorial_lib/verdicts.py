@@ -95,6 +95,18 @@ def _paired_summary(d: np.ndarray, level: float) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
+def paired_difference(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of the paired differences ``a - b`` (matched runs, e.g. by seed) and its Student-t interval.
+
+    The interval of :func:`paired_verdict`, for two plain sequences. Returns ``(mean, low, high)``;
+    needs at least two finite pairs.
+    """
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    if d.ndim != 1 or d.size < 2 or not np.all(np.isfinite(d)):
+        raise ValueError("need at least two finite paired scores per method, as 1-D sequences of equal length")
+    return _paired_summary(d, level)
+
+
 def _words(a: str, b: str, n: int, lo: float, hi: float, direction: str, min_runs: int) -> str:
     if n < min_runs:
         return f"too few matched runs to judge (n={n}, need {min_runs})"
