@@ -7,13 +7,20 @@ Start the same command on as many machines as you like; they share trials throug
 
 (``K`` = 0, 1, 2, ... a different number on each worker.)
 
-With the default storage (``results/optuna.db``, SQLite) several workers on one machine share a
-study, and an interrupted study resumes where it stopped.
+With the default storage (SQLite at ``<cache dir>/optuna.db``, see
+:func:`tutorial_lib.tuning.default_storage_path`) several workers on one machine share a study, and
+an interrupted study resumes where it stopped. Every argument is checked before any data are
+loaded or any study is created; a bad one exits with status 2 and a message naming it.
+
+Each trial records which worker ran it in its user attributes ``worker`` (the ``--worker``
+number), ``host`` and ``pid``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 import sys
 
 from tutorial_lib.config import get_config
@@ -28,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tutorial_lib.tune", description="Run an Optuna tuning worker.")
     p.add_argument("--study", required=True, help="study name (shared by all workers)")
     p.add_argument("--method", required=True, choices=sorted(SEARCH_SPACES))
-    p.add_argument("--storage", default=None, help="Optuna storage URL or file (default sqlite:///results/optuna.db)")
+    p.add_argument("--storage", default=None,
+                   help="Optuna storage URL or file: postgresql://..., x.db (SQLite), x.log (journal file); "
+                        "default: optuna.db in the course's cache directory")
     p.add_argument("--n-trials", type=int, required=True, help="finished trials the study should reach in total")
     p.add_argument("--test-cell-type", default=DEFAULT_TEST_CELL_TYPE, help="never used for tuning; only held out")
     p.add_argument("--validation-cell-type", default=DEFAULT_VALIDATION_CELL_TYPE)
@@ -39,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="seed of model training")
     p.add_argument("--worker", type=int, default=0,
-                   help="worker number; the sampler is seeded with seed + worker so workers explore different points")
+                   help="worker number; the sampler is seeded from seed + worker (and the trials already in the "
+                        "study) so that workers, and restarted workers, explore different points")
     p.add_argument("--heartbeat", type=int, default=10, help="seconds between a worker's heartbeats (RDB storage)")
     p.add_argument("--pruner", choices=["median", "hyperband", "none"], default="median")
     return p
@@ -55,6 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         problems.append(f"--batch-size must be >= 2 (BatchNorm needs 2 cells), got {args.batch_size}")
     if args.lr is not None and not args.lr > 0:
         problems.append(f"--lr must be > 0, got {args.lr}")
+    for name, value, low in [("--n-epochs", args.n_epochs, 1), ("--n-top-genes", args.n_top_genes, 2),
+                             ("--seed", args.seed, 0), ("--worker", args.worker, 0), ("--heartbeat", args.heartbeat, 1)]:
+        if value < low:
+            problems.append(f"{name} must be >= {low}, got {value}")
+    if not args.study.strip():
+        problems.append("--study must not be empty")
+    if args.test_cell_type == args.validation_cell_type:
+        problems.append(f"--validation-cell-type must differ from --test-cell-type (both {args.test_cell_type!r})")
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return 2
@@ -68,7 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     study = create_study(args.study, args.storage, seed=args.seed + args.worker, pruner=args.pruner, heartbeat=args.heartbeat)
     train_kwargs = {k: v for k, v in {"batch_size": args.batch_size, "lr": args.lr}.items() if v is not None}
     objective = make_objective(args.method, parts, n_epochs=args.n_epochs, seed=args.seed, train_kwargs=train_kwargs)
-    optimize(study, objective, args.n_trials)
+    who = {"worker": args.worker, "host": socket.gethostname(), "pid": os.getpid()}
+
+    def labelled(trial):
+        for key, value in who.items():
+            trial.set_user_attr(key, value)
+        return objective(trial)
+
+    optimize(study, labelled, args.n_trials)
     print(f"study {args.study!r}: {n_finished(study)} finished trials; best value {study.best_value:.4g} "
           f"with {study.best_params}")
     return 0
