@@ -183,6 +183,8 @@ def _trials(storage):
         (["--seed", "-1"], "--seed must be >= 0, got -1"),
         (["--worker", "-2"], "--worker must be >= 0, got -2"),
         (["--heartbeat", "0"], "--heartbeat must be >= 1, got 0"),
+        (["--space", "{"], "--space is not valid JSON"),
+        (["--space", '{"n_hidden": ["int", [64, 16, false]]}'], "n_hidden: low must be below high"),
     ],
 )
 def test_tune_cli_checks_numbers_first(args, message, tmp_path, capsys, monkeypatch):

@@ -52,7 +52,42 @@ def build_parser() -> argparse.ArgumentParser:
                         "study) so that workers, and restarted workers, explore different points")
     p.add_argument("--heartbeat", type=int, default=10, help="seconds between a worker's heartbeats (RDB storage)")
     p.add_argument("--pruner", choices=["median", "hyperband", "none"], default="median")
+    p.add_argument("--space", default=None,
+                   help='search space as JSON, replacing the method\'s (tutorial_lib.tuning.SEARCH_SPACES), e.g. '
+                        '\'{"n_hidden": ["categorical", [64, 128]], "dropout_rate": ["float", [0.0, 0.3, false]]}\'')
     return p
+
+
+def parse_space(text: str) -> dict:
+    """A search space from its JSON form (``name: [kind, spec]``), validated; ``ValueError`` names the problem."""
+    import json
+
+    from tutorial_lib.tuning import validate_space
+
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--space is not valid JSON ({err})") from err
+    if not isinstance(raw, dict):
+        raise ValueError("--space must be a JSON object {name: [kind, spec]}")
+    space = {}
+    for name, entry in raw.items():
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], list)):
+            raise ValueError(f"--space entry {name!r} must be [kind, [spec...]], got {entry!r}")
+        space[name] = (entry[0], tuple(entry[1]))
+    validate_space(space)
+    return space
+
+
+def load_parts(data: str, test_cell_type: str, validation_cell_type: str, n_top_genes: int):
+    """The worker's training/validation/test views (``tutorial_lib.data.split.HoldoutData``).
+
+    What every worker trains on; call it with a worker's arguments to retrain a trial exactly,
+    e.g. ``fit_and_score(method, trial.params, load_parts(...), n_epochs=..., seed=...)``.
+    """
+    adata = prepare_holdout(load_kang2018(data), test_cell_type, validation_cell_type=validation_cell_type,
+                            n_top_genes=n_top_genes)
+    return split_views(adata)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,19 +108,20 @@ def main(argv: list[str] | None = None) -> int:
         problems.append("--study must not be empty")
     if args.test_cell_type == args.validation_cell_type:
         problems.append(f"--validation-cell-type must differ from --test-cell-type (both {args.test_cell_type!r})")
+    space = None
+    if args.space is not None:
+        try:
+            space = parse_space(args.space)
+        except ValueError as err:
+            problems.append(str(err))
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return 2
-    adata = prepare_holdout(
-        load_kang2018(args.data),
-        args.test_cell_type,
-        validation_cell_type=args.validation_cell_type,
-        n_top_genes=args.n_top_genes,
-    )
-    parts = split_views(adata)
+    parts = load_parts(args.data, args.test_cell_type, args.validation_cell_type, args.n_top_genes)
     study = create_study(args.study, args.storage, seed=args.seed + args.worker, pruner=args.pruner, heartbeat=args.heartbeat)
     train_kwargs = {k: v for k, v in {"batch_size": args.batch_size, "lr": args.lr}.items() if v is not None}
-    objective = make_objective(args.method, parts, n_epochs=args.n_epochs, seed=args.seed, train_kwargs=train_kwargs)
+    objective = make_objective(args.method, parts, n_epochs=args.n_epochs, seed=args.seed, space=space,
+                               train_kwargs=train_kwargs)
     who = {"worker": args.worker, "host": socket.gethostname(), "pid": os.getpid()}
 
     def labelled(trial):
