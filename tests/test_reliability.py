@@ -185,6 +185,7 @@ def _trials(storage):
         (["--heartbeat", "0"], "--heartbeat must be >= 1, got 0"),
         (["--space", "{"], "--space is not valid JSON"),
         (["--space", '{"n_hidden": ["int", [64, 16, false]]}'], "n_hidden: low must be below high"),
+        (["--space", '{"ratio": ["float", [0.1, 0.2, false]]}'], "SCGEN has no default for ['ratio']"),
     ],
 )
 def test_tune_cli_checks_numbers_first(args, message, tmp_path, capsys, monkeypatch):

@@ -26,7 +26,7 @@ import sys
 from tutorial_lib.config import get_config
 from tutorial_lib.data import load_kang2018, prepare_holdout, split_views
 from tutorial_lib.data.split import DEFAULT_TEST_CELL_TYPE, DEFAULT_VALIDATION_CELL_TYPE
-from tutorial_lib.tuning import SEARCH_SPACES, create_study, make_objective, n_finished, optimize
+from tutorial_lib.tuning import SEARCH_SPACES, create_study, default_params, make_objective, n_finished, optimize
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.space is not None:
         try:
             space = parse_space(args.space)
+            default_params(args.method, space)  # every name is a setting of the method
         except ValueError as err:
             problems.append(str(err))
     if problems:
