@@ -78,8 +78,9 @@ browser:
 	    || echo "make browser: installing chromium failed"; fi
 
 # PostgreSQL server for tests/test_tuning_storages.py (shared tuning on a real database server):
-# Debian's package, started by the test itself in a temporary folder (initdb + pg_ctl; never as a
-# system service). Nothing to do when initdb is found; apt-get runs as root or through `sudo -n`.
+# Debian's package; the test starts its own server in a temporary folder (initdb + pg_ctl, as the
+# unprivileged `postgres` user under root) and does not use the package's default cluster.
+# Nothing to do when initdb is found; apt-get runs as root or through `sudo -n`.
 # A failed install only warns: the test then says why it cannot run (skipped locally, failed on CI).
 postgres:
 	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; then \
