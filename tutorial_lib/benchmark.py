@@ -127,7 +127,8 @@ def complete_runs(table: pd.DataFrame) -> pd.DataFrame:
 
     A run counts as finished only when all its rows are present: as many rows with its ``key`` as
     its :data:`RUN_ROWS` column says. Files written before that column existed fall back to the
-    largest number of rows of any run of the same method. A row cut in the middle (its ``key`` or
+    largest number of rows of any run in the file (every run of ``evaluate`` writes the same
+    metrics and gene sets). A row cut in the middle (its ``key`` or
     ``value`` missing) never counts.
     """
     if table.empty:
@@ -137,8 +138,8 @@ def complete_runs(table: pd.DataFrame) -> pd.DataFrame:
     if RUN_ROWS in table.columns:
         expected = pd.to_numeric(table[RUN_ROWS], errors="coerce")
         per_key = expected.groupby(keys).transform(lambda v: v.max() if v.nunique(dropna=False) == 1 else np.nan)
-    else:
-        per_key = counts.groupby(table["method"].astype(str)).transform("max")
+    else:  # every run of evaluate() writes the same metrics x gene sets
+        per_key = pd.Series(counts.max(), index=table.index)
     whole = (counts == per_key) & table["key"].notna() & table["metric"].notna()
     whole &= whole.groupby(keys).transform("all")
     return table[whole].reset_index(drop=True)
