@@ -2,10 +2,11 @@
 #
 #   make course   set up .venv, fetch the data, run every notebook in full mode, build the book
 #   make test     set up .venv, run the unit tests, the notebooks in fast mode and the book build
-#                 (with its browser test: `make browser` installs Debian's chromium first if missing)
+#                 (with its browser test: `make browser` installs Debian's chromium first if missing;
+#                 and the shared-tuning test on PostgreSQL: `make postgres` installs Debian's postgresql)
 #   make lab      set up .venv and open JupyterLab on notebooks/ in it (the course environment)
 #
-# Other targets: env, data, notebooks, book, browser, clean. Variables (override on the command line):
+# Other targets: env, data, notebooks, book, browser, postgres, clean. Variables (override on the command line):
 #   PYTHON        interpreter that creates the virtual environment (default: python3.11)
 #   VENV          where the virtual environment lives (default: .venv)
 #   TORCH         the PyTorch requirement installed first (default: torch==2.13.0)
@@ -36,7 +37,7 @@ STAMP := $(VENV)/.tutorial-installed
 # Tools of the virtual environment (jupyter, jupyter-book) come first on PATH.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help env course data notebooks book browser test clean
+.PHONY: help env course data notebooks book browser postgres test clean
 
 help:
 	@awk '!/^#/ {exit} {sub(/^# ?/, ""); print}' Makefile
@@ -77,12 +78,25 @@ browser:
 	  { $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium; } \
 	    || echo "make browser: installing chromium failed"; fi
 
+# PostgreSQL server for tests/test_tuning_storages.py (shared tuning on a real database server):
+# Debian's package; the test starts its own server in a temporary folder (initdb + pg_ctl, as the
+# unprivileged `postgres` user under root) and does not use the package's default cluster.
+# Nothing to do when initdb is found; apt-get runs as root or through `sudo -n`.
+# A failed install only warns: the test then says why it cannot run (skipped locally, failed on CI).
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; then \
+	  echo "make postgres: PostgreSQL (initdb) is installed"; \
+	elif ! command -v apt-get >/dev/null; then echo "make postgres: no apt-get, cannot install postgresql"; \
+	else sudo=""; if [ "$$(id -u)" -ne 0 ]; then sudo="sudo -n"; fi; \
+	  { $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq postgresql; } \
+	    || echo "make postgres: installing postgresql failed"; fi
+
 # Unit tests (tests/, including the book build and the environment checks) and every notebook
 # in fast mode (nbmake) in one pytest-xdist run, one BLAS/torch thread per worker (2 workers on 2 cores;
 # NUMBA_NUM_THREADS too: scanpy's numba kernels share libgomp with torch and would raise torch to
 # one thread per core). pytest's exit code 5 ("no tests collected")
 # is not an error here: notebooks/ may still be empty.
-test: env browser
+test: env browser postgres
 	@shopt -s nullglob; notebooks=(notebooks/*.ipynb); \
 	args=(tests); \
 	if [ $${#notebooks[@]} -gt 0 ]; then args+=(--nbmake --nbmake-timeout=$(NB_TEST_TIMEOUT) "$${notebooks[@]}"); \

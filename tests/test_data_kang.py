@@ -150,7 +150,8 @@ def test_full_path_from_cold_cache_on_local_wheel(tmp_path, monkeypatch, mini_co
     assert sp.issparse(a.X) and a.layers["counts"].dtype == np.float32
     assert (a.obs["donor"].astype(str).to_numpy() == mini_counts.obs["donor"].astype(str).to_numpy()).all()
     assert sorted(os.listdir(cache)) == sorted(
-        ["kang_tutorial.h5ad", "kang_tutorial.h5ad.lock", "kang2018_harmonised.h5ad", "kang2018_harmonised.h5ad.lock"]
+        ["kang_tutorial.h5ad", "kang_tutorial.h5ad.lock", "kang2018_harmonised.h5ad", "kang2018_harmonised.h5ad.lock",
+         "kang2018_harmonised.h5ad.sha256"]
     )
 
     def must_not_download(req, dest):

@@ -149,6 +149,33 @@ def read_results(path: str | Path) -> pd.DataFrame:
     return table
 
 
+RUN_ROWS = "run_rows"
+"""Column of the results file: how many rows the run of that row wrote (its completeness marker)."""
+
+
+def complete_runs(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``table`` that belong to whole runs; rows of a run cut short are dropped.
+
+    A run counts as finished only when all its rows are present: as many rows with its ``key`` as
+    its :data:`RUN_ROWS` column says. Files written before that column existed fall back to the
+    largest number of rows of any run in the file (every run of ``evaluate`` writes the same
+    metrics and gene sets). A row cut in the middle (its ``key`` or
+    ``value`` missing) never counts.
+    """
+    if table.empty:
+        return table
+    keys = table["key"].astype(str)
+    counts = keys.map(keys.value_counts())
+    if RUN_ROWS in table.columns:
+        expected = pd.to_numeric(table[RUN_ROWS], errors="coerce")
+        per_key = expected.groupby(keys).transform(lambda v: v.max() if v.nunique(dropna=False) == 1 else np.nan)
+    else:  # every run of evaluate() writes the same metrics x gene sets
+        per_key = pd.Series(counts.max(), index=table.index)
+    whole = (counts == per_key) & table["key"].notna() & table["metric"].notna()
+    whole &= whole.groupby(keys).transform("all")
+    return table[whole].reset_index(drop=True)
+
+
 def write_results(table: pd.DataFrame, path: str | Path) -> None:
     """Write ``table`` to ``path`` atomically (a reader never sees a half-written file)."""
     path = Path(path)
@@ -219,6 +246,7 @@ def run_benchmark(
         data = data[:, genes].copy()
 
     done = read_results(results_path) if results_path is not None else pd.DataFrame(columns=RESULT_COLUMNS)
+    done = complete_runs(done)
     tables = [done] if len(done) else []
     finished = set(done["key"].astype(str))
     jobs = [(s, seed, m) for s in settings for seed in seeds for m in methods]
@@ -269,6 +297,7 @@ def run_benchmark(
                     scores["key"] = key
                     scores["fit_predict_s"] = fit_s
                     scores["evaluate_s"] = time.perf_counter() - start
+                    scores[RUN_ROWS] = len(scores)  # lets a resumed run tell a whole run from a cut one
                     tables.append(scores)
                     finished.add(key)
                     if results_path is not None:
@@ -276,7 +305,8 @@ def run_benchmark(
                 bar.update()
     bar.close()
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=RESULT_COLUMNS)
-    return table[table["key"].astype(str).isin(wanted)].reset_index(drop=True)
+    table = table[table["key"].astype(str).isin(wanted)].reset_index(drop=True)
+    return table.drop(columns=[RUN_ROWS], errors="ignore")
 
 
 def _in_group(adata: AnnData, key: str, group: str) -> np.ndarray:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +101,67 @@ def set_seed(seed: int = 0) -> None:
     except ImportError:  # pragma: no cover - torch is a dependency
         return
     torch.manual_seed(seed)
+
+
+TORCH_THREADS_DEFAULT = 1
+"""PyTorch's thread count for training and prediction unless ``TUTORIAL_TORCH_THREADS`` says otherwise.
+
+One thread, because a different count changes the order of floating-point sums and with it the last
+digits of every loss, score and tuning trial (issue #15: a trial scored 16.67 with one BLAS thread
+and 15.93 with two). The count must also not follow the environment by accident: scanpy's numba
+kernels share libgomp with PyTorch and raise its thread count to one per core as a side effect
+(after ``sc.pp.normalize_total``, even with ``OMP_NUM_THREADS=1``), so the numbers would depend on
+which notebook or test ran first. With one fixed setting, the same seed gives the same numbers on
+every machine. The course's models are small; more threads speed training up by well under 2x on a
+laptop (set ``TUTORIAL_TORCH_THREADS=4`` to trade exact reproducibility for speed).
+"""
+
+
+def torch_threads() -> int:
+    """PyTorch's thread count for training/prediction: ``TUTORIAL_TORCH_THREADS`` or :data:`TORCH_THREADS_DEFAULT`."""
+    value = os.environ.get("TUTORIAL_TORCH_THREADS", "").strip()
+    if not value:
+        return TORCH_THREADS_DEFAULT
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"Environment variable TUTORIAL_TORCH_THREADS={value!r} must be a whole number >= 1")
+    return n
+
+
+def apply_torch_threads() -> int:
+    """Set PyTorch's thread count to :func:`torch_threads` (call right before training or predicting).
+
+    Called again before every training and prediction, not once at import, because other libraries
+    (numba through libgomp) change the count behind PyTorch's back. Returns the count.
+    """
+    import torch
+
+    n = torch_threads()
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
+@contextmanager
+def fixed_threads() -> Iterator[int]:
+    """Within the block: PyTorch and the BLAS behind NumPy/SciPy use :func:`torch_threads` threads.
+
+    For whole computations that mix both (a tuning trial: training, then PCA and distances in
+    NumPy), so that their numbers do not depend on ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` or on
+    what ran before. The BLAS limit is set through ``threadpoolctl`` (a scikit-learn dependency)
+    and undone at the end of the block.
+    """
+    n = apply_torch_threads()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - installed with scikit-learn
+        yield n
+        return
+    with threadpool_limits(limits=n, user_api="blas"):
+        yield n
 
 
 def get_device(device: str | None = None) -> str:

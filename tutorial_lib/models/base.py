@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from anndata import AnnData
 
-from tutorial_lib.config import get_device
+from tutorial_lib.config import apply_torch_threads, get_device
 from tutorial_lib.data.checks import (
     CELL_TYPE_KEY,
     CONDITION_KEY,
@@ -149,6 +149,7 @@ class BaseModel:
         if not self.is_trained:
             self.module = self._build_module(seed)
             self.history_ = TrainingHistory()
+        apply_torch_threads()  # one documented thread count (tutorial_lib.config), whatever ran before
         try:
             train_vae(
                 self.module,
@@ -173,6 +174,7 @@ class BaseModel:
             raise RuntimeError(f"{type(self).__name__} is not trained; call .train() first")
 
     def _batched(self, fn, arr: np.ndarray, batch_size: int, n_out: int) -> np.ndarray:
+        apply_torch_threads()
         self.module.to(self.device).eval()
         out = []
         with torch.no_grad():
@@ -239,6 +241,7 @@ class BaseModel:
                 raise DataValidationError(
                     f"adata_to_predict.obs has no column {self.cell_type_key!r}; pass celltype_to_predict"
                 )
+            self._check_expression(adata_to_predict)
             return adata_to_predict
         if celltype_to_predict is None:
             raise ValueError("pass celltype_to_predict (a cell type of the training data) or adata_to_predict")
@@ -249,6 +252,26 @@ class BaseModel:
         if not mask.any():
             raise DataValidationError(f"No {ctrl_key!r} cells of cell type {celltype_to_predict!r} in the training data")
         return self.adata[mask]
+
+    def _check_expression(self, adata: AnnData) -> None:
+        """Raise unless ``adata`` holds finite, non-negative, log1p-normalised values for the model's genes.
+
+        Checks every value of the model's genes (NaN anywhere would give a NaN predicted cell), with
+        the same rules as the training data (:func:`~tutorial_lib.data.checks.check_log_normalised`):
+        raw counts or scaled (negative) values are refused instead of being predicted from silently.
+        """
+        x = dense_x(adata, self.var_names)
+        bad_rows = ~np.isfinite(x).all(axis=1)
+        if bad_rows.any():
+            names = list(adata.obs_names[bad_rows][:3])
+            raise DataValidationError(
+                f"adata_to_predict.X has NaN or infinite values in {int(bad_rows.sum())} cells (e.g. {names}); "
+                "expected finite log1p-normalised expression"
+            )
+        try:
+            check_log_normalised(x, "adata_to_predict.X")
+        except DataValidationError as err:
+            raise DataValidationError(f"{err} (the model was trained on log1p-normalised data)") from None
 
     def decode_delta(
         self,
@@ -344,28 +367,63 @@ class BaseModel:
     def load(cls, dir_path: str | Path, adata: AnnData, *, device: str | None = None) -> BaseModel:
         """A model saved by :meth:`save`, attached to ``adata`` (which must have the same genes).
 
-        Weights are read with ``torch.load(..., weights_only=True)``.
+        Weights are read with ``torch.load(..., weights_only=True)``. A missing, truncated or
+        inconsistent directory raises ``ValueError`` (``FileNotFoundError`` when the directory or a
+        file is missing) naming the directory and what is wrong; a gene mismatch with ``adata``
+        raises :class:`~tutorial_lib.data.checks.DataValidationError`.
         """
         path = Path(dir_path)
-        settings = json.loads((path / SETTINGS_FILE).read_text())
+        where = f"cannot load a {cls.__name__} from {path}"
+        for name in (SETTINGS_FILE, WEIGHTS_FILE):
+            if not (path / name).is_file():
+                found = sorted(p.name for p in path.iterdir()) if path.is_dir() else None
+                raise FileNotFoundError(
+                    f"{where}: {'the directory does not exist' if found is None else f'no {name} (found {found})'}; "
+                    f"expected a directory written by {cls.__name__}.save()"
+                )
+        try:
+            settings = json.loads((path / SETTINGS_FILE).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise _LoadError(f"{where}: {SETTINGS_FILE} is unreadable or truncated ({err})") from err
+        required = {"model": str, "condition_key": str, "cell_type_key": str, "module_kwargs": dict,
+                    "var_names": list, "is_trained": bool, "history": dict}
+        wrong = [k for k, t in required.items() if not isinstance(settings, dict) or not isinstance(settings.get(k), t)]
+        if wrong:
+            raise _LoadError(f"{where}: {SETTINGS_FILE} lacks or has malformed entries {wrong}")
         if settings["model"] != cls.__name__:
-            raise ValueError(f"{path} holds a {settings['model']}, not a {cls.__name__}")
+            raise _LoadError(f"{where}: it holds a {settings['model']}, not a {cls.__name__}")
         saved_genes: Sequence[str] = settings["var_names"]
         if list(map(str, adata.var_names)) != list(saved_genes):
             raise DataValidationError(
-                f"adata's genes differ from the saved model's ({adata.n_vars} vs {len(saved_genes)} genes, "
+                f"adata's genes differ from the saved model's in {path} ({adata.n_vars} vs {len(saved_genes)} genes, "
                 "or another order); subset adata to the training genes"
             )
-        model = cls(
-            adata,
-            condition_key=settings["condition_key"],
-            cell_type_key=settings["cell_type_key"],
-            device=device,
-            **settings["module_kwargs"],
-        )
-        state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-        model.module.load_state_dict(state)
+        try:
+            model = cls(
+                adata,
+                condition_key=settings["condition_key"],
+                cell_type_key=settings["cell_type_key"],
+                device=device,
+                **settings["module_kwargs"],
+            )
+        except DataValidationError:
+            raise  # a problem of adata, reported as such
+        except (TypeError, ValueError) as err:
+            raise _LoadError(f"{where}: its settings do not build a model ({err})") from err
+        try:
+            state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+            model.module.load_state_dict(state)
+            history = TrainingHistory.from_dict(settings["history"])
+        except Exception as err:  # truncated zip, unpickling, shape mismatch, ...: all name the directory
+            raise _LoadError(
+                f"{where}: {WEIGHTS_FILE} is truncated or does not match {SETTINGS_FILE} ({type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else ''})"
+            ) from err
         model.module.eval()
-        model.is_trained = bool(settings["is_trained"])
-        model.history_ = TrainingHistory.from_dict(settings["history"])
+        model.is_trained = settings["is_trained"]
+        model.history_ = history
         return model
+
+
+class _LoadError(ValueError):
+    """A saved model directory is unreadable, truncated or inconsistent (message names the directory)."""
