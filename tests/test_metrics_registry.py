@@ -117,6 +117,9 @@ def test_records_are_checked_and_unregistered_even_after_an_error():
         raise RuntimeError("boom")
     with pytest.raises(KeyError, match="tmp_metric"):
         get_metric("tmp_metric")
+    with registered(Metric("needs_alpha", lambda s, alpha: 0.0, options=("alpha",))), \
+            pytest.raises(ValueError, match="needs_alpha.*alpha"):
+        evaluate(np.ones((3, 2)), np.ones((3, 2)), np.ones((3, 2)))
     # the built-in records are the ones the views report
     assert set(LOWER_IS_BETTER) == {m.name for m in list_metrics() if m.lower_is_better}
     assert set(LOWER_IS_BETTER) == {"e_distance", "mmd", "mse_mean", "mean_var_kde_distance"}

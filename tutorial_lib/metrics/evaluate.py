@@ -241,6 +241,11 @@ def evaluate(
     """
     if n_bootstrap < 0 or n_bootstrap_degs < 0:
         raise ValueError("n_bootstrap and n_bootstrap_degs must be >= 0")
+    opts = {"kde_measure": kde_measure, "e_estimator": e_estimator, "mmd_estimator": mmd_estimator}
+    for m in list_metrics():
+        unknown = [o for o in m.options if o not in opts]
+        if unknown:
+            raise ValueError(f"metric {m.name!r} asks for options {unknown}; evaluate() passes on only {list(opts)}")
     mats, genes = aligned_matrices({"real": real, "pred": pred, "ctrl": ctrl}, var_names=var_names)
     for what, x in mats.items():
         if x.shape[0] < 2:
@@ -259,7 +264,6 @@ def evaluate(
     gene_sets = {"all": np.arange(genes.size), deg_set_name: np.flatnonzero(np.isin(genes, deg_list))}
     rows: list[dict] = []
 
-    opts = {"kde_measure": kde_measure, "e_estimator": e_estimator, "mmd_estimator": mmd_estimator}
 
     # per-gene metrics, on all cells and on bootstrap resamples
     gene_recs = list_metrics("genes")
