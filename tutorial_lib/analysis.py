@@ -90,3 +90,30 @@ def delta_spread(deltas: np.ndarray) -> np.ndarray:
     if deltas.ndim != 2 or deltas.shape[0] == 0:
         raise ValueError(f"deltas must be a non-empty cells x latent array, got shape {deltas.shape}")
     return np.linalg.norm(deltas - deltas.mean(axis=0), axis=1)
+
+
+def ot_partner_index(pairs: pd.DataFrame) -> tuple[pd.Index, pd.Index, np.ndarray]:
+    """Control cells, their distinct stimulated OT partners, and which partner each control has.
+
+    ``pairs`` is the ``uns["scpram"]["ot_pairs"]`` table of an scPRAM prediction (one row per
+    reference control cell: ``ctrl_cell``, ``stim_cell``, ...). Returns ``(ctrl_cells, stim_cells,
+    partner)``: the control cell names in row order, the stimulated partners without repeats (in
+    order of first appearance; several controls can share one), and ``partner[i]``, the position in
+    ``stim_cells`` of control ``i``'s partner; the inputs of
+    :func:`~tutorial_lib.plotting.ot_matching_plot` once mapped to latents.
+    """
+    if not isinstance(pairs, pd.DataFrame):
+        raise DataValidationError(
+            f"pairs must be a DataFrame (a prediction's uns['scpram']['ot_pairs']), got {type(pairs).__name__}"
+        )
+    missing = [c for c in ("ctrl_cell", "stim_cell") if c not in pairs.columns]
+    if missing:
+        raise DataValidationError(
+            f"pairs lacks the columns {missing}; pass an scPRAM prediction's uns['scpram']['ot_pairs'] "
+            f"(columns found: {list(pairs.columns)})"
+        )
+    if pairs.empty:
+        raise DataValidationError("pairs is empty: no control cell was matched")
+    stim_cells = pd.Index(pd.unique(pairs["stim_cell"].to_numpy()))
+    partner = stim_cells.get_indexer(pairs["stim_cell"].to_numpy())
+    return pd.Index(pairs["ctrl_cell"].to_numpy()), stim_cells, partner

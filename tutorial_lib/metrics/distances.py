@@ -13,6 +13,7 @@ distance exactly 0.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -260,31 +261,88 @@ def pairwise_e_distance(
     return out
 
 
+def _estimator_kind(estimator: str) -> str:
+    """``"u"``/``"unbiased"`` -> ``"u"``; ``"v"``/``"biased"`` -> ``"v"`` (the names of :func:`e_distance` and :func:`mmd`)."""
+    kinds = {"u": "u", "unbiased": "u", "v": "v", "biased": "v"}
+    if estimator not in kinds:
+        raise ValueError(f"estimator must be one of {list(kinds)}, got {estimator!r}")
+    return kinds[estimator]
+
+
+@dataclass(frozen=True)
+class PairDistance:
+    """A distance between two sets of cells built from one function of pairwise distances.
+
+    With ``k = pairwise(d^2)`` evaluated on every pair of cells, the statistic is
+    ``combine(cross, within_x, within_y)`` where ``cross`` is the mean of ``k`` over the
+    ``n_x * n_y`` pairs across sets and ``within_*`` the mean over pairs inside a set: all
+    ``n^2`` pairs (V-statistic, ``estimator="v"``/``"biased"``) or the ``n(n-1)`` pairs
+    ``i != j`` (U-statistic, ``"u"``/``"unbiased"``; ``diag`` is ``k`` at distance 0, removed
+    from the sums). :data:`ENERGY` and :data:`RBF_MMD` are the two of :func:`evaluate
+    <tutorial_lib.metrics.evaluate>`; their formulas are those of :func:`e_distance` and
+    :func:`mmd`. A new distance is one more instance of this class (plus its record in
+    :mod:`tutorial_lib.metrics.registry`); :class:`PairwiseCache` computes it without changes.
+
+    Attributes
+    ----------
+    name
+        Key of its cached matrices.
+    pairwise
+        ``(d2, cache) -> k``: squared Euclidean distances to kernel/distance values (may work in
+        place on ``d2``, which is a fresh copy); ``cache`` gives parameters such as
+        :attr:`PairwiseCache.gammas`.
+    diag
+        ``pairwise`` at distance 0.
+    combine
+        ``(cross, within_x, within_y) -> value``.
+    """
+
+    name: str
+    pairwise: Callable[[np.ndarray, PairwiseCache], np.ndarray]
+    diag: float
+    combine: Callable
+
+
+#: Energy distance (:func:`e_distance`): Euclidean distances, ``2 cross - within_x - within_y``.
+ENERGY = PairDistance("e_distance", lambda d2, cache: _sqrt_inplace(d2), 0.0, lambda c, wx, wy: 2.0 * c - wx - wy)
+
+#: Squared MMD with the cache's RBF mixture (:func:`mmd`): ``within_x + within_y - 2 cross``.
+RBF_MMD = PairDistance("mmd", lambda d2, cache: _rbf_mixture(cache.gammas)(d2), 1.0, lambda c, wx, wy: wx + wy - 2.0 * c)
+
+
 class PairwiseCache:
     """Distances of two fixed sets computed once, so that resamples only index into them.
 
-    Used by the bootstrap of :func:`~tutorial_lib.metrics.evaluate`: ``e_distance(ix, iy)`` and
-    ``mmd(ix, iy)`` give the statistics of :func:`e_distance` and :func:`mmd` on the rows ``ix``
-    of ``x`` and ``iy`` of ``y`` without recomputing any distance. Memory: six dense float64
-    matrices (distances and kernel values for x-x, y-y, x-y).
+    Used by the bootstrap of :func:`~tutorial_lib.metrics.evaluate`: :meth:`statistic` of a
+    :class:`PairDistance` (e.g. :meth:`e_distance`, :meth:`mmd`) on the rows ``ix`` of ``x`` and
+    ``iy`` of ``y`` gives the statistic of those cells without recomputing any distance. Memory:
+    three dense float64 matrices of squared distances (x-x, y-y, x-y) plus three per distance used.
+    ``bandwidths`` (the RBF :math:`\\sigma_s` of :func:`mmd`) are needed only by :data:`RBF_MMD`.
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, bandwidths: Sequence[float] | np.ndarray) -> None:
+    def __init__(
+        self, x: np.ndarray, y: np.ndarray, bandwidths: Sequence[float] | np.ndarray | None = None
+    ) -> None:
         x = as_points(x, "first set of cells")
         y = as_points(y, "second set of cells")
-        sig = np.asarray(bandwidths, dtype=np.float64).ravel()
-        if sig.size == 0 or np.any(~np.isfinite(sig)) or np.any(sig <= 0):
-            raise DataValidationError(f"bandwidths must be positive and finite, got {sig}")
-        self.gammas = 1.0 / (2.0 * sig**2)
-        kernel = _rbf_mixture(self.gammas)
+        self.gammas: np.ndarray | None = None
+        if bandwidths is not None:
+            sig = np.asarray(bandwidths, dtype=np.float64).ravel()
+            if sig.size == 0 or np.any(~np.isfinite(sig)) or np.any(sig <= 0):
+                raise DataValidationError(f"bandwidths must be positive and finite, got {sig}")
+            self.gammas = 1.0 / (2.0 * sig**2)
         sq = {"x": np.einsum("ij,ij->i", x, x), "y": np.einsum("ij,ij->i", y, y)}
         pts = {"x": x, "y": y}
-        self._kern: dict[str, np.ndarray] = {}
-        self._dist: dict[str, np.ndarray] = {}
-        for key in ("xx", "yy", "xy"):
-            d2 = _sq_dists_block(pts[key[0]], sq[key[0]], pts[key[1]], sq[key[1]])
-            self._kern[key] = kernel(d2)
-            self._dist[key] = np.sqrt(d2, out=d2)
+        self._d2 = {key: _sq_dists_block(pts[key[0]], sq[key[0]], pts[key[1]], sq[key[1]]) for key in ("xx", "yy", "xy")}
+        self._mats: dict[str, dict[str, np.ndarray]] = {}
+
+    def matrices(self, dist: PairDistance) -> dict[str, np.ndarray]:
+        """``dist.pairwise`` of the pairs x-x, y-y and x-y (computed once, then cached)."""
+        if dist.name not in self._mats:
+            if dist is RBF_MMD and self.gammas is None:
+                raise ValueError("this PairwiseCache has no bandwidths; pass them to compute the MMD")
+            self._mats[dist.name] = {key: dist.pairwise(d2.copy(), self) for key, d2 in self._d2.items()}
+        return self._mats[dist.name]
 
     @staticmethod
     def _stat(
@@ -298,15 +356,19 @@ class PairwiseCache:
         cross = float(m["xy"][np.ix_(ix, iy)].mean())
         return cross, within(m["xx"], ix), within(m["yy"], iy)
 
+    def statistic(self, dist: PairDistance, ix: np.ndarray, iy: np.ndarray, estimator: str = "u") -> float:
+        """``dist`` of ``x[ix]`` and ``y[iy]`` (``estimator``: ``"u"``/``"unbiased"`` or ``"v"``/``"biased"``)."""
+        return dist.combine(*self._stat(self.matrices(dist), ix, iy, _estimator_kind(estimator), dist.diag))
+
     def e_distance(self, ix: np.ndarray, iy: np.ndarray, estimator: Estimator = "u") -> float:
         """:func:`e_distance` of ``x[ix]`` and ``y[iy]``."""
-        cross, wx, wy = self._stat(self._dist, ix, iy, estimator, 0.0)
-        return 2.0 * cross - wx - wy
+        _check_estimator(estimator, ("u", "v"))
+        return self.statistic(ENERGY, ix, iy, estimator)
 
     def mmd(self, ix: np.ndarray, iy: np.ndarray, estimator: Literal["unbiased", "biased"] = "unbiased") -> float:
         """:func:`mmd` of ``x[ix]`` and ``y[iy]`` with the cache's bandwidths."""
-        cross, wx, wy = self._stat(self._kern, ix, iy, "u" if estimator == "unbiased" else "v", 1.0)
-        return wx + wy - 2.0 * cross
+        _check_estimator(estimator, ("unbiased", "biased"))
+        return self.statistic(RBF_MMD, ix, iy, estimator)
 
     @staticmethod
     def _stats_many(
@@ -325,19 +387,24 @@ class PairwiseCache:
         cross = np.einsum("bi,bi->b", cx @ m["xy"], cy) / (nx * ny)
         return cross, within(m["xx"], cx), within(m["yy"], cy)
 
-    def e_distance_many(self, cx: np.ndarray, cy: np.ndarray, estimator: Estimator = "u") -> np.ndarray:
-        """:meth:`e_distance` of many resamples at once, one matrix product instead of a loop.
+    def statistic_many(self, dist: PairDistance, cx: np.ndarray, cy: np.ndarray, estimator: str = "u") -> np.ndarray:
+        """:meth:`statistic` of many resamples at once, one matrix product instead of a loop.
 
         ``cx`` (resamples x cells of ``x``) and ``cy`` count how often each cell is in each resample
         (0/1 for subsamples without replacement, which the U-statistic needs).
         """
-        cross, wx, wy = self._stats_many(self._dist, np.asarray(cx, float), np.asarray(cy, float), estimator, 0.0)
-        return 2.0 * cross - wx - wy
+        est = _estimator_kind(estimator)
+        parts = self._stats_many(self.matrices(dist), np.asarray(cx, float), np.asarray(cy, float), est, dist.diag)
+        return dist.combine(*parts)
+
+    def e_distance_many(self, cx: np.ndarray, cy: np.ndarray, estimator: Estimator = "u") -> np.ndarray:
+        """:meth:`e_distance` of many resamples at once (``cx``, ``cy`` as in :meth:`statistic_many`)."""
+        _check_estimator(estimator, ("u", "v"))
+        return self.statistic_many(ENERGY, cx, cy, estimator)
 
     def mmd_many(
         self, cx: np.ndarray, cy: np.ndarray, estimator: Literal["unbiased", "biased"] = "unbiased"
     ) -> np.ndarray:
-        """:meth:`mmd` of many resamples at once (``cx``, ``cy`` as in :meth:`e_distance_many`)."""
-        est = "u" if estimator == "unbiased" else "v"
-        cross, wx, wy = self._stats_many(self._kern, np.asarray(cx, float), np.asarray(cy, float), est, 1.0)
-        return wx + wy - 2.0 * cross
+        """:meth:`mmd` of many resamples at once (``cx``, ``cy`` as in :meth:`statistic_many`)."""
+        _check_estimator(estimator, ("unbiased", "biased"))
+        return self.statistic_many(RBF_MMD, cx, cy, estimator)

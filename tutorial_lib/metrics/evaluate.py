@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -11,12 +10,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from tutorial_lib.data.checks import DataValidationError
-from tutorial_lib.metrics import means as mm
 from tutorial_lib.metrics._inputs import CellsLike, Matrix, aligned_matrices, gene_means, gene_vars, subsample_rows
 from tutorial_lib.metrics.bootstrap import bootstrap_weights, interval, resample_indices, subsample_masks
 from tutorial_lib.metrics.degs import (
-    deg_jaccard,
-    deg_overlap_count,
     deg_gene_set_name,
     deg_scores,
     has_no_change,
@@ -24,74 +20,30 @@ from tutorial_lib.metrics.degs import (
     top_k,
 )
 from tutorial_lib.metrics.distances import PairwiseCache, median_heuristic_bandwidths
-from tutorial_lib.metrics.kde import mean_var_kde_distance
+from tutorial_lib.metrics.registry import (  # noqa: F401  (the three views are re-exported here)
+    GENE_METRICS,
+    INTERVALS,
+    LOWER_IS_BETTER,
+    GeneSummaries,
+    Metric,
+    list_metrics,
+)
 from tutorial_lib.metrics.space import SharedSpace, fit_shared_pca, gene_space
 
 #: Columns of the table returned by :func:`evaluate`, in order.
 COLUMNS = ["metric", "gene_set", "value", "ci_low", "ci_high", "n_boot", "note", "estimate", "n_genes", "space"]
 
-#: Metrics of :func:`evaluate` where a lower value is better (all others: higher is better).
-LOWER_IS_BETTER = frozenset({"e_distance", "mmd", "mse_mean", "mean_var_kde_distance"})
-
-#: Metrics computed on per-gene summaries, for each gene set.
-GENE_METRICS = [
-    "r2_pearson_mean",
-    "r2_score_mean",
-    "r2_pearson_var",
-    "r2_score_var",
-    "pearson_delta",
-    "mse_mean",
-    "mean_var_kde_distance",
-]
+# LOWER_IS_BETTER, GENE_METRICS and INTERVALS are views derived from the metric records of
+# tutorial_lib.metrics.registry (re-exported here, where they were first defined).
 
 
-@dataclass
-class _Summaries:
-    real_mean: np.ndarray
-    real_var: np.ndarray
-    pred_mean: np.ndarray
-    pred_var: np.ndarray
-    ctrl_mean: np.ndarray
+def _summaries(real: Matrix, pred: Matrix, ctrl: Matrix) -> GeneSummaries:
+    return GeneSummaries(gene_means(real), gene_vars(real), gene_means(pred), gene_vars(pred), gene_means(ctrl))
 
 
-def _summaries(real: Matrix, pred: Matrix, ctrl: Matrix) -> _Summaries:
-    return _Summaries(gene_means(real), gene_vars(real), gene_means(pred), gene_vars(pred), gene_means(ctrl))
-
-
-def _gene_metrics(s: _Summaries, idx: np.ndarray, kde_measure: str) -> dict[str, float]:
-    rm, rv, pm, pv, cm = s.real_mean[idx], s.real_var[idx], s.pred_mean[idx], s.pred_var[idx], s.ctrl_mean[idx]
-    return {
-        "r2_pearson_mean": mm.r2_pearson(rm, pm),
-        "r2_score_mean": mm.r2_score(rm, pm),
-        "r2_pearson_var": mm.r2_pearson(rv, pv),
-        "r2_score_var": mm.r2_score(rv, pv),
-        "pearson_delta": mm.pearson_delta(rm, pm, cm),
-        "mse_mean": mm.mse(rm, pm),
-        "mean_var_kde_distance": mean_var_kde_distance(rm, rv, pm, pv, measure=kde_measure),
-    }
-
-
-def _undefined_note(metric: str, s: _Summaries, idx: np.ndarray) -> str:
-    if metric == "pearson_delta":
-        return mm.pearson_delta_note(s.real_mean[idx], s.pred_mean[idx], s.ctrl_mean[idx])
-    stat = "means" if metric.endswith("_mean") else "variances"
-    real = s.real_mean[idx] if stat == "means" else s.real_var[idx]
-    pred = s.pred_mean[idx] if stat == "means" else s.pred_var[idx]
-    if mm.is_constant(real):
-        return f"undefined: real per-gene {stat} are constant across genes"
-    if metric.startswith("r2_pearson") and mm.is_constant(pred):
-        return f"undefined: predicted per-gene {stat} are constant across genes"
-    return "undefined for these inputs"
-
-
-#: The interval each metric of :func:`evaluate` carries (schemes in :mod:`tutorial_lib.metrics.bootstrap`).
-INTERVALS = {
-    **{m: "percentile" for m in GENE_METRICS},  # n-out-of-n bootstrap of cells, percentile interval
-    "e_distance": "subsample",  # m-out-of-n subsampling, rescaled by sqrt(f/(1-f)), basic interval
-    "mmd": "subsample",
-    "deg_overlap_count": "normal",  # few bootstrap resamples (Wilcoxon each): estimate +- t * se
-    "deg_jaccard": "normal",
-}
+def _gene_values(s: GeneSummaries, idx: np.ndarray, recs: Sequence[Metric], opts: dict) -> dict[str, float]:
+    sub = s.subset(idx)
+    return {m.name: m.fn(sub, **{o: opts[o] for o in m.options}) for m in recs}
 
 
 def _row(
@@ -105,7 +57,7 @@ def _row(
     fraction: float | None = None,
 ) -> dict:
     notes = []
-    kind = INTERVALS[metric]
+    kind = INTERVALS[metric]  # the metric's record
     n_boot = len(boots)
     value = estimate
     lo = hi = float("nan")
@@ -151,7 +103,7 @@ def _weighted_summaries(x: Matrix, w: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 def _bootstrap_summaries(
     mats: dict[str, Matrix], n_boot: int, seed: int, paired: bool
-) -> Iterator[_Summaries]:
+) -> Iterator[GeneSummaries]:
     """Per-gene summaries of ``n_boot`` n-out-of-n bootstrap resamples of the cells of each group.
 
     Works on precomputed per-cell quantities (counts times ``x`` and ``x**2``): no row indexing.
@@ -164,7 +116,7 @@ def _bootstrap_summaries(
     w["pred"] = w["ctrl"] if paired else bootstrap_weights(mats["pred"].shape[0], n_boot, rng)
     stats_ = {k: _weighted_summaries(mats[k], w[k]) for k in ("real", "pred", "ctrl")}
     for b in range(n_boot):
-        yield _Summaries(
+        yield GeneSummaries(
             stats_["real"][0][b], stats_["real"][1][b], stats_["pred"][0][b], stats_["pred"][1][b], stats_["ctrl"][0][b]
         )
 
@@ -263,7 +215,7 @@ def evaluate(
         one control cell). Default: paired when both groups have the same number of cells. This
         keeps a control-as-prediction baseline at exactly zero change in every resample.
     e_estimator, mmd_estimator, mmd_bandwidths, kde_measure
-        Passed to :func:`e_distance`, :func:`mmd` and :func:`mean_var_kde_distance`. MMD bandwidths
+        Options of the metrics that name them in their record (``Metric.options``). Passed to :func:`e_distance`, :func:`mmd` and :func:`mean_var_kde_distance`. MMD bandwidths
         default to the median heuristic on real + control cells (not predictions), so every model
         of a comparison gets the same kernel.
     var_names
@@ -279,8 +231,9 @@ def evaluate(
     pandas.DataFrame
         One row per (metric, gene set) with columns ``metric, gene_set, value, ci_low, ci_high,
         n_boot, note, estimate, n_genes, space``. ``gene_set`` is ``"all"`` or ``"top{k}_degs"``;
-        cell-level distances are reported under ``"all"`` (their space in ``space``). Metrics:
-        ``r2_pearson_mean``, ``r2_score_mean``, ``r2_pearson_var``, ``r2_score_var``,
+        cell-level distances are reported under ``"all"`` (their space in ``space``). Metrics: one
+        row set per :class:`~tutorial_lib.metrics.registry.Metric` registered (in registration
+        order within each level: per-gene, cells, DEGs); built in: ``r2_pearson_mean``, ``r2_score_mean``, ``r2_pearson_var``, ``r2_score_var``,
         ``pearson_delta``, ``mse_mean``, ``mean_var_kde_distance`` (per gene set), ``e_distance``,
         ``mmd``, ``deg_overlap_count``, ``deg_jaccard``. A value that is undefined (e.g.
         ``pearson_delta`` of a prediction with no change) is NaN with the reason in ``note``;
@@ -288,6 +241,11 @@ def evaluate(
     """
     if n_bootstrap < 0 or n_bootstrap_degs < 0:
         raise ValueError("n_bootstrap and n_bootstrap_degs must be >= 0")
+    opts = {"kde_measure": kde_measure, "e_estimator": e_estimator, "mmd_estimator": mmd_estimator}
+    for m in list_metrics():
+        unknown = [o for o in m.options if o not in opts]
+        if unknown:
+            raise ValueError(f"metric {m.name!r} asks for options {unknown}; evaluate() passes on only {list(opts)}")
     mats, genes = aligned_matrices({"real": real, "pred": pred, "ctrl": ctrl}, var_names=var_names)
     for what, x in mats.items():
         if x.shape[0] < 2:
@@ -306,25 +264,27 @@ def evaluate(
     gene_sets = {"all": np.arange(genes.size), deg_set_name: np.flatnonzero(np.isin(genes, deg_list))}
     rows: list[dict] = []
 
+
     # per-gene metrics, on all cells and on bootstrap resamples
+    gene_recs = list_metrics("genes")
     full = _summaries(mats["real"], mats["pred"], mats["ctrl"])
-    est = {gs: _gene_metrics(full, idx, kde_measure) for gs, idx in gene_sets.items()}
-    boots: dict[str, dict[str, list[float]]] = {gs: {m: [] for m in GENE_METRICS} for gs in gene_sets}
+    est = {gs: _gene_values(full, idx, gene_recs, opts) for gs, idx in gene_sets.items()}
+    boots: dict[str, dict[str, list[float]]] = {gs: {m.name: [] for m in gene_recs} for gs in gene_sets}
     for s in _bootstrap_summaries(mats, n_bootstrap, seed, paired):
         for gs, idx in gene_sets.items():
-            for m, v in _gene_metrics(s, idx, kde_measure).items():
+            for m, v in _gene_values(s, idx, gene_recs, opts).items():
                 boots[gs][m].append(v)
     for gs, idx in gene_sets.items():
-        for m in GENE_METRICS:
+        for m in gene_recs:
             rows.append(
                 _row(
-                    m,
+                    m.name,
                     gs,
-                    est[gs][m],
-                    boots[gs][m],
+                    est[gs][m.name],
+                    boots[gs][m.name],
                     idx.size,
                     "genes",
-                    lambda m=m, idx=idx: _undefined_note(m, full, idx),
+                    lambda m=m, idx=idx: m.why_undefined(full.subset(idx)),
                 )
             )
 
@@ -340,45 +300,41 @@ def evaluate(
     )
     cache = PairwiseCache(z["real"], z["pred"], bw)
     all_r, all_p = np.arange(z["real"].shape[0]), np.arange(z["pred"].shape[0])
-    e_est, mmd_est = cache.e_distance(all_r, all_p, e_estimator), cache.mmd(all_r, all_p, mmd_estimator)
-    e_b, mmd_b = [], []
     dist_sizes = [z["real"].shape[0], z["pred"].shape[0]]
     if n_bootstrap and min(dist_sizes) < 3:
         raise DataValidationError(f"subsampling intervals need at least 3 cells per group, got {dist_sizes}")
-    if n_bootstrap:
-        mr, mp = subsample_masks(dist_sizes, n_bootstrap, subsample_fraction, seed + 1)
-        e_b, mmd_b = list(cache.e_distance_many(mr, mp, e_estimator)), list(cache.mmd_many(mr, mp, mmd_estimator))
-    undefined = lambda: "undefined for these inputs"  # noqa: E731  (distances are always defined)
-    frac = subsample_fraction
-    rows.append(_row("e_distance", "all", e_est, e_b, genes.size, sp_.name, undefined, fraction=frac))
-    rows.append(_row("mmd", "all", mmd_est, mmd_b, genes.size, sp_.name, undefined, fraction=frac))
+    masks = subsample_masks(dist_sizes, n_bootstrap, subsample_fraction, seed + 1) if n_bootstrap else None
+    for m in list_metrics("cells"):
+        estimator = opts[m.options[0]]
+        d_est = cache.statistic(m.fn, all_r, all_p, estimator)
+        d_b = list(cache.statistic_many(m.fn, *masks, estimator)) if masks is not None else []
+        frac = subsample_fraction
+        rows.append(_row(m.name, "all", d_est, d_b, genes.size, sp_.name, m.why_undefined, fraction=frac))
 
     # DEG overlap: top-k of pred vs ctrl against the fixed real top-k
+    deg_recs = list_metrics("degs")
     k = len(deg_list)
     pred_scores = deg_scores(mats["pred"], mats["ctrl"], var_names=genes)
     no_change = has_no_change(pred_scores)
     pred_degs = [] if no_change else top_k(pred_scores, k, deg_direction)
-    cnt_b, jac_b = [], []
+    deg_b: dict[str, list[float]] = {m.name: [] for m in deg_recs}
     if not no_change:
         for ir, ip, ic in resample_indices(sizes, n_bootstrap_degs, seed + 2, pairs):
             sc_b = deg_scores(mats["pred"][ip], mats["ctrl"][ic], var_names=genes)
             if has_no_change(sc_b):
-                cnt_b.append(float("nan"))
-                jac_b.append(float("nan"))
+                for m in deg_recs:
+                    deg_b[m.name].append(float("nan"))
                 continue
             d = top_k(sc_b, k, deg_direction)
             # a given DEG list is fixed; a ranked one is re-ranked on the same resample of real cells
             ref = deg_list if degs is not None else rank_degs(
                 mats["real"][ir], mats["ctrl"][ic], k=k, var_names=genes, direction=deg_direction
             )
-            cnt_b.append(float(deg_overlap_count(d, ref)))
-            jac_b.append(deg_jaccard(d, ref))
-    nan = float("nan")
-    why = lambda: "undefined: prediction has no change (all DEG scores of pred vs control are 0)"  # noqa: E731
-    cnt = nan if no_change else float(deg_overlap_count(pred_degs, deg_list))
-    jac = nan if no_change else deg_jaccard(pred_degs, deg_list)
-    rows.append(_row("deg_overlap_count", deg_set_name, cnt, cnt_b, k, "genes", why))
-    rows.append(_row("deg_jaccard", deg_set_name, jac, jac_b, k, "genes", why))
+            for m in deg_recs:
+                deg_b[m.name].append(m.fn(d, ref))
+    for m in deg_recs:
+        value = float("nan") if no_change else m.fn(pred_degs, deg_list)
+        rows.append(_row(m.name, deg_set_name, value, deg_b[m.name], k, "genes", m.why_undefined))
 
     table = pd.DataFrame(rows, columns=COLUMNS)
     table["n_boot"] = table["n_boot"].astype(int)

@@ -19,6 +19,7 @@ from tutorial_lib.plotting.heatmap import distance_heatmap, shared_scale_heatmap
 from tutorial_lib.plotting.overview import (
     ISG_GENES,
     attention_heatmap,
+    delta_spread_hist,
     ot_matching_plot,
     response_by_cell_type,
     response_heatmap,
@@ -40,6 +41,7 @@ __all__ = [
     "top_params",
     "ISG_GENES",
     "attention_heatmap",
+    "delta_spread_hist",
     "ot_matching_plot",
     "response_by_cell_type",
     "response_heatmap",

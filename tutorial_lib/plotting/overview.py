@@ -171,3 +171,20 @@ def ot_matching_plot(
     ax.set_title("Optimal-transport matches (arrows: control → stimulated)")
     ax.legend(fontsize=7, markerscale=3)
     return ax
+
+
+def delta_spread_hist(spread: np.ndarray, ax: Axes | None = None, bins: int = 30) -> Axes:
+    """Histogram of each cell's distance from the mean latent delta (:func:`~tutorial_lib.analysis.delta_spread`).
+
+    One bar at 0 for a method with one shared delta (scGen, scPRAM as released); a spread for
+    per-cell deltas (the course's ``variant="percell"``).
+    """
+    spread = np.asarray(spread, dtype=np.float64).ravel()
+    if spread.size == 0 or not np.all(np.isfinite(spread)):
+        raise ValueError("spread must be a non-empty vector of finite distances (delta_spread's output)")
+    ax = get_ax(ax, figsize=(5, 3.5))
+    ax.hist(spread, bins=bins, color="#d62728")
+    ax.set_xlabel("distance of a cell's delta from the mean delta (latent units)")
+    ax.set_ylabel("held-out control cells")
+    ax.set_title("Per-cell heterogeneity of scPRAM's deltas")
+    return ax

@@ -1,0 +1,301 @@
+"""One record per metric of :func:`~tutorial_lib.metrics.evaluate`: the single place a metric is declared.
+
+A :class:`Metric` says what a metric computes (its function; the formula is documented once, in
+that function's docstring), on which cells or genes (``level``), which direction is better, which
+interval it carries and why it can be undefined. Everything else is derived from these records:
+the rows of :func:`~tutorial_lib.metrics.evaluate`, :data:`LOWER_IS_BETTER`, :data:`INTERVALS`,
+:data:`GENE_METRICS`, the "lower/higher is better" labels of the plots and the direction of
+:func:`~tutorial_lib.verdicts.paired_verdict`.
+
+Adding a metric (see CONTRIBUTING.md, "Add a metric"): write its function, then
+``register_metric(Metric(...))``; inside a test, ``with registered(Metric(...)):`` adds it and
+removes it afterwards.
+
+Levels
+------
+``"genes"``
+    ``fn(s, **options) -> float`` on :class:`GeneSummaries` of one gene set (per-gene means and
+    variances of real, predicted and control cells, restricted to the set's genes); one row per gene
+    set (``"all"`` and the DEGs). Interval: n-out-of-n bootstrap of cells (``"percentile"``).
+``"cells"``
+    ``fn`` is a :class:`~tutorial_lib.metrics.distances.PairDistance` between real and predicted
+    cells in the shared space; one row, gene set ``"all"``. Interval: subsampling (``"subsample"``).
+``"degs"``
+    ``fn(pred_degs, real_degs) -> float`` on the top-k DEG lists; one row, gene set of the DEGs.
+    Interval: few bootstrap resamples (``"normal"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from tutorial_lib.metrics import means as mm
+from tutorial_lib.metrics.degs import deg_jaccard, deg_overlap_count
+from tutorial_lib.metrics.distances import ENERGY, RBF_MMD
+from tutorial_lib.metrics.kde import mean_var_kde_distance
+
+Level = Literal["genes", "cells", "degs"]
+
+#: The interval each level carries by default (schemes in :mod:`tutorial_lib.metrics.bootstrap`).
+DEFAULT_INTERVAL = {"genes": "percentile", "cells": "subsample", "degs": "normal"}
+
+
+@dataclass(frozen=True)
+class GeneSummaries:
+    """Per-gene summaries of one gene set: what a ``"genes"`` metric sees.
+
+    Means and population variances over cells of the real stimulated, predicted and control cells,
+    one entry per gene of the set (all cells, or one bootstrap resample of them).
+    """
+
+    real_mean: np.ndarray
+    real_var: np.ndarray
+    pred_mean: np.ndarray
+    pred_var: np.ndarray
+    ctrl_mean: np.ndarray
+
+    def subset(self, idx: np.ndarray) -> GeneSummaries:
+        """The same summaries for the genes ``idx``."""
+        return GeneSummaries(
+            self.real_mean[idx], self.real_var[idx], self.pred_mean[idx], self.pred_var[idx], self.ctrl_mean[idx]
+        )
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric of :func:`~tutorial_lib.metrics.evaluate`.
+
+    Attributes
+    ----------
+    name
+        The ``metric`` column of the table; says what is computed (e.g. ``r2_score_mean``).
+    fn
+        The computation; its signature depends on ``level`` (see the module docstring). Document
+        the formula in its docstring (or in the function it calls), nowhere else.
+    level
+        ``"genes"`` (per-gene summaries, each gene set), ``"cells"`` (a distance between cells) or
+        ``"degs"`` (overlap of DEG lists).
+    lower_is_better
+        Direction used by plots, rankings and verdicts (default: higher is better).
+    interval
+        Interval scheme of :func:`~tutorial_lib.metrics.bootstrap.interval`; default by level
+        (:data:`DEFAULT_INTERVAL`), the one whose coverage was checked for that kind of statistic.
+    undefined
+        Why the value is NaN, for the ``note`` column: ``"genes"``: ``(s) -> str`` with the
+        full-sample :class:`GeneSummaries` of the gene set; other levels: ``() -> str``. Default
+        ``"undefined for these inputs"``.
+    options
+        Names of :func:`~tutorial_lib.metrics.evaluate` keyword arguments passed on to ``fn`` (for
+        ``"cells"``: the one naming the U- or V-statistic, e.g. ``"e_estimator"``).
+    doc
+        One line for tables of metrics: what it measures, in words.
+    """
+
+    name: str
+    fn: Callable
+    level: Level = "genes"
+    lower_is_better: bool = False
+    interval: str | None = None
+    undefined: Callable[..., str] | None = None
+    options: tuple[str, ...] = ()
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        if self.level not in DEFAULT_INTERVAL:
+            raise ValueError(f"level must be one of {list(DEFAULT_INTERVAL)}, got {self.level!r}")
+        if self.interval is None:
+            object.__setattr__(self, "interval", DEFAULT_INTERVAL[self.level])
+        if self.interval not in ("percentile", "subsample", "normal"):
+            raise ValueError(f"interval must be 'percentile', 'subsample' or 'normal', got {self.interval!r}")
+        if self.level == "cells" and len(self.options) != 1:
+            raise ValueError("a 'cells' metric names exactly one option: the evaluate() argument choosing its estimator")
+
+    def why_undefined(self, *args) -> str:
+        """The note for a NaN value (arguments as for ``undefined``)."""
+        return self.undefined(*args) if self.undefined is not None else "undefined for these inputs"
+
+
+_REGISTRY: dict[str, Metric] = {}
+
+
+def register_metric(metric: Metric) -> Metric:
+    """Add ``metric`` to :func:`~tutorial_lib.metrics.evaluate`'s table (after the metrics of its level)."""
+    if not isinstance(metric, Metric):
+        raise TypeError(f"register_metric takes a Metric, got {type(metric).__name__}")
+    if metric.name in _REGISTRY:
+        raise ValueError(f"a metric named {metric.name!r} is already registered; unregister it first")
+    _REGISTRY[metric.name] = metric
+    return metric
+
+
+def unregister_metric(name: str) -> Metric:
+    """Remove the metric ``name`` and return its record."""
+    if name not in _REGISTRY:
+        raise KeyError(f"no metric named {name!r}; registered: {list(_REGISTRY)}")
+    return _REGISTRY.pop(name)
+
+
+@contextmanager
+def registered(metric: Metric) -> Iterator[Metric]:
+    """Register ``metric`` for the duration of a ``with`` block (tests, experiments)."""
+    register_metric(metric)
+    try:
+        yield metric
+    finally:
+        unregister_metric(metric.name)
+
+
+def get_metric(name: str) -> Metric:
+    """The record of ``name``."""
+    if name not in _REGISTRY:
+        raise KeyError(f"no metric named {name!r}; registered: {list(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def list_metrics(level: Level | None = None) -> list[Metric]:
+    """Registered metrics (of one ``level``), in the order :func:`~tutorial_lib.metrics.evaluate` reports them."""
+    return [m for m in _REGISTRY.values() if level is None or m.level == level]
+
+
+def is_lower_better(metric: str) -> bool:
+    """Whether lower values of ``metric`` are better (unknown names: higher is better)."""
+    m = _REGISTRY.get(metric)
+    return bool(m is not None and m.lower_is_better)
+
+
+class _LowerIsBetter(AbstractSet):
+    """Live set of the registered metrics where lower is better."""
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and is_lower_better(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([m.name for m in _REGISTRY.values() if m.lower_is_better])
+
+    def __len__(self) -> int:
+        return sum(m.lower_is_better for m in _REGISTRY.values())
+
+    def __repr__(self) -> str:
+        return f"LOWER_IS_BETTER({sorted(self)})"
+
+
+class _Intervals(Mapping):
+    """Live mapping metric name -> interval scheme."""
+
+    def __getitem__(self, name: str) -> str:
+        return get_metric(name).interval
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(_REGISTRY))
+
+    def __len__(self) -> int:
+        return len(_REGISTRY)
+
+    def __repr__(self) -> str:
+        return f"INTERVALS({dict(self)})"
+
+
+class _GeneMetrics(Sequence):
+    """Live list of the names of the ``"genes"`` metrics."""
+
+    def _names(self) -> list[str]:
+        return [m.name for m in list_metrics("genes")]
+
+    def __getitem__(self, i):
+        return self._names()[i]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __repr__(self) -> str:
+        return f"GENE_METRICS({self._names()})"
+
+
+#: Metrics where a lower value is better (derived from the records; all others: higher is better).
+LOWER_IS_BETTER: AbstractSet[str] = _LowerIsBetter()
+#: The interval scheme of each metric (derived from the records).
+INTERVALS: Mapping[str, str] = _Intervals()
+#: Names of the metrics computed on per-gene summaries, for each gene set (derived from the records).
+GENE_METRICS: Sequence[str] = _GeneMetrics()
+
+
+# ---------------------------------------------------------------------------------------------
+# The built-in metrics, in the order of evaluate()'s table.
+
+
+def _constant_note(stat: str, pearson: bool) -> Callable[[GeneSummaries], str]:
+    """Why an R² of per-gene ``stat`` ("means"/"variances") is undefined."""
+
+    def note(s: GeneSummaries) -> str:
+        real, pred = (s.real_mean, s.pred_mean) if stat == "means" else (s.real_var, s.pred_var)
+        if mm.is_constant(real):
+            return f"undefined: real per-gene {stat} are constant across genes"
+        if pearson and mm.is_constant(pred):
+            return f"undefined: predicted per-gene {stat} are constant across genes"
+        return "undefined for these inputs"
+
+    return note
+
+
+_NO_CHANGE = "undefined: prediction has no change (all DEG scores of pred vs control are 0)"
+
+for _m in (
+    Metric(
+        "r2_pearson_mean", lambda s: mm.r2_pearson(s.real_mean, s.pred_mean),
+        undefined=_constant_note("means", True), doc="squared Pearson r of real vs predicted per-gene means",
+    ),
+    Metric(
+        "r2_score_mean", lambda s: mm.r2_score(s.real_mean, s.pred_mean),
+        undefined=_constant_note("means", False), doc="coefficient of determination of per-gene means",
+    ),
+    Metric(
+        "r2_pearson_var", lambda s: mm.r2_pearson(s.real_var, s.pred_var),
+        undefined=_constant_note("variances", True), doc="squared Pearson r of real vs predicted per-gene variances",
+    ),
+    Metric(
+        "r2_score_var", lambda s: mm.r2_score(s.real_var, s.pred_var),
+        undefined=_constant_note("variances", False), doc="coefficient of determination of per-gene variances",
+    ),
+    Metric(
+        "pearson_delta", lambda s: mm.pearson_delta(s.real_mean, s.pred_mean, s.ctrl_mean),
+        undefined=lambda s: mm.pearson_delta_note(s.real_mean, s.pred_mean, s.ctrl_mean),
+        doc="Pearson r of predicted vs real change of per-gene means from control",
+    ),
+    Metric(
+        "mse_mean", lambda s: mm.mse(s.real_mean, s.pred_mean), lower_is_better=True,
+        undefined=_constant_note("means", False),
+        doc="mean squared error of per-gene means",
+    ),
+    Metric(
+        "mean_var_kde_distance",
+        lambda s, kde_measure="js": mean_var_kde_distance(
+            s.real_mean, s.real_var, s.pred_mean, s.pred_var, measure=kde_measure
+        ),
+        lower_is_better=True, options=("kde_measure",), undefined=_constant_note("variances", False),
+        doc="distance between smoothed (mean, variance) densities of genes",
+    ),
+    Metric(
+        "e_distance", ENERGY, level="cells", lower_is_better=True, options=("e_estimator",),
+        doc="energy distance between real and predicted cells in the shared space",
+    ),
+    Metric(
+        "mmd", RBF_MMD, level="cells", lower_is_better=True, options=("mmd_estimator",),
+        doc="squared MMD (RBF mixture) between real and predicted cells in the shared space",
+    ),
+    Metric(
+        "deg_overlap_count", lambda pred, real: float(deg_overlap_count(pred, real)), level="degs",
+        undefined=lambda: _NO_CHANGE, doc="number of real top-k DEGs among the predicted top k",
+    ),
+    Metric(
+        "deg_jaccard", deg_jaccard, level="degs", undefined=lambda: _NO_CHANGE,
+        doc="Jaccard index of the real and predicted top-k DEG lists",
+    ),
+):
+    register_metric(_m)
+del _m
