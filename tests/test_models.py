@@ -146,8 +146,10 @@ def test_loss_decreases(train_data):
 
 def test_early_stopping_stops(train_data):
     model = SCGEN(train_data, **TINY)
-    hist = M.train_vae(model.module, train_data.X, max_epochs=50, patience=2, min_delta=1e9, progress_bar=False)
-    assert hist.stopped_early and len(hist) == 3 and hist.best_epoch == 0
+    # patience and minimum budget count optimizer steps; here one epoch (and validation pass) is 3 steps
+    hist = M.train_vae(model.module, train_data.X, max_epochs=50, min_steps=0, patience=6, min_delta=1e9,
+                       progress_bar=False)
+    assert hist.stopped_early and hist.step == [3, 6, 9]
 
 
 def test_callback_stop_and_raise(train_data):
@@ -262,7 +264,7 @@ def pred_source(train_data):
 
 def test_scgen_recovers_shift_direction(full, train_data, ctrl_a):
     model = SCGEN(train_data, n_hidden=64, n_latent=10)
-    model.train(max_epochs=40, lr=3e-3, progress_bar=False, seed=0)
+    model.train(lr=3e-3, progress_bar=False, seed=0)  # the default schedule: to convergence
     pred = model.predict(HELD_OUT)
     stim_a = full[((full.obs.cell_type == HELD_OUT) & (full.obs.condition == "stimulated")).to_numpy()]
     true = stim_a.X.mean(0) - ctrl_a.X.mean(0)
@@ -539,23 +541,27 @@ def test_predict_sample_modes(fixture, request, ctrl_a):
 
 
 def test_train_presets(train_data):
-    from tutorial_lib.models.presets import PREDICT_PRESETS, TRAIN_PRESETS, predict_preset, train_preset
+    from tutorial_lib.models.presets import TRAIN_PRESETS, predict_preset, train_preset
 
     for method, cls in (("scgen", SCGEN), ("scpram", SCPRAM)):
-        assert set(TRAIN_PRESETS[method]) == {"reference", "fast"} == set(PREDICT_PRESETS[method])
-        for setting in ("reference", "fast"):
+        assert set(TRAIN_PRESETS[method]) == {"default", "capped", "reference"}
+        assert train_preset(method) == {}  # the default: each model's train_defaults, to convergence
+        for setting in ("default", "capped", "reference"):
             kw = train_preset(method, setting)
-            assert set(kw) <= {"max_epochs", "batch_size", "lr", "weight_decay", "adam_eps", "patience"}
-            original = TRAIN_PRESETS[method][setting]["max_epochs"]
+            assert set(kw) <= set(cls.train_defaults) | {"max_epochs"}
             kw["max_epochs"] = 1  # a copy: the preset itself is unchanged
-            assert TRAIN_PRESETS[method][setting]["max_epochs"] == original
+            assert "max_epochs" not in TRAIN_PRESETS[method]["default"]
             model = cls(train_data, **TINY)
             model.train(**kw, progress_bar=False)
-            pred = model.predict(HELD_OUT, **predict_preset(method, setting))
+            assert model.history_.epoch[-1] == 1.0
+            pred = model.predict(HELD_OUT, **(predict_preset(method, "reference") if setting == "reference" else {}))
             assert np.isfinite(pred.X).all()
-    assert train_preset("scpram", max_epochs=2) == {**TRAIN_PRESETS["scpram"]["fast"], "max_epochs": 2}
-    assert train_preset("scpram", with_epochs=False) == {k: v for k, v in TRAIN_PRESETS["scpram"]["fast"].items()
-                                                         if k != "max_epochs"}
+    assert train_preset("scpram", "capped", max_epochs=2) == {**TRAIN_PRESETS["scpram"]["capped"], "max_epochs": 2}
+    assert train_preset("scgen", max_epochs=3) == {"max_epochs": 3}
+    assert train_preset("scpram", "capped", with_epochs=False) == {
+        k: v for k, v in TRAIN_PRESETS["scpram"]["capped"].items() if k != "max_epochs"}
+    with pytest.warns(FutureWarning, match="capped"):
+        assert train_preset("scgen", "fast") == TRAIN_PRESETS["scgen"]["capped"]
     with pytest.raises(ValueError, match="contradict"):
         train_preset("scgen", max_epochs=2, with_epochs=False)
     with pytest.raises(ValueError, match="setting"):

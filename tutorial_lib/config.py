@@ -4,8 +4,10 @@ Everything that depends on the environment is resolved here, once, so that noteb
 library and tests agree.
 
 Fast mode (``TUTORIAL_FAST=1`` or ``CI`` set) uses the small committed subset of Kang 2018
-and few epochs, so that every notebook runs end to end in CI within minutes. Full mode uses
-the whole data set.
+and a capped training budget (a few epochs: the models may stop before they converge), so that
+every notebook runs end to end in CI within minutes. Full mode uses the whole data set and
+trains scGen and scPRAM to convergence (their default early-stopping schedule, see
+:func:`tutorial_lib.models.training.train_vae`).
 """
 
 from __future__ import annotations
@@ -52,10 +54,14 @@ def is_fast_mode() -> bool:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Settings that differ between fast and full mode."""
+    """Settings that differ between fast and full mode.
+
+    ``n_epochs`` caps training in epochs (passed as ``max_epochs``); ``None`` (full mode) means
+    no cap beyond the models' own: they train until early stopping on the validation loss.
+    """
 
     fast: bool
-    n_epochs: int
+    n_epochs: int | None
     n_seeds: int
     n_bootstrap: int
     n_top_genes: int
@@ -65,9 +71,19 @@ class RunConfig:
     def mode(self) -> str:
         return "fast" if self.fast else "full"
 
+    @property
+    def training(self) -> str:
+        """What scGen and scPRAM train in this mode, in words (printed by :func:`setup_notebook`)."""
+        if self.n_epochs is None:
+            from tutorial_lib.models.training import DEFAULT_SCHEDULE as s
+
+            return (f"to convergence (early stopping on the smoothed validation loss, patience {s['patience']} "
+                    f"steps, at least {s['min_steps']}, at most {s['max_steps']} steps)")
+        return f"capped at {self.n_epochs} epochs (a fixed budget: the models may stop before they converge)"
+
 
 FAST = RunConfig(fast=True, n_epochs=5, n_seeds=2, n_bootstrap=20, n_top_genes=1000, dataset="mini")
-FULL = RunConfig(fast=False, n_epochs=30, n_seeds=3, n_bootstrap=100, n_top_genes=2000, dataset="full")
+FULL = RunConfig(fast=False, n_epochs=None, n_seeds=3, n_bootstrap=100, n_top_genes=2000, dataset="full")
 
 
 def get_config(fast: bool | None = None) -> RunConfig:
@@ -198,7 +214,8 @@ def setup_notebook(seed: int = 0, fast: bool | None = None) -> RunConfig:
             versions.append(f"{name} {version(name)}")
         except PackageNotFoundError:
             versions.append(f"{name} (not installed)")
-    print(f"mode: {cfg.mode} (data: {cfg.dataset}, epochs: {cfg.n_epochs}, bootstrap resamples: {cfg.n_bootstrap})")
+    print(f"mode: {cfg.mode} (data: {cfg.dataset}, bootstrap resamples: {cfg.n_bootstrap})")
+    print(f"training of scGen/scPRAM: {cfg.training}")
     print(f"device: {get_device()}; seed: {seed}")
     print("versions: " + ", ".join(versions))
     return cfg

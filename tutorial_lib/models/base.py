@@ -38,7 +38,7 @@ from tutorial_lib.data.checks import (
 )
 from tutorial_lib.models._data import dense_x, obs_labels
 from tutorial_lib.models._module import VAE
-from tutorial_lib.models.training import EpochCallback, TrainingHistory, train_vae
+from tutorial_lib.models.training import DEFAULT_SCHEDULE, EpochCallback, TrainingHistory, train_vae
 
 WEIGHTS_FILE = "model.pt"
 SETTINGS_FILE = "settings.json"
@@ -77,13 +77,15 @@ class BaseModel:
     method_name: ClassVar[str] = "vae"
     #: module settings a subclass fixes (not constructor arguments, not saved)
     fixed_module_kwargs: ClassVar[dict[str, Any]] = {}
+    #: Keyword arguments of :func:`~tutorial_lib.models.training.train_vae` that ``train`` uses
+    #: unless given; subclasses override the optimizer settings (see their docstrings for how
+    #: each value was chosen).
     train_defaults: ClassVar[dict[str, Any]] = {
-        "max_epochs": 100,
-        "batch_size": 32,
+        **DEFAULT_SCHEDULE,
+        "batch_size": 128,
         "lr": 1e-3,
         "weight_decay": 0.0,
         "adam_eps": 1e-8,
-        "patience": 25,
     }
 
     def __init__(
@@ -128,10 +130,17 @@ class BaseModel:
         batch_size: int | None = None,
         lr: float | None = None,
         *,
+        max_steps: int | None = None,
+        min_steps: int | None = None,
         weight_decay: float | None = None,
         adam_eps: float | None = None,
+        lr_schedule: str | None = None,
+        warmup_steps: int | None = None,
+        final_lr_fraction: float | None = None,
         early_stopping: bool = True,
         patience: int | None = None,
+        eval_every: int | None = None,
+        smoothing: float | None = None,
         validation_fraction: float = 0.1,
         grad_clip_norm: float | None = 10.0,
         seed: int = 0,
@@ -140,11 +149,17 @@ class BaseModel:
     ) -> TrainingHistory:
         """Train on ``self.adata``; ``None`` settings take the class's ``train_defaults``.
 
-        See :func:`~tutorial_lib.models.training.train_vae` for the arguments. Returns the
-        history (also kept as ``self.history_``; ``self.history_.to_frame()`` for plotting).
+        The default trains to convergence: early stopping on the smoothed validation loss with
+        ``patience`` and ``min_steps`` counted in optimizer steps, capped at ``max_steps``.
+        ``max_epochs`` adds a cap in epochs (a *capped budget*, e.g. fast mode: training may
+        stop before convergence). See :func:`~tutorial_lib.models.training.train_vae` for all
+        arguments. Returns the history (also kept as ``self.history_``; one row per validation
+        pass; ``self.history_.to_frame()`` for plotting).
         """
-        given = {"max_epochs": max_epochs, "batch_size": batch_size, "lr": lr,
-                 "weight_decay": weight_decay, "adam_eps": adam_eps, "patience": patience}
+        given = {"max_epochs": max_epochs, "batch_size": batch_size, "lr": lr, "max_steps": max_steps,
+                 "min_steps": min_steps, "weight_decay": weight_decay, "adam_eps": adam_eps,
+                 "lr_schedule": lr_schedule, "warmup_steps": warmup_steps, "final_lr_fraction": final_lr_fraction,
+                 "patience": patience, "eval_every": eval_every, "smoothing": smoothing}
         settings = {**self.train_defaults, **{k: v for k, v in given.items() if v is not None}}
         if not self.is_trained:
             self.module = self._build_module(seed)

@@ -100,6 +100,11 @@ class SCGEN(BaseModel):
 
     method_name = "scgen"
     fixed_module_kwargs = {"activation": "leaky_relu", "output_activation": "relu"}
+    #: The default schedule (:data:`~tutorial_lib.models.training.DEFAULT_SCHEDULE`: to convergence)
+    #: with scvi-tools'/pertpy's Adam settings (lr 1e-3, eps 0.01, weight decay 1e-6) as peak rate;
+    #: batch 128 instead of pertpy's 32: a step costs about 2× the time but 4× the cells (issue 12:
+    #: 63 vs 30 GFLOP/s on 2 cores). lr 3e-3 and 1e-2 were queued on the B-cell validation split but
+    #: not finished (machine load); see ``benchmarks/README.md``.
     train_defaults = {**BaseModel.train_defaults, "weight_decay": 1e-6, "adam_eps": 0.01}
 
     def __init__(
