@@ -87,6 +87,17 @@ def test_prediction_input_is_validated(tiny_model, damage, message):
         model.predict(adata_to_predict=ctrl)
 
 
+def test_evaluate_refuses_raw_count_predictions_against_log_data(tiny_model):
+    _, parts = tiny_model
+    pred = parts.ctrl.copy()
+    x = np.asarray(pred.X.todense() if sp.issparse(pred.X) else pred.X, dtype=np.float32)
+    pred.X = np.round(np.expm1(x) * 10) + 25  # integer counts, far above log-scale values
+    with pytest.raises(DataValidationError, match=r"\['pred'\] look like raw counts.*log1p-normalised"):
+        metrics_module.evaluate(parts.test, pred, parts.ctrl, n_bootstrap=0, n_bootstrap_degs=0)
+    # the same cells on the log scale are scored
+    assert len(metrics_module.evaluate(parts.test, parts.ctrl, parts.ctrl, n_bootstrap=0, n_bootstrap_degs=0))
+
+
 # -- 3. the benchmark resume counts a run as finished only when all its rows are there ----------
 @pytest.mark.parametrize("marker", [True, False], ids=["run_rows", "older file without run_rows"])
 def test_resume_reruns_a_run_cut_in_the_middle(marker, mini_counts, tmp_path, monkeypatch):

@@ -77,6 +77,28 @@ def check_finite_nonnegative(x, what: str = "X") -> None:
         )
 
 
+def looks_like_counts(x) -> bool:
+    """True when ``x`` holds integers above 20 only: raw UMI counts, not log1p-normalised values."""
+    values = _sample_values(x)
+    return bool(values.size) and bool(np.allclose(values, np.round(values))) and float(values.max()) > 20
+
+
+def check_same_scale(matrices: dict, what: str = "inputs") -> None:
+    """Raise when some of the named ``matrices`` look like raw counts and others do not.
+
+    Comparing a raw-count prediction with log1p-normalised cells (or the reverse) gives numbers
+    that mean nothing, without any other error; this names the odd input(s) and what was expected.
+    """
+    counts = {name: looks_like_counts(x) for name, x in matrices.items()}
+    if any(counts.values()) and not all(counts.values()):
+        raw = [n for n, c in counts.items() if c]
+        other = [n for n, c in counts.items() if not c]
+        raise DataValidationError(
+            f"{what}: {raw} look like raw counts (integers above 20) while {other} do not; expected all on "
+            "one scale, log1p-normalised (tutorial_lib.data.normalize_log)"
+        )
+
+
 def check_counts(x, what: str = "counts") -> None:
     """Raise unless ``x`` looks like raw UMI counts (non-negative integers)."""
     check_finite_nonnegative(x, what)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from tutorial_lib.data.checks import DataValidationError
+from tutorial_lib.data.checks import DataValidationError, check_same_scale
 from tutorial_lib.metrics._inputs import CellsLike, Matrix, aligned_matrices, gene_means, gene_vars, subsample_rows
 from tutorial_lib.metrics.bootstrap import bootstrap_weights, interval, resample_indices, subsample_masks
 from tutorial_lib.metrics.degs import (
@@ -247,6 +247,7 @@ def evaluate(
         if unknown:
             raise ValueError(f"metric {m.name!r} asks for options {unknown}; evaluate() passes on only {list(opts)}")
     mats, genes = aligned_matrices({"real": real, "pred": pred, "ctrl": ctrl}, var_names=var_names)
+    check_same_scale(mats, "evaluate(real, pred, ctrl)")
     for what, x in mats.items():
         if x.shape[0] < 2:
             raise DataValidationError(f"{what} has {x.shape[0]} cell(s); need at least 2 per group")
