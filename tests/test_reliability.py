@@ -290,6 +290,30 @@ def test_load_names_the_directory(tiny_model, tmp_path, damage):
         SCGEN.load(path, parts.train)
 
 
+def test_save_is_atomic_and_load_names_foreign_weights(tiny_model, tmp_path, monkeypatch):
+    model, parts = tiny_model
+    path = model.save(tmp_path / "model")
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed while saving")
+
+    monkeypatch.setattr("tutorial_lib.models.base.os.replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        model.save(path, overwrite=True)
+    monkeypatch.undo()
+    # the saved files are untouched by the interrupted save, and still load
+    assert {p.name: p.read_bytes() for p in path.iterdir() if not p.name.endswith(".part")} == before
+    SCGEN.load(path, parts.train)
+    # weights of another model under the same settings are named as such
+    other = SCGEN(parts.train, n_hidden=16, n_latent=4)
+    other.train(max_epochs=1, batch_size=64, seed=1, progress_bar=False)
+    other_path = other.save(tmp_path / "other")
+    (path / "model.pt").write_bytes((other_path / "model.pt").read_bytes())
+    with pytest.raises(ValueError, match="model.pt is not the file settings.json was saved with"):
+        SCGEN.load(path, parts.train)
+
+
 # -- 10. the default tuning storage does not depend on the working directory --------------------
 def test_default_storage_is_absolute_and_under_the_cache(tmp_path, monkeypatch):
     cache = tmp_path / "cache"

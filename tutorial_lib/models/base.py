@@ -16,7 +16,9 @@ CPU every time. Calling ``train`` again continues training from the current weig
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -359,13 +361,19 @@ class BaseModel:
 
     # -- persistence --------------------------------------------------------------------
     def save(self, dir_path: str | Path, *, overwrite: bool = False) -> Path:
-        """Write ``model.pt`` (state dict) and ``settings.json`` (hyperparameters, keys, genes, history)."""
+        """Write ``model.pt`` (state dict) and ``settings.json`` (hyperparameters, keys, genes, history).
+
+        Each file is written to a ``.part`` file first and renamed into place, weights first, and
+        ``settings.json`` records the weights' SHA-256: a save killed half-way never leaves a
+        truncated file, and :meth:`load` names a weights file that does not belong to its settings.
+        """
         path = Path(dir_path)
         if not overwrite and (path / WEIGHTS_FILE).exists():
             raise FileExistsError(f"{path / WEIGHTS_FILE} exists; pass overwrite=True to replace it")
         path.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu() for k, v in self.module.state_dict().items()}
-        torch.save(state, path / WEIGHTS_FILE)
+        weights_part = path / (WEIGHTS_FILE + ".part")
+        torch.save(state, weights_part)
         settings = {
             "model": type(self).__name__,
             "condition_key": self.condition_key,
@@ -374,8 +382,12 @@ class BaseModel:
             "var_names": list(self.var_names),
             "is_trained": self.is_trained,
             "history": self.history_.to_dict(),
+            "weights_sha256": hashlib.sha256(weights_part.read_bytes()).hexdigest(),
         }
-        (path / SETTINGS_FILE).write_text(json.dumps(settings, indent=1))
+        settings_part = path / (SETTINGS_FILE + ".part")
+        settings_part.write_text(json.dumps(settings, indent=1))
+        os.replace(weights_part, path / WEIGHTS_FILE)
+        os.replace(settings_part, path / SETTINGS_FILE)
         return path
 
     @classmethod
@@ -425,6 +437,12 @@ class BaseModel:
             raise  # a problem of adata, reported as such
         except (TypeError, ValueError) as err:
             raise _LoadError(f"{where}: its settings do not build a model ({err})") from err
+        digest = settings.get("weights_sha256")  # absent in models saved before it was recorded
+        if digest is not None and hashlib.sha256((path / WEIGHTS_FILE).read_bytes()).hexdigest() != digest:
+            raise _LoadError(
+                f"{where}: {WEIGHTS_FILE} is not the file {SETTINGS_FILE} was saved with (SHA-256 differs); "
+                "save the model again"
+            )
         try:
             state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
             model.module.load_state_dict(state)
