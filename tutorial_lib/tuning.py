@@ -36,25 +36,48 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from tutorial_lib.config import fixed_threads
 from tutorial_lib.data.split import HoldoutData
 
-# name -> ("int"|"float"|"categorical", spec). Numeric specs: (low, high, log); categorical: choices.
-SEARCH_SPACES: dict[str, dict[str, tuple[str, Any]]] = {
-    "scgen": {
-        "n_layers": ("int", (1, 3, False)),
-        "n_latent": ("categorical", (10, 20, 50, 100)),
-        "n_hidden": ("categorical", (128, 256, 512, 800)),
-        "dropout_rate": ("float", (0.0, 0.5, False)),
-    },
-    "scpram": {
-        "n_latent": ("categorical", (10, 20, 50, 100)),
-        "n_hidden": ("categorical", (128, 256, 512, 1000)),
-        "noise_rate": ("float", (0.0, 0.3, False)),
-        "ratio": ("float", (0.01, 0.3, True)),
-    },
-}
-"""The course's search spaces (the seed slides' hyperparameter table)."""
+class _SearchSpaces(Mapping):
+    """Live read-only view ``method -> search space`` of the method records that have one."""
 
-PREDICT_PARAMS = {"ratio"}
-"""Parameters passed to ``predict`` rather than to the model's constructor."""
+    @staticmethod
+    def _table() -> dict[str, Mapping[str, tuple[str, Any]]]:
+        from tutorial_lib.models.registry import SPECS
+
+        return {name: spec.search_space for name, spec in SPECS.items() if spec.search_space}
+
+    def __getitem__(self, method: str) -> Mapping[str, tuple[str, Any]]:
+        return self._table()[method]
+
+    def __iter__(self):
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+    def __repr__(self) -> str:
+        return f"SEARCH_SPACES({ {m: dict(v) for m, v in self._table().items()} })"
+
+
+# name -> ("int"|"float"|"categorical", spec). Numeric specs: (low, high, log); categorical: choices.
+SEARCH_SPACES: Mapping[str, Mapping[str, tuple[str, Any]]] = _SearchSpaces()
+"""The course's search spaces (the seed slides' hyperparameter table): a live view of the
+``search_space`` of each method record (:class:`tutorial_lib.models.registry.MethodSpec`)."""
+
+
+def predict_params(method: str) -> frozenset[str]:
+    """Search-space parameters of ``method`` passed to ``predict`` rather than to its constructor."""
+    from tutorial_lib.models.registry import get_spec
+
+    return get_spec(method).predict_params
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PREDICT_PARAMS":  # the former module constant: now per method, see predict_params()
+        import warnings
+
+        warnings.warn("tuning.PREDICT_PARAMS is replaced by tuning.predict_params(method)", FutureWarning, stacklevel=2)
+        return set().union(*(predict_params(m) for m in SEARCH_SPACES))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def validate_space(space: Mapping[str, tuple[str, Any]]) -> None:
@@ -94,13 +117,12 @@ def suggest(trial: optuna.Trial, space: Mapping[str, tuple[str, Any]]) -> dict[s
 
 
 def model_class(method: str):
-    """The model class tuned for ``method`` (``"scgen"`` or ``"scpram"``)."""
-    from tutorial_lib.models import SCGEN, SCPRAM
+    """The model class tuned for ``method`` (a registered method with a search space, e.g. ``"scgen"``)."""
+    if method not in SEARCH_SPACES:
+        raise ValueError(f"method must be one of {sorted(SEARCH_SPACES)} (methods with a search space), got {method!r}")
+    from tutorial_lib.models.registry import get_spec
 
-    classes = {"scgen": SCGEN, "scpram": SCPRAM}
-    if method not in classes:
-        raise ValueError(f"method must be one of {sorted(classes)}, got {method!r}")
-    return classes[method]
+    return get_spec(method).model
 
 
 def fit_and_score(
@@ -132,16 +154,21 @@ def fit_and_score(
         ctrl, real = parts.ctrl, parts.test
     else:
         raise ValueError(f"target must be 'validation' or 'test', got {target!r}")
-    build = {k: v for k, v in params.items() if k not in PREDICT_PARAMS}
-    predict_kwargs = {k: v for k, v in params.items() if k in PREDICT_PARAMS}
+    cls = model_class(method)
+    from tutorial_lib.models.registry import get_spec
+
+    fixed = dict(get_spec(method).fixed_predict)  # what the method's name means (e.g. scpram: variant='released')
+    to_predict = predict_params(method)
+    build = {k: v for k, v in params.items() if k not in to_predict}
+    predict_kwargs = {k: v for k, v in params.items() if k in to_predict}
     train_kwargs = dict(train_kwargs or {})
     clash = sorted(set(train_kwargs) & {"max_epochs", "seed", "on_epoch_end", "progress_bar"})
     if clash:
         raise ValueError(f"train_kwargs may not set {clash}: use n_epochs= and seed= (the others are set here)")
     with fixed_threads():  # the same numbers whatever the thread variables and whatever ran before
-        model = model_class(method)(parts.train, **build)
+        model = cls(parts.train, **build)
         model.train(**train_kwargs, max_epochs=n_epochs, seed=seed, progress_bar=False, on_epoch_end=on_epoch_end)
-        pred = model.predict(adata_to_predict=ctrl, seed=seed, **predict_kwargs)
+        pred = model.predict(adata_to_predict=ctrl, seed=seed, **fixed, **predict_kwargs)
         space = fit_shared_pca(real, ctrl, n_comps=50, seed=seed)
         return e_distance(space.transform(real), space.transform(pred), estimator="u")
 
