@@ -38,7 +38,7 @@ def test_a_new_model_in_one_file_runs_in_benchmark_and_tuning(mini_counts):
     with registered(TOY_SPEC):
         assert {"toy_shift"} <= set(METHODS) & set(SEARCH_SPACES) & set(TRAIN_PRESETS)
         assert train_preset("toy_shift", "capped") == {"max_epochs": 1, "batch_size": 64}
-        config = BenchmarkConfig(n_top_genes=100, n_epochs=1, n_bootstrap=3, n_top_degs=20)
+        config = BenchmarkConfig(n_top_genes=100, max_epochs=1, n_bootstrap=3, n_top_degs=20)
         table = run_benchmark(mini_counts, ["no_change", "toy_shift"], [Setting("B", "B")], seeds=[0],
                               config=config, progress=False)
         toy = table[table["method"] == "toy_shift"]
@@ -46,15 +46,15 @@ def test_a_new_model_in_one_file_runs_in_benchmark_and_tuning(mini_counts):
         assert np.isfinite(toy["value"].dropna()).all() and toy["value"].notna().any()
 
         parts = split_views(prepare_holdout(mini_counts, validation_cell_type="B", n_top_genes=100))
-        value = fit_and_score("toy_shift", {"n_latent": 4, "scale": 1.0}, parts, n_epochs=1)
-        halved = fit_and_score("toy_shift", {"n_latent": 4, "scale": 0.5}, parts, n_epochs=1)
+        value = fit_and_score("toy_shift", {"n_latent": 4, "scale": 1.0}, parts, max_epochs=1)
+        halved = fit_and_score("toy_shift", {"n_latent": 4, "scale": 0.5}, parts, max_epochs=1)
         assert math.isfinite(value) and math.isfinite(halved) and value != halved  # scale reached predict
         study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
-        study.optimize(make_objective("toy_shift", parts, n_epochs=1), n_trials=1)
+        study.optimize(make_objective("toy_shift", parts, max_epochs=1), n_trials=1)
         assert study.trials[0].state == optuna.trial.TrialState.COMPLETE
         assert set(study.trials[0].params) == {"n_latent", "scale"}
 
-        pred, model = get_method("toy_shift")(parts.train, parts.val_ctrl, cell_type="B", n_epochs=1,
+        pred, model = get_method("toy_shift")(parts.train, parts.val_ctrl, cell_type="B", max_epochs=1,
                                               return_model=True, reuse_trained=False)
         assert isinstance(model, ToyShift) and (pred.obs["method"] == "toy_shift").all()
         frame = model.history_.to_frame()  # the module's own loss terms are recorded

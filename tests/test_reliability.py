@@ -90,7 +90,7 @@ def test_prediction_input_is_validated(tiny_model, damage, message):
 # -- 3. the benchmark resume counts a run as finished only when all its rows are there ----------
 @pytest.mark.parametrize("marker", [True, False], ids=["run_rows", "older file without run_rows"])
 def test_resume_reruns_a_run_cut_in_the_middle(marker, mini_counts, tmp_path, monkeypatch):
-    config = BenchmarkConfig(n_top_genes=100, n_epochs=1, n_bootstrap=3, n_top_degs=20)
+    config = BenchmarkConfig(n_top_genes=100, max_epochs=1, n_bootstrap=3, n_top_degs=20)
     settings = [Setting("B", "B")]
     path = tmp_path / "results.csv"
     full = run_benchmark(mini_counts, ["no_change", "mean_shift"], settings, seeds=[0], config=config,
@@ -305,7 +305,7 @@ _THREADS_SCRIPT = textwrap.dedent(
         sc.pp.normalize_total(a.copy())  # scanpy's numba kernel: raises torch's threads as a side effect
     parts = split_views(prepare_holdout(a, validation_cell_type="B", n_top_genes=100))
     threads = []
-    score = fit_and_score("scgen", {"n_hidden": 64, "n_latent": 8}, parts, n_epochs=2,
+    score = fit_and_score("scgen", {"n_hidden": 64, "n_latent": 8}, parts, max_epochs=2,
                           train_kwargs={"batch_size": 64}, on_epoch_end=lambda e, l: threads.append(torch.get_num_threads()))
     print(json.dumps({"score": score, "threads": threads}))
     """

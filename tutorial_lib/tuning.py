@@ -33,6 +33,7 @@ from optuna.storages import BaseStorage
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
+from tutorial_lib._renames import UNSET, renamed
 from tutorial_lib.config import fixed_threads
 from tutorial_lib.data.split import HoldoutData
 
@@ -131,21 +132,24 @@ def fit_and_score(
     parts: HoldoutData,
     *,
     target: str = "validation",
-    n_epochs: int = 30,
+    max_epochs: int | None = 30,
     seed: int = 0,
     on_epoch_end: Callable[[int, float], None] | None = None,
     train_kwargs: Mapping[str, Any] | None = None,
+    n_epochs: int | None = UNSET,
 ) -> float:
     """Train ``method`` with ``params`` and return the E-distance of its prediction.
 
     ``target="validation"`` predicts the validation group (tuning); ``"test"`` the test group
     (the single final scoring). ``train_kwargs`` go to ``Model.train`` (e.g. ``batch_size``,
-    ``lr``; a preset from :func:`tutorial_lib.models.presets.train_preset`); ``n_epochs`` and
-    ``seed`` are set by their own arguments. Runs under :func:`tutorial_lib.config.fixed_threads`,
+    ``lr``; a preset from :func:`tutorial_lib.models.presets.train_preset`); ``max_epochs`` (the
+    epoch cap; ``None``: the model's own budget, to convergence; ``n_epochs`` is its old name,
+    accepted with a ``FutureWarning``) and ``seed`` are set by their own arguments. Runs under :func:`tutorial_lib.config.fixed_threads`,
     so a trial's value is reproduced exactly by calling this again with its parameters.
     """
     from tutorial_lib.metrics import e_distance, fit_shared_pca
 
+    max_epochs = renamed(max_epochs, n_epochs, old="n_epochs", new="max_epochs", where="fit_and_score", new_default=30)
     if target == "validation":
         if parts.val is None:
             raise ValueError("the split has no validation cell type; assign_holdout(..., validation_cell_type=...)")
@@ -164,10 +168,10 @@ def fit_and_score(
     train_kwargs = dict(train_kwargs or {})
     clash = sorted(set(train_kwargs) & {"max_epochs", "seed", "on_epoch_end", "progress_bar"})
     if clash:
-        raise ValueError(f"train_kwargs may not set {clash}: use n_epochs= and seed= (the others are set here)")
+        raise ValueError(f"train_kwargs may not set {clash}: use max_epochs= and seed= (the others are set here)")
     with fixed_threads():  # the same numbers whatever the thread variables and whatever ran before
         model = cls(parts.train, **build)
-        model.train(**train_kwargs, max_epochs=n_epochs, seed=seed, progress_bar=False, on_epoch_end=on_epoch_end)
+        model.train(**train_kwargs, max_epochs=max_epochs, seed=seed, progress_bar=False, on_epoch_end=on_epoch_end)
         pred = model.predict(adata_to_predict=ctrl, seed=seed, **fixed, **predict_kwargs)
         space = fit_shared_pca(real, ctrl, n_comps=50, seed=seed)
         return e_distance(space.transform(real), space.transform(pred), estimator="u")
@@ -177,16 +181,18 @@ def make_objective(
     method: str,
     parts: HoldoutData,
     *,
-    n_epochs: int = 30,
+    max_epochs: int | None = 30,
     seed: int = 0,
     space: Mapping[str, tuple[str, Any]] | None = None,
     train_kwargs: Mapping[str, Any] | None = None,
+    n_epochs: int | None = UNSET,
 ) -> Callable[[optuna.Trial], float]:
     """Optuna objective: validation-set E-distance, with per-epoch validation loss for pruning.
 
     ``train_kwargs`` (e.g. ``batch_size``, ``lr``) are passed to every trial's training; see
-    :func:`fit_and_score`.
+    :func:`fit_and_score` (also for ``max_epochs`` and its old name ``n_epochs``).
     """
+    max_epochs = renamed(max_epochs, n_epochs, old="n_epochs", new="max_epochs", where="make_objective", new_default=30)
     model_class(method)  # unknown method fails here, before any trial
     space = SEARCH_SPACES[method] if space is None else space
     validate_space(space)
@@ -199,7 +205,7 @@ def make_objective(
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at epoch {epoch} (validation loss {val_loss:.4g})")
 
-        return fit_and_score(method, params, parts, n_epochs=n_epochs, seed=seed, on_epoch_end=report,
+        return fit_and_score(method, params, parts, max_epochs=max_epochs, seed=seed, on_epoch_end=report,
                              train_kwargs=train_kwargs)
 
     return objective

@@ -95,10 +95,10 @@ def train_preset(
 ) -> dict[str, Any]:
     """A copy of ``TRAIN_PRESETS[method][setting]`` (keyword arguments of ``train``).
 
-    ``max_epochs`` caps training at that many epochs (e.g. in fast mode: ``cfg.n_epochs``;
+    ``max_epochs`` caps training at that many epochs (e.g. in fast mode: ``cfg.max_epochs``;
     ``None`` keeps the preset's cap, none for ``"default"``). ``with_epochs=False`` leaves
-    ``max_epochs`` out, for callers that set the epochs themselves (``BenchmarkConfig.n_epochs``,
-    ``fit_and_score(n_epochs=...)``).
+    ``max_epochs`` out, for callers that set the epochs themselves (``BenchmarkConfig.max_epochs``,
+    ``fit_and_score(max_epochs=...)``).
     """
     if setting in ALIASES:
         warnings.warn(f"train preset {setting!r} is now called {ALIASES[setting]!r} (a capped budget that does "

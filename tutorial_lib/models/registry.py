@@ -1,6 +1,6 @@
 """One calling convention for every method, for notebooks and benchmarks.
 
-``METHODS[name](train_adata, ctrl_adata, *, cell_type, seed=0, n_epochs=None, **kwargs)``
+``METHODS[name](train_adata, ctrl_adata, *, cell_type, seed=0, max_epochs=None, **kwargs)``
 trains on ``train_adata`` (nothing to train for the baselines) and predicts the stimulated
 state of ``ctrl_adata`` (the held-out type's control cells; ``cell_type=None`` when the
 held-out group is not one cell type, e.g. donors: labels then come from ``ctrl_adata.obs``),
@@ -22,7 +22,8 @@ Published methods keep their plain names; a variant carries its own:
 
 For scGen/scPRAM, ``kwargs`` are routed by name to the constructor (e.g. ``n_latent``), to
 ``train`` (e.g. ``batch_size``, ``on_epoch_end``) and to ``predict`` (e.g. ``ratio``);
-``n_epochs`` defaults to :func:`tutorial_lib.config.get_config`'s; the progress bar is off
+``max_epochs`` (the epoch cap; ``n_epochs`` is its old name, still accepted with a
+``FutureWarning``) defaults to :func:`tutorial_lib.config.get_config`'s; the progress bar is off
 unless ``progress_bar=True``. ``return_model=True`` returns ``(prediction, model)``.
 
 Variants of one model differ in prediction only, so they share one trained model: the last
@@ -49,6 +50,7 @@ from typing import Any, Protocol
 
 from anndata import AnnData
 
+from tutorial_lib._renames import UNSET, renamed
 from tutorial_lib.config import get_config
 from tutorial_lib.models import baselines
 from tutorial_lib.models._data import METHOD_KEY
@@ -60,7 +62,7 @@ from tutorial_lib.models.scpram import SCPRAM
 class FitPredict(Protocol):
     def __call__(
         self, train_adata: AnnData, ctrl_adata: AnnData, *, cell_type: str | None, seed: int = 0,
-        n_epochs: int | None = None, **kwargs: Any,
+        max_epochs: int | None = None, **kwargs: Any,
     ) -> AnnData: ...
 
 
@@ -81,14 +83,14 @@ def clear_trained_cache() -> None:
 
 
 def _trained_model(
-    cls: type[BaseModel], train_adata: AnnData, seed: int, n_epochs: int, init: dict, train: dict, reuse: bool
+    cls: type[BaseModel], train_adata: AnnData, seed: int, max_epochs: int | None, init: dict, train: dict, reuse: bool
 ) -> BaseModel:
-    key = (n_epochs, seed, train_adata.shape, repr(sorted(init.items())), repr(sorted(train.items())))
+    key = (max_epochs, seed, train_adata.shape, repr(sorted(init.items())), repr(sorted(train.items())))
     cached = _TRAINED.get(cls)
     if reuse and cached is not None and cached[0] == key and cached[1] is train_adata:
         return cached[2]
     model = cls(train_adata, **init)
-    model.train(max_epochs=n_epochs, seed=seed, **train)
+    model.train(max_epochs=max_epochs, seed=seed, **train)
     if reuse and "on_epoch_end" not in train:
         _TRAINED[cls] = (key, train_adata, model)
     return model
@@ -101,11 +103,13 @@ def _model_fit_predict(cls: type[BaseModel], name: str, **fixed_predict: Any) ->
         *,
         cell_type: str | None,
         seed: int = 0,
-        n_epochs: int | None = None,
+        max_epochs: int | None = None,
         return_model: bool = False,
         reuse_trained: bool = True,
+        n_epochs: int | None = UNSET,
         **kwargs: Any,
     ) -> AnnData | tuple[AnnData, BaseModel]:
+        max_epochs = renamed(max_epochs, n_epochs, old="n_epochs", new="max_epochs", where=name, new_default=None)
         targets = {"init": _params(cls.__init__), "train": _params(cls.train), "predict": _params(cls.predict)}
         unknown = set(kwargs) - set().union(*targets.values())
         if unknown:
@@ -116,7 +120,7 @@ def _model_fit_predict(cls: type[BaseModel], name: str, **fixed_predict: Any) ->
         routed = {k: {n: v for n, v in kwargs.items() if n in names} for k, names in targets.items()}
         routed["train"].setdefault("progress_bar", False)
         model = _trained_model(
-            cls, train_adata, seed, n_epochs or get_config().n_epochs, routed["init"], routed["train"], reuse_trained
+            cls, train_adata, seed, max_epochs or get_config().max_epochs, routed["init"], routed["train"], reuse_trained
         )
         pred = model.predict(cell_type, adata_to_predict=ctrl_adata, seed=seed, **fixed_predict, **routed["predict"])
         pred.obs[METHOD_KEY] = name
@@ -135,9 +139,10 @@ def _baseline_fit_predict(fn: Callable[..., AnnData]) -> FitPredict:
     takes_seed = "seed" in _params(fn)
 
     def fit_predict(
-        train_adata: AnnData, ctrl_adata: AnnData, *, cell_type: str | None, seed: int = 0, n_epochs: int | None = None,
-        **kwargs: Any,
+        train_adata: AnnData, ctrl_adata: AnnData, *, cell_type: str | None, seed: int = 0, max_epochs: int | None = None,
+        n_epochs: int | None = UNSET, **kwargs: Any,
     ) -> AnnData:
+        renamed(max_epochs, n_epochs, old="n_epochs", new="max_epochs", where=fn.__name__, new_default=None)
         if takes_seed:
             kwargs["seed"] = seed
         return fn(train_adata, ctrl_adata, cell_type=cell_type, **kwargs)
