@@ -182,7 +182,7 @@ def _trials(storage):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--n-epochs", "0"], "--n-epochs must be >= 1, got 0"),
+        (["--max-epochs", "0"], "--max-epochs must be >= 1, got 0"),
         (["--n-top-genes", "1"], "--n-top-genes must be >= 2, got 1"),
         (["--seed", "-1"], "--seed must be >= 0, got -1"),
         (["--worker", "-2"], "--worker must be >= 0, got -2"),
