@@ -35,6 +35,7 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 
 from tutorial_lib._renames import UNSET, renamed
 from tutorial_lib.config import fixed_threads
+from tutorial_lib.search_space import validate_space
 from tutorial_lib.data.split import HoldoutData
 
 class _SearchSpaces(Mapping):
@@ -79,29 +80,6 @@ def __getattr__(name: str) -> Any:
         warnings.warn("tuning.PREDICT_PARAMS is replaced by tuning.predict_params(method)", FutureWarning, stacklevel=2)
         return set().union(*(predict_params(m) for m in SEARCH_SPACES))
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def validate_space(space: Mapping[str, tuple[str, Any]]) -> None:
-    """Raise ``ValueError`` naming the parameter when a search-space entry is malformed."""
-    if not space:
-        raise ValueError("the search space is empty")
-    for name, entry in space.items():
-        if not (isinstance(entry, tuple) and len(entry) == 2):
-            raise ValueError(f"search space entry {name!r} must be (kind, spec), got {entry!r}")
-        kind, spec = entry
-        if kind == "categorical":
-            if len(spec) == 0:
-                raise ValueError(f"{name}: categorical choices are empty")
-            continue
-        if kind not in {"int", "float"}:
-            raise ValueError(f"{name}: kind must be 'int', 'float' or 'categorical', got {kind!r}")
-        if len(spec) != 3:
-            raise ValueError(f"{name}: numeric spec must be (low, high, log), got {spec!r}")
-        low, high, log = spec
-        if not low < high:
-            raise ValueError(f"{name}: low must be below high, got low={low}, high={high}")
-        if log and low <= 0:
-            raise ValueError(f"{name}: a log-scale range needs low > 0, got low={low}")
 
 
 def suggest(trial: optuna.Trial, space: Mapping[str, tuple[str, Any]]) -> dict[str, Any]:

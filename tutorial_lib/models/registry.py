@@ -57,6 +57,7 @@ from tutorial_lib.models._data import METHOD_KEY
 from tutorial_lib.models.base import BaseModel
 from tutorial_lib.models.scgen import SCGEN
 from tutorial_lib.models.scpram import SCPRAM
+from tutorial_lib.search_space import validate_space
 
 
 class FitPredict(Protocol):
@@ -223,8 +224,6 @@ class MethodSpec:
             raise ValueError(f"method {self.name!r}: fixed_predict {unknown} are not arguments of "
                              f"{self.model.__name__}.predict")
         if self.search_space:
-            from tutorial_lib.tuning import validate_space
-
             validate_space(self.search_space)
             known = _params(self.model.__init__) | predict_args
             unknown = sorted(set(self.search_space) - known)
