@@ -101,3 +101,21 @@ def test_registration_is_refused_twice_and_undone():
 def test_bad_records_are_refused_with_the_reason(kwargs, message):
     with pytest.raises((ValueError, TypeError), match=message):
         MethodSpec("bad_method", **kwargs)
+
+
+def test_training_loop_names_a_module_that_returns_no_loss_dict():
+    import torch
+
+    from tutorial_lib.models import train_vae
+
+    class NoDict(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Linear(3, 3)
+
+        def forward(self, x, sample=True):
+            return ((self.w(x) - x) ** 2).mean()
+
+    x = np.random.default_rng(0).random((20, 3)).astype(np.float32)
+    with pytest.raises(TypeError, match="forward must return a dict with 'loss'"):
+        train_vae(NoDict(), x, max_epochs=1, batch_size=8, progress_bar=False)

@@ -250,7 +250,9 @@ def train_vae(
     Parameters
     ----------
     module
-        The VAE; moved to ``device`` and left in evaluation mode.
+        The network (the VAE, or any module whose ``forward(x, sample=True)`` returns its own
+        ``"loss"`` and named ``"terms"``, see :func:`loss_terms`); moved to ``device`` and left
+        in evaluation mode. The name ``train_vae`` is historical: nothing here is VAE-specific.
     x
         Expression matrix, converted once into a float32 tensor on ``device``.
     max_steps, max_epochs
