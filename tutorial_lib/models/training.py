@@ -328,7 +328,7 @@ def train_vae(
     step0 = history.step[-1] if history.step else 0
     best_raw, best_state = math.inf, None
     best_smooth, best_smooth_step, smooth = math.inf, 0, math.nan
-    names: list[str] | None = None  # the module's loss terms, fixed by its first minibatch
+    names: list[str] | None = None
     sums: torch.Tensor | None = None
     seen = 0
     order, pos = torch.empty(0, dtype=torch.long), n_train
@@ -345,14 +345,14 @@ def train_vae(
             for group in optimizer.param_groups:
                 group["lr"] = current_lr
             out = module(x_train[idx])
+            if names is None:  # the module's loss terms, fixed by its first minibatch
+                names = list(loss_terms(out))
+                sums = torch.zeros(1 + len(names), device=device)
             optimizer.zero_grad(set_to_none=True)
             out["loss"].backward()
             if grad_clip_norm is not None:
                 torch.nn.utils.clip_grad_norm_(module.parameters(), grad_clip_norm)
             optimizer.step()
-            if names is None:
-                names = list(loss_terms(out))
-                sums = torch.zeros(1 + len(names), device=device)
             sums += len(idx) * _stack(out, names)
             seen += len(idx)
             bar.update(1)
