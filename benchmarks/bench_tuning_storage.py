@@ -47,7 +47,7 @@ def run_storage(kind: str, url: str, workers: int, n_trials: int, epochs: int, l
     name = f"bench-{kind}"
     create_study(name, url, heartbeat=2)
     cmd = [sys.executable, "-m", "tutorial_lib.tune", "--study", name, "--storage", url, "--method", "scgen",
-           "--data", "mini", "--n-top-genes", "100", "--n-epochs", str(epochs), "--batch-size", "128",
+           "--data", "mini", "--n-top-genes", "100", "--max-epochs", str(epochs), "--batch-size", "128",
            "--pruner", "none", "--space", SPACE, "--heartbeat", "2", "--n-trials", str(n_trials)]
     load = os.getloadavg()[0]
     start = time.perf_counter()

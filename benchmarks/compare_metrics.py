@@ -91,7 +91,7 @@ def main() -> int:
     parts = split_views(prepare_holdout(load_kang2018("mini"), "CD4+ T cells", n_top_genes=2000))
     methods = ["mean_shift", "pca_arithmetic", "scgen", "scpram", "scpram_percell"]
     preds = {
-        m: get_method(m)(parts.train, parts.ctrl, cell_type="CD4+ T cells", seed=0, n_epochs=args.epochs)
+        m: get_method(m)(parts.train, parts.ctrl, cell_type="CD4+ T cells", seed=0, max_epochs=args.epochs)
         for m in methods
     }
     with tempfile.TemporaryDirectory() as tmp:

@@ -12,7 +12,7 @@ from tutorial_lib.data import DataValidationError, normalize_log
 
 SETTINGS = [Setting("CD4 balanced", "CD4+ T cells"), Setting("CD4 20%", "CD4+ T cells", stimulated_fraction=0.2),
             Setting("B", "B")]
-CONFIG = BenchmarkConfig(n_top_genes=200, n_epochs=1, n_bootstrap=3, n_top_degs=20)
+CONFIG = BenchmarkConfig(n_top_genes=200, max_epochs=1, n_bootstrap=3, n_top_degs=20)
 METHODS = ["no_change", "mean_shift"]
 
 

@@ -419,7 +419,7 @@ def test_pca_arithmetic_full_rank_equals_mean_shift(train_data, ctrl_a):
 @pytest.mark.parametrize("name", list(M.METHODS))
 def test_registry(name, train_data, ctrl_a):
     extra = dict(TINY) if name.startswith(("scgen", "scpram")) else {}
-    pred = M.get_method(name)(train_data, ctrl_a, cell_type=HELD_OUT, seed=0, n_epochs=1, **extra)
+    pred = M.get_method(name)(train_data, ctrl_a, cell_type=HELD_OUT, seed=0, max_epochs=1, **extra)
     assert pred.shape == ctrl_a.shape
     assert (pred.obs["condition"] == "predicted").all()
     assert (pred.obs["cell_type"] == HELD_OUT).all()
@@ -430,9 +430,9 @@ def test_registry_errors(train_data, ctrl_a):
     with pytest.raises(ValueError, match="Unknown method"):
         M.get_method("magic")
     with pytest.raises(TypeError, match="unknown argument"):
-        M.get_method("scgen")(train_data, ctrl_a, cell_type=HELD_OUT, n_epochs=1, not_a_setting=3)
+        M.get_method("scgen")(train_data, ctrl_a, cell_type=HELD_OUT, max_epochs=1, not_a_setting=3)
     pred, model = M.get_method("scpram")(
-        train_data, ctrl_a, cell_type=HELD_OUT, n_epochs=1, return_model=True, ratio=0.2, batch_size=64, **TINY
+        train_data, ctrl_a, cell_type=HELD_OUT, max_epochs=1, return_model=True, ratio=0.2, batch_size=64, **TINY
     )
     assert isinstance(model, SCPRAM) and np.all(np.diff(pred.uns["scpram"]["attention"].indptr) == 24)
 
@@ -578,5 +578,5 @@ def test_real_data_smoke(mini_counts):
     held_out = "CD4+ T cells"
     parts = split_views(prepare_holdout(mini_counts, held_out, n_top_genes=500))  # genes from training cells only
     for name in ("scgen", "scpram"):
-        pred = M.get_method(name)(parts.train, parts.ctrl, cell_type=held_out, n_epochs=2, n_hidden=64, n_latent=16)
+        pred = M.get_method(name)(parts.train, parts.ctrl, cell_type=held_out, max_epochs=2, n_hidden=64, n_latent=16)
         assert pred.shape == parts.ctrl.shape and np.isfinite(pred.X).all()

@@ -101,7 +101,7 @@ def test_evaluate_refuses_raw_count_predictions_against_log_data(tiny_model):
 # -- 3. the benchmark resume counts a run as finished only when all its rows are there ----------
 @pytest.mark.parametrize("marker", [True, False], ids=["run_rows", "older file without run_rows"])
 def test_resume_reruns_a_run_cut_in_the_middle(marker, mini_counts, tmp_path, monkeypatch):
-    config = BenchmarkConfig(n_top_genes=100, n_epochs=1, n_bootstrap=3, n_top_degs=20)
+    config = BenchmarkConfig(n_top_genes=100, max_epochs=1, n_bootstrap=3, n_top_degs=20)
     settings = [Setting("B", "B")]
     path = tmp_path / "results.csv"
     full = run_benchmark(mini_counts, ["no_change", "mean_shift"], settings, seeds=[0], config=config,
@@ -193,7 +193,7 @@ def _trials(storage):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--n-epochs", "0"], "--n-epochs must be >= 1, got 0"),
+        (["--max-epochs", "0"], "--max-epochs must be >= 1, got 0"),
         (["--n-top-genes", "1"], "--n-top-genes must be >= 2, got 1"),
         (["--seed", "-1"], "--seed must be >= 0, got -1"),
         (["--worker", "-2"], "--worker must be >= 0, got -2"),
@@ -340,7 +340,7 @@ _THREADS_SCRIPT = textwrap.dedent(
         sc.pp.normalize_total(a.copy())  # scanpy's numba kernel: raises torch's threads as a side effect
     parts = split_views(prepare_holdout(a, validation_cell_type="B", n_top_genes=100))
     threads = []
-    score = fit_and_score("scgen", {"n_hidden": 64, "n_latent": 8}, parts, n_epochs=2,
+    score = fit_and_score("scgen", {"n_hidden": 64, "n_latent": 8}, parts, max_epochs=2,
                           train_kwargs={"batch_size": 64}, on_epoch_end=lambda e, l: threads.append(torch.get_num_threads()))
     print(json.dumps({"score": score, "threads": threads}))
     """

@@ -222,7 +222,7 @@ def test_reconstruct_is_decoded_posterior_mean(model, ctrl_a):
 # -- registry: named variants share one trained model -----------------------------------------
 def test_variants_share_one_trained_model(train_data, ctrl_a):
     M.registry.clear_trained_cache()
-    kw = dict(cell_type=HELD_OUT, seed=0, n_epochs=1, return_model=True, **TINY)
+    kw = dict(cell_type=HELD_OUT, seed=0, max_epochs=1, return_model=True, **TINY)
     pred_r, model_r = M.get_method("scpram")(train_data, ctrl_a, **kw)
     pred_p, model_p = M.get_method("scpram_percell")(train_data, ctrl_a, **kw)
     pred_res, model_res = M.get_method("scpram_percell_residual")(train_data, ctrl_a, **kw)
@@ -235,7 +235,7 @@ def test_variants_share_one_trained_model(train_data, ctrl_a):
     other_seed = M.get_method("scpram_percell")(train_data, ctrl_a, **{**kw, "seed": 1})[1]
     assert other_seed is not model_p
     with pytest.raises(TypeError, match="fixes"):
-        M.get_method("scpram_percell")(train_data, ctrl_a, cell_type=HELD_OUT, n_epochs=1, variant="released")
+        M.get_method("scpram_percell")(train_data, ctrl_a, cell_type=HELD_OUT, max_epochs=1, variant="released")
     M.registry.clear_trained_cache()
 
 

@@ -25,7 +25,7 @@ from tutorial_lib.tuning import (
 
 States = optuna.trial.TrialState
 WORKER = [sys.executable, "-m", "tutorial_lib.tune", "--method", "scgen", "--data", "mini",
-          "--n-top-genes", "150", "--n-epochs", "3", "--heartbeat", "1", "--batch-size", "64", "--lr", "2e-3"]
+          "--n-top-genes", "150", "--max-epochs", "3", "--heartbeat", "1", "--batch-size", "64", "--lr", "2e-3"]
 
 
 @pytest.mark.parametrize(
@@ -55,7 +55,7 @@ def test_objective_needs_a_validation_cell_type(mini_counts):
     from tutorial_lib.data import prepare_holdout, split_views
 
     parts = split_views(prepare_holdout(mini_counts, n_top_genes=100))
-    objective = make_objective("scgen", parts, n_epochs=1)
+    objective = make_objective("scgen", parts, max_epochs=1)
     study = optuna.create_study()
     with pytest.raises(ValueError, match="no validation cell type"):
         study.optimize(objective, n_trials=1)
@@ -67,13 +67,13 @@ def test_train_kwargs_reach_every_trial(mini_counts):
     from tutorial_lib.data import prepare_holdout, split_views
 
     parts = split_views(prepare_holdout(mini_counts, validation_cell_type="B", n_top_genes=100))
-    objective = make_objective("scgen", parts, n_epochs=1, train_kwargs={"batch_size": 1})
+    objective = make_objective("scgen", parts, max_epochs=1, train_kwargs={"batch_size": 1})
     with pytest.raises(ValueError, match="batch_size"):  # 1 is refused by the training loop
         optuna.create_study().optimize(objective, n_trials=1)
     with pytest.raises(ValueError, match=r"train_kwargs may not set \['max_epochs'\]"):
         fit_and_score("scgen", {}, parts, train_kwargs={"max_epochs": 3})
-    a = fit_and_score("scgen", {"n_hidden": 32, "n_latent": 8}, parts, n_epochs=2, train_kwargs={"batch_size": 64})
-    b = fit_and_score("scgen", {"n_hidden": 32, "n_latent": 8}, parts, n_epochs=2, train_kwargs={"batch_size": 256})
+    a = fit_and_score("scgen", {"n_hidden": 32, "n_latent": 8}, parts, max_epochs=2, train_kwargs={"batch_size": 64})
+    b = fit_and_score("scgen", {"n_hidden": 32, "n_latent": 8}, parts, max_epochs=2, train_kwargs={"batch_size": 256})
     assert a != b  # another batch size, another model
 
 

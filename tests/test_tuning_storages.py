@@ -37,7 +37,7 @@ SPACE = '{"n_hidden": ["categorical", [16, 32, 64]], "n_latent": ["categorical",
         '"dropout_rate": ["float", [0.0, 0.5, false]]}'
 WORKER = [sys.executable, "-m", "tutorial_lib.tune", "--method", "scgen", "--data", "mini", "--pruner", "none",
           "--space", SPACE,
-          "--n-top-genes", str(SETTINGS["n_top_genes"]), "--n-epochs", str(SETTINGS["n_epochs"]),
+          "--n-top-genes", str(SETTINGS["n_top_genes"]), "--max-epochs", str(SETTINGS["n_epochs"]),
           "--batch-size", str(SETTINGS["batch_size"]), "--lr", str(SETTINGS["lr"]), "--heartbeat", "1",
           "--n-trials", str(N_TRIALS)]
 
@@ -139,6 +139,6 @@ def test_workers_share_a_study_and_survive_a_kill(storage, tmp_path):
     # the best trial's value comes back when its parameters are retrained
     best = min((t for t in finished if t.state == States.COMPLETE), key=lambda t: t.value)
     parts = load_parts("mini", DEFAULT_TEST_CELL_TYPE, DEFAULT_VALIDATION_CELL_TYPE, SETTINGS["n_top_genes"])
-    again = fit_and_score("scgen", best.params, parts, n_epochs=SETTINGS["n_epochs"], seed=0,
+    again = fit_and_score("scgen", best.params, parts, max_epochs=SETTINGS["n_epochs"], seed=0,
                           train_kwargs={"batch_size": SETTINGS["batch_size"], "lr": SETTINGS["lr"]})
     assert again == best.value

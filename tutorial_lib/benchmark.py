@@ -13,6 +13,7 @@ them, and the top DEGs that are scored come from the real held-out data of each 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -27,6 +28,7 @@ import pandas as pd
 from anndata import AnnData
 from tqdm import tqdm
 
+from tutorial_lib._renames import UNSET, renamed
 from tutorial_lib.data.checks import CELL_TYPE_KEY, DataValidationError
 from tutorial_lib.data.preprocess import normalize_log, select_hvg
 from tutorial_lib.data.split import (
@@ -85,8 +87,9 @@ MIN_GROUP_CELLS = 10
 class BenchmarkConfig:
     """Options shared by every run of a benchmark.
 
-    ``n_epochs`` is passed to every method as its epoch budget (``None``: the library's training
-    default, :func:`tutorial_lib.config.get_config`); ``method_kwargs[name]`` go to that method's
+    ``max_epochs`` is passed to every method as its epoch cap (``None``: the library's training
+    default, :func:`tutorial_lib.config.get_config`; ``n_epochs=`` is its old name, accepted with a
+    ``FutureWarning``); ``method_kwargs[name]`` go to that method's
     constructor, ``train`` and ``predict`` by name (e.g. a step budget or patience of the training
     loop, so that two settings can be trained to equal optimizer steps or to convergence).
     ``gene_selection`` is ``"per_run"`` (default: each run's own training cells) or ``"shared"``.
@@ -94,12 +97,33 @@ class BenchmarkConfig:
     """
 
     n_top_genes: int = 2000
-    n_epochs: int | None = 30
+    max_epochs: int | None = 30
     n_bootstrap: int = 100
     n_top_degs: int = 100
     method_kwargs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     gene_selection: str = "per_run"
     n_bootstrap_degs: int = 10
+
+    @property
+    def n_epochs(self) -> int | None:
+        """Old name of :attr:`max_epochs` (``FutureWarning``)."""
+        return renamed(UNSET, self.max_epochs, old="n_epochs", new="max_epochs", where="BenchmarkConfig")
+
+
+def _accept_old_epochs_name(init):
+    """``BenchmarkConfig(n_epochs=...)``: the old name of ``max_epochs``, accepted with a ``FutureWarning``."""
+
+    @functools.wraps(init)
+    def __init__(self, *args, n_epochs=UNSET, **kwargs):  # noqa: N807
+        if n_epochs is not UNSET:
+            kwargs["max_epochs"] = renamed(kwargs.get("max_epochs", UNSET), n_epochs, old="n_epochs",
+                                           new="max_epochs", where="BenchmarkConfig")
+        init(self, *args, **kwargs)
+
+    return __init__
+
+
+BenchmarkConfig.__init__ = _accept_old_epochs_name(BenchmarkConfig.__init__)  # type: ignore[method-assign]
 
 
 def shared_genes(adata: AnnData, settings: Sequence[Setting], n_top_genes: int) -> list[str]:
@@ -124,7 +148,7 @@ def run_key(method: str, setting: Setting, seed: int, config: BenchmarkConfig, g
         "method": method,
         "setting": asdict(setting),
         "seed": int(seed),
-        "n_epochs": config.n_epochs,
+        "n_epochs": config.max_epochs,  # the key keeps its old name: cached results stay valid
         "n_bootstrap": config.n_bootstrap,
         "n_bootstrap_degs": config.n_bootstrap_degs,
         "n_top_degs": config.n_top_degs,
@@ -278,7 +302,7 @@ def run_benchmark(
                     start = time.perf_counter()
                     pred = fit_predicts[method](
                         parts.train, parts.ctrl, cell_type=cell_type, seed=seed,
-                        n_epochs=config.n_epochs, **dict(config.method_kwargs.get(method, {})),
+                        max_epochs=config.max_epochs, **dict(config.method_kwargs.get(method, {})),
                     )
                     fit_s = time.perf_counter() - start
                     start = time.perf_counter()

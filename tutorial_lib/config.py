@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tutorial_lib._renames import UNSET, renamed
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
@@ -56,16 +58,22 @@ def is_fast_mode() -> bool:
 class RunConfig:
     """Settings that differ between fast and full mode.
 
-    ``n_epochs`` caps training in epochs (passed as ``max_epochs``); ``None`` (full mode) means
-    no cap beyond the models' own: they train until early stopping on the validation loss.
+    ``max_epochs`` caps training in epochs; ``None`` (full mode) means no cap beyond the models'
+    own: they train until early stopping on the validation loss. (``n_epochs``: its old name, a
+    read-only alias that warns.)
     """
 
     fast: bool
-    n_epochs: int | None
+    max_epochs: int | None
     n_seeds: int
     n_bootstrap: int
     n_top_genes: int
     dataset: str
+
+    @property
+    def n_epochs(self) -> int | None:
+        """Old name of :attr:`max_epochs` (``FutureWarning``)."""
+        return renamed(UNSET, self.max_epochs, old="n_epochs", new="max_epochs", where="RunConfig")
 
     @property
     def mode(self) -> str:
@@ -74,16 +82,16 @@ class RunConfig:
     @property
     def training(self) -> str:
         """What scGen and scPRAM train in this mode, in words (printed by :func:`setup_notebook`)."""
-        if self.n_epochs is None:
+        if self.max_epochs is None:
             from tutorial_lib.models.training import DEFAULT_SCHEDULE as s
 
             return (f"to convergence (early stopping on the smoothed validation loss, patience {s['patience']} "
                     f"steps, at least {s['min_steps']}, at most {s['max_steps']} steps)")
-        return f"capped at {self.n_epochs} epochs (a fixed budget: the models may stop before they converge)"
+        return f"capped at {self.max_epochs} epochs (a fixed budget: the models may stop before they converge)"
 
 
-FAST = RunConfig(fast=True, n_epochs=5, n_seeds=2, n_bootstrap=20, n_top_genes=1000, dataset="mini")
-FULL = RunConfig(fast=False, n_epochs=None, n_seeds=3, n_bootstrap=100, n_top_genes=2000, dataset="full")
+FAST = RunConfig(fast=True, max_epochs=5, n_seeds=2, n_bootstrap=20, n_top_genes=1000, dataset="mini")
+FULL = RunConfig(fast=False, max_epochs=None, n_seeds=3, n_bootstrap=100, n_top_genes=2000, dataset="full")
 
 
 def get_config(fast: bool | None = None) -> RunConfig:

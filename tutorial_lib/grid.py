@@ -156,7 +156,7 @@ def run_grid(
     out = Path(out)
     if not out.name.endswith(".csv.gz"):
         raise ValueError(f"out must be a .csv.gz file, got {out}")
-    config = config or BenchmarkConfig(n_epochs=None)
+    config = config or BenchmarkConfig(max_epochs=None)
     methods = list(METHODS) if methods is None else list(methods)
     settings, described = grid_settings(adata, cell_types, imbalance_cell_types, donors)
     work = out.with_name(out.name[: -len(".csv.gz")] + ".work.csv")
@@ -227,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         method_kwargs = json.loads(args.method_kwargs)
     except json.JSONDecodeError as e:
         raise SystemExit(f"--method-kwargs is not valid JSON ({e}); expected e.g. '{{\"scgen\": {{\"batch_size\": 64}}}}'")
-    config = BenchmarkConfig(n_top_genes=args.n_top_genes, n_epochs=args.max_epochs, n_bootstrap=args.n_bootstrap,
+    config = BenchmarkConfig(n_top_genes=args.n_top_genes, max_epochs=args.max_epochs, n_bootstrap=args.n_bootstrap,
                              n_bootstrap_degs=args.n_bootstrap_degs, n_top_degs=args.n_top_degs,
                              method_kwargs=method_kwargs)
     imbalance = args.imbalance_cell_types if args.imbalance_cell_types else 3

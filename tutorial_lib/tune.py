@@ -22,6 +22,7 @@ import argparse
 import os
 import socket
 import sys
+import warnings
 
 from tutorial_lib.config import get_config
 from tutorial_lib.data import load_kang2018, prepare_holdout, split_views
@@ -43,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--validation-cell-type", default=DEFAULT_VALIDATION_CELL_TYPE)
     p.add_argument("--data", choices=["mini", "full"], default=cfg.dataset)
     p.add_argument("--n-top-genes", type=int, default=cfg.n_top_genes)
-    p.add_argument("--n-epochs", type=int, default=cfg.n_epochs)
+    p.add_argument("--max-epochs", type=int, default=cfg.max_epochs,
+                   help="epoch cap of each trial's training (default: the mode's; none in full mode: to convergence)")
+    p.add_argument("--n-epochs", type=int, default=None, dest="n_epochs", help=argparse.SUPPRESS)  # old name
     p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default: the model's)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="seed of model training")
@@ -83,7 +86,7 @@ def load_parts(data: str, test_cell_type: str, validation_cell_type: str, n_top_
     """The worker's training/validation/test views (``tutorial_lib.data.split.HoldoutData``).
 
     What every worker trains on; call it with a worker's arguments to retrain a trial exactly,
-    e.g. ``fit_and_score(method, trial.params, load_parts(...), n_epochs=..., seed=...)``.
+    e.g. ``fit_and_score(method, trial.params, load_parts(...), max_epochs=..., seed=...)``.
     """
     adata = prepare_holdout(load_kang2018(data), test_cell_type, validation_cell_type=validation_cell_type,
                             n_top_genes=n_top_genes)
@@ -94,15 +97,20 @@ def main(argv: list[str] | None = None) -> int:
     """Run one worker; returns the process exit status."""
     args = build_parser().parse_args(argv)
     problems = []
+    if args.n_epochs is not None:
+        warnings.warn("--n-epochs is now called --max-epochs; --n-epochs will be removed", FutureWarning, stacklevel=2)
+        if any(a.split("=")[0] == "--max-epochs" for a in (sys.argv[1:] if argv is None else argv)):
+            problems.append("give --max-epochs only (--n-epochs is its old name)")
+        args.max_epochs = args.n_epochs
     if args.n_trials < 1:
         problems.append(f"--n-trials must be >= 1, got {args.n_trials}")
     if args.batch_size is not None and args.batch_size < 2:
         problems.append(f"--batch-size must be >= 2 (BatchNorm needs 2 cells), got {args.batch_size}")
     if args.lr is not None and not args.lr > 0:
         problems.append(f"--lr must be > 0, got {args.lr}")
-    for name, value, low in [("--n-epochs", args.n_epochs, 1), ("--n-top-genes", args.n_top_genes, 2),
+    for name, value, low in [("--max-epochs", args.max_epochs, 1), ("--n-top-genes", args.n_top_genes, 2),
                              ("--seed", args.seed, 0), ("--worker", args.worker, 0), ("--heartbeat", args.heartbeat, 1)]:
-        if value < low:
+        if value is not None and value < low:
             problems.append(f"{name} must be >= {low}, got {value}")
     if not args.study.strip():
         problems.append("--study must not be empty")
@@ -121,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parts = load_parts(args.data, args.test_cell_type, args.validation_cell_type, args.n_top_genes)
     study = create_study(args.study, args.storage, seed=args.seed + args.worker, pruner=args.pruner, heartbeat=args.heartbeat)
     train_kwargs = {k: v for k, v in {"batch_size": args.batch_size, "lr": args.lr}.items() if v is not None}
-    objective = make_objective(args.method, parts, n_epochs=args.n_epochs, seed=args.seed, space=space,
+    objective = make_objective(args.method, parts, max_epochs=args.max_epochs, seed=args.seed, space=space,
                                train_kwargs=train_kwargs)
     who = {"worker": args.worker, "host": socket.gethostname(), "pid": os.getpid()}
 

@@ -33,51 +33,53 @@ from optuna.storages import BaseStorage
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
+from tutorial_lib._renames import UNSET, renamed
 from tutorial_lib.config import fixed_threads
+from tutorial_lib.search_space import validate_space
 from tutorial_lib.data.split import HoldoutData
 
+class _SearchSpaces(Mapping):
+    """Live read-only view ``method -> search space`` of the method records that have one."""
+
+    @staticmethod
+    def _table() -> dict[str, Mapping[str, tuple[str, Any]]]:
+        from tutorial_lib.models.registry import SPECS
+
+        return {name: spec.search_space for name, spec in SPECS.items() if spec.search_space}
+
+    def __getitem__(self, method: str) -> Mapping[str, tuple[str, Any]]:
+        return self._table()[method]
+
+    def __iter__(self):
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+    def __repr__(self) -> str:
+        return f"SEARCH_SPACES({ {m: dict(v) for m, v in self._table().items()} })"
+
+
 # name -> ("int"|"float"|"categorical", spec). Numeric specs: (low, high, log); categorical: choices.
-SEARCH_SPACES: dict[str, dict[str, tuple[str, Any]]] = {
-    "scgen": {
-        "n_layers": ("int", (1, 3, False)),
-        "n_latent": ("categorical", (10, 20, 50, 100)),
-        "n_hidden": ("categorical", (128, 256, 512, 800)),
-        "dropout_rate": ("float", (0.0, 0.5, False)),
-    },
-    "scpram": {
-        "n_latent": ("categorical", (10, 20, 50, 100)),
-        "n_hidden": ("categorical", (128, 256, 512, 1000)),
-        "noise_rate": ("float", (0.0, 0.3, False)),
-        "ratio": ("float", (0.01, 0.3, True)),
-    },
-}
-"""The course's search spaces (the seed slides' hyperparameter table)."""
-
-PREDICT_PARAMS = {"ratio"}
-"""Parameters passed to ``predict`` rather than to the model's constructor."""
+SEARCH_SPACES: Mapping[str, Mapping[str, tuple[str, Any]]] = _SearchSpaces()
+"""The course's search spaces (the seed slides' hyperparameter table): a live view of the
+``search_space`` of each method record (:class:`tutorial_lib.models.registry.MethodSpec`)."""
 
 
-def validate_space(space: Mapping[str, tuple[str, Any]]) -> None:
-    """Raise ``ValueError`` naming the parameter when a search-space entry is malformed."""
-    if not space:
-        raise ValueError("the search space is empty")
-    for name, entry in space.items():
-        if not (isinstance(entry, tuple) and len(entry) == 2):
-            raise ValueError(f"search space entry {name!r} must be (kind, spec), got {entry!r}")
-        kind, spec = entry
-        if kind == "categorical":
-            if len(spec) == 0:
-                raise ValueError(f"{name}: categorical choices are empty")
-            continue
-        if kind not in {"int", "float"}:
-            raise ValueError(f"{name}: kind must be 'int', 'float' or 'categorical', got {kind!r}")
-        if len(spec) != 3:
-            raise ValueError(f"{name}: numeric spec must be (low, high, log), got {spec!r}")
-        low, high, log = spec
-        if not low < high:
-            raise ValueError(f"{name}: low must be below high, got low={low}, high={high}")
-        if log and low <= 0:
-            raise ValueError(f"{name}: a log-scale range needs low > 0, got low={low}")
+def predict_params(method: str) -> frozenset[str]:
+    """Search-space parameters of ``method`` passed to ``predict`` rather than to its constructor."""
+    from tutorial_lib.models.registry import get_spec
+
+    return get_spec(method).predict_params
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PREDICT_PARAMS":  # the former module constant: now per method, see predict_params()
+        import warnings
+
+        warnings.warn("tuning.PREDICT_PARAMS is replaced by tuning.predict_params(method)", FutureWarning, stacklevel=2)
+        return set().union(*(predict_params(m) for m in SEARCH_SPACES))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def suggest(trial: optuna.Trial, space: Mapping[str, tuple[str, Any]]) -> dict[str, Any]:
@@ -94,13 +96,12 @@ def suggest(trial: optuna.Trial, space: Mapping[str, tuple[str, Any]]) -> dict[s
 
 
 def model_class(method: str):
-    """The model class tuned for ``method`` (``"scgen"`` or ``"scpram"``)."""
-    from tutorial_lib.models import SCGEN, SCPRAM
+    """The model class tuned for ``method`` (a registered method with a search space, e.g. ``"scgen"``)."""
+    if method not in SEARCH_SPACES:
+        raise ValueError(f"method must be one of {sorted(SEARCH_SPACES)} (methods with a search space), got {method!r}")
+    from tutorial_lib.models.registry import get_spec
 
-    classes = {"scgen": SCGEN, "scpram": SCPRAM}
-    if method not in classes:
-        raise ValueError(f"method must be one of {sorted(classes)}, got {method!r}")
-    return classes[method]
+    return get_spec(method).model
 
 
 def fit_and_score(
@@ -109,21 +110,24 @@ def fit_and_score(
     parts: HoldoutData,
     *,
     target: str = "validation",
-    n_epochs: int = 30,
+    max_epochs: int | None = 30,
     seed: int = 0,
     on_epoch_end: Callable[[int, float], None] | None = None,
     train_kwargs: Mapping[str, Any] | None = None,
+    n_epochs: int | None = UNSET,
 ) -> float:
     """Train ``method`` with ``params`` and return the E-distance of its prediction.
 
     ``target="validation"`` predicts the validation group (tuning); ``"test"`` the test group
     (the single final scoring). ``train_kwargs`` go to ``Model.train`` (e.g. ``batch_size``,
-    ``lr``; a preset from :func:`tutorial_lib.models.presets.train_preset`); ``n_epochs`` and
-    ``seed`` are set by their own arguments. Runs under :func:`tutorial_lib.config.fixed_threads`,
+    ``lr``; a preset from :func:`tutorial_lib.models.presets.train_preset`); ``max_epochs`` (the
+    epoch cap; ``None``: the model's own budget, to convergence; ``n_epochs`` is its old name,
+    accepted with a ``FutureWarning``) and ``seed`` are set by their own arguments. Runs under :func:`tutorial_lib.config.fixed_threads`,
     so a trial's value is reproduced exactly by calling this again with its parameters.
     """
     from tutorial_lib.metrics import e_distance, fit_shared_pca
 
+    max_epochs = renamed(max_epochs, n_epochs, old="n_epochs", new="max_epochs", where="fit_and_score", new_default=30)
     if target == "validation":
         if parts.val is None:
             raise ValueError("the split has no validation cell type; assign_holdout(..., validation_cell_type=...)")
@@ -132,16 +136,21 @@ def fit_and_score(
         ctrl, real = parts.ctrl, parts.test
     else:
         raise ValueError(f"target must be 'validation' or 'test', got {target!r}")
-    build = {k: v for k, v in params.items() if k not in PREDICT_PARAMS}
-    predict_kwargs = {k: v for k, v in params.items() if k in PREDICT_PARAMS}
+    cls = model_class(method)
+    from tutorial_lib.models.registry import get_spec
+
+    fixed = dict(get_spec(method).fixed_predict)  # what the method's name means (e.g. scpram: variant='released')
+    to_predict = predict_params(method)
+    build = {k: v for k, v in params.items() if k not in to_predict}
+    predict_kwargs = {k: v for k, v in params.items() if k in to_predict}
     train_kwargs = dict(train_kwargs or {})
     clash = sorted(set(train_kwargs) & {"max_epochs", "seed", "on_epoch_end", "progress_bar"})
     if clash:
-        raise ValueError(f"train_kwargs may not set {clash}: use n_epochs= and seed= (the others are set here)")
+        raise ValueError(f"train_kwargs may not set {clash}: use max_epochs= and seed= (the others are set here)")
     with fixed_threads():  # the same numbers whatever the thread variables and whatever ran before
-        model = model_class(method)(parts.train, **build)
-        model.train(**train_kwargs, max_epochs=n_epochs, seed=seed, progress_bar=False, on_epoch_end=on_epoch_end)
-        pred = model.predict(adata_to_predict=ctrl, seed=seed, **predict_kwargs)
+        model = cls(parts.train, **build)
+        model.train(**train_kwargs, max_epochs=max_epochs, seed=seed, progress_bar=False, on_epoch_end=on_epoch_end)
+        pred = model.predict(adata_to_predict=ctrl, seed=seed, **fixed, **predict_kwargs)
         space = fit_shared_pca(real, ctrl, n_comps=50, seed=seed)
         return e_distance(space.transform(real), space.transform(pred), estimator="u")
 
@@ -150,16 +159,18 @@ def make_objective(
     method: str,
     parts: HoldoutData,
     *,
-    n_epochs: int = 30,
+    max_epochs: int | None = 30,
     seed: int = 0,
     space: Mapping[str, tuple[str, Any]] | None = None,
     train_kwargs: Mapping[str, Any] | None = None,
+    n_epochs: int | None = UNSET,
 ) -> Callable[[optuna.Trial], float]:
     """Optuna objective: validation-set E-distance, with per-epoch validation loss for pruning.
 
     ``train_kwargs`` (e.g. ``batch_size``, ``lr``) are passed to every trial's training; see
-    :func:`fit_and_score`.
+    :func:`fit_and_score` (also for ``max_epochs`` and its old name ``n_epochs``).
     """
+    max_epochs = renamed(max_epochs, n_epochs, old="n_epochs", new="max_epochs", where="make_objective", new_default=30)
     model_class(method)  # unknown method fails here, before any trial
     space = SEARCH_SPACES[method] if space is None else space
     validate_space(space)
@@ -172,7 +183,7 @@ def make_objective(
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at epoch {epoch} (validation loss {val_loss:.4g})")
 
-        return fit_and_score(method, params, parts, n_epochs=n_epochs, seed=seed, on_epoch_end=report,
+        return fit_and_score(method, params, parts, max_epochs=max_epochs, seed=seed, on_epoch_end=report,
                              train_kwargs=train_kwargs)
 
     return objective

@@ -171,8 +171,10 @@ class VAE(nn.Module):
         """Loss terms of a minibatch.
 
         ``sample=False`` decodes the posterior mean instead of a sample (deterministic
-        validation loss). Returns ``loss`` (scalar to minimise), ``recon`` and ``kl``
-        (unweighted per-cell means) and ``x_hat``.
+        validation loss). Returns ``loss`` (scalar to minimise), ``terms`` (``{"recon", "kl"}``:
+        unweighted per-cell means, recorded by the training loop's history; also given as
+        top-level keys) and ``x_hat``. A module for :func:`~tutorial_lib.models.training.train_vae`
+        needs only ``loss`` and ``terms`` (the loss is the module's own).
         """
         mean, logvar = self.encode(self.corrupt(x))
         z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean) if sample else mean
@@ -180,4 +182,5 @@ class VAE(nn.Module):
         recon = ((x - x_hat) ** 2).sum(dim=1)
         kl = 0.5 * (mean**2 + logvar.exp() - 1.0 - logvar).sum(dim=1)
         loss = (0.5 * recon + 0.5 * self.kl_weight * kl).mean()
-        return {"loss": loss, "recon": recon.mean(), "kl": kl.mean(), "x_hat": x_hat}
+        terms = {"recon": recon.mean(), "kl": kl.mean()}
+        return {"loss": loss, "terms": terms, **terms, "x_hat": x_hat}

@@ -60,7 +60,8 @@ def check_sample(sample: bool | str) -> bool | str:
 
 
 class BaseModel:
-    """AnnData-facing wrapper around :class:`~tutorial_lib.models._module.VAE`.
+    """AnnData-facing wrapper around a latent ``torch`` module (:attr:`module_class`, by default the
+    :class:`~tutorial_lib.models._module.VAE`).
 
     Parameters
     ----------
@@ -73,10 +74,14 @@ class BaseModel:
     device
         ``"cpu"``, ``"cuda"``, ...; default: CUDA when available (:func:`tutorial_lib.config.get_device`).
     **module_kwargs
-        Hyperparameters of the VAE (validated there).
+        Hyperparameters of the module (validated there).
     """
 
     method_name: ClassVar[str] = "vae"
+    #: the ``torch.nn.Module`` built as ``module_class(n_genes, **fixed_module_kwargs, **module_kwargs)``;
+    #: its ``forward(x, sample=True)`` returns its own loss (see :func:`~tutorial_lib.models.training.train_vae`),
+    #: and latent models provide ``encode``, ``decode`` and ``n_latent`` (used by ``get_latent``/``decode``).
+    module_class: ClassVar[type[torch.nn.Module]] = VAE
     #: module settings a subclass fixes (not constructor arguments, not saved)
     fixed_module_kwargs: ClassVar[dict[str, Any]] = {}
     #: Keyword arguments of :func:`~tutorial_lib.models.training.train_vae` that ``train`` uses
@@ -115,10 +120,10 @@ class BaseModel:
         self.history_ = TrainingHistory()
 
     # -- construction -------------------------------------------------------------------
-    def _build_module(self, seed: int) -> VAE:
+    def _build_module(self, seed: int) -> torch.nn.Module:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return VAE(len(self.var_names), **self.fixed_module_kwargs, **self.module_kwargs)
+            return self.module_class(len(self.var_names), **self.fixed_module_kwargs, **self.module_kwargs)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.module_kwargs.items())

@@ -1,7 +1,8 @@
 """Training presets of scGen and scPRAM: the converged *default*, a *capped* budget, the *reference* budgets.
 
 ``TRAIN_PRESETS[method][setting]`` holds keyword arguments of ``Model.train``;
-``PREDICT_PRESETS[method][setting]`` those of ``Model.predict``.
+``PREDICT_PRESETS[method][setting]`` those of ``Model.predict``. Both are read-only views of the
+method records (:class:`tutorial_lib.models.registry.MethodSpec`), where the values are defined.
 
 * ``"default"``: no overrides, i.e. each model's ``train_defaults``: trained to convergence by
   early stopping on the smoothed validation loss, with patience, minimum budget and cap counted
@@ -33,45 +34,56 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Mapping
 from typing import Any
-
-#: The released tutorials' schedule: constant rate, no warm-up, no stop before the cap.
-_AS_RELEASED = {"lr_schedule": "constant", "warmup_steps": 0, "min_steps": 10**9}
-
-#: ``Model.train`` keyword arguments per method and setting.
-TRAIN_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "scgen": {
-        "default": {},
-        "capped": {"max_epochs": 10, "batch_size": 128, "lr": 1e-3},
-        "reference": {"max_epochs": 10, "batch_size": 32, "lr": 1e-3, **_AS_RELEASED},
-    },
-    "scpram": {
-        "default": {},
-        "capped": {"max_epochs": 6, "batch_size": 128, "lr": 1e-3},
-        "reference": {"max_epochs": 10, "batch_size": 128, "lr": 5e-5, **_AS_RELEASED},
-    },
-}
 
 #: Old preset names still accepted by :func:`train_preset`.
 ALIASES = {"fast": "capped"}
 
+
+class _PresetView(Mapping):
+    """Read-only live view ``method -> setting -> kwargs`` of the method records' presets."""
+
+    def __init__(self, attr: str) -> None:
+        self._attr = attr
+
+    def _table(self) -> dict[str, Any]:
+        from tutorial_lib.models.registry import SPECS
+
+        return {name: getattr(spec, self._attr) for name, spec in SPECS.items() if getattr(spec, self._attr)}
+
+    def __getitem__(self, method: str) -> Mapping[str, Any]:
+        return self._table()[method]
+
+    def __iter__(self):
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+    def __repr__(self) -> str:
+        return f"{self._attr}({ {m: {k: dict(v) for k, v in t.items()} for m, t in self._table().items()} })"
+
+
+#: ``Model.train`` keyword arguments per method and setting: a live view of each method record's
+#: ``train_presets`` (:class:`tutorial_lib.models.registry.MethodSpec`, where they are defined).
+TRAIN_PRESETS: Mapping[str, Mapping[str, Mapping[str, Any]]] = _PresetView("train_presets")
+
 #: ``Model.predict`` keyword arguments per method and setting (empty: the defaults, which are
 #: the published predictions: scGen's, and scPRAM's ``variant="released"``; the course variants
-#: have their own method names in :data:`tutorial_lib.models.registry.METHODS`).
-PREDICT_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "scgen": {setting: {} for setting in ("default", "capped", "reference")},
-    "scpram": {setting: {} for setting in ("default", "capped", "reference")},
-}
+#: have their own method names in :data:`tutorial_lib.models.registry.METHODS`). A live view of
+#: the records' ``predict_presets``.
+PREDICT_PRESETS: Mapping[str, Mapping[str, Mapping[str, Any]]] = _PresetView("predict_presets")
 
-SETTINGS = ("default", "capped", "reference")
+from tutorial_lib.models.registry import PRESET_SETTINGS as SETTINGS  # noqa: E402  (one definition)
 
 
-def _lookup(table: dict, method: str, setting: str) -> dict[str, Any]:
+def _lookup(table: Mapping, method: str, setting: str) -> dict[str, Any]:
     if method not in table:
         raise ValueError(f"Unknown method {method!r}; choose from {sorted(table)}")
     if setting not in table[method]:
         raise ValueError(f"Unknown setting {setting!r} for {method}; choose from {sorted(table[method])}")
-    return copy.deepcopy(table[method][setting])
+    return copy.deepcopy(dict(table[method][setting]))
 
 
 def train_preset(
@@ -83,10 +95,10 @@ def train_preset(
 ) -> dict[str, Any]:
     """A copy of ``TRAIN_PRESETS[method][setting]`` (keyword arguments of ``train``).
 
-    ``max_epochs`` caps training at that many epochs (e.g. in fast mode: ``cfg.n_epochs``;
+    ``max_epochs`` caps training at that many epochs (e.g. in fast mode: ``cfg.max_epochs``;
     ``None`` keeps the preset's cap, none for ``"default"``). ``with_epochs=False`` leaves
-    ``max_epochs`` out, for callers that set the epochs themselves (``BenchmarkConfig.n_epochs``,
-    ``fit_and_score(n_epochs=...)``).
+    ``max_epochs`` out, for callers that set the epochs themselves (``BenchmarkConfig.max_epochs``,
+    ``fit_and_score(max_epochs=...)``).
     """
     if setting in ALIASES:
         warnings.warn(f"train preset {setting!r} is now called {ALIASES[setting]!r} (a capped budget that does "

@@ -27,10 +27,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from tutorial_lib.config import set_seed
-from tutorial_lib.models._module import VAE
 from tutorial_lib.models._params import check_float, check_int
 
 EpochCallback = Callable[[int, float], None]
@@ -42,7 +42,7 @@ class StopTraining(Exception):
 
 @dataclass
 class TrainingHistory:
-    """One row per validation pass: ``loss`` is the objective; ``recon`` / ``kl`` its unweighted terms.
+    """One row per validation pass: ``loss`` is the objective; ``recon`` / ``kl`` the VAE's unweighted terms.
 
     ``step`` counts optimizer steps, ``epoch`` is the same in passes over the training cells
     (fractional), ``lr`` the learning rate of the last step, ``train_*`` the means over the
@@ -65,22 +65,50 @@ class TrainingHistory:
     best_epoch: float | None = None
     best_step: int | None = None
     stopped_early: bool = False
+    #: columns of loss terms other than the VAE's (``train_<name>``/``val_<name>`` -> values)
+    terms: dict[str, list[float]] = field(default_factory=dict)
+
+    def record(self, name: str, train_value: float, val_value: float) -> None:
+        """Append one row's value of loss term ``name`` (``"loss"`` for the objective) to its two columns.
+
+        The VAE's terms go to the named fields (``train_recon``, ...); any other module's terms to
+        :attr:`terms`, so a new model needs no change here.
+        """
+        for column, value in ((f"train_{name}", train_value), (f"val_{name}", val_value)):
+            target = getattr(self, column, None)
+            if not isinstance(target, list):
+                target = self.terms.setdefault(column, [])
+            target.append(float(value))
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per validation pass (index: ``epoch``), ready for plotting."""
+        """One row per validation pass (index: ``epoch``), ready for plotting; a column a module
+        did not report (e.g. ``train_kl`` of a model without a KL term) is NaN."""
         n = len(self.epoch)
-        d = {k: (v if len(v) == n else [math.nan] * n) for k, v in asdict(self).items() if isinstance(v, list)}
+        columns = {k: v for k, v in asdict(self).items() if isinstance(v, list)}
+        columns.update(self.terms)
+        d = {k: (v if len(v) == n else [math.nan] * n) for k, v in columns.items()}
         return pd.DataFrame(d).set_index("epoch")
 
     def to_dict(self) -> dict:
         """JSON-serialisable form (NaN written as ``None``)."""
-        return {k: ([None if isinstance(x, float) and math.isnan(x) else x for x in v] if isinstance(v, list) else v)
-                for k, v in asdict(self).items()}
+
+        def clean(v):
+            if isinstance(v, dict):
+                return {k: clean(x) for k, x in v.items()}
+            return [None if isinstance(x, float) and math.isnan(x) else x for x in v] if isinstance(v, list) else v
+
+        return {k: clean(v) for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainingHistory:
         """Inverse of :meth:`to_dict`; histories saved before the step columns load with them empty."""
-        return cls(**{k: ([math.nan if x is None else x for x in v] if isinstance(v, list) else v) for k, v in d.items()})
+
+        def restore(v):
+            if isinstance(v, dict):
+                return {k: restore(x) for k, x in v.items()}
+            return [math.nan if x is None else x for x in v] if isinstance(v, list) else v
+
+        return cls(**{k: restore(v) for k, v in d.items()})
 
     def __len__(self) -> int:
         return len(self.epoch)
@@ -95,15 +123,42 @@ def split_indices(n: int, validation_fraction: float, seed: int) -> tuple[np.nda
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
-def _evaluate(module: VAE, x: torch.Tensor, batch_size: int) -> tuple[float, float, float]:
+def loss_terms(out: dict) -> dict[str, torch.Tensor]:
+    """The named loss terms of a module's ``forward`` output (``out["terms"]``; none if absent).
+
+    The training loop is generic: a module's ``forward(x, sample=True)`` returns a dict with
+    ``"loss"`` (the scalar to minimise) and ``"terms"`` (name -> scalar tensor, e.g. the VAE's
+    ``{"recon": ..., "kl": ...}``), which :class:`TrainingHistory` records as ``train_<name>`` and
+    ``val_<name>`` columns.
+    """
+    if not isinstance(out, dict) or "loss" not in out:
+        raise TypeError(
+            "the module's forward must return a dict with 'loss' (a scalar tensor) and optionally 'terms' "
+            f"(name -> scalar tensor); got {type(out).__name__}"
+            + (f" with keys {sorted(out)}" if isinstance(out, dict) else "")
+        )
+    terms = out.get("terms", {})
+    if not isinstance(terms, dict):
+        raise TypeError(f"the module's forward returned 'terms' as {type(terms).__name__}; expected a dict")
+    return terms
+
+
+def _stack(out: dict, names: list[str]) -> torch.Tensor:
+    terms = loss_terms(out)
+    missing = sorted(set(names) - set(terms))
+    if missing:
+        raise ValueError(f"the module's forward returned terms {sorted(terms)}; missing {missing} seen before")
+    return torch.stack([out["loss"].detach(), *(terms[n].detach() for n in names)])
+
+
+def _evaluate(module: nn.Module, x: torch.Tensor, batch_size: int, names: list[str]) -> np.ndarray:
     module.eval()
-    totals = np.zeros(3)
+    totals = np.zeros(1 + len(names))
     with torch.no_grad():
         for start in range(0, x.shape[0], batch_size):
             xb = x[start : start + batch_size]
-            out = module(xb, sample=False)
-            totals += len(xb) * np.array([out["loss"].item(), out["recon"].item(), out["kl"].item()])
-    return tuple(totals / x.shape[0])
+            totals += len(xb) * _stack(module(xb, sample=False), names).cpu().numpy()
+    return totals / x.shape[0]
 
 
 #: Default schedule of :func:`train_vae` (scGen and scPRAM take theirs from ``train_defaults``).
@@ -164,7 +219,7 @@ def lr_at(
 
 
 def train_vae(
-    module: VAE,
+    module: nn.Module,
     x: np.ndarray | torch.Tensor,
     *,
     max_steps: int | None = DEFAULT_SCHEDULE["max_steps"],  # type: ignore[assignment]
@@ -195,7 +250,9 @@ def train_vae(
     Parameters
     ----------
     module
-        The VAE; moved to ``device`` and left in evaluation mode.
+        The network (the VAE, or any module whose ``forward(x, sample=True)`` returns its own
+        ``"loss"`` and named ``"terms"``, see :func:`loss_terms`); moved to ``device`` and left
+        in evaluation mode. The name ``train_vae`` is historical: nothing here is VAE-specific.
     x
         Expression matrix, converted once into a float32 tensor on ``device``.
     max_steps, max_epochs
@@ -271,7 +328,8 @@ def train_vae(
     step0 = history.step[-1] if history.step else 0
     best_raw, best_state = math.inf, None
     best_smooth, best_smooth_step, smooth = math.inf, 0, math.nan
-    sums = torch.zeros(3, device=device)
+    names: list[str] | None = None
+    sums: torch.Tensor | None = None
     seen = 0
     order, pos = torch.empty(0, dtype=torch.long), n_train
     bar = tqdm(total=total, disable=not progress_bar, desc="training", leave=False)
@@ -287,12 +345,15 @@ def train_vae(
             for group in optimizer.param_groups:
                 group["lr"] = current_lr
             out = module(x_train[idx])
+            if names is None:  # the module's loss terms, fixed by its first minibatch
+                names = list(loss_terms(out))
+                sums = torch.zeros(1 + len(names), device=device)
             optimizer.zero_grad(set_to_none=True)
             out["loss"].backward()
             if grad_clip_norm is not None:
                 torch.nn.utils.clip_grad_norm_(module.parameters(), grad_clip_norm)
             optimizer.step()
-            sums += len(idx) * torch.stack([out["loss"].detach(), out["recon"].detach(), out["kl"].detach()])
+            sums += len(idx) * _stack(out, names)
             seen += len(idx)
             bar.update(1)
             if done % period and done != total:
@@ -303,16 +364,16 @@ def train_vae(
             if not np.isfinite(tr[0]):
                 raise FloatingPointError(
                     f"training loss became {tr[0]} at step {step0 + done}; lower lr (peak now {lr})")
-            va = _evaluate(module, x_val, 1024) if x_val is not None else (math.nan,) * 3
+            va = _evaluate(module, x_val, 1024, names) if x_val is not None else np.full(1 + len(names), math.nan)
             module.train()
             monitored = float(va[0] if x_val is not None else tr[0])
             smooth = monitored if math.isnan(smooth) else smoothing * smooth + (1 - smoothing) * monitored
             history.step.append(step0 + done)
             history.epoch.append(round((step0 + done) / batches_per_epoch, 3))
             history.lr.append(float(current_lr))
-            for name, value in zip(("train_loss", "train_recon", "train_kl", "val_loss", "val_recon", "val_kl"),
-                                   (*tr, *va)):
-                getattr(history, name).append(float(value))
+            history.record("loss", tr[0], va[0])
+            for name, t_value, v_value in zip(names, tr[1:], va[1:]):
+                history.record(name, t_value, v_value)
             history.val_smoothed.append(float(smooth))
             bar.set_postfix(train=f"{tr[0]:.4g}", val=f"{va[0]:.4g}")
             if monitored < best_raw:
