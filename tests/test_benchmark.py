@@ -235,3 +235,24 @@ def test_custom_fit_predict_replaces_the_registry_one(mini_counts):
     assert calls == [3] and set(table["method"]) == {"no_change", "shifted"}
     with pytest.raises(ValueError, match="Unknown method"):
         run_benchmark(mini_counts, ["nope"], SETTINGS[:1], config=CONFIG, progress=False)
+
+
+def test_run_key_changes_with_the_models_training_defaults(monkeypatch):
+    from tutorial_lib.benchmark import BenchmarkConfig, Setting, run_key
+    from tutorial_lib.models import SCGEN
+
+    setting, config, genes = Setting("s", cell_type="B"), BenchmarkConfig(), ["g1", "g2"]
+    before = run_key("scgen", setting, 0, config, genes)
+    baseline = run_key("mean_shift", setting, 0, config, genes)
+    monkeypatch.setattr(SCGEN, "train_defaults", {**SCGEN.train_defaults, "lr": 123.0})
+    assert run_key("scgen", setting, 0, config, genes) != before  # cached results of the old default are not reused
+    assert run_key("mean_shift", setting, 0, config, genes) == baseline  # nothing to train: unchanged
+
+
+def test_default_params_resolve_the_variant_settings():
+    from tutorial_lib.models.scpram import FROM_VARIANT, VARIANTS
+    from tutorial_lib.tuning import SEARCH_SPACES, default_params
+
+    assert default_params("scpram")["ratio"] == VARIANTS["released"]["ratio"]
+    for method in SEARCH_SPACES:
+        assert all(v is not FROM_VARIANT for v in default_params(method).values()), method

@@ -97,7 +97,7 @@ class BenchmarkConfig:
     """
 
     n_top_genes: int = 2000
-    max_epochs: int | None = 30
+    max_epochs: int | None = None
     n_bootstrap: int = 100
     n_top_degs: int = 100
     method_kwargs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -143,12 +143,15 @@ def run_genes(adata: AnnData, n_top_genes: int) -> list[str]:
 
 
 def run_key(method: str, setting: Setting, seed: int, config: BenchmarkConfig, genes: Sequence[str]) -> str:
-    """A digest of everything that determines a run's numbers."""
+    """A digest of everything that determines a run's numbers (the method's training defaults included)."""
+    from tutorial_lib.models.registry import training_fingerprint
+
     payload = {
         "method": method,
         "setting": asdict(setting),
         "seed": int(seed),
-        "n_epochs": config.max_epochs,  # the key keeps its old name: cached results stay valid
+        "n_epochs": config.max_epochs,
+        "training": training_fingerprint(method),
         "n_bootstrap": config.n_bootstrap,
         "n_bootstrap_degs": config.n_bootstrap_degs,
         "n_top_degs": config.n_top_degs,

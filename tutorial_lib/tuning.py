@@ -34,7 +34,7 @@ from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
 from tutorial_lib._renames import UNSET, renamed
-from tutorial_lib.config import fixed_threads
+from tutorial_lib.config import fixed_threads, get_config
 from tutorial_lib.search_space import validate_space
 from tutorial_lib.data.split import HoldoutData
 
@@ -110,7 +110,7 @@ def fit_and_score(
     parts: HoldoutData,
     *,
     target: str = "validation",
-    max_epochs: int | None = 30,
+    max_epochs: int | None = None,
     seed: int = 0,
     on_epoch_end: Callable[[int, float], None] | None = None,
     train_kwargs: Mapping[str, Any] | None = None,
@@ -121,13 +121,16 @@ def fit_and_score(
     ``target="validation"`` predicts the validation group (tuning); ``"test"`` the test group
     (the single final scoring). ``train_kwargs`` go to ``Model.train`` (e.g. ``batch_size``,
     ``lr``; a preset from :func:`tutorial_lib.models.presets.train_preset`); ``max_epochs`` (the
-    epoch cap; ``None``: the model's own budget, to convergence; ``n_epochs`` is its old name,
+    epoch cap; ``None``: the mode's budget, :attr:`tutorial_lib.config.RunConfig.max_epochs`, i.e. capped
+    in fast mode and trained to convergence in full mode; ``n_epochs`` is its old name,
     accepted with a ``FutureWarning``) and ``seed`` are set by their own arguments. Runs under :func:`tutorial_lib.config.fixed_threads`,
     so a trial's value is reproduced exactly by calling this again with its parameters.
     """
     from tutorial_lib.metrics import e_distance, fit_shared_pca
 
-    max_epochs = renamed(max_epochs, n_epochs, old="n_epochs", new="max_epochs", where="fit_and_score", new_default=30)
+    max_epochs = renamed(max_epochs, n_epochs, old="n_epochs", new="max_epochs", where="fit_and_score", new_default=None)
+    if max_epochs is None:
+        max_epochs = get_config().max_epochs  # the mode's budget: capped in fast mode, converged in full mode
     if target == "validation":
         if parts.val is None:
             raise ValueError("the split has no validation cell type; assign_holdout(..., validation_cell_type=...)")
@@ -159,7 +162,7 @@ def make_objective(
     method: str,
     parts: HoldoutData,
     *,
-    max_epochs: int | None = 30,
+    max_epochs: int | None = None,
     seed: int = 0,
     space: Mapping[str, tuple[str, Any]] | None = None,
     train_kwargs: Mapping[str, Any] | None = None,
@@ -170,7 +173,7 @@ def make_objective(
     ``train_kwargs`` (e.g. ``batch_size``, ``lr``) are passed to every trial's training; see
     :func:`fit_and_score` (also for ``max_epochs`` and its old name ``n_epochs``).
     """
-    max_epochs = renamed(max_epochs, n_epochs, old="n_epochs", new="max_epochs", where="make_objective", new_default=30)
+    max_epochs = renamed(max_epochs, n_epochs, old="n_epochs", new="max_epochs", where="make_objective", new_default=None)
     model_class(method)  # unknown method fails here, before any trial
     space = SEARCH_SPACES[method] if space is None else space
     validate_space(space)
@@ -432,14 +435,20 @@ def summarise_study(study: optuna.Study) -> TuningResult:
 
 
 def default_params(method: str, space: Mapping[str, tuple[str, Any]] | None = None) -> dict[str, Any]:
-    """The defaults of ``method`` for the parameters of its search space (for the final comparison)."""
+    """The defaults of ``method`` for the parameters of its search space (for the final comparison).
+
+    Constructor defaults, and the values a default prediction of ``method`` uses (its name's fixed
+    options applied, e.g. scPRAM's released variant), as :meth:`BaseModel.predict_defaults` gives them.
+    """
     import inspect
+
+    from tutorial_lib.models.registry import get_spec
 
     cls = model_class(method)
     space = SEARCH_SPACES[method] if space is None else space
     defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
-    defaults.update({k: p.default for k, p in inspect.signature(cls.predict).parameters.items()})
-    missing = [k for k in space if k not in defaults]
+    defaults.update(cls.predict_defaults(**get_spec(method).fixed_predict))
+    missing = [k for k in space if k not in defaults or defaults[k] is inspect.Parameter.empty]
     if missing:
         raise ValueError(f"{cls.__name__} has no default for {missing}")
     return {k: defaults[k] for k in space}

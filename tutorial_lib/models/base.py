@@ -17,6 +17,7 @@ CPU every time. Calling ``train`` again continues training from the current weig
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 from collections.abc import Sequence
@@ -217,6 +218,14 @@ class BaseModel:
         """Expression (cells × genes) decoded from latent vectors ``z`` (cells × n_latent)."""
         z = np.atleast_2d(np.asarray(z, dtype=np.float32))
         return self._batched(self.module.decode, z, batch_size, len(self.var_names))
+
+    @classmethod
+    def predict_defaults(cls, **fixed: Any) -> dict[str, Any]:
+        """The value each ``predict`` setting takes when not given, with ``fixed`` (a method's
+        ``fixed_predict``) applied: what a default prediction of that method really uses."""
+        params = inspect.signature(cls.predict).parameters.items()
+        defaults = {k: p.default for k, p in params if p.default is not inspect.Parameter.empty}
+        return {**defaults, **fixed}
 
     # -- prediction helpers -------------------------------------------------------------
     def _shifted_expression(

@@ -356,6 +356,22 @@ def registered(spec: MethodSpec, *, replace: bool = False) -> Iterator[MethodSpe
             register_method(previous)
 
 
+def training_fingerprint(name: str) -> dict[str, Any]:
+    """What, besides a benchmark's own options, fixes method ``name``'s numbers: the model's
+    training defaults, fixed module settings and the prediction options its name fixes (empty for
+    a baseline or an unregistered name). Part of a benchmark run's key, so that results cached
+    under an older training default are not reused."""
+    spec = SPECS.get(name)
+    if spec is None or spec.model is None:
+        return {}
+    return {
+        "model": spec.model.__name__,
+        "train_defaults": dict(spec.model.train_defaults),
+        "fixed_module_kwargs": dict(spec.model.fixed_module_kwargs),
+        "fixed_predict": dict(spec.fixed_predict),
+    }
+
+
 def get_spec(name: str) -> MethodSpec:
     """The record of method ``name`` (one of :data:`SPECS`)."""
     if name not in SPECS:

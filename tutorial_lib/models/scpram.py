@@ -188,6 +188,14 @@ class SCPRAM(BaseModel):
             noise_type=noise_type,
         )
 
+    @classmethod
+    def predict_defaults(cls, **fixed: Any) -> dict[str, Any]:
+        """``predict``'s defaults with ``fixed`` applied and every ``FROM_VARIANT`` setting replaced by
+        the value of its variant (:data:`VARIANTS`)."""
+        settings = super().predict_defaults(**fixed)
+        variant = VARIANTS[settings["variant"]]
+        return {k: (variant[k] if v is FROM_VARIANT else v) for k, v in settings.items()}
+
     def predict(
         self,
         celltype_to_predict: str | None = None,
