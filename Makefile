@@ -6,7 +6,7 @@
 #                 and the shared-tuning test on PostgreSQL: `make postgres` installs Debian's postgresql)
 #   make lab      set up .venv and open JupyterLab on notebooks/ in it (the course environment)
 #
-# Other targets: env, data, notebooks, book, browser, postgres, clean. Variables (override on the command line):
+# Other targets: env, data, notebooks, book, browser, postgres, lint, lab, clean. Variables (override on the command line):
 #   PYTHON        interpreter that creates the virtual environment (default: python3.11)
 #   VENV          where the virtual environment lives (default: .venv)
 #   TORCH         the PyTorch requirement installed first (default: torch==2.13.0)
@@ -95,8 +95,8 @@ postgres:
 # in fast mode (nbmake) in one pytest-xdist run, one BLAS/torch thread per worker (2 workers on 2 cores;
 # NUMBA_NUM_THREADS too: scanpy's numba kernels share libgomp with torch and would raise torch to
 # one thread per core). pytest's exit code 5 ("no tests collected")
-# is not an error here: notebooks/ may still be empty.
-test: env browser postgres
+# is not an error here: notebooks/ may still be empty. The style check (lint) runs first.
+test: env browser postgres lint
 	@shopt -s nullglob; notebooks=(notebooks/*.ipynb); \
 	args=(tests); \
 	if [ $${#notebooks[@]} -gt 0 ]; then args+=(--nbmake --nbmake-timeout=$(NB_TEST_TIMEOUT) "$${notebooks[@]}"); \
@@ -112,6 +112,13 @@ test: env browser postgres
 LAB_ARGS ?=
 lab: env
 	$(BIN)/jupyter lab $(LAB_ARGS) notebooks/
+
+# Style: ruff's linter and formatter, configured in pyproject.toml ([tool.ruff]); `ruff format .`
+# and `ruff check --fix .` repair most findings.
+.PHONY: lint
+lint: env
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 clean:
 	rm -rf _build .pytest_cache

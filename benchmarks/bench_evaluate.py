@@ -33,8 +33,10 @@ def pca_check(parts, pred) -> None:
     rng = np.random.default_rng(0)
     ir = np.sort(rng.choice(real.shape[0], min(1000, real.shape[0]), replace=False))
     ip = np.sort(rng.choice(pr.shape[0], min(1000, pr.shape[0]), replace=False))
-    for label, pca in [("exact SVD", PCA(50, svd_solver="full")),
-                       ("randomized, sklearn defaults", PCA(50, svd_solver="randomized", random_state=0))]:
+    for label, pca in [
+        ("exact SVD", PCA(50, svd_solver="full")),
+        ("randomized, sklearn defaults", PCA(50, svd_solver="randomized", random_state=0)),
+    ]:
         start = time.perf_counter()
         pca.fit(x)
         wall = time.perf_counter() - start
@@ -55,8 +57,11 @@ def main() -> None:
     args = p.parse_args()
     parts = split_views(prepare_holdout(load_kang2018(args.dataset), n_top_genes=2000))
     pred = get_method("mean_shift")(parts.train, parts.ctrl, cell_type="CD4+ T cells")
-    print(f"{parts.test.n_obs} real, {pred.n_obs} predicted, {parts.ctrl.n_obs} control cells x {parts.test.n_vars} genes; "
-          f"{platform.node()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
+    print(
+        f"{parts.test.n_obs} real, {pred.n_obs} predicted, {parts.ctrl.n_obs} control cells"
+        f" x {parts.test.n_vars} genes; "
+        f"{platform.node()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"
+    )
     if args.pca_check:
         pca_check(parts, pred)
     start = time.perf_counter()
@@ -68,8 +73,10 @@ def main() -> None:
             table = evaluate(parts.test, pred, parts.ctrl, n_bootstrap=100, n_bootstrap_degs=degs, seed=0, **kw)
             wall = time.perf_counter() - start
             e = table.set_index("metric").loc["e_distance"]
-            print(f"evaluate, {label}, {degs} DEG resamples: {wall:.1f} s "
-                  f"(e_distance {e['value']:.3f} [{e['ci_low']:.3f}, {e['ci_high']:.3f}])")
+            print(
+                f"evaluate, {label}, {degs} DEG resamples: {wall:.1f} s "
+                f"(e_distance {e['value']:.3f} [{e['ci_low']:.3f}, {e['ci_high']:.3f}])"
+            )
 
 
 if __name__ == "__main__":

@@ -103,14 +103,24 @@ def main() -> None:
 
     from tutorial_lib.config import DATA_DIR
 
-    datasets = (["kang2018_mini"] if (DATA_DIR / "kang2018_mini.h5ad").exists() else [])
+    datasets = ["kang2018_mini"] if (DATA_DIR / "kang2018_mini.h5ad").exists() else []
     datasets += [] if args.no_synthetic and datasets else ["synthetic"]
     rows = []
     for data in datasets:
         for method, kwargs in CASES:
             case = json.dumps([data, method, kwargs])
-            cmd = [sys.executable, __file__, "--case", case, "--epochs", str(args.epochs), "--genes", str(args.genes),
-                   "--threads", str(args.threads)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--case",
+                case,
+                "--epochs",
+                str(args.epochs),
+                "--genes",
+                str(args.genes),
+                "--threads",
+                str(args.threads),
+            ]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True)
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(rows[-1], file=sys.stderr)

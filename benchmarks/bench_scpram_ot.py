@@ -41,8 +41,14 @@ def main() -> None:
         "released": {"variant": "released"},
         "percell_exact": {"variant": "percell_exact"},
         "old course default (Sinkhorn reg 0.05, means, pools of 3,000)": {
-            "variant": "percell", "latent": "mean", "reference": "shared", "max_ot_cells": 3000,
-            "ot_method": "sinkhorn_log", "reg": 0.05, "cost": "sqeuclidean", "cost_normalization": "max",
+            "variant": "percell",
+            "latent": "mean",
+            "reference": "shared",
+            "max_ot_cells": 3000,
+            "ot_method": "sinkhorn_log",
+            "reg": 0.05,
+            "cost": "sqeuclidean",
+            "cost_normalization": "max",
         },
     }
     plans = {}
@@ -54,21 +60,32 @@ def main() -> None:
         seconds = time.perf_counter() - t0
         info = pred.uns["scpram"]
         plans[name] = (info["ot_plan"], info["ot_pairs"])
-        print(f"{name}: {seconds:.1f} s, plan {info['ot_plan'].shape}, converged {info['plan']['converged']}, "
-              f"row-max share {info['plan']['row_max_share_mean']:.3f}, "
-              f"warnings: {sorted({str(w.message)[:60] for w in caught}) or 'none'}")
+        print(
+            f"{name}: {seconds:.1f} s, plan {info['ot_plan'].shape}, converged {info['plan']['converged']}, "
+            f"row-max share {info['plan']['row_max_share_mean']:.3f}, "
+            f"warnings: {sorted({str(w.message)[:60] for w in caught}) or 'none'}"
+        )
     exact, _ = plans["percell_exact"]
     released, _ = plans["released"]
     s = plan_sharpness(released, reference=exact)  # same pools and samples (seed 0): comparable
     print(f"released plan vs exact plan: argmax agreement {s['argmax_agreement']:.3f}")
     sink_plan, sink_pairs = plans["old course default (Sinkhorn reg 0.05, means, pools of 3,000)"]
     exact_sub = model.predict(
-        "CD4+ T cells", adata_to_predict=parts.ctrl, seed=0, keep_plan=True, variant="percell_exact", latent="mean",
-        reference="shared", max_ot_cells=3000, cost="sqeuclidean",
+        "CD4+ T cells",
+        adata_to_predict=parts.ctrl,
+        seed=0,
+        keep_plan=True,
+        variant="percell_exact",
+        latent="mean",
+        reference="shared",
+        max_ot_cells=3000,
+        cost="sqeuclidean",
     ).uns["scpram"]["ot_plan"]
     s = plan_sharpness(sink_plan, reference=exact_sub)
-    print(f"old course default vs exact plan on the same pools and cost: argmax agreement {s['argmax_agreement']:.3f}, "
-          f"row-max share {s['row_max_share_mean']:.3f}")
+    print(
+        f"old course default vs exact plan on the same pools and cost: argmax agreement {s['argmax_agreement']:.3f}, "
+        f"row-max share {s['row_max_share_mean']:.3f}"
+    )
     print(f"load average at end: {os.getloadavg()}; machine: 2 shared cores")
 
 

@@ -79,8 +79,9 @@ def linear_macs(module) -> int:
 
 def git_commit(path: Path) -> str:
     try:
-        return subprocess.run(["git", "-C", str(path), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -95,17 +96,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--subsample", type=int, default=None, help="random cells of Kang 2018 to keep")
     p.add_argument("--subsample-seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=os.cpu_count())
-    p.add_argument("--validation-cell-type", default=None,
-                   help="also hold out this type's stimulated cells and score on it instead of --cell-type "
-                        "(for choosing settings; the test type's cells are then never scored)")
-    p.add_argument("--set", dest="overrides", action="append", default=[],
-                   help="extra train() option for the new schedule, e.g. lr=2e-3 (repeatable)")
-    p.add_argument("--variant", action="append", default=[],
-                   help='NAME=JSON: a named set of train() options to run beside the schedule, e.g. '
-                        'big=\'{"batch_size": 256, "lr": 2e-3}\' (repeatable)')
+    p.add_argument(
+        "--validation-cell-type",
+        default=None,
+        help="also hold out this type's stimulated cells and score on it instead of --cell-type "
+        "(for choosing settings; the test type's cells are then never scored)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="extra train() option for the new schedule, e.g. lr=2e-3 (repeatable)",
+    )
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="NAME=JSON: a named set of train() options to run beside the schedule, e.g. "
+        'big=\'{"batch_size": 256, "lr": 2e-3}\' (repeatable)',
+    )
     p.add_argument("--csv", type=Path, default=None, help="also write the rows to this CSV")
-    p.add_argument("--histories", type=Path, default=None,
-                   help="folder for each model's training history (one CSV per model: the validation passes)")
+    p.add_argument(
+        "--histories",
+        type=Path,
+        default=None,
+        help="folder for each model's training history (one CSV per model: the validation passes)",
+    )
     args = p.parse_args(argv)
 
     import numpy as np
@@ -126,25 +143,31 @@ def main(argv: list[str] | None = None) -> int:
         key, _, value = item.partition("=")
         overrides[key] = json.loads(value)
     peak = matmul_peak()
-    print(f"# {time.strftime('%Y-%m-%d %H:%M %Z')}  schedule={args.schedule}  lib={lib_dir} ({git_commit(lib_dir)})  "
-          f"torch {torch.__version__}  threads={torch.get_num_threads()}  cores={os.cpu_count()}  "
-          f"load(1 min)={os.getloadavg()[0]:.2f}  matmul peak={peak:.1f} GFLOP/s (2048², float32)", flush=True)
+    print(
+        f"# {time.strftime('%Y-%m-%d %H:%M %Z')}  schedule={args.schedule}  lib={lib_dir} ({git_commit(lib_dir)})  "
+        f"torch {torch.__version__}  threads={torch.get_num_threads()}  cores={os.cpu_count()}  "
+        f"load(1 min)={os.getloadavg()[0]:.2f}  matmul peak={peak:.1f} GFLOP/s (2048², float32)",
+        flush=True,
+    )
 
     adata = load_kang2018("full")
     if args.subsample is not None:
         keep = np.sort(np.random.default_rng(args.subsample_seed).choice(adata.n_obs, args.subsample, replace=False))
         adata = adata[keep].copy()
-    views = split_views(prepare_holdout(adata, args.cell_type, validation_cell_type=args.validation_cell_type,
-                                        n_top_genes=args.genes))
+    views = split_views(
+        prepare_holdout(adata, args.cell_type, validation_cell_type=args.validation_cell_type, n_top_genes=args.genes)
+    )
     train = views.train
     if args.validation_cell_type is None:
         scored, ctrl, real = args.cell_type, views.ctrl, views.test
     else:
         scored, ctrl, real = args.validation_cell_type, views.val_ctrl, views.val
         print(f"# scoring on the validation type {scored!r}; {args.cell_type!r} held out and not scored", flush=True)
-    print(f"# {'subsample ' + str(args.subsample) + ' cells; ' if args.subsample else ''}train {train.n_obs} cells, "
-          f"ctrl {ctrl.n_obs}, real stimulated {real.n_obs}; {train.n_vars} genes; held out {args.cell_type!r}",
-          flush=True)
+    print(
+        f"# {'subsample ' + str(args.subsample) + ' cells; ' if args.subsample else ''}train {train.n_obs} cells, "
+        f"ctrl {ctrl.n_obs}, real stimulated {real.n_obs}; {train.n_vars} genes; held out {args.cell_type!r}",
+        flush=True,
+    )
 
     preds, rows = {}, []
     for name in ("no_change", "mean_shift"):
@@ -153,8 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     classes = {"scgen": SCGEN, "scpram": SCPRAM}
     for method in [m for m in args.methods.split(",") if m]:
         base = dict(OLD[method]) if args.schedule == "old" else dict(overrides)
-        variants = [(args.schedule, base)] + [(v.split("=", 1)[0], {**base, **json.loads(v.split("=", 1)[1])})
-                                              for v in args.variant]
+        variants = [(args.schedule, base)] + [
+            (v.split("=", 1)[0], {**base, **json.loads(v.split("=", 1)[1])}) for v in args.variant
+        ]
         for (name, settings), seed in [(v, s) for v in variants for s in [int(x) for x in args.seeds.split(",") if x]]:
             settings = dict(settings)
             model = classes[method](train)
@@ -174,13 +198,26 @@ def main(argv: list[str] | None = None) -> int:
                 args.histories.mkdir(parents=True, exist_ok=True)
                 hist.to_frame().to_csv(args.histories / f"{method}_{name}_seed{seed}.csv")
             preds[label] = model.predict(scored, adata_to_predict=ctrl, seed=seed)
-            rows.append({"label": label, "method": method, "schedule": name, "seed": seed,
-                         "train_s": round(wall, 1), "steps": int(steps), "epochs": round(epochs, 1),
-                         "best_val_loss": round(float(np.nanmin(hist.val_loss)), 3),
-                         "gflops": round(gflop / wall, 1), "load_1m": round(load, 2),
-                         "settings": json.dumps({k: v for k, v in defaults.items()}, sort_keys=True)})
-            print(f"# {label}: {wall:.1f} s, {steps} steps ({epochs:.1f} epochs), best val "
-                  f"{np.nanmin(hist.val_loss):.3f}, load {load:.2f}, stopped early: {hist.stopped_early}", flush=True)
+            rows.append(
+                {
+                    "label": label,
+                    "method": method,
+                    "schedule": name,
+                    "seed": seed,
+                    "train_s": round(wall, 1),
+                    "steps": int(steps),
+                    "epochs": round(epochs, 1),
+                    "best_val_loss": round(float(np.nanmin(hist.val_loss)), 3),
+                    "gflops": round(gflop / wall, 1),
+                    "load_1m": round(load, 2),
+                    "settings": json.dumps({k: v for k, v in defaults.items()}, sort_keys=True),
+                }
+            )
+            print(
+                f"# {label}: {wall:.1f} s, {steps} steps ({epochs:.1f} epochs), best val "
+                f"{np.nanmin(hist.val_loss):.3f}, load {load:.2f}, stopped early: {hist.stopped_early}",
+                flush=True,
+            )
 
     scores = evaluate_methods(real, ctrl, preds, n_bootstrap=0, n_bootstrap_degs=0, seed=0)
     table = pd.DataFrame(rows).set_index("label")

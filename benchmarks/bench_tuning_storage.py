@@ -38,24 +38,56 @@ import optuna
 from tutorial_lib.postgres import PostgresUnavailable, temporary_server
 from tutorial_lib.tuning import create_study, make_storage
 
-SPACE = ('{"n_hidden": ["categorical", [16, 32, 64]], "n_latent": ["categorical", [4, 8]], '
-         '"dropout_rate": ["float", [0.0, 0.5, false]]}')
+SPACE = (
+    '{"n_hidden": ["categorical", [16, 32, 64]], "n_latent": ["categorical", [4, 8]], '
+    '"dropout_rate": ["float", [0.0, 0.5, false]]}'
+)
 
 
 def run_storage(kind: str, url: str, workers: int, n_trials: int, epochs: int, log_dir: Path) -> dict:
     """Run ``workers`` tune workers on ``url`` until ``n_trials`` finished; return the figures."""
     name = f"bench-{kind}"
     create_study(name, url, heartbeat=2)
-    cmd = [sys.executable, "-m", "tutorial_lib.tune", "--study", name, "--storage", url, "--method", "scgen",
-           "--data", "mini", "--n-top-genes", "100", "--max-epochs", str(epochs), "--batch-size", "128",
-           "--pruner", "none", "--space", SPACE, "--heartbeat", "2", "--n-trials", str(n_trials)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tutorial_lib.tune",
+        "--study",
+        name,
+        "--storage",
+        url,
+        "--method",
+        "scgen",
+        "--data",
+        "mini",
+        "--n-top-genes",
+        "100",
+        "--max-epochs",
+        str(epochs),
+        "--batch-size",
+        "128",
+        "--pruner",
+        "none",
+        "--space",
+        SPACE,
+        "--heartbeat",
+        "2",
+        "--n-trials",
+        str(n_trials),
+    ]
     load = os.getloadavg()[0]
     start = time.perf_counter()
     procs = []
     for k in range(workers):
         log = open(log_dir / f"{kind}-worker{k}.log", "w")
-        procs.append(subprocess.Popen(cmd + ["--worker", str(k)], stdout=log, stderr=subprocess.STDOUT,
-                                      env={**os.environ, "PYTHONUNBUFFERED": "1"}))
+        procs.append(
+            subprocess.Popen(
+                cmd + ["--worker", str(k)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        )
     codes = [p.wait() for p in procs]
     wall = time.perf_counter() - start
     if any(codes):
@@ -64,9 +96,15 @@ def run_storage(kind: str, url: str, workers: int, n_trials: int, epochs: int, l
     done = [t for t in trials if t.state.is_finished() and t.state != optuna.trial.TrialState.FAIL]
     span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
     durations = [(t.datetime_complete - t.datetime_start).total_seconds() for t in done]
-    return {"storage": kind, "finished": len(done), "surplus": len(trials) - len(done),
-            "trials_per_min": 60 * len(done) / span, "wall_s": wall,
-            "median_trial_s": statistics.median(durations), "load_1m": load}
+    return {
+        "storage": kind,
+        "finished": len(done),
+        "surplus": len(trials) - len(done),
+        "trials_per_min": 60 * len(done) / span,
+        "wall_s": wall,
+        "median_trial_s": statistics.median(durations),
+        "load_1m": load,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,13 +112,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--n-trials", type=int, default=24)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--storages", nargs="+", default=["sqlite", "journal", "postgresql"],
-                        choices=["sqlite", "journal", "postgresql"])
+    parser.add_argument(
+        "--storages",
+        nargs="+",
+        default=["sqlite", "journal", "postgresql"],
+        choices=["sqlite", "journal", "postgresql"],
+    )
     args = parser.parse_args(argv)
-    print(f"# {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; {os.cpu_count()} CPU cores; {args.workers} workers; "
-          f"{args.n_trials} trials of {args.epochs} epochs (mini data, 100 genes, tiny scGen); "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; TUTORIAL_TORCH_THREADS="
-          f"{os.environ.get('TUTORIAL_TORCH_THREADS', '(default 1)')}", flush=True)
+    print(
+        f"# {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; {os.cpu_count()} CPU cores; {args.workers} workers; "
+        f"{args.n_trials} trials of {args.epochs} epochs (mini data, 100 genes, tiny scGen); "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; TUTORIAL_TORCH_THREADS="
+        f"{os.environ.get('TUTORIAL_TORCH_THREADS', '(default 1)')}",
+        flush=True,
+    )
     print("storage\tfinished\tsurplus\ttrials_per_min\twall_s\tmedian_trial_s\tload_1m", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -88,14 +133,20 @@ def main(argv: list[str] | None = None) -> int:
             server = temporary_server() if kind == "postgresql" else nullcontext(None)
             try:
                 with server as pg_url:
-                    url = {"sqlite": f"sqlite:///{tmp / 'bench.db'}", "journal": str(tmp / "bench.log"),
-                           "postgresql": pg_url}[kind]
+                    url = {
+                        "sqlite": f"sqlite:///{tmp / 'bench.db'}",
+                        "journal": str(tmp / "bench.log"),
+                        "postgresql": pg_url,
+                    }[kind]
                     r = run_storage(kind, url, args.workers, args.n_trials, args.epochs, tmp)
             except PostgresUnavailable as err:
                 print(f"{kind}\tskipped: {err}", flush=True)
                 continue
-            print(f"{r['storage']}\t{r['finished']}\t{r['surplus']}\t{r['trials_per_min']:.1f}\t{r['wall_s']:.1f}\t"
-                  f"{r['median_trial_s']:.2f}\t{r['load_1m']:.1f}", flush=True)
+            print(
+                f"{r['storage']}\t{r['finished']}\t{r['surplus']}\t{r['trials_per_min']:.1f}\t{r['wall_s']:.1f}\t"
+                f"{r['median_trial_s']:.2f}\t{r['load_1m']:.1f}",
+                flush=True,
+            )
     return 0
 
 

@@ -62,8 +62,13 @@ def worker(folder: Path) -> None:
             return a
 
         ev = MetricsEvaluator(
-            adata_pred=stack(pred), adata_real=stack(real), control_pert="control", pert_col="target",
-            skip_de=True, num_threads=1, outdir=str(folder / "celleval_out"),
+            adata_pred=stack(pred),
+            adata_real=stack(real),
+            control_pert="control",
+            pert_col="target",
+            skip_de=True,
+            num_threads=1,
+            outdir=str(folder / "celleval_out"),
         )
         results, _ = ev.compute(profile="anndata", write_csv=False, break_on_error=False)
         row = results.to_dicts()[0]  # one row per perturbation (here one), one column per metric

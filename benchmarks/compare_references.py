@@ -54,8 +54,13 @@ METRICS = [
     ("e_distance", None, "e_distance"),
     ("r2_pearson_var", "all", "r2_var_all"),
 ]
-KEY = {"condition_key": "condition", "cell_type_key": "cell_type", "ctrl_key": "control",
-       "stim_key": "stimulated", "pred_key": "predicted"}
+KEY = {
+    "condition_key": "condition",
+    "cell_type_key": "cell_type",
+    "ctrl_key": "control",
+    "stim_key": "stimulated",
+    "pred_key": "predicted",
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -86,8 +91,12 @@ def _worker_pertpy_scgen(train, ctrl, cell_type: str, settings: dict, seed: int)
     pt.tl.Scgen.setup_anndata(train, batch_key=KEY["condition_key"], labels_key=KEY["cell_type_key"])
     model = pt.tl.Scgen(train)
     t0 = time.perf_counter()
-    model.train(max_epochs=settings["max_epochs"], batch_size=settings["batch_size"],
-                plan_kwargs={"lr": settings["lr"]}, accelerator="cpu")
+    model.train(
+        max_epochs=settings["max_epochs"],
+        batch_size=settings["batch_size"],
+        plan_kwargs={"lr": settings["lr"]},
+        accelerator="cpu",
+    )
     t1 = time.perf_counter()
     pred, _ = model.predict(ctrl_key=KEY["ctrl_key"], stim_key=KEY["stim_key"], adata_to_predict=ctrl)
     t2 = time.perf_counter()
@@ -102,8 +111,11 @@ def _worker_scpram(train, ctrl, cell_type: str, settings: dict, seed: int):
     from scpram import models
 
     # scpram reads dense data through AnnData.to_df()
-    train = ad.AnnData(np.asarray(train.X.toarray() if hasattr(train.X, "toarray") else train.X, dtype=np.float32),
-                       obs=train.obs.copy(), var=train.var[[]].copy())
+    train = ad.AnnData(
+        np.asarray(train.X.toarray() if hasattr(train.X, "toarray") else train.X, dtype=np.float32),
+        obs=train.obs.copy(),
+        var=train.var[[]].copy(),
+    )
     model = models.SCPRAM(input_dim=train.n_vars, device="cpu")
     t0 = time.perf_counter()
     model.train_SCPRAM(train, epochs=settings["max_epochs"], batch_size=settings["batch_size"], lr=settings["lr"])
@@ -137,13 +149,15 @@ def run_worker(name: str, folder: Path, cell_type: str, settings: dict, seed: in
 
 def thread_env(threads: int) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({
-        "OMP_NUM_THREADS": str(threads),
-        "MKL_NUM_THREADS": str(threads),
-        "OPENBLAS_NUM_THREADS": str(threads),
-        "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={threads}",
-        "JAX_PLATFORMS": "cpu",
-    })
+    env.update(
+        {
+            "OMP_NUM_THREADS": str(threads),
+            "MKL_NUM_THREADS": str(threads),
+            "OPENBLAS_NUM_THREADS": str(threads),
+            "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={threads}",
+            "JAX_PLATFORMS": "cpu",
+        }
+    )
     return env
 
 
@@ -169,25 +183,39 @@ def parse_overrides(items: list[str]) -> dict[tuple[str, str], dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--cell-type", default="CD4+ T cells", help="held-out cell type")
     parser.add_argument("--n-top-genes", type=int, default=2000)
     parser.add_argument("--methods", default="scgen,scpram", help="comma-separated: scgen, scpram")
     parser.add_argument("--settings", default="fast,reference", help="comma-separated presets to train")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="M.S.KEY=VALUE",
-                        help="override a train/predict option of a preset, e.g. scgen.fast.max_epochs=12; "
-                             "for references use pertpy_scgen.reference.KEY / scpram_0.0.3.reference.KEY")
-    parser.add_argument("--references", default="auto",
-                        help="'auto' (those importable), 'none', or a comma-separated list of "
-                             f"{', '.join(REFERENCES)}")
-    parser.add_argument("--reference-python", default=sys.executable,
-                        help="Python interpreter of the environment with pertpy/scvi-tools and scpram "
-                             "(default: this one)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="M.S.KEY=VALUE",
+        help="override a train/predict option of a preset, e.g. scgen.fast.max_epochs=12; "
+        "for references use pertpy_scgen.reference.KEY / scpram_0.0.3.reference.KEY",
+    )
+    parser.add_argument(
+        "--references",
+        default="auto",
+        help=f"'auto' (those importable), 'none', or a comma-separated list of {', '.join(REFERENCES)}",
+    )
+    parser.add_argument(
+        "--reference-python",
+        default=sys.executable,
+        help="Python interpreter of the environment with pertpy/scvi-tools and scpram (default: this one)",
+    )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch/BLAS threads")
-    parser.add_argument("--sample", default="residual",
-                        help="comma-separated extra predict(sample=...) modes to score for each of our trained "
-                             "models (same weights, prediction only): residual, posterior; 'none' for none")
+    parser.add_argument(
+        "--sample",
+        default="residual",
+        help="comma-separated extra predict(sample=...) modes to score for each of our trained "
+        "models (same weights, prediction only): residual, posterior; 'none' for none",
+    )
     parser.add_argument("--n-bootstrap", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="write the summary table as CSV here")
@@ -221,14 +249,19 @@ def main(argv: list[str] | None = None) -> int:
     methods = [m for m in args.methods.split(",") if m]
     settings = [s for s in args.settings.split(",") if s]
     sample_modes = [] if args.sample == "none" else [m for m in args.sample.split(",") if m]
-    print(f"# {time.strftime('%Y-%m-%d %H:%M')}  threads={args.threads}  cores={os.cpu_count()}  "
-          f"load(1 min) at start={os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan'):.2f}", flush=True)
+    print(
+        f"# {time.strftime('%Y-%m-%d %H:%M')}  threads={args.threads}  cores={os.cpu_count()}  "
+        f"load(1 min) at start={os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan'):.2f}",
+        flush=True,
+    )
 
     adata = prepare_holdout(load_kang2018("full"), args.cell_type, n_top_genes=args.n_top_genes)
     views = split_views(adata)
     train, ctrl, real = views.train.copy(), views.ctrl.copy(), views.test.copy()
-    print(f"# train {train.n_obs} cells, ctrl {ctrl.n_obs}, real stimulated {real.n_obs}; {train.n_vars} genes",
-          flush=True)
+    print(
+        f"# train {train.n_obs} cells, ctrl {ctrl.n_obs}, real stimulated {real.n_obs}; {train.n_vars} genes",
+        flush=True,
+    )
 
     preds: dict[str, ad.AnnData] = {}
     rows: list[dict] = []
@@ -238,8 +271,17 @@ def main(argv: list[str] | None = None) -> int:
 
     def add(label, method, setting, pred, train_s, predict_s, options, load_1m):
         preds[label] = pred
-        rows.append({"label": label, "method": method, "setting": setting, "train_s": train_s,
-                     "predict_s": predict_s, "load_1m": load_1m, "options": json.dumps(options, sort_keys=True)})
+        rows.append(
+            {
+                "label": label,
+                "method": method,
+                "setting": setting,
+                "train_s": train_s,
+                "predict_s": predict_s,
+                "load_1m": load_1m,
+                "options": json.dumps(options, sort_keys=True),
+            }
+        )
 
     for name in ("no_change", "mean_shift"):
         t0 = time.perf_counter()
@@ -247,12 +289,27 @@ def main(argv: list[str] | None = None) -> int:
         add(name, name, "baseline", pred, 0.0, time.perf_counter() - t0, {}, loadavg())
 
     classes = {"scgen": SCGEN, "scpram": SCPRAM}
-    predict_keys = {"sample", "attention", "ot_method", "reg", "ratio", "temperature", "weighting", "matching",
-                    "max_ot_cells", "cost", "cost_normalization", "restrict_arithmetic_to"}
+    predict_keys = {
+        "sample",
+        "attention",
+        "ot_method",
+        "reg",
+        "ratio",
+        "temperature",
+        "weighting",
+        "matching",
+        "max_ot_cells",
+        "cost",
+        "cost_normalization",
+        "restrict_arithmetic_to",
+    }
     for method in methods:
         for setting in settings:
-            opts = {**train_preset(method, setting), **predict_preset(method, setting),
-                    **overrides.get((method, setting), {})}
+            opts = {
+                **train_preset(method, setting),
+                **predict_preset(method, setting),
+                **overrides.get((method, setting), {}),
+            }
             train_kw = {k: v for k, v in opts.items() if k not in predict_keys}
             predict_kw = {k: v for k, v in opts.items() if k in predict_keys}
             print(f"# training {method} [{setting}] {opts}", flush=True)
@@ -269,11 +326,20 @@ def main(argv: list[str] | None = None) -> int:
                 if predict_kw.get("sample", False) == mode:
                     continue
                 t2 = time.perf_counter()
-                pred = model.predict(args.cell_type, adata_to_predict=ctrl, seed=args.seed,
-                                     **{**predict_kw, "sample": mode})
+                pred = model.predict(
+                    args.cell_type, adata_to_predict=ctrl, seed=args.seed, **{**predict_kw, "sample": mode}
+                )
                 t3 = time.perf_counter()
-                add(f"{method} ({setting}, sample={mode})", method, f"{setting}, sample={mode}", pred, t1 - t0,
-                    t3 - t2, {**opts, "sample": mode}, load_1m)
+                add(
+                    f"{method} ({setting}, sample={mode})",
+                    method,
+                    f"{setting}, sample={mode}",
+                    pred,
+                    t1 - t0,
+                    t3 - t2,
+                    {**opts, "sample": mode},
+                    load_1m,
+                )
 
     if args.references == "none":
         refs = []
@@ -298,9 +364,22 @@ def main(argv: list[str] | None = None) -> int:
             opts = {**defaults, **overrides.get((ref, "reference"), {})}
             print(f"# training {ref} {opts} with {args.reference_python}", flush=True)
             load_1m = loadavg()
-            cmd = [args.reference_python, str(Path(__file__).resolve()), "--worker", ref, "--worker-dir", tmp,
-                   "--worker-settings", json.dumps(opts), "--cell-type", args.cell_type,
-                   "--threads", str(args.threads), "--seed", str(args.seed)]
+            cmd = [
+                args.reference_python,
+                str(Path(__file__).resolve()),
+                "--worker",
+                ref,
+                "--worker-dir",
+                tmp,
+                "--worker-settings",
+                json.dumps(opts),
+                "--cell-type",
+                args.cell_type,
+                "--threads",
+                str(args.threads),
+                "--seed",
+                str(args.seed),
+            ]
             done = subprocess.run(cmd, env=thread_env(args.threads), capture_output=True, text=True)
             if done.returncode != 0:
                 print(f"# {ref} failed:\n{done.stderr[-3000:]}", flush=True)

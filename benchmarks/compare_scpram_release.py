@@ -42,13 +42,18 @@ def copy_weights(ours, theirs) -> None:
     """Load the library's VAE weights into scpram 0.0.3's ``SCPRAM`` module."""
     enc, dec = ours.module.encoder, ours.module.decoder
     state = {
-        "encoder.0.weight": enc.body[0].weight, "encoder.0.bias": enc.body[0].bias,
-        "encoder.2.weight": enc.body[2].weight, "encoder.2.bias": enc.body[2].bias,
+        "encoder.0.weight": enc.body[0].weight,
+        "encoder.0.bias": enc.body[0].bias,
+        "encoder.2.weight": enc.body[2].weight,
+        "encoder.2.bias": enc.body[2].bias,
         "encoder.4.weight": torch.cat([enc.mean.weight, enc.logvar.weight]),
         "encoder.4.bias": torch.cat([enc.mean.bias, enc.logvar.bias]),
-        "decoder.0.weight": dec.body[0].weight, "decoder.0.bias": dec.body[0].bias,
-        "decoder.2.weight": dec.body[2].weight, "decoder.2.bias": dec.body[2].bias,
-        "decoder.4.weight": dec.out.weight, "decoder.4.bias": dec.out.bias,
+        "decoder.0.weight": dec.body[0].weight,
+        "decoder.0.bias": dec.body[0].bias,
+        "decoder.2.weight": dec.body[2].weight,
+        "decoder.2.bias": dec.body[2].bias,
+        "decoder.4.weight": dec.out.weight,
+        "decoder.4.bias": dec.out.bias,
     }
     theirs.load_state_dict({k: v.detach().clone() for k, v in state.items()})
 
@@ -60,9 +65,10 @@ def main() -> int:
     parser.add_argument("--tolerance", type=float, default=1e-4)
     args = parser.parse_args()
 
+    from importlib.metadata import version
+
     import ot
     import scpram
-    from importlib.metadata import version
     from scpram.models import SCPRAM as Released
 
     from tutorial_lib.data import load_kang2018, prepare_holdout, split_views
@@ -70,8 +76,10 @@ def main() -> int:
     from tutorial_lib.models.presets import train_preset
 
     torch.set_num_threads(1)
-    print(f"python {platform.python_version()}, torch {torch.__version__}, POT {ot.__version__}, "
-          f"numpy {np.__version__}, scpram {version('scpram')} ({scpram.__file__})")
+    print(
+        f"python {platform.python_version()}, torch {torch.__version__}, POT {ot.__version__}, "
+        f"numpy {np.__version__}, scpram {version('scpram')} ({scpram.__file__})"
+    )
     held_out = "CD4+ T cells"
     data = prepare_holdout(load_kang2018("mini"), held_out, n_top_genes=2000)
     parts = split_views(data)
@@ -79,14 +87,23 @@ def main() -> int:
     print(f"mini Kang 2018: {train.n_obs} training cells, {parts.ctrl.n_obs} held-out controls, {train.n_vars} genes")
     ours = SCPRAM(train, device="cpu")
     ours.train(**train_preset("scpram", "fast", max_epochs=args.epochs), seed=0, progress_bar=False)
-    theirs = Released(input_dim=train.n_vars, latent_dim=100, hidden_dim=1000, noise_rate=0.1, kl_weight=5e-4, device="cpu")
+    theirs = Released(
+        input_dim=train.n_vars, latent_dim=100, hidden_dim=1000, noise_rate=0.1, kl_weight=5e-4, device="cpu"
+    )
     copy_weights(ours, theirs)
     theirs.eval()
-    key_dic = {"condition_key": "condition", "cell_type_key": "cell_type", "ctrl_key": "control",
-               "stim_key": "stimulated", "pred_key": "predicted"}
+    key_dic = {
+        "condition_key": "condition",
+        "cell_type_key": "cell_type",
+        "ctrl_key": "control",
+        "stim_key": "stimulated",
+        "pred_key": "predicted",
+    }
     targets = train[(train.obs["cell_type"] == held_out).to_numpy() & (train.obs["condition"] == "control").to_numpy()]
     if not targets.obs_names.equals(parts.ctrl.obs_names):
-        raise SystemExit("the release predicts the held-out controls inside the training data; they differ from parts.ctrl")
+        raise SystemExit(
+            "the release predicts the held-out controls inside the training data; they differ from parts.ctrl"
+        )
 
     worst = 0.0
     for seed in args.seeds:
@@ -112,13 +129,17 @@ def main() -> int:
         percell = np.asarray(ours.predict(held_out, adata_to_predict=parts.ctrl, variant="percell", seed=seed).X)
         sanity = np.abs(x_ref - percell).max() / np.abs(x_ref).max()
         info = pred.uns["scpram"]["plan"]
-        print(f"seed {seed}: max |diff| {diff.max():.3g}, relative to max value {rel:.3g}, "
-              f"max |diff of gene means| {mean_diff:.3g}; EMD converged (ours) {info['converged']}; "
-              f"predict seconds: release {t_ref:.1f}, ours {t_ours:.1f} (loaded 2-core machine); "
-              f"sanity check, our 'percell' variant vs the release: relative max |diff| {sanity:.3g}")
+        print(
+            f"seed {seed}: max |diff| {diff.max():.3g}, relative to max value {rel:.3g}, "
+            f"max |diff of gene means| {mean_diff:.3g}; EMD converged (ours) {info['converged']}; "
+            f"predict seconds: release {t_ref:.1f}, ours {t_ours:.1f} (loaded 2-core machine); "
+            f"sanity check, our 'percell' variant vs the release: relative max |diff| {sanity:.3g}"
+        )
     ok = worst <= args.tolerance
-    print(f"largest relative difference {worst:.3g} {'<=' if ok else '>'} tolerance {args.tolerance:g}: "
-          f"{'MATCH' if ok else 'MISMATCH'}")
+    print(
+        f"largest relative difference {worst:.3g} {'<=' if ok else '>'} tolerance {args.tolerance:g}: "
+        f"{'MATCH' if ok else 'MISMATCH'}"
+    )
     return 0 if ok else 1
 
 

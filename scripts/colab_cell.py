@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "_config.yml"
 TAG = "colab-setup"
 
-TEMPLATE = '''\
+TEMPLATE = """\
 # On Google Colab and Binder only (this cell does nothing anywhere else): fast mode, and on Colab
 # fetch and install the course. Fast mode uses a small committed subset of the data and runs each
 # notebook in minutes on the free machines. For the whole data set set FULL_MODE = True and
@@ -44,7 +44,7 @@ if on_colab:
     subprocess.run(["git", "clone", "--depth", "1", "{url}", repo], check=False)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "torch", "-e", repo], check=True)
     sys.path.insert(0, repo)
-'''
+"""
 
 
 def repository_url(config: Path = CONFIG) -> str:
@@ -94,8 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     url = repository_url()
     stale = [p.name for p in sorted((REPO / "notebooks").glob("*.ipynb")) if not sync(p, url, write=not args.check)]
     if args.check and stale:
-        print("Colab cell differs from _config.yml's repository url in: " + ", ".join(stale)
-              + "; run python scripts/colab_cell.py")
+        print(
+            "Colab cell differs from _config.yml's repository url in: "
+            + ", ".join(stale)
+            + "; run python scripts/colab_cell.py"
+        )
         return 1
     print(("rewrote: " + ", ".join(stale)) if stale else "all Colab cells match _config.yml")
     return 0

@@ -10,15 +10,20 @@ import tutorial_lib.metrics as metrics_module
 from tutorial_lib.benchmark import BenchmarkConfig, Setting, read_results, run_benchmark, shared_genes, summarise
 from tutorial_lib.data import DataValidationError, normalize_log
 
-SETTINGS = [Setting("CD4 balanced", "CD4+ T cells"), Setting("CD4 20%", "CD4+ T cells", stimulated_fraction=0.2),
-            Setting("B", "B")]
+SETTINGS = [
+    Setting("CD4 balanced", "CD4+ T cells"),
+    Setting("CD4 20%", "CD4+ T cells", stimulated_fraction=0.2),
+    Setting("B", "B"),
+]
 CONFIG = BenchmarkConfig(n_top_genes=200, max_epochs=1, n_bootstrap=3, n_top_degs=20)
 METHODS = ["no_change", "mean_shift"]
 
 
 def test_results_table_is_tidy_and_complete(mini_counts, tmp_path):
     path = tmp_path / "results.csv"
-    table = run_benchmark(mini_counts, METHODS, SETTINGS, seeds=[0, 1], config=CONFIG, results_path=path, progress=False)
+    table = run_benchmark(
+        mini_counts, METHODS, SETTINGS, seeds=[0, 1], config=CONFIG, results_path=path, progress=False
+    )
     runs = table[["method", "setting", "seed"]].drop_duplicates()
     assert len(runs) == len(METHODS) * len(SETTINGS) * 2
     assert {"metric", "gene_set", "value", "ci_low", "ci_high"} <= set(table.columns)
@@ -35,13 +40,17 @@ def test_results_table_is_tidy_and_complete(mini_counts, tmp_path):
 
 def test_finished_runs_are_not_recomputed(mini_counts, tmp_path, monkeypatch):
     path = tmp_path / "results.csv"
-    first = run_benchmark(mini_counts, METHODS, SETTINGS[:1], seeds=[0], config=CONFIG, results_path=path, progress=False)
+    first = run_benchmark(
+        mini_counts, METHODS, SETTINGS[:1], seeds=[0], config=CONFIG, results_path=path, progress=False
+    )
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("a finished run was recomputed")
 
     monkeypatch.setattr(metrics_module, "evaluate", must_not_run)
-    again = run_benchmark(mini_counts, METHODS, SETTINGS[:1], seeds=[0], config=CONFIG, results_path=path, progress=False)
+    again = run_benchmark(
+        mini_counts, METHODS, SETTINGS[:1], seeds=[0], config=CONFIG, results_path=path, progress=False
+    )
     pd.testing.assert_frame_equal(first, again)
 
 
@@ -63,7 +72,9 @@ def test_interrupted_run_keeps_finished_results(mini_counts, tmp_path, monkeypat
     assert len(partial[["method", "setting"]].drop_duplicates()) == 2
     assert not (tmp_path / "results.csv.part").exists()
     monkeypatch.setattr(metrics_module, "evaluate", real_evaluate)
-    full = run_benchmark(mini_counts, METHODS, SETTINGS[:2], seeds=[0], config=CONFIG, results_path=path, progress=False)
+    full = run_benchmark(
+        mini_counts, METHODS, SETTINGS[:2], seeds=[0], config=CONFIG, results_path=path, progress=False
+    )
     assert len(full[["method", "setting"]].drop_duplicates()) == 4
 
 
@@ -96,8 +107,16 @@ def test_evaluate_methods_shares_space_and_degs_and_formats(mini_counts):
     parts = split_views(prepare_holdout(mini_counts, n_top_genes=200))
     preds = {m: get_method(m)(parts.train, parts.ctrl, cell_type="CD4+ T cells") for m in METHODS}
     scores = evaluate_methods(parts.test, parts.ctrl, preds, n_top_degs=20, n_bootstrap=3, seed=0)
-    alone = evaluate(parts.test, preds["mean_shift"], parts.ctrl, degs=rank_degs(parts.test, parts.ctrl, k=20),
-                     n_top_degs=20, n_bootstrap=3, seed=0, space=fit_shared_pca(parts.test, parts.ctrl, seed=0))
+    alone = evaluate(
+        parts.test,
+        preds["mean_shift"],
+        parts.ctrl,
+        degs=rank_degs(parts.test, parts.ctrl, k=20),
+        n_top_degs=20,
+        n_bootstrap=3,
+        seed=0,
+        space=fit_shared_pca(parts.test, parts.ctrl, seed=0),
+    )
     mine = scores[scores["method"] == "mean_shift"].drop(columns="method").reset_index(drop=True)
     pd.testing.assert_series_equal(mine["value"], alone["value"])
     wide = format_scores(scores)
@@ -116,15 +135,17 @@ def _runs(rows):
 def test_rank_methods_orders_by_direction_and_measures_spread():
     from tutorial_lib.benchmark import describe_ranking, rank_methods
 
-    table = _runs([
-        ("a", "s", 0, "e_distance", "all", 1.0, 0.9, 1.1),
-        ("a", "s", 1, "e_distance", "all", 1.2, 1.0, 1.4),
-        ("b", "s", 0, "e_distance", "all", 0.5, 0.4, 0.6),
-        ("b", "s", 1, "e_distance", "all", 0.7, 0.6, 0.8),
-        ("c", "s", 0, "e_distance", "all", np.nan, np.nan, np.nan),
-        ("a", "s", 0, "pearson_delta", "all", 0.9, 0.8, 1.0),
-        ("b", "s", 0, "pearson_delta", "all", 0.8, 0.7, 0.9),
-    ])
+    table = _runs(
+        [
+            ("a", "s", 0, "e_distance", "all", 1.0, 0.9, 1.1),
+            ("a", "s", 1, "e_distance", "all", 1.2, 1.0, 1.4),
+            ("b", "s", 0, "e_distance", "all", 0.5, 0.4, 0.6),
+            ("b", "s", 1, "e_distance", "all", 0.7, 0.6, 0.8),
+            ("c", "s", 0, "e_distance", "all", np.nan, np.nan, np.nan),
+            ("a", "s", 0, "pearson_delta", "all", 0.9, 0.8, 1.0),
+            ("b", "s", 0, "pearson_delta", "all", 0.8, 0.7, 0.9),
+        ]
+    )
     ranked = rank_methods(table, "e_distance")
     assert list(ranked["method"]) == ["b", "a"]  # lower is better; c is undefined and left out
     np.testing.assert_allclose(ranked["mean"], [0.6, 1.1])
@@ -135,11 +156,21 @@ def test_rank_methods_orders_by_direction_and_measures_spread():
     assert text.startswith("[s] e_distance (all, lower is better): b 0.600 ± 0.141 > a 1.100 ± 0.141")
     # two matched runs: the paired verdict refuses to judge
     assert "b - a = -0.500" in text and "too few matched runs to judge (n=2, need 3)" in text
-    three = pd.concat([table, _runs([("a", "s", 2, "e_distance", "all", 1.1, 1.0, 1.2),
-                                     ("b", "s", 2, "e_distance", "all", 0.55, 0.5, 0.6)])])
+    three = pd.concat(
+        [
+            table,
+            _runs(
+                [("a", "s", 2, "e_distance", "all", 1.1, 1.0, 1.2), ("b", "s", 2, "e_distance", "all", 0.55, 0.5, 0.6)]
+            ),
+        ]
+    )
     assert describe_ranking(three, "e_distance", setting="s").endswith("-> b better")
-    close = _runs([("a", "s", 0, "pearson_delta", "all", 0.80, 0.70, 0.90),
-                   ("b", "s", 0, "pearson_delta", "all", 0.79, 0.69, 0.89)])
+    close = _runs(
+        [
+            ("a", "s", 0, "pearson_delta", "all", 0.80, 0.70, 0.90),
+            ("b", "s", 0, "pearson_delta", "all", 0.79, 0.69, 0.89),
+        ]
+    )
     one_run = describe_ranking(close.drop(columns=["setting", "seed"]), "pearson_delta")
     assert "over 1 matched runs -> too few matched runs to judge (n=1, need 3)" in one_run
 
@@ -147,8 +178,9 @@ def test_rank_methods_orders_by_direction_and_measures_spread():
 def test_rank_methods_refuses_ambiguous_or_missing_rows():
     from tutorial_lib.benchmark import rank_methods
 
-    table = _runs([("a", "s1", 0, "e_distance", "all", 1.0, 0.9, 1.1),
-                   ("a", "s2", 0, "e_distance", "all", 2.0, 1.9, 2.1)])
+    table = _runs(
+        [("a", "s1", 0, "e_distance", "all", 1.0, 0.9, 1.1), ("a", "s2", 0, "e_distance", "all", 2.0, 1.9, 2.1)]
+    )
     with pytest.raises(DataValidationError, match="several settings"):
         rank_methods(table, "e_distance")
     assert rank_methods(table, "e_distance", setting="s2")["mean"].iloc[0] == 2.0
@@ -171,7 +203,9 @@ def test_mean_sd_table_of_a_benchmark(mini_counts):
     assert wide.loc["mean_shift", ("e_distance", "all", "CD4 balanced")] == f"{row['mean']:.3f} ± {row['std']:.3f}"
     both = summary.query("method == 'mean_shift' and metric == 'pearson_delta'").set_index("gene_set")["mean"]
     assert wide.loc["mean_shift", ("pearson_delta", "all", "CD4 balanced")].startswith(f"{both['all']:.3f}")
-    assert wide.loc["mean_shift", ("pearson_delta", "top20_degs", "CD4 balanced")].startswith(f"{both['top20_degs']:.3f}")
+    assert wide.loc["mean_shift", ("pearson_delta", "top20_degs", "CD4 balanced")].startswith(
+        f"{both['top20_degs']:.3f}"
+    )
     with pytest.raises(DataValidationError, match="no rows for metric"):
         mean_sd_table(summary, [("e_distance", "top20_degs")])
 
@@ -198,13 +232,25 @@ def test_genes_are_chosen_per_run_on_its_own_training_cells(mini_counts, monkeyp
     assert {"fit_predict_s", "evaluate_s"} <= set(table.columns)
     assert (table["evaluate_s"] > 0).all() and (table["fit_predict_s"] >= 0).all()
     assert (table["score_group"] == "all").all()
-    shared = run_benchmark(mini_counts, ["mean_shift"], SETTINGS[:2], seeds=[0], progress=False,
-                           config=BenchmarkConfig(**{**CONFIG.__dict__, "gene_selection": "shared"}))
+    shared = run_benchmark(
+        mini_counts,
+        ["mean_shift"],
+        SETTINGS[:2],
+        seeds=[0],
+        progress=False,
+        config=BenchmarkConfig(**{**CONFIG.__dict__, "gene_selection": "shared"}),
+    )
     assert len(seen) == 2  # "shared" does not choose genes per run
     assert shared["key"].nunique() == 2
     with pytest.raises(ValueError, match="gene_selection"):
-        run_benchmark(mini_counts, ["mean_shift"], SETTINGS[:1], seeds=[0], progress=False,
-                      config=BenchmarkConfig(gene_selection="pooled"))
+        run_benchmark(
+            mini_counts,
+            ["mean_shift"],
+            SETTINGS[:1],
+            seeds=[0],
+            progress=False,
+            config=BenchmarkConfig(gene_selection="pooled"),
+        )
 
 
 def test_donor_setting_is_scored_within_cell_types(mini_counts):
@@ -230,8 +276,15 @@ def test_custom_fit_predict_replaces_the_registry_one(mini_counts):
         calls.append(kw["seed"])
         return get_method("mean_shift")(train, ctrl, **kw)
 
-    table = run_benchmark(mini_counts, ["no_change", "shifted"], SETTINGS[:1], seeds=[3], config=CONFIG,
-                          progress=False, fit_predicts={"shifted": wrapped})
+    table = run_benchmark(
+        mini_counts,
+        ["no_change", "shifted"],
+        SETTINGS[:1],
+        seeds=[3],
+        config=CONFIG,
+        progress=False,
+        fit_predicts={"shifted": wrapped},
+    )
     assert calls == [3] and set(table["method"]) == {"no_change", "shifted"}
     with pytest.raises(ValueError, match="Unknown method"):
         run_benchmark(mini_counts, ["nope"], SETTINGS[:1], config=CONFIG, progress=False)

@@ -102,8 +102,9 @@ def test_seed_spread_plot_draws_bars_and_one_dot_per_seed(results):
 def test_seed_spread_plot_handles_undefined_and_plain_tables(results):
     ax = seed_spread_plot(results, "pearson_delta", "top100_degs")
     assert any(t.get_text() == "undefined" for t in ax.texts)
-    plain = pd.DataFrame({"method": ["default"] * 3 + ["tuned"] * 3, "seed": [0, 1, 2] * 2,
-                          "value": [5.0, 5.5, 6.0, 4.0, 4.2, 4.4]})
+    plain = pd.DataFrame(
+        {"method": ["default"] * 3 + ["tuned"] * 3, "seed": [0, 1, 2] * 2, "value": [5.0, 5.5, 6.0, 4.0, 4.2, 4.4]}
+    )
     ax = seed_spread_plot(plain, hue=None, ylabel="test E-distance")
     assert ax.get_ylabel() == "test E-distance"
     bars = [p for p in ax.patches if p.get_width() > 0]

@@ -39,7 +39,11 @@ import pytest
 from filelock import FileLock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_book import REPO, book_build, load, shared_tmp_dir, toc_files  # noqa: E402, F401
+import test_book  # noqa: E402
+from test_book import REPO, load, shared_tmp_dir, toc_files  # noqa: E402
+
+# The session fixture of tests/test_book.py that builds the book, made a fixture of this module too (`site` uses it).
+book_build = test_book.book_build
 
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "chromium", "chromium-browser")
@@ -213,7 +217,10 @@ def crawl(html: Path, chromium_path: str) -> dict:
             page.on("console", lambda m: m.type == "error" and events["console"].append(f"{m.text} @ {m.location}"))
             page.on("pageerror", lambda e: events["pageerror"].append(str(e)))
             page.on("requestfailed", lambda r: local(r.url) and events["failed"].append(f"{r.url}: {r.failure}"))
-            page.on("response", lambda r: local(r.url) and r.status >= 400 and events["failed"].append(f"{r.url}: HTTP {r.status}"))
+            page.on(
+                "response",
+                lambda r: local(r.url) and r.status >= 400 and events["failed"].append(f"{r.url}: HTTP {r.status}"),
+            )
             all_links: set[str] = set()
             for rel in pages:
                 events.update(console=[], pageerror=[], failed=[])
@@ -233,7 +240,7 @@ def crawl(html: Path, chromium_path: str) -> dict:
                     "failed_requests": list(events["failed"]),
                     "images": len(images),
                     "broken_images": [i for i in images if not i["width"]],
-                    "links": sorted({u[len(base):] for u in links}),
+                    "links": sorted({u[len(base) :] for u in links}),
                     "launch": page.evaluate(LAUNCH_JS),
                     "redirect": redirect,
                 }
@@ -253,19 +260,18 @@ def crawl(html: Path, chromium_path: str) -> dict:
             page.goto(f"{base}search.html?q={SEARCH_TERM}", wait_until="load")
             page.wait_for_function(
                 "() => document.querySelectorAll('#search-results ul.search li').length > 0"
-                " || /finished|did not match/i.test((document.querySelector('#search-results') || {}).textContent || '')",
+                " || /finished|did not match/i.test("
+                "(document.querySelector('#search-results') || {}).textContent || '')",
                 timeout=PAGE_TIMEOUT_MS,
             )
             report["search"] = {
-                "results": page.eval_on_selector_all(
-                    "#search-results ul.search li a", "els => els.map(e => e.href)"
-                ),
+                "results": page.eval_on_selector_all("#search-results ul.search li a", "els => els.map(e => e.href)"),
                 "console_errors": list(events["console"]) + list(events["pageerror"]),
             }
             browser.close()
         for url in sorted(all_links):
             target = url.split("#", 1)[0]
-            report["links"][url[len(base):]] = url_status(target)
+            report["links"][url[len(base) :]] = url_status(target)
     finally:
         server.shutdown()
         server.server_close()
@@ -338,9 +344,7 @@ def image_outputs(notebook: Path) -> int:
     """Number of image outputs (PNG, JPEG, SVG) committed in a notebook."""
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     return sum(
-        any(k.startswith("image/") for k in out.get("data", {}))
-        for cell in cells
-        for out in cell.get("outputs", [])
+        any(k.startswith("image/") for k in out.get("data", {})) for cell in cells for out in cell.get("outputs", [])
     )
 
 
@@ -392,7 +396,7 @@ def test_search_finds_a_term(site):
     assert not unexpected(search["console_errors"]), search["console_errors"]
     base = site["base"]
     for url in search["results"]:
-        rel = unquote(urlsplit(url[len(base):]).path)
+        rel = unquote(urlsplit(url[len(base) :]).path)
         assert (Path(site["html"]) / rel).exists(), f"search result {url} is not a page of the site"
 
 

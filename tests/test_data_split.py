@@ -124,7 +124,9 @@ def test_donor_holdout(mini_counts):
 
 
 def test_prepare_holdout_one_call(mini_counts):
-    out = prepare_holdout(mini_counts, "CD4+ T cells", validation_cell_type="B", n_top_genes=500, stimulated_fraction=0.5)
+    out = prepare_holdout(
+        mini_counts, "CD4+ T cells", validation_cell_type="B", n_top_genes=500, stimulated_fraction=0.5
+    )
     assert out.n_vars == 500 and out.uns["x_kind"] == "log"
     assert "counts" in out.layers
     assert out.uns["hvg"]["n_train_cells"] == int((out.obs["split"] == "train").sum())

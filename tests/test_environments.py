@@ -145,10 +145,7 @@ def pyproject_requirements() -> dict[str, dict[str, Requirement]]:
     project = pyproject()["project"]
     groups = {"core": project.get("dependencies", [])}
     groups.update(project.get("optional-dependencies", {}))
-    return {
-        group: {canonicalize_name(r.name): r for r in map(Requirement, reqs)}
-        for group, reqs in groups.items()
-    }
+    return {group: {canonicalize_name(r.name): r for r in map(Requirement, reqs)} for group, reqs in groups.items()}
 
 
 def env_path(name: str) -> Path:
@@ -311,8 +308,7 @@ def test_notebook_imports_are_in_its_environment(prefix):
     for path in paths:
         missing = missing_imports(notebook_imports(path), packages)
         assert not missing, (
-            f"{path.name} imports modules that environments/{env_name}.yml does not provide: "
-            + ", ".join(missing)
+            f"{path.name} imports modules that environments/{env_name}.yml does not provide: " + ", ".join(missing)
         )
 
 
@@ -346,7 +342,16 @@ def test_import_check_catches_a_missing_package(tmp_path):
     path.write_text(json.dumps(nb))
     imports = notebook_imports(path)
     assert imports == {
-        "numpy", "os", "sys", "sklearn", "torch", "tutorial_lib", "statsmodels", "IPython", "ot", "umap",
+        "numpy",
+        "os",
+        "sys",
+        "sklearn",
+        "torch",
+        "tutorial_lib",
+        "statsmodels",
+        "IPython",
+        "ot",
+        "umap",
     }
     packages = set(conda_specs(load_yaml(env_path("intro"))))
     assert missing_imports(imports, packages) == ["statsmodels (conda-forge package 'statsmodels')"]
@@ -380,9 +385,7 @@ def test_binder_post_build_installs_this_repository():
 
 def test_ci_runs_the_readme_test_command():
     ci = (REPO / ".ci" / "run").read_text()
-    commands = [
-        ln.strip() for ln in ci.splitlines() if ln.strip() and not ln.lstrip().startswith("#")
-    ]
+    commands = [ln.strip() for ln in ci.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     assert commands[0] == "set -euo pipefail"
     assert commands[-1] == "make test"
     assert all(c.startswith(("set ", "cd ")) for c in commands[:-1]), commands

@@ -144,7 +144,9 @@ def test_attention_row():
     kw = dict(ratio=0.05, temperature=0.1)
     assert ex.check_attention_row(_learner_attention(q, keys, **kw), q, keys, **kw)
     assert "top 5" in ex.check_attention_row(_learner_attention(q, keys, top=False, **kw), q, keys, **kw).message
-    assert "temperature" in ex.check_attention_row(_learner_attention(q, keys, use_t=False, **kw), q, keys, **kw).message
+    assert (
+        "temperature" in ex.check_attention_row(_learner_attention(q, keys, use_t=False, **kw), q, keys, **kw).message
+    )
     assert "cosine" in ex.check_attention_row(_learner_attention(q, keys, cosine=False, **kw), q, keys, **kw).message
     assert "sum to" in ex.check_attention_row(np.ones(100), q, keys, **kw).message
     assert "one weight per key" in ex.check_attention_row(np.ones(3), q, keys, **kw).message
@@ -153,6 +155,7 @@ def test_attention_row():
 def test_temperature_effect():
     rng = np.random.default_rng(2)
     q, keys = rng.normal(size=(5, 6)), rng.normal(size=(200, 6))
+
     # the learner's reasoning: entropy of each row at both temperatures
     def entropy(t):
         w = np.array([_learner_attention(qi, keys, 0.05, t) for qi in q])

@@ -35,8 +35,11 @@ def test_second_data_set_runs_through_the_course_pipeline(_mini_counts):
     first, second = _blocks()
     raw = _second_study(_mini_counts)
     ns = {}
-    exec(first.replace('ad.read_h5ad("my_study.h5ad")', "RAW").replace("n_top_genes=2000", "n_top_genes=300"),
-         {"RAW": raw}, ns)
+    exec(
+        first.replace('ad.read_h5ad("my_study.h5ad")', "RAW").replace("n_top_genes=2000", "n_top_genes=300"),
+        {"RAW": raw},
+        ns,
+    )
     parts = ns["parts"]
     assert set(ns["adata"].obs["cell_type"]) == set(_mini_counts.obs["cell_type"])  # CD4 naive mapped back
     assert (parts.test.obs["cell_type"] == "CD4+ T cells").all() and (parts.test.obs["condition"] == "stimulated").all()
@@ -44,8 +47,10 @@ def test_second_data_set_runs_through_the_course_pipeline(_mini_counts):
 
     ns2 = dict(ns)
     ns2["load_kang2018"] = lambda: _mini_counts.copy()
-    code = second.replace("from tutorial_lib.data import assign_donor_holdout, load_kang2018,",
-                          "from tutorial_lib.data import assign_donor_holdout,")
+    code = second.replace(
+        "from tutorial_lib.data import assign_donor_holdout, load_kang2018,",
+        "from tutorial_lib.data import assign_donor_holdout,",
+    )
     exec(code.replace("n_top_genes=2000", "n_top_genes=300"), ns2, ns2)
     both = ns2["parts"]
     assert (both.test.obs["study"] == "new").all() and (both.test.obs["condition"] == "stimulated").all()

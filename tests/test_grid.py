@@ -18,10 +18,33 @@ from tutorial_lib.data.checks import DataValidationError
 from tutorial_lib.grid import grid_settings, main
 
 TINY = [
-    "--dataset", "mini", "--methods", "no_change", "mean_shift", "scgen", "--seeds", "2",
-    "--cell-types", "CD4+ T cells", "B", "--imbalance-cell-types", "CD4+ T cells", "--donors", "101", "1016",
-    "--max-epochs", "1", "--n-top-genes", "200", "--n-bootstrap", "5", "--n-bootstrap-degs", "2",
-    "--n-top-degs", "20", "--no-progress",
+    "--dataset",
+    "mini",
+    "--methods",
+    "no_change",
+    "mean_shift",
+    "scgen",
+    "--seeds",
+    "2",
+    "--cell-types",
+    "CD4+ T cells",
+    "B",
+    "--imbalance-cell-types",
+    "CD4+ T cells",
+    "--donors",
+    "101",
+    "1016",
+    "--max-epochs",
+    "1",
+    "--n-top-genes",
+    "200",
+    "--n-bootstrap",
+    "5",
+    "--n-bootstrap-degs",
+    "2",
+    "--n-top-degs",
+    "20",
+    "--no-progress",
 ]
 N_RUNS = 3 * (2 + 1 + 1) * 2  # methods x (balanced + 20% + donors) x seeds
 
@@ -36,8 +59,12 @@ def test_grid_resumes_after_a_kill_and_writes_one_table(tmp_path):
     out = tmp_path / "grid.csv.gz"
     work = tmp_path / "grid.work.csv"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "tutorial_lib.grid", "--out", str(out), *TINY], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tutorial_lib.grid", "--out", str(out), *TINY],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 600
         while len(_finished_runs(work)) < 4 and time.monotonic() < deadline and proc.poll() is None:
@@ -61,8 +88,16 @@ def test_grid_resumes_after_a_kill_and_writes_one_table(tmp_path):
     again = runs.set_index("key").loc[before.index, ["fit_predict_s", "evaluate_s"]]
     pd.testing.assert_frame_equal(again, before)
     # provenance on every row
-    for col in ("git_commit", "versions", "machine", "device", "finished_at", "fit_predict_s", "evaluate_s",
-                "run_wall_s"):
+    for col in (
+        "git_commit",
+        "versions",
+        "machine",
+        "device",
+        "finished_at",
+        "fit_predict_s",
+        "evaluate_s",
+        "run_wall_s",
+    ):
         assert table[col].notna().all(), col
     assert '"torch"' in table["versions"].iloc[0]
     # the settings of the grid; the donor setting is scored per cell type, never pooled

@@ -7,12 +7,12 @@ import math
 import numpy as np
 import optuna
 import pytest
+from toy_method import TOY_SPEC, ToyShift
 
 from tutorial_lib.benchmark import BenchmarkConfig, Setting, run_benchmark
 from tutorial_lib.models import METHODS, SCGEN, SPECS, MethodSpec, get_method, get_spec, register_method, registered
 from tutorial_lib.models.presets import PREDICT_PRESETS, TRAIN_PRESETS, train_preset
 from tutorial_lib.tuning import SEARCH_SPACES, fit_and_score, make_objective, model_class, predict_params
-from toy_method import TOY_SPEC, ToyShift
 
 
 def _absent(name: str) -> bool:
@@ -39,8 +39,9 @@ def test_a_new_model_in_one_file_runs_in_benchmark_and_tuning(mini_counts):
         assert {"toy_shift"} <= set(METHODS) & set(SEARCH_SPACES) & set(TRAIN_PRESETS)
         assert train_preset("toy_shift", "capped") == {"max_epochs": 1, "batch_size": 64}
         config = BenchmarkConfig(n_top_genes=100, max_epochs=1, n_bootstrap=3, n_top_degs=20)
-        table = run_benchmark(mini_counts, ["no_change", "toy_shift"], [Setting("B", "B")], seeds=[0],
-                              config=config, progress=False)
+        table = run_benchmark(
+            mini_counts, ["no_change", "toy_shift"], [Setting("B", "B")], seeds=[0], config=config, progress=False
+        )
         toy = table[table["method"] == "toy_shift"]
         assert len(toy) == len(table[table["method"] == "no_change"]) > 0
         assert np.isfinite(toy["value"].dropna()).all() and toy["value"].notna().any()
@@ -54,8 +55,9 @@ def test_a_new_model_in_one_file_runs_in_benchmark_and_tuning(mini_counts):
         assert study.trials[0].state == optuna.trial.TrialState.COMPLETE
         assert set(study.trials[0].params) == {"n_latent", "scale"}
 
-        pred, model = get_method("toy_shift")(parts.train, parts.val_ctrl, cell_type="B", max_epochs=1,
-                                              return_model=True, reuse_trained=False)
+        pred, model = get_method("toy_shift")(
+            parts.train, parts.val_ctrl, cell_type="B", max_epochs=1, return_model=True, reuse_trained=False
+        )
         assert isinstance(model, ToyShift) and (pred.obs["method"] == "toy_shift").all()
         frame = model.history_.to_frame()  # the module's own loss terms are recorded
         assert {"train_l1", "val_l1", "train_kl", "val_kl"} <= set(frame.columns)

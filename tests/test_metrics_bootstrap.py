@@ -112,8 +112,10 @@ def test_pearson_delta_interval_covers_the_truth_95_percent():
         mats = {"real": real, "pred": pred, "ctrl": ctrl}
         full = _summaries(real, pred, ctrl)
         est = mm.pearson_delta(full.real_mean, full.pred_mean, full.ctrl_mean)
-        boots = [mm.pearson_delta(s.real_mean, s.pred_mean, s.ctrl_mean)
-                 for s in _bootstrap_summaries(mats, n_boot, seed=rep, paired=True)]
+        boots = [
+            mm.pearson_delta(s.real_mean, s.pred_mean, s.ctrl_mean)
+            for s in _bootstrap_summaries(mats, n_boot, seed=rep, paired=True)
+        ]
         iv = interval(est, boots, "percentile")
         assert iv.value == est
         covered.append(iv.ci_low <= truth <= iv.ci_high)
@@ -124,7 +126,7 @@ def test_e_distance_interval_covers_the_truth_95_percent():
     """Known true energy distance of N(0, 1) and N(1, 1); rescaled subsampling at f = 0.5."""
     mu = 1.0
     phi = lambda x: 0.5 * (1 + erf(x / sqrt(2)))  # noqa: E731
-    e_xy = sqrt(2) * sqrt(2 / pi) * exp(-mu**2 / 4) + mu * (1 - 2 * phi(-mu / sqrt(2)))  # E|X - Y|, X - Y ~ N(-mu, 2)
+    e_xy = sqrt(2) * sqrt(2 / pi) * exp(-(mu**2) / 4) + mu * (1 - 2 * phi(-mu / sqrt(2)))  # E|X - Y|, X - Y ~ N(-mu, 2)
     truth = 2 * e_xy - 2 * (2 / sqrt(pi))  # E|X - X'| = 2 / sqrt(pi)
     rng = np.random.default_rng(0)
     n, n_rep, n_boot, f = 200, 200, 100, 0.5

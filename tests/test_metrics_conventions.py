@@ -45,11 +45,22 @@ def test_rank_degs_up_keeps_only_up_regulated_genes():
 def test_evaluate_names_the_convention():
     stim, ctrl, genes = _deg_data()
     pred = stim + 0.05
-    up = evaluate(stim, pred, ctrl, n_top_degs=5, n_bootstrap=0, n_bootstrap_degs=0, var_names=genes,
-                  deg_direction="up", space="genes")
+    up = evaluate(
+        stim,
+        pred,
+        ctrl,
+        n_top_degs=5,
+        n_bootstrap=0,
+        n_bootstrap_degs=0,
+        var_names=genes,
+        deg_direction="up",
+        space="genes",
+    )
     assert "top5_up_degs" in set(up["gene_set"]) and "top5_degs" not in set(up["gene_set"])
     assert up.attrs["deg_direction"] == "up" and set(up.attrs["degs"]) == {f"g{i}" for i in range(5)}
-    default = evaluate(stim, pred, ctrl, n_top_degs=5, n_bootstrap=0, n_bootstrap_degs=0, var_names=genes, space="genes")
+    default = evaluate(
+        stim, pred, ctrl, n_top_degs=5, n_bootstrap=0, n_bootstrap_degs=0, var_names=genes, space="genes"
+    )
     assert "top5_degs" in set(default["gene_set"]) and default.attrs["deg_direction"] == "abs"
 
 

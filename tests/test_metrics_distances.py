@@ -259,8 +259,12 @@ def test_randomized_pca_gives_the_exact_e_distance_to_the_precision_that_matters
     real, ctrl = x[stim], x[~stim]
     fast = fit_shared_pca(real, ctrl, n_comps=50, seed=0)  # min(shape) > 1000: randomized solver
     exact_pca = PCA(n_components=50, svd_solver="full").fit(np.vstack([real, ctrl]))
-    exact = SharedSpace(var_names=fast.var_names, center=exact_pca.mean_, components=exact_pca.components_,
-                        explained_variance_ratio=exact_pca.explained_variance_ratio_)
+    exact = SharedSpace(
+        var_names=fast.var_names,
+        center=exact_pca.mean_,
+        components=exact_pca.components_,
+        explained_variance_ratio=exact_pca.explained_variance_ratio_,
+    )
     rng = np.random.default_rng(0)
     pred = ctrl + 0.5 * (real.mean(0) - ctrl.mean(0)) + rng.normal(0, 0.05, ctrl.shape)
     for other in (ctrl, pred):

@@ -85,8 +85,9 @@ def test_a_metric_declared_in_one_place_reaches_evaluate_directions_and_verdicts
 def test_a_new_distance_is_one_record(cells):
     real, pred, ctrl, genes = cells
     mean_cross = PairDistance("mean_cross_distance", lambda d2, cache: np.sqrt(d2), 0.0, lambda c, wx, wy: c)
-    with registered(Metric("mean_cross_distance", mean_cross, level="cells", lower_is_better=True,
-                           options=("e_estimator",))):
+    with registered(
+        Metric("mean_cross_distance", mean_cross, level="cells", lower_is_better=True, options=("e_estimator",))
+    ):
         table = evaluate(real, pred, ctrl, var_names=genes, space="genes", max_cells=None, **FAST)
         assert "mean_cross_distance" in LOWER_IS_BETTER and INTERVALS["mean_cross_distance"] == "subsample"
     row = table[table["metric"] == "mean_cross_distance"].iloc[0]
@@ -98,7 +99,9 @@ def test_a_new_distance_is_one_record(cells):
 
 def test_an_undefined_value_carries_the_records_note(cells):
     real, pred, ctrl, genes = cells
-    nan_metric = Metric("always_nan", lambda s: float("nan"), undefined=lambda s: f"undefined: {s.real_mean.size} genes")
+    nan_metric = Metric(
+        "always_nan", lambda s: float("nan"), undefined=lambda s: f"undefined: {s.real_mean.size} genes"
+    )
     with registered(nan_metric):
         table = evaluate(real, pred, ctrl, var_names=genes, **FAST)
     rows = table[table["metric"] == "always_nan"]
@@ -117,8 +120,10 @@ def test_records_are_checked_and_unregistered_even_after_an_error():
         raise RuntimeError("boom")
     with pytest.raises(KeyError, match="tmp_metric"):
         get_metric("tmp_metric")
-    with registered(Metric("needs_alpha", lambda s, alpha: 0.0, options=("alpha",))), \
-            pytest.raises(ValueError, match="needs_alpha.*alpha"):
+    with (
+        registered(Metric("needs_alpha", lambda s, alpha: 0.0, options=("alpha",))),
+        pytest.raises(ValueError, match="needs_alpha.*alpha"),
+    ):
         evaluate(np.ones((3, 2)), np.ones((3, 2)), np.ones((3, 2)))
     # the built-in records are the ones the views report
     assert set(LOWER_IS_BETTER) == {m.name for m in list_metrics() if m.lower_is_better}

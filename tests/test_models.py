@@ -147,8 +147,9 @@ def test_loss_decreases(train_data):
 def test_early_stopping_stops(train_data):
     model = SCGEN(train_data, **TINY)
     # patience and minimum budget count optimizer steps; here one epoch (and validation pass) is 3 steps
-    hist = M.train_vae(model.module, train_data.X, max_epochs=50, min_steps=0, patience=6, min_delta=1e9,
-                       progress_bar=False)
+    hist = M.train_vae(
+        model.module, train_data.X, max_epochs=50, min_steps=0, patience=6, min_delta=1e9, progress_bar=False
+    )
     assert hist.stopped_early and hist.step == [3, 6, 9]
 
 
@@ -282,9 +283,7 @@ def test_decode_delta(scgen, train_data):
     assert effect.shape == (50,) and list(effect.index) == list(scgen.var_names)
     z_ref = scgen.get_latent(pred_source(train_data)).mean(0)
     delta = scgen.get_delta()
-    np.testing.assert_allclose(
-        effect.to_numpy(), scgen.decode(z_ref + delta)[0] - scgen.decode(z_ref)[0], atol=1e-5
-    )
+    np.testing.assert_allclose(effect.to_numpy(), scgen.decode(z_ref + delta)[0] - scgen.decode(z_ref)[0], atol=1e-5)
     np.testing.assert_allclose(scgen.decode_delta(delta=delta, z_ref=z_ref).to_numpy(), effect.to_numpy(), atol=1e-5)
     with pytest.raises(ValueError, match="prediction"):
         scgen.decode_delta()
@@ -383,8 +382,14 @@ def test_scpram_first_cell_vs_per_cell(scpram):
 
 def test_scpram_options_and_subsampling(scpram):
     pred = scpram.predict(
-        HELD_OUT, ot_method="sinkhorn_log", matching="barycentric", max_ot_cells=50, weighting="softmax",
-        latent="mean", reference="shared", keep_plan=True,
+        HELD_OUT,
+        ot_method="sinkhorn_log",
+        matching="barycentric",
+        max_ot_cells=50,
+        weighting="softmax",
+        latent="mean",
+        reference="shared",
+        keep_plan=True,
     )
     assert pred.uns["scpram"]["ot_plan"].shape == (50, 50) and pred.uns["scpram"]["attention"].shape[1] == 50
     assert np.isfinite(pred.X).all()
@@ -401,10 +406,9 @@ def test_mean_shift_matches_hand_computation(train_data, ctrl_a):
     pred = baselines.mean_shift(train_data, ctrl_a, cell_type=HELD_OUT)
     obs = train_data.obs
     ref = (obs.cell_type != HELD_OUT).to_numpy()
-    delta = (
-        train_data.X[ref & (obs.condition == "stimulated").to_numpy()].mean(0)
-        - train_data.X[ref & (obs.condition == "control").to_numpy()].mean(0)
-    )
+    delta = train_data.X[ref & (obs.condition == "stimulated").to_numpy()].mean(0) - train_data.X[
+        ref & (obs.condition == "control").to_numpy()
+    ].mean(0)
     np.testing.assert_allclose(pred.X, np.clip(ctrl_a.X + delta, 0, None), rtol=1e-5, atol=1e-5)
 
 
@@ -458,9 +462,15 @@ def test_bad_hyperparameters(cls, kwargs, name, train_data):
 
 @pytest.mark.parametrize(
     ("kwargs", "name"),
-    [({"ratio": 0}, "ratio"), ({"ratio": 1.5}, "ratio"), ({"temperature": 0}, "temperature"),
-     ({"reg": -1.0}, "reg"), ({"attention": "all"}, "attention"), ({"ot_method": "magic"}, "ot_method"),
-     ({"max_ot_cells": 1}, "max_ot_cells")],
+    [
+        ({"ratio": 0}, "ratio"),
+        ({"ratio": 1.5}, "ratio"),
+        ({"temperature": 0}, "temperature"),
+        ({"reg": -1.0}, "reg"),
+        ({"attention": "all"}, "attention"),
+        ({"ot_method": "magic"}, "ot_method"),
+        ({"max_ot_cells": 1}, "max_ot_cells"),
+    ],
 )
 def test_bad_predict_arguments(scpram, kwargs, name):
     with pytest.raises(ValueError, match=name):
@@ -559,7 +569,8 @@ def test_train_presets(train_data):
     assert train_preset("scpram", "capped", max_epochs=2) == {**TRAIN_PRESETS["scpram"]["capped"], "max_epochs": 2}
     assert train_preset("scgen", max_epochs=3) == {"max_epochs": 3}
     assert train_preset("scpram", "capped", with_epochs=False) == {
-        k: v for k, v in TRAIN_PRESETS["scpram"]["capped"].items() if k != "max_epochs"}
+        k: v for k, v in TRAIN_PRESETS["scpram"]["capped"].items() if k != "max_epochs"
+    }
     with pytest.warns(FutureWarning, match="capped"):
         assert train_preset("scgen", "fast") == TRAIN_PRESETS["scgen"]["capped"]
     with pytest.raises(ValueError, match="contradict"):

@@ -29,7 +29,15 @@ def test_no_change_has_no_pearson_delta(parts):
 
 @pytest.mark.parametrize("name", ["scgen", "scpram", "scpram_percell"])
 def test_models_capture_the_response(parts, name):
-    pred = get_method(name)(parts.train, parts.ctrl, cell_type="CD4+ T cells", seed=0, max_epochs=8,
-                            n_hidden=128, n_latent=20, batch_size=64)
+    pred = get_method(name)(
+        parts.train,
+        parts.ctrl,
+        cell_type="CD4+ T cells",
+        seed=0,
+        max_epochs=8,
+        n_hidden=128,
+        n_latent=20,
+        batch_size=64,
+    )
     assert pred.shape == parts.ctrl.shape
     assert _pearson_delta(parts, pred) > 0.5

@@ -15,8 +15,9 @@ from tutorial_lib.tuning_tables import describe_trials, search_space_table, tria
 
 
 def test_ot_partner_index_maps_each_control_to_its_partner():
-    pairs = pd.DataFrame({"ctrl_cell": ["c1", "c2", "c3", "c4"], "stim_cell": ["s9", "s2", "s9", "s5"],
-                          "cost": [0.1, 0.2, 0.3, 0.4]})
+    pairs = pd.DataFrame(
+        {"ctrl_cell": ["c1", "c2", "c3", "c4"], "stim_cell": ["s9", "s2", "s9", "s5"], "cost": [0.1, 0.2, 0.3, 0.4]}
+    )
     ctrl, stim, partner = ot_partner_index(pairs)
     assert list(ctrl) == ["c1", "c2", "c3", "c4"]
     assert list(stim) == ["s9", "s2", "s5"]  # shared partner s9 once, in order of first appearance

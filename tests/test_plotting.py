@@ -158,7 +158,15 @@ def test_metric_bars_tolerates_rounding_outside_interval():
     from tutorial_lib.plotting import metric_bars
 
     v = 0.1 + 0.2
-    table = pd.DataFrame({"method": ["a", "b"], "metric": ["m", "m"], "gene_set": ["all", "all"],
-                          "value": [v, 0.5], "ci_low": [v, 0.4], "ci_high": [0.3, 0.6]})
+    table = pd.DataFrame(
+        {
+            "method": ["a", "b"],
+            "metric": ["m", "m"],
+            "gene_set": ["all", "all"],
+            "value": [v, 0.5],
+            "ci_low": [v, 0.4],
+            "ci_high": [0.3, 0.6],
+        }
+    )
     ax = metric_bars(table, "m")
     assert len(ax.patches) == 2

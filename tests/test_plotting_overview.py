@@ -32,8 +32,9 @@ def test_response_by_cell_type_matches_group_means(logged):
 
 
 def test_training_curves_accepts_history_frame():
-    frame = pd.DataFrame({"train_loss": [3.0, 2.0, 1.5], "val_loss": [3.5, 2.5, 2.0]},
-                         index=pd.Index([0, 1, 2], name="epoch"))
+    frame = pd.DataFrame(
+        {"train_loss": [3.0, 2.0, 1.5], "val_loss": [3.5, 2.5, 2.0]}, index=pd.Index([0, 1, 2], name="epoch")
+    )
     ax = tp.training_curves(frame)
     assert len(ax.get_lines()) == 2
     with pytest.raises(KeyError, match="val_loss"):

@@ -56,8 +56,9 @@ def runs():
     for method, base in (("mean_shift", 3.0), ("scgen", 2.5), ("no_change", 4.0)):
         for setting, shift in (("balanced", 0.0), ("unbalanced", 0.4)):
             for seed in range(5):
-                rows.append((method, setting, seed, "e_distance", "all",
-                             base + shift + seed_effect[seed] + rng.normal(0, 0.05)))
+                rows.append(
+                    (method, setting, seed, "e_distance", "all", base + shift + seed_effect[seed] + rng.normal(0, 0.05))
+                )
     return pd.DataFrame(rows, columns=["method", "setting", "seed", "metric", "gene_set", "value"])
 
 
@@ -163,9 +164,13 @@ def test_notebook_layouts_have_no_colliding_labels():
     """Module 03's layouts: two method x cell-type heatmaps, and seed plots four to a row."""
     types = ["B", "CD14+ Monocytes", "CD16+ Monocytes", "CD4+ T cells", "CD8+ T cells", "DC", "NK cells", "T"]
     rng = np.random.default_rng(4)
-    rows = [(m, t, s, metric, gs, rng.uniform(0.5, 5))
-            for m in ("no_change", "mean_shift", "scgen", "scpram") for t in types for s in range(3)
-            for metric, gs in (("e_distance", "all"), ("pearson_delta", "top100_degs"))]
+    rows = [
+        (m, t, s, metric, gs, rng.uniform(0.5, 5))
+        for m in ("no_change", "mean_shift", "scgen", "scpram")
+        for t in types
+        for s in range(3)
+        for metric, gs in (("e_distance", "all"), ("pearson_delta", "top100_degs"))
+    ]
     runs = pd.DataFrame(rows, columns=["method", "setting", "seed", "metric", "gene_set", "value"])
     fig, axes = plt.subplots(1, 2, figsize=(6 + 1.6 * len(types), 3.8))
     method_by_setting_heatmap(summarise(runs), "pearson_delta", "top100_degs", ax=axes[0])

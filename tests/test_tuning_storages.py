@@ -23,9 +23,9 @@ import time
 import optuna
 import pytest
 
+from tutorial_lib.data.split import DEFAULT_TEST_CELL_TYPE, DEFAULT_VALIDATION_CELL_TYPE
 from tutorial_lib.postgres import PostgresUnavailable, temporary_server
 from tutorial_lib.tune import load_parts
-from tutorial_lib.data.split import DEFAULT_TEST_CELL_TYPE, DEFAULT_VALIDATION_CELL_TYPE
 from tutorial_lib.tuning import create_study, fit_and_score, make_storage
 
 States = optuna.trial.TrialState
@@ -33,13 +33,35 @@ N_TRIALS = 5
 N_WORKERS = 4
 SETTINGS = {"n_top_genes": 100, "n_epochs": 4, "batch_size": 128, "lr": 2e-3}
 # tiny networks, so that a trial takes about a second and the test is about worker start-up and storage
-SPACE = '{"n_hidden": ["categorical", [16, 32, 64]], "n_latent": ["categorical", [4, 8]], ' \
-        '"dropout_rate": ["float", [0.0, 0.5, false]]}'
-WORKER = [sys.executable, "-m", "tutorial_lib.tune", "--method", "scgen", "--data", "mini", "--pruner", "none",
-          "--space", SPACE,
-          "--n-top-genes", str(SETTINGS["n_top_genes"]), "--max-epochs", str(SETTINGS["n_epochs"]),
-          "--batch-size", str(SETTINGS["batch_size"]), "--lr", str(SETTINGS["lr"]), "--heartbeat", "1",
-          "--n-trials", str(N_TRIALS)]
+SPACE = (
+    '{"n_hidden": ["categorical", [16, 32, 64]], "n_latent": ["categorical", [4, 8]], '
+    '"dropout_rate": ["float", [0.0, 0.5, false]]}'
+)
+WORKER = [
+    sys.executable,
+    "-m",
+    "tutorial_lib.tune",
+    "--method",
+    "scgen",
+    "--data",
+    "mini",
+    "--pruner",
+    "none",
+    "--space",
+    SPACE,
+    "--n-top-genes",
+    str(SETTINGS["n_top_genes"]),
+    "--max-epochs",
+    str(SETTINGS["n_epochs"]),
+    "--batch-size",
+    str(SETTINGS["batch_size"]),
+    "--lr",
+    str(SETTINGS["lr"]),
+    "--heartbeat",
+    "1",
+    "--n-trials",
+    str(N_TRIALS),
+]
 
 
 def _unavailable(reason: str):
@@ -78,8 +100,12 @@ def _env():
 
 def _start(study: str, storage: str, worker: int, log_dir) -> subprocess.Popen:
     log = open(log_dir / f"worker{worker}-{time.monotonic_ns()}.log", "w")
-    return subprocess.Popen(WORKER + ["--study", study, "--storage", storage, "--worker", str(worker)],
-                            env=_env(), stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        WORKER + ["--study", study, "--storage", storage, "--worker", str(worker)],
+        env=_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _victim(study: optuna.Study, procs: dict[int, subprocess.Popen]) -> tuple[int, int] | None:
@@ -129,7 +155,9 @@ def test_workers_share_a_study_and_survive_a_kill(storage, tmp_path):
     assert not [t for t in trials if t.state in (States.RUNNING, States.WAITING)]
     # the killed trial is the only failure; it was re-queued once with its parameters and finished
     assert [t.number for t in failed] == [killed_number]
-    retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or optuna.storages.RetryFailedTrialCallback
+    retry = (
+        getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or optuna.storages.RetryFailedTrialCallback
+    )
     retried = [t for t in trials if retry.retried_trial_number(t) == killed_number]
     assert len(retried) == 1 and retried[0].params == failed[0].params and retried[0] in finished
     # no parameter set was run twice (a restarted worker used to repeat its first draws)
@@ -139,6 +167,12 @@ def test_workers_share_a_study_and_survive_a_kill(storage, tmp_path):
     # the best trial's value comes back when its parameters are retrained
     best = min((t for t in finished if t.state == States.COMPLETE), key=lambda t: t.value)
     parts = load_parts("mini", DEFAULT_TEST_CELL_TYPE, DEFAULT_VALIDATION_CELL_TYPE, SETTINGS["n_top_genes"])
-    again = fit_and_score("scgen", best.params, parts, max_epochs=SETTINGS["n_epochs"], seed=0,
-                          train_kwargs={"batch_size": SETTINGS["batch_size"], "lr": SETTINGS["lr"]})
+    again = fit_and_score(
+        "scgen",
+        best.params,
+        parts,
+        max_epochs=SETTINGS["n_epochs"],
+        seed=0,
+        train_kwargs={"batch_size": SETTINGS["batch_size"], "lr": SETTINGS["lr"]},
+    )
     assert again == best.value

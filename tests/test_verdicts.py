@@ -14,8 +14,17 @@ def _table(values: dict[str, list[float]], metric: str = "pearson_delta", settin
     rows = []
     for method, vals in values.items():
         for seed, v in enumerate(vals):
-            rows.append({"method": method, "setting": setting, "seed": seed, "metric": metric, "gene_set": "all",
-                         "value": v, **extra})
+            rows.append(
+                {
+                    "method": method,
+                    "setting": setting,
+                    "seed": seed,
+                    "metric": metric,
+                    "gene_set": "all",
+                    "value": v,
+                    **extra,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -73,11 +82,15 @@ def test_paired_interval_covers_the_true_difference_95_percent():
 
 def test_verdict_table_over_pairs_settings_and_metrics():
     b = [0.5, 0.9, 0.6]
-    t = pd.concat([
-        _table({"A": [x + 0.1 for x in b], "B": b, "C": b}, setting="s1"),
-        _table({"A": b, "B": b}, setting="s2"),
-        _table({"A": [1.0, 1.1, 1.2], "B": [2.0, 2.2, 2.1], "C": [1.0, 1.1, 1.2]}, metric="e_distance", setting="s1"),
-    ])
+    t = pd.concat(
+        [
+            _table({"A": [x + 0.1 for x in b], "B": b, "C": b}, setting="s1"),
+            _table({"A": b, "B": b}, setting="s2"),
+            _table(
+                {"A": [1.0, 1.1, 1.2], "B": [2.0, 2.2, 2.1], "C": [1.0, 1.1, 1.2]}, metric="e_distance", setting="s1"
+            ),
+        ]
+    )
     tab = verdict_table(t, [("pearson_delta", "all"), ("e_distance", "all")])
     assert list(tab.columns[:3]) == ["setting", "method_a", "method_b"]
     got = tab.set_index(["setting", "method_a", "method_b", "metric"])["verdict"]
@@ -97,26 +110,49 @@ def test_interaction_is_a_difference_of_paired_differences():
             base = rng.normal(1.0, 0.2)
             for design, penalty in [("balanced", 0.0), ("stim20", 0.3)]:
                 rows += [
-                    {"method": "A", "held_out": cell_type, "design": design, "setting": f"{cell_type}/{design}",
-                     "seed": seed, "metric": "e_distance", "gene_set": "all", "value": base + penalty + 0.01 * seed},
-                    {"method": "B", "held_out": cell_type, "design": design, "setting": f"{cell_type}/{design}",
-                     "seed": seed, "metric": "e_distance", "gene_set": "all", "value": base + 0.1},
+                    {
+                        "method": "A",
+                        "held_out": cell_type,
+                        "design": design,
+                        "setting": f"{cell_type}/{design}",
+                        "seed": seed,
+                        "metric": "e_distance",
+                        "gene_set": "all",
+                        "value": base + penalty + 0.01 * seed,
+                    },
+                    {
+                        "method": "B",
+                        "held_out": cell_type,
+                        "design": design,
+                        "setting": f"{cell_type}/{design}",
+                        "seed": seed,
+                        "metric": "e_distance",
+                        "gene_set": "all",
+                        "value": base + 0.1,
+                    },
                 ]
     t = pd.DataFrame(rows)
     v = interaction(t, "A", "B", "e_distance", factor="design", levels=("stim20", "balanced"))
     assert v["n"] == 9 and v["interaction"] == pytest.approx(0.3)
     assert v["diff_1"] == pytest.approx(-0.1 + 0.01)  # mean over seeds 0, 1, 2 of 0.01 * seed - 0.1
     assert v["verdict"] == "A - B larger at stim20" and v["direction"] == "lower"
-    few = interaction(t[t["held_out"] == "t1"].query("seed < 2"), "A", "B", "e_distance", factor="design",
-                      levels=("stim20", "balanced"))
+    few = interaction(
+        t[t["held_out"] == "t1"].query("seed < 2"),
+        "A",
+        "B",
+        "e_distance",
+        factor="design",
+        levels=("stim20", "balanced"),
+    )
     assert few["verdict"].startswith("too few matched units")
     with pytest.raises(DataValidationError, match="no rows with design == 'x'"):
         interaction(t, "A", "B", "e_distance", factor="design", levels=("x", "balanced"))
 
 
 def test_paired_verdict_can_compare_two_settings_of_one_method():
-    t = pd.concat([_table({"A": [0.8, 0.7, 0.9]}, setting="balanced"),
-                   _table({"A": [0.6, 0.55, 0.7]}, setting="unbalanced")])
+    t = pd.concat(
+        [_table({"A": [0.8, 0.7, 0.9]}, setting="balanced"), _table({"A": [0.6, 0.55, 0.7]}, setting="unbalanced")]
+    )
     v = paired_verdict(t, "unbalanced", "balanced", "pearson_delta", compare="setting", match_on=("seed",))
     assert v["n"] == 3 and v["diff"] == pytest.approx(-0.55 / 3)
     assert v["verdict"] == "balanced better"

@@ -28,7 +28,11 @@ def _quoted() -> dict[str, float]:
 def test_timetable_quotes_every_notebooks_recorded_wall_time():
     recorded, quoted = _recorded(), _quoted()
     assert set(quoted) == set(recorded), f"workshop.md lists {sorted(quoted)}, notebooks are {sorted(recorded)}"
-    stale = {k: (quoted[k], recorded[k]) for k in recorded if recorded[k] is None or quoted[k] != pytest.approx(recorded[k], abs=0.05)}
+    stale = {
+        k: (quoted[k], recorded[k])
+        for k in recorded
+        if recorded[k] is None or quoted[k] != pytest.approx(recorded[k], abs=0.05)
+    }
     assert not stale, (
         "book/workshop.md's run-time table differs from metadata['tutorial_execution']['wall_s'] "
         f"(quoted, recorded): {stale}; copy the new times (and re-check the timetable)"

@@ -37,8 +37,16 @@ class ToyShift(BaseModel):
     def __init__(self, adata, *, n_latent: int = 8, n_hidden: int = 32, **kwargs) -> None:
         super().__init__(adata, n_latent=n_latent, n_hidden=n_hidden, **kwargs)
 
-    def predict(self, celltype_to_predict=None, *, adata_to_predict=None, ctrl_key="control",
-                stim_key="stimulated", seed: int = 0, scale: float = 1.0):
+    def predict(
+        self,
+        celltype_to_predict=None,
+        *,
+        adata_to_predict=None,
+        ctrl_key="control",
+        stim_key="stimulated",
+        seed: int = 0,
+        scale: float = 1.0,
+    ):
         self._check_trained()
         targets = self._targets(celltype_to_predict, adata_to_predict, ctrl_key)
         latent, condition = self.get_latent(), obs_labels(self.adata, self.condition_key)
@@ -46,11 +54,16 @@ class ToyShift(BaseModel):
         x = dense_x(targets, self.var_names)
         z = self.get_latent(targets)
         x_pred, z_pred = self._shifted_expression(x, z, delta, sample=False, seed=seed)
-        return prediction_adata(x_pred, targets, self.var_names, method=self.method_name,
-                                condition_key=self.condition_key, cell_type_key=self.cell_type_key,
-                                cell_type=celltype_to_predict,
-                                obsm={"X_latent": z_pred, "X_latent_control": z,
-                                      "delta": np.broadcast_to(delta, z.shape).copy()})
+        return prediction_adata(
+            x_pred,
+            targets,
+            self.var_names,
+            method=self.method_name,
+            condition_key=self.condition_key,
+            cell_type_key=self.cell_type_key,
+            cell_type=celltype_to_predict,
+            obsm={"X_latent": z_pred, "X_latent_control": z, "delta": np.broadcast_to(delta, z.shape).copy()},
+        )
 
 
 TOY_SPEC = MethodSpec(

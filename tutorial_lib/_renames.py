@@ -15,8 +15,9 @@ from typing import Any
 UNSET: Any = type("Unset", (), {"__repr__": lambda self: "UNSET", "__bool__": lambda self: False})()
 
 
-def renamed(new_value: Any, old_value: Any, *, old: str, new: str, where: str, new_default: Any = UNSET,
-            stacklevel: int = 3) -> Any:
+def renamed(
+    new_value: Any, old_value: Any, *, old: str, new: str, where: str, new_default: Any = UNSET, stacklevel: int = 3
+) -> Any:
     """The value of an argument renamed from ``old`` to ``new``: ``new_value`` unless ``old_value`` was given.
 
     Warns (``FutureWarning``) when the old name is used; raises ``TypeError`` when both are given
@@ -24,8 +25,9 @@ def renamed(new_value: Any, old_value: Any, *, old: str, new: str, where: str, n
     """
     if old_value is UNSET:
         return new_value
-    warnings.warn(f"{where}: {old!r} is now called {new!r}; {old!r} will be removed", FutureWarning,
-                  stacklevel=stacklevel)
+    warnings.warn(
+        f"{where}: {old!r} is now called {new!r}; {old!r} will be removed", FutureWarning, stacklevel=stacklevel
+    )
     if new_value is not UNSET and new_value != new_default and new_value != old_value:
         raise TypeError(f"{where}: got both {new}={new_value!r} and its old name {old}={old_value!r}; pass {new} only")
     return old_value

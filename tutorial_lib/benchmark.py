@@ -29,7 +29,7 @@ from anndata import AnnData
 from tqdm import tqdm
 
 from tutorial_lib._renames import UNSET, renamed
-from tutorial_lib.data.checks import CELL_TYPE_KEY, DataValidationError
+from tutorial_lib.data.checks import DataValidationError
 from tutorial_lib.data.preprocess import normalize_log, select_hvg
 from tutorial_lib.data.split import (
     DEFAULT_TEST_CELL_TYPE,
@@ -116,8 +116,9 @@ def _accept_old_epochs_name(init):
     @functools.wraps(init)
     def __init__(self, *args, n_epochs=UNSET, **kwargs):  # noqa: N807
         if n_epochs is not UNSET:
-            kwargs["max_epochs"] = renamed(kwargs.get("max_epochs", UNSET), n_epochs, old="n_epochs",
-                                           new="max_epochs", where="BenchmarkConfig")
+            kwargs["max_epochs"] = renamed(
+                kwargs.get("max_epochs", UNSET), n_epochs, old="n_epochs", new="max_epochs", where="BenchmarkConfig"
+            )
         init(self, *args, **kwargs)
 
     return __init__
@@ -304,17 +305,29 @@ def run_benchmark(
                     cell_type = setting.cell_type if setting.donors is None else None
                     start = time.perf_counter()
                     pred = fit_predicts[method](
-                        parts.train, parts.ctrl, cell_type=cell_type, seed=seed,
-                        max_epochs=config.max_epochs, **dict(config.method_kwargs.get(method, {})),
+                        parts.train,
+                        parts.ctrl,
+                        cell_type=cell_type,
+                        seed=seed,
+                        max_epochs=config.max_epochs,
+                        **dict(config.method_kwargs.get(method, {})),
                     )
                     fit_s = time.perf_counter() - start
                     start = time.perf_counter()
                     parts_scores = []
                     for group, test, ctrl, degs, space in scoring:
                         p = pred if setting.score_by is None else _group_of(pred, parts.ctrl, setting.score_by, group)
-                        sc = evaluate(test, p, ctrl, degs=degs, n_top_degs=config.n_top_degs,
-                                      n_bootstrap=config.n_bootstrap, n_bootstrap_degs=config.n_bootstrap_degs,
-                                      seed=seed, space=space)
+                        sc = evaluate(
+                            test,
+                            p,
+                            ctrl,
+                            degs=degs,
+                            n_top_degs=config.n_top_degs,
+                            n_bootstrap=config.n_bootstrap,
+                            n_bootstrap_degs=config.n_bootstrap_degs,
+                            seed=seed,
+                            space=space,
+                        )
                         sc.insert(0, "score_group", group)
                         parts_scores.append(sc)
                     scores = pd.concat(parts_scores, ignore_index=True)
@@ -379,7 +392,9 @@ def summarise(results: pd.DataFrame, by: Sequence[str] = ("method", "setting", "
     grouped = results.groupby(list(by), observed=True, sort=False)
     out = grouped["value"].agg(mean="mean", std="std", n_defined="count", n_runs="size").reset_index()
     if "note" in results.columns:
-        notes = grouped["note"].agg(lambda s: next((n for n in s if isinstance(n, str) and n), "")).reset_index(drop=True)
+        notes = (
+            grouped["note"].agg(lambda s: next((n for n in s if isinstance(n, str) and n), "")).reset_index(drop=True)
+        )
         out["note"] = notes.where(out["n_defined"] == 0, "")
     return out
 
@@ -408,8 +423,17 @@ def evaluate_methods(
     degs = rank_degs(real, ctrl, k=n_top_degs)
     tables = []
     for method, pred in predictions.items():
-        table = evaluate(real, pred, ctrl, degs=degs, n_top_degs=n_top_degs, n_bootstrap=n_bootstrap, seed=seed,
-                         space=space, **evaluate_kwargs)
+        table = evaluate(
+            real,
+            pred,
+            ctrl,
+            degs=degs,
+            n_top_degs=n_top_degs,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+            space=space,
+            **evaluate_kwargs,
+        )
         table.insert(0, "method", method)
         tables.append(table)
     return pd.concat(tables, ignore_index=True)
@@ -430,7 +454,9 @@ def format_scores(scores: pd.DataFrame, methods: Sequence[str] | None = None, di
         return f"{row['value']:.{digits}f} [{row['ci_low']:.{digits}f}, {row['ci_high']:.{digits}f}]"
 
     shown = scores.assign(shown=scores.apply(cell, axis=1))
-    wide = shown.pivot_table(index=["metric", "gene_set"], columns="method", values="shown", aggfunc="first", sort=False)
+    wide = shown.pivot_table(
+        index=["metric", "gene_set"], columns="method", values="shown", aggfunc="first", sort=False
+    )
     return wide[methods]
 
 
@@ -454,7 +480,9 @@ def rank_methods(
 
     missing = [c for c in ("method", "metric", "gene_set", "value") if c not in table.columns]
     if missing:
-        raise DataValidationError(f"table lacks the columns {missing}; pass evaluate_methods() or run_benchmark() output")
+        raise DataValidationError(
+            f"table lacks the columns {missing}; pass evaluate_methods() or run_benchmark() output"
+        )
     rows = table[(table["metric"] == metric) & (table["gene_set"] == gene_set)]
     if setting is not None:
         if "setting" not in rows.columns:
@@ -484,9 +512,12 @@ def describe_ranking(
     setting: str | None = None,
     digits: int = 3,
 ) -> str:
-    """One line per ranking, best first (``mean ± sd`` when there are several runs), and a second
-    line with the paired verdict of #1 against #2 (:func:`tutorial_lib.verdicts.paired_verdict`
-    over their matched runs; with fewer than 3 it says so instead of judging)."""
+    """One line per ranking, best first, and a line with the paired verdict of #1 against #2.
+
+    The ranking shows ``mean ± sd`` when there are several runs. The verdict is
+    :func:`tutorial_lib.verdicts.paired_verdict` over their matched runs; with fewer than 3 it says so
+    instead of judging.
+    """
     from tutorial_lib.metrics import LOWER_IS_BETTER
     from tutorial_lib.verdicts import describe_verdict, paired_verdict
 
@@ -503,8 +534,9 @@ def describe_ranking(
         match_on = [c for c in ("setting", "seed", "score_group") if c in rows.columns]
         if not match_on:  # one run per method (evaluate_methods' table): a constant key matches them
             rows, match_on = rows.assign(run=0), ["run"]
-        v = paired_verdict(rows, ranked["method"].iloc[0], ranked["method"].iloc[1], metric, gene_set,
-                           match_on=match_on)
+        v = paired_verdict(
+            rows, ranked["method"].iloc[0], ranked["method"].iloc[1], metric, gene_set, match_on=match_on
+        )
         text += "\n    #1 vs #2: " + describe_verdict(v, digits).split(": ", 1)[1]
     return text
 
@@ -515,9 +547,11 @@ def mean_sd_table(
     *,
     digits: int = 3,
 ) -> pd.DataFrame:
-    """Wide display of :func:`summarise` output: one row per method, one column per (metric,
-    gene set, setting), in the order of ``metrics``; cells ``mean ± sd`` over seeds
-    (``undefined`` when no run defines the metric)."""
+    """Wide display of :func:`summarise` output: one row per method, one column per metric.
+
+    Columns are (metric, gene set, setting), in the order of ``metrics``; cells ``mean ± sd`` over seeds
+    (``undefined`` when no run defines the metric).
+    """
     parts = []
     for metric, gene_set in metrics:
         rows = summary[(summary["metric"] == metric) & (summary["gene_set"] == gene_set)]

@@ -77,6 +77,7 @@ class RunConfig:
 
     @property
     def mode(self) -> str:
+        """The mode's name: ``"fast"`` or ``"full"``."""
         return "fast" if self.fast else "full"
 
     @property
@@ -85,8 +86,10 @@ class RunConfig:
         if self.max_epochs is None:
             from tutorial_lib.models.training import DEFAULT_SCHEDULE as s
 
-            return (f"to convergence (early stopping on the smoothed validation loss, patience {s['patience']} "
-                    f"steps, at least {s['min_steps']}, at most {s['max_steps']} steps)")
+            return (
+                f"to convergence (early stopping on the smoothed validation loss, patience {s['patience']} "
+                f"steps, at least {s['min_steps']}, at most {s['max_steps']} steps)"
+            )
         return f"capped at {self.max_epochs} epochs (a fixed budget: the models may stop before they converge)"
 
 
@@ -202,9 +205,8 @@ def setup_notebook(seed: int = 0, fast: bool | None = None) -> RunConfig:
 
     Returns the :class:`RunConfig` of the mode (fast when ``TUTORIAL_FAST=1`` or ``CI`` is set).
     """
-    from importlib.metadata import PackageNotFoundError, version
-
     import warnings
+    from importlib.metadata import PackageNotFoundError, version
 
     cfg = get_config(fast)
     set_seed(seed)

@@ -66,7 +66,8 @@ def execute_notebook(
 ) -> dict:
     """Run the notebook at ``path`` in place, in ``mode``, and record the run in its metadata.
 
-    ``timeout``: seconds per cell (``None``: no limit). Returns the record. Raises (and leaves the file untouched) if a cell fails or times out.
+    ``timeout``: seconds per cell (``None``: no limit). Returns the record. Raises (and leaves the file
+    untouched) if a cell fails or times out.
     """
     import nbformat
     from nbclient import NotebookClient
@@ -78,13 +79,15 @@ def execute_notebook(
         raise FileNotFoundError(f"{path} is not a notebook file (expected an existing .ipynb)")
     nb = nbformat.read(path, as_version=4)
     nb.metadata.pop(RECORD_KEY, None)
-    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name, resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name=kernel_name, resources={"metadata": {"path": str(path.parent)}}
+    )
     start = time.perf_counter()
     with _fast_env(mode):
         client.execute()
     record = {
         "mode": mode,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "wall_s": round(time.perf_counter() - start, 1),
         "cpu_count": os.cpu_count(),
         "versions": _versions(),

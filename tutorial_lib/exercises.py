@@ -137,7 +137,7 @@ def check_largest_response(
     cell_type_key: str = CELL_TYPE_KEY,
     condition_key: str = CONDITION_KEY,
 ) -> Feedback:
-    """Exercise 00-1: which cell type has the largest mean change of ``gene`` after stimulation?"""
+    """Exercise 00-1: the cell type with the largest mean change of ``gene`` after stimulation."""
     if gene not in adata.var_names:
         return _no(f"{gene!r} is not a gene of this AnnData; pass the data set the notebook loaded.")
     change = response_by_cell_type(adata, gene, cell_type_key=cell_type_key, condition_key=condition_key)
@@ -172,12 +172,18 @@ def check_training_mask(
     probe = AnnData(obs=adata.obs[[cell_type_key, condition_key]].copy())
     if cell_type not in set(probe.obs[cell_type_key].astype(str)):
         return _no(f"{cell_type!r} is not a cell type of this AnnData.")
-    want = assign_holdout(probe, cell_type, cell_type_key=cell_type_key, condition_key=condition_key).obs[
-        "split"
-    ].to_numpy() == "train"
+    want = (
+        assign_holdout(probe, cell_type, cell_type_key=cell_type_key, condition_key=condition_key)
+        .obs["split"]
+        .to_numpy()
+        == "train"
+    )
     got = np.asarray(mask.to_numpy() if isinstance(mask, pd.Series) else mask)
     if got.dtype != bool or got.shape != (adata.n_obs,):
-        return _no(f"expected a boolean array with one entry per cell ({adata.n_obs}); got dtype {got.dtype}, shape {got.shape}.")
+        return _no(
+            f"expected a boolean array with one entry per cell ({adata.n_obs}); "
+            f"got dtype {got.dtype}, shape {got.shape}."
+        )
     held = ~want
     leaked = int((got & held).sum())
     if leaked:
@@ -195,8 +201,12 @@ def check_training_mask(
         )
     dropped = int((want & ~got).sum())
     if dropped:
-        return _no(f"your mask drops {dropped} cells that the model may use; hold out only the stimulated {cell_type} cells.")
-    return _ok(f"{int(got.sum())} training cells: everything except the {int(held.sum())} stimulated {cell_type} cells.")
+        return _no(
+            f"your mask drops {dropped} cells that the model may use; hold out only the stimulated {cell_type} cells."
+        )
+    return _ok(
+        f"{int(got.sum())} training cells: everything except the {int(held.sum())} stimulated {cell_type} cells."
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,7 +229,9 @@ def check_pearson_delta(value, real, pred, ctrl) -> Feedback:
         return _no(f"expected one number, got {value!r}.")
     if not np.isfinite(want):
         if not np.isfinite(got):
-            return _ok("the metric is undefined here (nan): the prediction or the real data do not change from control.")
+            return _ok(
+                "the metric is undefined here (nan): the prediction or the real data do not change from control."
+            )
         return _no("pearson_delta is undefined (nan) for these inputs: the predicted or the real change is constant.")
     if _close(got, want):
         return _ok(f"pearson_delta = {want:.4f}.")
@@ -285,16 +297,20 @@ def check_attention_row(weights, query: np.ndarray, keys: np.ndarray, *, ratio: 
         return _no(f"the weights sum to {got.sum():.3f}; a softmax normalises them to sum to 1.")
     k = n_top(ratio, len(keys))
     if int((got > 1e-12).sum()) > k:
-        return _no(f"{int((got > 1e-12).sum())} keys have weight; keep only the top {k} = ceil(ratio × {len(keys)}) most similar.")
+        return _no(
+            f"{int((got > 1e-12).sum())} keys have weight; "
+            f"keep only the top {k} = ceil(ratio × {len(keys)}) most similar."
+        )
     plain = attention_weights(query, keys, ratio=ratio, temperature=1.0).toarray().ravel()
     if temperature != 1.0 and np.allclose(got, plain, rtol=1e-3, atol=1e-6):
         return _no(f"divide the similarities by the temperature ({temperature}) before the softmax.")
     return _no("use cosine similarity (normalise query and keys to unit length before the dot product).")
 
 
-def check_temperature_effect(answer: str, query: np.ndarray, keys: np.ndarray, *, ratio: float = 0.05,
-                             low: float = 0.1, high: float = 1.0) -> Feedback:
-    """Exercise 02-2: does raising the temperature make the weights "flatter" or "sharper"?
+def check_temperature_effect(
+    answer: str, query: np.ndarray, keys: np.ndarray, *, ratio: float = 0.05, low: float = 0.1, high: float = 1.0
+) -> Feedback:
+    """Exercise 02-2: whether raising the temperature makes the weights "flatter" or "sharper".
 
     The reference compares the entropy of the attention rows at ``low`` and ``high``.
     """
@@ -320,7 +336,9 @@ def check_temperature_effect(answer: str, query: np.ndarray, keys: np.ndarray, *
 # Notebook 03: benchmarking, seeds and paired differences
 
 
-def check_paired_difference(estimate, interval, a: Sequence[float], b: Sequence[float], level: float = 0.95) -> Feedback:
+def check_paired_difference(
+    estimate, interval, a: Sequence[float], b: Sequence[float], level: float = 0.95
+) -> Feedback:
     """Exercise 03-1: mean paired difference ``a - b`` over seeds and its 95% t interval."""
     try:
         mean, low, high = paired_difference(a, b, level)
@@ -343,7 +361,9 @@ def check_paired_difference(estimate, interval, a: Sequence[float], b: Sequence[
     n = da.size
     unpaired = stats.t.ppf(0.5 + level / 2, n - 1) * np.sqrt((da.var(ddof=1) + db.var(ddof=1)) / n)
     if _close(g_high - g_low, 2 * unpaired):
-        return _no("your interval treats the two methods as independent; pair them: the spread of the differences a - b.")
+        return _no(
+            "your interval treats the two methods as independent; pair them: the spread of the differences a - b."
+        )
     z_half = stats.norm.ppf(0.5 + level / 2) * np.std(da - db, ddof=1) / np.sqrt(n)
     if _close(g_high - g_low, 2 * z_half):
         return _no(f"with {n} seeds use the t quantile with {n - 1} degrees of freedom (scipy.stats.t.ppf), not 1.96.")
@@ -353,8 +373,9 @@ def check_paired_difference(estimate, interval, a: Sequence[float], b: Sequence[
 VERDICTS = ("a better", "b better", "no clear difference")
 
 
-def check_verdict(answer: str, a: Sequence[float], b: Sequence[float], *, lower_is_better: bool,
-                  level: float = 0.95) -> Feedback:
+def check_verdict(
+    answer: str, a: Sequence[float], b: Sequence[float], *, lower_is_better: bool, level: float = 0.95
+) -> Feedback:
     """Exercise 03-2: "a better", "b better" or "no clear difference" from paired scores by seed.
 
     A method is better only when the interval of the paired difference excludes zero (the rule of
@@ -387,8 +408,14 @@ def check_verdict(answer: str, a: Sequence[float], b: Sequence[float], *, lower_
 # Notebook 04: tuning without leakage
 
 
-def check_validation_choice(answer: str, adata: AnnData, test_cell_type: str = "CD4+ T cells", *,
-                            cell_type_key: str = CELL_TYPE_KEY, condition_key: str = CONDITION_KEY) -> Feedback:
+def check_validation_choice(
+    answer: str,
+    adata: AnnData,
+    test_cell_type: str = "CD4+ T cells",
+    *,
+    cell_type_key: str = CELL_TYPE_KEY,
+    condition_key: str = CONDITION_KEY,
+) -> Feedback:
     """Exercise 04-1: a cell type to tune on. Any type with both conditions except the test type."""
     from tutorial_lib.models._data import shared_cell_types
 
@@ -401,9 +428,14 @@ def check_validation_choice(answer: str, adata: AnnData, test_cell_type: str = "
             "and its final score would flatter."
         )
     if answer not in allowed:
-        return _no(f"{answer!r} is not a cell type with control and stimulated cells here; choose one of {list(allowed)}.")
+        return _no(
+            f"{answer!r} is not a cell type with control and stimulated cells here; choose one of {list(allowed)}."
+        )
     n = int(((types == answer) & (conds == STIMULATED)).sum())
-    return _ok(f"{answer} ({n} stimulated cells) is withheld from training while tuning; the test type is scored once, at the end.")
+    return _ok(
+        f"{answer} ({n} stimulated cells) is withheld from training while tuning; "
+        "the test type is scored once, at the end."
+    )
 
 
 def check_selection_effect(value, test_scores: Sequence[float], honest_score: float) -> Feedback:
@@ -421,7 +453,9 @@ def check_selection_effect(value, test_scores: Sequence[float], honest_score: fl
     if got is None:
         return _no(f"expected one number; got {value!r}.")
     if _close(got, want):
-        return _ok(f"selection effect {want:.4f}: what picking on the test set would have reported below the honest score.")
+        return _ok(
+            f"selection effect {want:.4f}: what picking on the test set would have reported below the honest score."
+        )
     if _close(got, -want):
         return _no("the sign is flipped: reported (wrong-way) minus honest.")
     if _close(got, float(scores.max() - honest_score)):
@@ -430,16 +464,16 @@ def check_selection_effect(value, test_scores: Sequence[float], honest_score: fl
 
 
 def check_startup_trials(answer) -> Feedback:
-    """Exercise 04-3: how many trials does the course's TPE sampler draw at random before modelling?
+    """Exercise 04-3: how many trials the course's TPE sampler draws at random before modelling.
 
     The reference is read from the sampler that :func:`tutorial_lib.tuning.create_study` builds,
     so it follows the library if the sampler's settings change.
     """
+    import warnings
+
     import optuna
 
     from tutorial_lib.tuning import create_study
-
-    import warnings
 
     with warnings.catch_warnings():  # Optuna's notes on experimental storage features
         warnings.simplefilter("ignore")
@@ -474,7 +508,10 @@ EXERCISES: dict[str, dict[str, str]] = {
         "question": "Which cell type shows the largest mean ISG15 change (stimulated minus control, log-normalised)?",
         "scaffold": "answer = ...  # one cell type name",
         "check": 'check_largest_response(answer, adata, gene="ISG15")',
-        "solution": 'change = tp.response_by_cell_type(adata, ["ISG15"])   # cell types x genes\nanswer = change["ISG15"].idxmax()',
+        "solution": (
+            'change = tp.response_by_cell_type(adata, ["ISG15"])   # cell types x genes\n'
+            'answer = change["ISG15"].idxmax()'
+        ),
     },
     "00-2": {
         "notebook": "00_intro",
@@ -525,7 +562,9 @@ EXERCISES: dict[str, dict[str, str]] = {
     },
     "02-1": {
         "notebook": "02_scpram",
-        "question": "Compute the attention weights of one control cell (a latent code) over the stimulated training cells.",
+        "question": (
+            "Compute the attention weights of one control cell (a latent code) over the stimulated training cells."
+        ),
         "scaffold": (
             "q = z_ctrl[0]            # one query (latent code)\nkeys = z_stim            # the keys\n"
             "ratio, temperature = 0.05, 0.1\nweights = ...  # one weight per key, zero outside the top keys"
@@ -542,7 +581,9 @@ EXERCISES: dict[str, dict[str, str]] = {
     },
     "02-2": {
         "notebook": "02_scpram",
-        "question": 'Raise the temperature from 0.1 to 1.0: do the weights get "flatter", "sharper" or stay "unchanged"?',
+        "question": (
+            'Raise the temperature from 0.1 to 1.0: do the weights get "flatter", "sharper" or stay "unchanged"?'
+        ),
         "scaffold": 'answer = ...  # "flatter", "sharper" or "unchanged"',
         "check": "check_temperature_effect(answer, z_ctrl[:50], z_stim)",
         "solution": (
@@ -555,8 +596,14 @@ EXERCISES: dict[str, dict[str, str]] = {
     },
     "03-1": {
         "notebook": "03_benchmarking_part1",
-        "question": "From the per-seed E-distances of scGen (a) and mean shift (b), compute the paired difference a - b and its 95% interval.",
-        "scaffold": "a = ...  # scGen's E-distance per seed, in seed order\nb = ...  # mean_shift's, same seeds\nestimate, interval = ..., (..., ...)",
+        "question": (
+            "From the per-seed E-distances of scGen (a) and mean shift (b), "
+            "compute the paired difference a - b and its 95% interval."
+        ),
+        "scaffold": (
+            "a = ...  # scGen's E-distance per seed, in seed order\nb = ...  # mean_shift's, same seeds\n"
+            "estimate, interval = ..., (..., ...)"
+        ),
         "check": "check_paired_difference(estimate, interval, a, b)",
         "solution": (
             "from scipy import stats\n\n"
@@ -568,7 +615,9 @@ EXERCISES: dict[str, dict[str, str]] = {
     },
     "03-2": {
         "notebook": "03_benchmarking_part1",
-        "question": 'Which is better on E-distance (lower is better): "a better", "b better" or "no clear difference"?',
+        "question": (
+            'Which is better on E-distance (lower is better): "a better", "b better" or "no clear difference"?'
+        ),
         "scaffold": "answer = ...",
         "check": "check_verdict(answer, a, b, lower_is_better=True)",
         "solution": (
@@ -581,14 +630,20 @@ EXERCISES: dict[str, dict[str, str]] = {
         "question": "Pick a validation cell type for tuning (not the test type, CD4+ T cells).",
         "scaffold": "VALIDATION_CELL_TYPE = ...",
         "check": 'check_validation_choice(VALIDATION_CELL_TYPE, adata, test_cell_type="CD4+ T cells")',
-        "solution": 'VALIDATION_CELL_TYPE = "B"   # a lymphocyte like CD4 T cells; any type but the test type is leak-free',
+        "solution": (
+            'VALIDATION_CELL_TYPE = "B"   # a lymphocyte like CD4 T cells; any type but the test type is leak-free'
+        ),
     },
     "04-2": {
         "notebook": "04_benchmarking_part2",
-        "question": "Compute the selection effect: the best wrong-way test score minus the honest candidate's test score.",
+        "question": (
+            "Compute the selection effect: the best wrong-way test score minus the honest candidate's test score."
+        ),
         "scaffold": "test_scores = ...  # test E-distance of each wrong-way candidate\nhonest = ...\nvalue = ...",
         "check": "check_selection_effect(value, test_scores, honest)",
-        "solution": "value = min(test_scores) - honest   # E-distance: lower is better, so the search reports the minimum",
+        "solution": (
+            "value = min(test_scores) - honest   # E-distance: lower is better, so the search reports the minimum"
+        ),
     },
     "04-3": {
         "notebook": "04_benchmarking_part2",

@@ -38,7 +38,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -96,8 +96,12 @@ def _git_commit() -> str:
     root = Path(__file__).resolve().parents[1]
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "tutorial_lib"],
-                               capture_output=True, text=True, check=True)
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--", "tutorial_lib"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
@@ -171,7 +175,7 @@ def run_grid(
             table.loc[new, k] = v
         if "finished_at" not in table.columns:
             table["finished_at"] = None
-        table.loc[new, "finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        table.loc[new, "finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         return table
 
     data = adata
@@ -181,8 +185,7 @@ def run_grid(
     keys: set[str] = set()
     for setting in settings:
         for seed in seeds:
-            done = run_benchmark(data, methods, [setting], [seed], config=config, results_path=work,
-                                 progress=progress)
+            done = run_benchmark(data, methods, [setting], [seed], config=config, results_path=work, progress=progress)
             keys |= set(done["key"].astype(str))
             done = read_results(work)
             if "finished_at" not in done.columns or done["finished_at"].isna().any():
@@ -206,8 +209,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", help="default: every registered method")
     p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default %(default)s)")
     p.add_argument("--cell-types", nargs="+", help="held-out cell types (default: all)")
-    p.add_argument("--imbalance-cell-types", nargs="+",
-                   help="cell types of the 20%% settings (default: the 3 with most cells)")
+    p.add_argument(
+        "--imbalance-cell-types", nargs="+", help="cell types of the 20%% settings (default: the 3 with most cells)"
+    )
     p.add_argument("--donors", nargs="*", default=list(DEFAULT_DONORS), help="held-out donors; none: no donor setting")
     p.add_argument("--max-epochs", type=int, default=None, help="epoch budget (default: the library's default)")
     p.add_argument("--method-kwargs", default="{}", help='JSON, e.g. \'{"scgen": {"batch_size": 64}}\'')
@@ -220,24 +224,42 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark grid from the command line; returns the exit status."""
     args = _parser().parse_args(argv)
     from tutorial_lib.data import load_kang2018
 
     try:
         method_kwargs = json.loads(args.method_kwargs)
     except json.JSONDecodeError as e:
-        raise SystemExit(f"--method-kwargs is not valid JSON ({e}); expected e.g. '{{\"scgen\": {{\"batch_size\": 64}}}}'")
-    config = BenchmarkConfig(n_top_genes=args.n_top_genes, max_epochs=args.max_epochs, n_bootstrap=args.n_bootstrap,
-                             n_bootstrap_degs=args.n_bootstrap_degs, n_top_degs=args.n_top_degs,
-                             method_kwargs=method_kwargs)
+        raise SystemExit(
+            f'--method-kwargs is not valid JSON ({e}); expected e.g. \'{{"scgen": {{"batch_size": 64}}}}\''
+        ) from e
+    config = BenchmarkConfig(
+        n_top_genes=args.n_top_genes,
+        max_epochs=args.max_epochs,
+        n_bootstrap=args.n_bootstrap,
+        n_bootstrap_degs=args.n_bootstrap_degs,
+        n_top_degs=args.n_top_degs,
+        method_kwargs=method_kwargs,
+    )
     imbalance = args.imbalance_cell_types if args.imbalance_cell_types else 3
     start = time.perf_counter()
-    table = run_grid(load_kang2018(args.dataset), args.out, methods=args.methods, seeds=range(args.seeds),
-                     config=config, cell_types=args.cell_types, imbalance_cell_types=imbalance,
-                     donors=args.donors or None, progress=not args.no_progress)
+    table = run_grid(
+        load_kang2018(args.dataset),
+        args.out,
+        methods=args.methods,
+        seeds=range(args.seeds),
+        config=config,
+        cell_types=args.cell_types,
+        imbalance_cell_types=imbalance,
+        donors=args.donors or None,
+        progress=not args.no_progress,
+    )
     runs = table[["method", "setting", "seed"]].drop_duplicates()
-    print(f"{len(runs)} runs, {len(table)} rows -> {args.out} ({time.perf_counter() - start:.0f} s this session; "
-          f"{table.drop_duplicates('key')['run_wall_s'].sum():.0f} s of fit + evaluate in all runs)")
+    print(
+        f"{len(runs)} runs, {len(table)} rows -> {args.out} ({time.perf_counter() - start:.0f} s this session; "
+        f"{table.drop_duplicates('key')['run_wall_s'].sum():.0f} s of fit + evaluate in all runs)"
+    )
     return 0
 
 

@@ -34,8 +34,11 @@ class PostgresUnavailable(RuntimeError):
 
 
 def find_bindir() -> Path:
-    """Folder holding ``initdb`` and ``pg_ctl``: ``pg_config --bindir``, Debian's
-    ``/usr/lib/postgresql/<version>/bin`` (newest first), or ``PATH``."""
+    """Folder holding ``initdb`` and ``pg_ctl``.
+
+    Looked up in ``pg_config --bindir``, Debian's ``/usr/lib/postgresql/<version>/bin`` (newest
+    first), or ``PATH``.
+    """
     candidates = []
     pg_config = shutil.which("pg_config")
     if pg_config:
@@ -44,8 +47,11 @@ def find_bindir() -> Path:
             candidates.append(Path(out.stdout.strip()))
         except (OSError, subprocess.SubprocessError):
             pass
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name)
-                      if Path(p).parent.name.isdigit() else 0, reverse=True)
+    versions = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"),
+        key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0,
+        reverse=True,
+    )
     candidates += [Path(p) for p in versions]
     initdb = shutil.which("initdb")
     if initdb:
@@ -109,23 +115,40 @@ def temporary_server(*, timeout: int = 60) -> Iterator[str]:
     try:
         init = subprocess.run(
             [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"],
-            capture_output=True, text=True, env=env, preexec_fn=_run_as(user), cwd=root, timeout=timeout,
+            capture_output=True,
+            text=True,
+            env=env,
+            preexec_fn=_run_as(user),
+            cwd=root,
+            timeout=timeout,
         )
         if init.returncode != 0:
             raise PostgresUnavailable(f"initdb failed (exit {init.returncode}): {init.stderr.strip()[-800:]}")
         options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off -c max_connections=200"
         start = subprocess.run(
             [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", str(timeout), "start"],
-            capture_output=True, text=True, env=env, preexec_fn=_run_as(user), cwd=root, timeout=timeout + 10,
+            capture_output=True,
+            text=True,
+            env=env,
+            preexec_fn=_run_as(user),
+            cwd=root,
+            timeout=timeout + 10,
         )
         started = start.returncode == 0
         if not started:
             server_log = log.read_text()[-800:] if log.exists() else ""
-            raise PostgresUnavailable(f"pg_ctl start failed (exit {start.returncode}): {start.stderr.strip()[-400:]}\n"
-                                      f"{server_log}")
+            raise PostgresUnavailable(
+                f"pg_ctl start failed (exit {start.returncode}): {start.stderr.strip()[-400:]}\n{server_log}"
+            )
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
     finally:
         if started or (data / "postmaster.pid").exists():
-            subprocess.run([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-                           capture_output=True, env=env, preexec_fn=_run_as(user), cwd=root, timeout=timeout)
+            subprocess.run(
+                [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+                capture_output=True,
+                env=env,
+                preexec_fn=_run_as(user),
+                cwd=root,
+                timeout=timeout,
+            )
         shutil.rmtree(root, ignore_errors=True)

@@ -36,28 +36,42 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tutorial_lib.tune", description="Run an Optuna tuning worker.")
     p.add_argument("--study", required=True, help="study name (shared by all workers)")
     p.add_argument("--method", required=True, choices=sorted(SEARCH_SPACES))
-    p.add_argument("--storage", default=None,
-                   help="Optuna storage URL or file: postgresql://..., x.db (SQLite), x.log (journal file); "
-                        "default: optuna.db in the course's cache directory")
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="Optuna storage URL or file: postgresql://..., x.db (SQLite), x.log (journal file); "
+        "default: optuna.db in the course's cache directory",
+    )
     p.add_argument("--n-trials", type=int, required=True, help="finished trials the study should reach in total")
     p.add_argument("--test-cell-type", default=DEFAULT_TEST_CELL_TYPE, help="never used for tuning; only held out")
     p.add_argument("--validation-cell-type", default=DEFAULT_VALIDATION_CELL_TYPE)
     p.add_argument("--data", choices=["mini", "full"], default=cfg.dataset)
     p.add_argument("--n-top-genes", type=int, default=cfg.n_top_genes)
-    p.add_argument("--max-epochs", type=int, default=cfg.max_epochs,
-                   help="epoch cap of each trial's training (default: the mode's; none in full mode: to convergence)")
+    p.add_argument(
+        "--max-epochs",
+        type=int,
+        default=cfg.max_epochs,
+        help="epoch cap of each trial's training (default: the mode's; none in full mode: to convergence)",
+    )
     p.add_argument("--n-epochs", type=int, default=None, dest="n_epochs", help=argparse.SUPPRESS)  # old name
     p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default: the model's)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="seed of model training")
-    p.add_argument("--worker", type=int, default=0,
-                   help="worker number; the sampler is seeded from seed + worker (and the trials already in the "
-                        "study) so that workers, and restarted workers, explore different points")
+    p.add_argument(
+        "--worker",
+        type=int,
+        default=0,
+        help="worker number; the sampler is seeded from seed + worker (and the trials already in the "
+        "study) so that workers, and restarted workers, explore different points",
+    )
     p.add_argument("--heartbeat", type=int, default=10, help="seconds between a worker's heartbeats (RDB storage)")
     p.add_argument("--pruner", choices=["median", "hyperband", "none"], default="median")
-    p.add_argument("--space", default=None,
-                   help='search space as JSON, replacing the method\'s (tutorial_lib.tuning.SEARCH_SPACES), e.g. '
-                        '\'{"n_hidden": ["categorical", [64, 128]], "dropout_rate": ["float", [0.0, 0.3, false]]}\'')
+    p.add_argument(
+        "--space",
+        default=None,
+        help="search space as JSON, replacing the method's (tutorial_lib.tuning.SEARCH_SPACES), e.g. "
+        '\'{"n_hidden": ["categorical", [64, 128]], "dropout_rate": ["float", [0.0, 0.3, false]]}\'',
+    )
     return p
 
 
@@ -88,8 +102,9 @@ def load_parts(data: str, test_cell_type: str, validation_cell_type: str, n_top_
     What every worker trains on; call it with a worker's arguments to retrain a trial exactly,
     e.g. ``fit_and_score(method, trial.params, load_parts(...), max_epochs=..., seed=...)``.
     """
-    adata = prepare_holdout(load_kang2018(data), test_cell_type, validation_cell_type=validation_cell_type,
-                            n_top_genes=n_top_genes)
+    adata = prepare_holdout(
+        load_kang2018(data), test_cell_type, validation_cell_type=validation_cell_type, n_top_genes=n_top_genes
+    )
     return split_views(adata)
 
 
@@ -108,8 +123,13 @@ def main(argv: list[str] | None = None) -> int:
         problems.append(f"--batch-size must be >= 2 (BatchNorm needs 2 cells), got {args.batch_size}")
     if args.lr is not None and not args.lr > 0:
         problems.append(f"--lr must be > 0, got {args.lr}")
-    for name, value, low in [("--max-epochs", args.max_epochs, 1), ("--n-top-genes", args.n_top_genes, 2),
-                             ("--seed", args.seed, 0), ("--worker", args.worker, 0), ("--heartbeat", args.heartbeat, 1)]:
+    for name, value, low in [
+        ("--max-epochs", args.max_epochs, 1),
+        ("--n-top-genes", args.n_top_genes, 2),
+        ("--seed", args.seed, 0),
+        ("--worker", args.worker, 0),
+        ("--heartbeat", args.heartbeat, 1),
+    ]:
         if value is not None and value < low:
             problems.append(f"{name} must be >= {low}, got {value}")
     if not args.study.strip():
@@ -127,10 +147,13 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(problems), file=sys.stderr)
         return 2
     parts = load_parts(args.data, args.test_cell_type, args.validation_cell_type, args.n_top_genes)
-    study = create_study(args.study, args.storage, seed=args.seed + args.worker, pruner=args.pruner, heartbeat=args.heartbeat)
+    study = create_study(
+        args.study, args.storage, seed=args.seed + args.worker, pruner=args.pruner, heartbeat=args.heartbeat
+    )
     train_kwargs = {k: v for k, v in {"batch_size": args.batch_size, "lr": args.lr}.items() if v is not None}
-    objective = make_objective(args.method, parts, max_epochs=args.max_epochs, seed=args.seed, space=space,
-                               train_kwargs=train_kwargs)
+    objective = make_objective(
+        args.method, parts, max_epochs=args.max_epochs, seed=args.seed, space=space, train_kwargs=train_kwargs
+    )
     who = {"worker": args.worker, "host": socket.gethostname(), "pid": os.getpid()}
 
     def labelled(trial):
@@ -139,8 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         return objective(trial)
 
     optimize(study, labelled, args.n_trials)
-    print(f"study {args.study!r}: {n_finished(study)} finished trials; best value {study.best_value:.4g} "
-          f"with {study.best_params}")
+    print(
+        f"study {args.study!r}: {n_finished(study)} finished trials; best value {study.best_value:.4g} "
+        f"with {study.best_params}"
+    )
     return 0
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +34,9 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 
 from tutorial_lib._renames import UNSET, renamed
 from tutorial_lib.config import fixed_threads, get_config
-from tutorial_lib.search_space import validate_space
 from tutorial_lib.data.split import HoldoutData
+from tutorial_lib.search_space import validate_space
+
 
 class _SearchSpaces(Mapping):
     """Live read-only view ``method -> search space`` of the method records that have one."""
@@ -121,14 +121,17 @@ def fit_and_score(
     ``target="validation"`` predicts the validation group (tuning); ``"test"`` the test group
     (the single final scoring). ``train_kwargs`` go to ``Model.train`` (e.g. ``batch_size``,
     ``lr``; a preset from :func:`tutorial_lib.models.presets.train_preset`); ``max_epochs`` (the
-    epoch cap; ``None``: the mode's budget, :attr:`tutorial_lib.config.RunConfig.max_epochs`, i.e. capped
-    in fast mode and trained to convergence in full mode; ``n_epochs`` is its old name,
-    accepted with a ``FutureWarning``) and ``seed`` are set by their own arguments. Runs under :func:`tutorial_lib.config.fixed_threads`,
-    so a trial's value is reproduced exactly by calling this again with its parameters.
+    epoch cap; ``None``: the mode's budget, :attr:`tutorial_lib.config.RunConfig.max_epochs`, i.e.
+    capped in fast mode and trained to convergence in full mode; ``n_epochs`` is its old name,
+    accepted with a ``FutureWarning``) and ``seed`` are set by their own arguments. Runs under
+    :func:`tutorial_lib.config.fixed_threads`, so a trial's value is reproduced exactly by calling
+    this again with its parameters.
     """
     from tutorial_lib.metrics import e_distance, fit_shared_pca
 
-    max_epochs = renamed(max_epochs, n_epochs, old="n_epochs", new="max_epochs", where="fit_and_score", new_default=None)
+    max_epochs = renamed(
+        max_epochs, n_epochs, old="n_epochs", new="max_epochs", where="fit_and_score", new_default=None
+    )
     if max_epochs is None:
         max_epochs = get_config().max_epochs  # the mode's budget: capped in fast mode, converged in full mode
     if target == "validation":
@@ -173,7 +176,9 @@ def make_objective(
     ``train_kwargs`` (e.g. ``batch_size``, ``lr``) are passed to every trial's training; see
     :func:`fit_and_score` (also for ``max_epochs`` and its old name ``n_epochs``).
     """
-    max_epochs = renamed(max_epochs, n_epochs, old="n_epochs", new="max_epochs", where="make_objective", new_default=None)
+    max_epochs = renamed(
+        max_epochs, n_epochs, old="n_epochs", new="max_epochs", where="make_objective", new_default=None
+    )
     model_class(method)  # unknown method fails here, before any trial
     space = SEARCH_SPACES[method] if space is None else space
     validate_space(space)
@@ -186,8 +191,9 @@ def make_objective(
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at epoch {epoch} (validation loss {val_loss:.4g})")
 
-        return fit_and_score(method, params, parts, max_epochs=max_epochs, seed=seed, on_epoch_end=report,
-                             train_kwargs=train_kwargs)
+        return fit_and_score(
+            method, params, parts, max_epochs=max_epochs, seed=seed, on_epoch_end=report, train_kwargs=train_kwargs
+        )
 
     return objective
 
@@ -227,7 +233,9 @@ def make_storage(storage: str | Path | None, *, heartbeat: int = 10) -> BaseStor
     if storage.endswith((".log", ".jsonl")) and "://" not in storage:
         Path(storage).parent.mkdir(parents=True, exist_ok=True)
         return HeartbeatJournalStorage(
-            JournalFileBackend(storage), heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
+            JournalFileBackend(storage),
+            heartbeat_interval=heartbeat,
+            grace_period=3 * heartbeat,
             **_retry_stale_trials(max_retry=1),
         )
     if "://" not in storage:
@@ -270,6 +278,7 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         self._stale_callback = heartbeat_stale_trial_callback or failed_trial_callback
 
     def record_heartbeat(self, trial_id: int) -> None:
+        """Store the current wall-clock time as the heartbeat of trial ``trial_id``."""
         try:
             self.set_trial_system_attr(trial_id, self._ATTR, time.time())
         except (optuna.exceptions.UpdateFinishedTrialError, KeyError):
@@ -287,12 +296,15 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         return stale
 
     def get_heartbeat_interval(self) -> int | None:
+        """Seconds between two heartbeats of a running trial."""
         return self.heartbeat_interval
 
     def get_heartbeat_stale_trial_callback(self):
+        """The callback Optuna calls on a trial failed as stale (``None``: none)."""
         return self._stale_callback
 
     def get_failed_trial_callback(self):  # Optuna < 4.9 asks for this name
+        """The callback Optuna calls on a trial failed as stale (old name)."""
         return self._stale_callback
 
 
@@ -402,7 +414,9 @@ def optimize(study: optuna.Study, objective: Callable, n_trials: int, *, poll: f
     def guarded(trial: optuna.Trial) -> float:
         if _surplus(study, trial.number, n_trials):
             trial.set_user_attr("surplus", True)
-            raise SurplusTrial(f"trial {trial.number} is not needed: {n_trials} earlier trials are finished or under way")
+            raise SurplusTrial(
+                f"trial {trial.number} is not needed: {n_trials} earlier trials are finished or under way"
+            )
         return objective(trial)
 
     while True:
@@ -452,4 +466,3 @@ def default_params(method: str, space: Mapping[str, tuple[str, Any]] | None = No
     if missing:
         raise ValueError(f"{cls.__name__} has no default for {missing}")
     return {k: defaults[k] for k in space}
-

@@ -1,4 +1,4 @@
-"""Paired verdicts: is method A better than method B, and does the answer depend on the setting?
+"""Paired verdicts: whether method A is better than method B, and whether that depends on the setting.
 
 Both compare *matched runs*: rows of a tidy results table (:func:`tutorial_lib.benchmark.run_benchmark`
 or the grid) with the same setting and seed, hence the same held-out cells, genes and training
@@ -41,9 +41,20 @@ def _match_on(results: pd.DataFrame, match_on: Sequence[str] | None) -> list[str
         return list(match_on)
     return [*MATCH_ON, *(["score_group"] if "score_group" in results.columns else [])]
 
+
 VERDICT_COLUMNS = [
-    "method_a", "method_b", "metric", "gene_set", "n", "mean_a", "mean_b",
-    "diff", "ci_low", "ci_high", "direction", "verdict",
+    "method_a",
+    "method_b",
+    "metric",
+    "gene_set",
+    "n",
+    "mean_a",
+    "mean_b",
+    "diff",
+    "ci_low",
+    "ci_high",
+    "direction",
+    "verdict",
 ]
 
 
@@ -174,7 +185,9 @@ def paired_verdict(
         wanted = [settings] if isinstance(settings, str) else list(settings)
         unknown = sorted(set(wanted) - set(rows["setting"]))
         if unknown:
-            raise DataValidationError(f"settings {unknown} are not in the table; it has {sorted(rows['setting'].unique())}")
+            raise DataValidationError(
+                f"settings {unknown} are not in the table; it has {sorted(rows['setting'].unique())}"
+            )
         rows = rows[rows["setting"].isin(wanted)]
     wide = _matched(rows, method_a, method_b, match_on, compare)
     d = (wide[method_a] - wide[method_b]).to_numpy(dtype=np.float64)
@@ -256,7 +269,7 @@ def interaction(
     level: float = 0.95,
     min_runs: int = MIN_RUNS,
 ) -> dict:
-    """Method x setting interaction: does A's advantage over B change between two levels of a factor?
+    """Method x setting interaction: whether A's advantage over B changes between two levels of a factor.
 
     For each matched unit (same ``match_on`` values, e.g. the same held-out cell type and seed) the
     paired difference ``A - B`` at ``levels[0]`` minus the one at ``levels[1]`` (a difference of

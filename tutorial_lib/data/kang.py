@@ -20,15 +20,13 @@ import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
+import anndata as ad
 import h5py
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from anndata import AnnData
+from anndata import AnnData, OldFormatWarning
 from filelock import FileLock
-
-import anndata as ad
-from anndata import OldFormatWarning
 
 from tutorial_lib.config import DATA_DIR
 from tutorial_lib.config import cache_dir as default_cache_dir
@@ -204,9 +202,7 @@ def add_donors(adata: AnnData, donors: pd.DataFrame | None = None) -> AnnData:
     by_cell = donors.set_index("cell")["donor"]
     missing = adata.obs_names.difference(by_cell.index)
     if len(missing):
-        raise DataValidationError(
-            f"{len(missing)} cells have no donor in the donor table (e.g. {list(missing[:3])})"
-        )
+        raise DataValidationError(f"{len(missing)} cells have no donor in the donor table (e.g. {list(missing[:3])})")
     adata.obs[DONOR_KEY] = pd.Categorical(by_cell.loc[adata.obs_names].to_numpy())
     return adata
 
@@ -252,8 +248,11 @@ def _read_cached(target: Path) -> AnnData | None:
             return _read_harmonised(target)
         except Exception as err:  # h5py raises OSError, KeyError or ValueError on damaged files
             problem = f"it cannot be read ({type(err).__name__}: {err})"
-    warnings.warn(f"The cached file {target} is damaged: {problem}. It is removed and rebuilt from the raw data.",
-                  UserWarning, stacklevel=3)
+    warnings.warn(
+        f"The cached file {target} is damaged: {problem}. It is removed and rebuilt from the raw data.",
+        UserWarning,
+        stacklevel=3,
+    )
     target.unlink(missing_ok=True)
     digest_file.unlink(missing_ok=True)
     return None

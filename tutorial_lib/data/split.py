@@ -71,8 +71,12 @@ def assign_holdout(
     labels[stim & (types == cell_type)] = "test"
     if validation_cell_type:
         labels[stim & (types == validation_cell_type)] = "validation"
-    info = {"kind": "cell_type", "key": cell_type_key, "test": [cell_type],
-            "validation": [validation_cell_type] if validation_cell_type else []}
+    info = {
+        "kind": "cell_type",
+        "key": cell_type_key,
+        "test": [cell_type],
+        "validation": [validation_cell_type] if validation_cell_type else [],
+    }
     return _set_split(adata, labels, info, split_key)
 
 

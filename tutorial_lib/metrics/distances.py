@@ -1,10 +1,10 @@
-"""Distances between two sets of cells: energy distance and kernel MMD.
+r"""Distances between two sets of cells: energy distance and kernel MMD.
 
 Both compare whole distributions of cells, not just per-gene means, so they see changes in
 spread or shape that mean-based metrics miss. Compute them in one space shared by all models of
 a comparison (see :mod:`tutorial_lib.metrics.space`), never in a space fitted on predictions.
 
-Pairwise distances use :math:`\\|x-y\\|^2 = \\|x\\|^2 + \\|y\\|^2 - 2 x\\cdot y` in float64, by
+Pairwise distances use :math:`\|x-y\|^2 = \|x\|^2 + \|y\|^2 - 2 x\cdot y` in float64, by
 blocks of rows, clipped at 0 before the square root. Entries where that formula loses all
 precision (near-identical points) are recomputed directly, so identical points are at
 distance exactly 0.
@@ -262,7 +262,10 @@ def pairwise_e_distance(
 
 
 def _estimator_kind(estimator: str) -> str:
-    """``"u"``/``"unbiased"`` -> ``"u"``; ``"v"``/``"biased"`` -> ``"v"`` (the names of :func:`e_distance` and :func:`mmd`)."""
+    """``"u"``/``"unbiased"`` -> ``"u"``; ``"v"``/``"biased"`` -> ``"v"``.
+
+    These are the estimator names accepted by :func:`e_distance` and :func:`mmd`.
+    """
     kinds = {"u": "u", "unbiased": "u", "v": "v", "biased": "v"}
     if estimator not in kinds:
         raise ValueError(f"estimator must be one of {list(kinds)}, got {estimator!r}")
@@ -307,22 +310,22 @@ class PairDistance:
 ENERGY = PairDistance("e_distance", lambda d2, cache: _sqrt_inplace(d2), 0.0, lambda c, wx, wy: 2.0 * c - wx - wy)
 
 #: Squared MMD with the cache's RBF mixture (:func:`mmd`): ``within_x + within_y - 2 cross``.
-RBF_MMD = PairDistance("mmd", lambda d2, cache: _rbf_mixture(cache.gammas)(d2), 1.0, lambda c, wx, wy: wx + wy - 2.0 * c)
+RBF_MMD = PairDistance(
+    "mmd", lambda d2, cache: _rbf_mixture(cache.gammas)(d2), 1.0, lambda c, wx, wy: wx + wy - 2.0 * c
+)
 
 
 class PairwiseCache:
-    """Distances of two fixed sets computed once, so that resamples only index into them.
+    r"""Distances of two fixed sets computed once, so that resamples only index into them.
 
     Used by the bootstrap of :func:`~tutorial_lib.metrics.evaluate`: :meth:`statistic` of a
     :class:`PairDistance` (e.g. :meth:`e_distance`, :meth:`mmd`) on the rows ``ix`` of ``x`` and
     ``iy`` of ``y`` gives the statistic of those cells without recomputing any distance. Memory:
     three dense float64 matrices of squared distances (x-x, y-y, x-y) plus three per distance used.
-    ``bandwidths`` (the RBF :math:`\\sigma_s` of :func:`mmd`) are needed only by :data:`RBF_MMD`.
+    ``bandwidths`` (the RBF :math:`\sigma_s` of :func:`mmd`) are needed only by :data:`RBF_MMD`.
     """
 
-    def __init__(
-        self, x: np.ndarray, y: np.ndarray, bandwidths: Sequence[float] | np.ndarray | None = None
-    ) -> None:
+    def __init__(self, x: np.ndarray, y: np.ndarray, bandwidths: Sequence[float] | np.ndarray | None = None) -> None:
         x = as_points(x, "first set of cells")
         y = as_points(y, "second set of cells")
         self.gammas: np.ndarray | None = None
@@ -333,7 +336,9 @@ class PairwiseCache:
             self.gammas = 1.0 / (2.0 * sig**2)
         sq = {"x": np.einsum("ij,ij->i", x, x), "y": np.einsum("ij,ij->i", y, y)}
         pts = {"x": x, "y": y}
-        self._d2 = {key: _sq_dists_block(pts[key[0]], sq[key[0]], pts[key[1]], sq[key[1]]) for key in ("xx", "yy", "xy")}
+        self._d2 = {
+            key: _sq_dists_block(pts[key[0]], sq[key[0]], pts[key[1]], sq[key[1]]) for key in ("xx", "yy", "xy")
+        }
         self._mats: dict[str, dict[str, np.ndarray]] = {}
 
     def matrices(self, dist: PairDistance) -> dict[str, np.ndarray]:

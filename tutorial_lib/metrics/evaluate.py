@@ -101,9 +101,7 @@ def _weighted_summaries(x: Matrix, w: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return mean, np.clip(sq - mean**2, 0.0, None)
 
 
-def _bootstrap_summaries(
-    mats: dict[str, Matrix], n_boot: int, seed: int, paired: bool
-) -> Iterator[GeneSummaries]:
+def _bootstrap_summaries(mats: dict[str, Matrix], n_boot: int, seed: int, paired: bool) -> Iterator[GeneSummaries]:
     """Per-gene summaries of ``n_boot`` n-out-of-n bootstrap resamples of the cells of each group.
 
     Works on precomputed per-cell quantities (counts times ``x`` and ``x**2``): no row indexing.
@@ -215,7 +213,8 @@ def evaluate(
         one control cell). Default: paired when both groups have the same number of cells. This
         keeps a control-as-prediction baseline at exactly zero change in every resample.
     e_estimator, mmd_estimator, mmd_bandwidths, kde_measure
-        Options of the metrics that name them in their record (``Metric.options``). Passed to :func:`e_distance`, :func:`mmd` and :func:`mean_var_kde_distance`. MMD bandwidths
+        Options of the metrics that name them in their record (``Metric.options``). Passed to
+        :func:`e_distance`, :func:`mmd` and :func:`mean_var_kde_distance`. MMD bandwidths
         default to the median heuristic on real + control cells (not predictions), so every model
         of a comparison gets the same kernel.
     var_names
@@ -233,9 +232,10 @@ def evaluate(
         n_boot, note, estimate, n_genes, space``. ``gene_set`` is ``"all"`` or ``"top{k}_degs"``;
         cell-level distances are reported under ``"all"`` (their space in ``space``). Metrics: one
         row set per :class:`~tutorial_lib.metrics.registry.Metric` registered (in registration
-        order within each level: per-gene, cells, DEGs); built in: ``r2_pearson_mean``, ``r2_score_mean``, ``r2_pearson_var``, ``r2_score_var``,
-        ``pearson_delta``, ``mse_mean``, ``mean_var_kde_distance`` (per gene set), ``e_distance``,
-        ``mmd``, ``deg_overlap_count``, ``deg_jaccard``. A value that is undefined (e.g.
+        order within each level: per-gene, cells, DEGs); built in: ``r2_pearson_mean``,
+        ``r2_score_mean``, ``r2_pearson_var``, ``r2_score_var``, ``pearson_delta``, ``mse_mean``,
+        ``mean_var_kde_distance`` (per gene set), ``e_distance``, ``mmd``, ``deg_overlap_count``,
+        ``deg_jaccard``. A value that is undefined (e.g.
         ``pearson_delta`` of a prediction with no change) is NaN with the reason in ``note``;
         ``note`` is never empty where a number is NaN.
     """
@@ -264,7 +264,6 @@ def evaluate(
     deg_set_name = deg_gene_set_name(len(deg_list), deg_direction)
     gene_sets = {"all": np.arange(genes.size), deg_set_name: np.flatnonzero(np.isin(genes, deg_list))}
     rows: list[dict] = []
-
 
     # per-gene metrics, on all cells and on bootstrap resamples
     gene_recs = list_metrics("genes")
@@ -328,8 +327,10 @@ def evaluate(
                 continue
             d = top_k(sc_b, k, deg_direction)
             # a given DEG list is fixed; a ranked one is re-ranked on the same resample of real cells
-            ref = deg_list if degs is not None else rank_degs(
-                mats["real"][ir], mats["ctrl"][ic], k=k, var_names=genes, direction=deg_direction
+            ref = (
+                deg_list
+                if degs is not None
+                else rank_degs(mats["real"][ir], mats["ctrl"][ic], k=k, var_names=genes, direction=deg_direction)
             )
             for m in deg_recs:
                 deg_b[m.name].append(m.fn(d, ref))

@@ -114,7 +114,9 @@ class Metric:
         if self.interval not in ("percentile", "subsample", "normal"):
             raise ValueError(f"interval must be 'percentile', 'subsample' or 'normal', got {self.interval!r}")
         if self.level == "cells" and len(self.options) != 1:
-            raise ValueError("a 'cells' metric names exactly one option: the evaluate() argument choosing its estimator")
+            raise ValueError(
+                "a 'cells' metric names exactly one option: the evaluate() argument choosing its estimator"
+            )
 
     def why_undefined(self, *args) -> str:
         """The note for a NaN value (arguments as for ``undefined``)."""
@@ -247,28 +249,39 @@ _NO_CHANGE = "undefined: prediction has no change (all DEG scores of pred vs con
 
 for _m in (
     Metric(
-        "r2_pearson_mean", lambda s: mm.r2_pearson(s.real_mean, s.pred_mean),
-        undefined=_constant_note("means", True), doc="squared Pearson r of real vs predicted per-gene means",
+        "r2_pearson_mean",
+        lambda s: mm.r2_pearson(s.real_mean, s.pred_mean),
+        undefined=_constant_note("means", True),
+        doc="squared Pearson r of real vs predicted per-gene means",
     ),
     Metric(
-        "r2_score_mean", lambda s: mm.r2_score(s.real_mean, s.pred_mean),
-        undefined=_constant_note("means", False), doc="coefficient of determination of per-gene means",
+        "r2_score_mean",
+        lambda s: mm.r2_score(s.real_mean, s.pred_mean),
+        undefined=_constant_note("means", False),
+        doc="coefficient of determination of per-gene means",
     ),
     Metric(
-        "r2_pearson_var", lambda s: mm.r2_pearson(s.real_var, s.pred_var),
-        undefined=_constant_note("variances", True), doc="squared Pearson r of real vs predicted per-gene variances",
+        "r2_pearson_var",
+        lambda s: mm.r2_pearson(s.real_var, s.pred_var),
+        undefined=_constant_note("variances", True),
+        doc="squared Pearson r of real vs predicted per-gene variances",
     ),
     Metric(
-        "r2_score_var", lambda s: mm.r2_score(s.real_var, s.pred_var),
-        undefined=_constant_note("variances", False), doc="coefficient of determination of per-gene variances",
+        "r2_score_var",
+        lambda s: mm.r2_score(s.real_var, s.pred_var),
+        undefined=_constant_note("variances", False),
+        doc="coefficient of determination of per-gene variances",
     ),
     Metric(
-        "pearson_delta", lambda s: mm.pearson_delta(s.real_mean, s.pred_mean, s.ctrl_mean),
+        "pearson_delta",
+        lambda s: mm.pearson_delta(s.real_mean, s.pred_mean, s.ctrl_mean),
         undefined=lambda s: mm.pearson_delta_note(s.real_mean, s.pred_mean, s.ctrl_mean),
         doc="Pearson r of predicted vs real change of per-gene means from control",
     ),
     Metric(
-        "mse_mean", lambda s: mm.mse(s.real_mean, s.pred_mean), lower_is_better=True,
+        "mse_mean",
+        lambda s: mm.mse(s.real_mean, s.pred_mean),
+        lower_is_better=True,
         undefined=_constant_note("means", False),
         doc="mean squared error of per-gene means",
     ),
@@ -277,23 +290,39 @@ for _m in (
         lambda s, kde_measure="js": mean_var_kde_distance(
             s.real_mean, s.real_var, s.pred_mean, s.pred_var, measure=kde_measure
         ),
-        lower_is_better=True, options=("kde_measure",), undefined=_constant_note("variances", False),
+        lower_is_better=True,
+        options=("kde_measure",),
+        undefined=_constant_note("variances", False),
         doc="distance between smoothed (mean, variance) densities of genes",
     ),
     Metric(
-        "e_distance", ENERGY, level="cells", lower_is_better=True, options=("e_estimator",),
+        "e_distance",
+        ENERGY,
+        level="cells",
+        lower_is_better=True,
+        options=("e_estimator",),
         doc="energy distance between real and predicted cells in the shared space",
     ),
     Metric(
-        "mmd", RBF_MMD, level="cells", lower_is_better=True, options=("mmd_estimator",),
+        "mmd",
+        RBF_MMD,
+        level="cells",
+        lower_is_better=True,
+        options=("mmd_estimator",),
         doc="squared MMD (RBF mixture) between real and predicted cells in the shared space",
     ),
     Metric(
-        "deg_overlap_count", lambda pred, real: float(deg_overlap_count(pred, real)), level="degs",
-        undefined=lambda: _NO_CHANGE, doc="number of real top-k DEGs among the predicted top k",
+        "deg_overlap_count",
+        lambda pred, real: float(deg_overlap_count(pred, real)),
+        level="degs",
+        undefined=lambda: _NO_CHANGE,
+        doc="number of real top-k DEGs among the predicted top k",
     ),
     Metric(
-        "deg_jaccard", deg_jaccard, level="degs", undefined=lambda: _NO_CHANGE,
+        "deg_jaccard",
+        deg_jaccard,
+        level="degs",
+        undefined=lambda: _NO_CHANGE,
         doc="Jaccard index of the real and predicted top-k DEG lists",
     ),
 ):

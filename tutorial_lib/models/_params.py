@@ -1,5 +1,7 @@
-"""Validation of hyperparameters: a bad value raises ``ValueError`` naming the parameter,
-the value and the valid range."""
+"""Validation of hyperparameters.
+
+A bad value raises ``ValueError`` naming the parameter, the value and the valid range.
+"""
 
 from __future__ import annotations
 

@@ -61,8 +61,9 @@ def check_sample(sample: bool | str) -> bool | str:
 
 
 class BaseModel:
-    """AnnData-facing wrapper around a latent ``torch`` module (:attr:`module_class`, by default the
-    :class:`~tutorial_lib.models._module.VAE`).
+    """AnnData-facing wrapper around a latent ``torch`` module.
+
+    The module is :attr:`module_class`, by default the :class:`~tutorial_lib.models._module.VAE`.
 
     Parameters
     ----------
@@ -164,10 +165,21 @@ class BaseModel:
         arguments. Returns the history (also kept as ``self.history_``; one row per validation
         pass; ``self.history_.to_frame()`` for plotting).
         """
-        given = {"max_epochs": max_epochs, "batch_size": batch_size, "lr": lr, "max_steps": max_steps,
-                 "min_steps": min_steps, "weight_decay": weight_decay, "adam_eps": adam_eps,
-                 "lr_schedule": lr_schedule, "warmup_steps": warmup_steps, "final_lr_fraction": final_lr_fraction,
-                 "patience": patience, "eval_every": eval_every, "smoothing": smoothing}
+        given = {
+            "max_epochs": max_epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "max_steps": max_steps,
+            "min_steps": min_steps,
+            "weight_decay": weight_decay,
+            "adam_eps": adam_eps,
+            "lr_schedule": lr_schedule,
+            "warmup_steps": warmup_steps,
+            "final_lr_fraction": final_lr_fraction,
+            "patience": patience,
+            "eval_every": eval_every,
+            "smoothing": smoothing,
+        }
         settings = {**self.train_defaults, **{k: v for k, v in given.items() if v is not None}}
         if not self.is_trained:
             self.module = self._build_module(seed)
@@ -221,8 +233,11 @@ class BaseModel:
 
     @classmethod
     def predict_defaults(cls, **fixed: Any) -> dict[str, Any]:
-        """The value each ``predict`` setting takes when not given, with ``fixed`` (a method's
-        ``fixed_predict``) applied: what a default prediction of that method really uses."""
+        """The value each ``predict`` setting takes when not given, with ``fixed`` applied.
+
+        ``fixed`` is a method's ``fixed_predict``: the result is what a default prediction of that
+        method really uses.
+        """
         params = inspect.signature(cls.predict).parameters.items()
         defaults = {k: p.default for k, p in params if p.default is not inspect.Parameter.empty}
         return {**defaults, **fixed}
@@ -281,7 +296,9 @@ class BaseModel:
             obs_labels(self.adata, self.condition_key) == ctrl_key
         )
         if not mask.any():
-            raise DataValidationError(f"No {ctrl_key!r} cells of cell type {celltype_to_predict!r} in the training data")
+            raise DataValidationError(
+                f"No {ctrl_key!r} cells of cell type {celltype_to_predict!r} in the training data"
+            )
         return self.adata[mask]
 
     def _check_expression(self, adata: AnnData) -> None:
@@ -326,7 +343,9 @@ class BaseModel:
                 )
             missing = [k for k in ("delta", "X_latent_control") if k not in prediction.obsm]
             if missing:
-                raise ValueError(f"prediction.obsm lacks {missing}: pass the AnnData returned by {type(self).__name__}.predict")
+                raise ValueError(
+                    f"prediction.obsm lacks {missing}: pass the AnnData returned by {type(self).__name__}.predict"
+                )
             if delta is None:
                 delta = np.asarray(prediction.obsm["delta"]).mean(axis=0)
             if z_ref is None:
@@ -337,7 +356,9 @@ class BaseModel:
         z_ref = np.asarray(z_ref, dtype=np.float32).ravel()
         n = self.module.n_latent
         if delta.shape != (n,) or z_ref.shape != (n,):
-            raise ValueError(f"delta and z_ref must be latent vectors of length {n}; got {delta.shape} and {z_ref.shape}")
+            raise ValueError(
+                f"delta and z_ref must be latent vectors of length {n}; got {delta.shape} and {z_ref.shape}"
+            )
         x = self.decode(np.stack([z_ref + delta, z_ref]))
         return pd.Series(x[0] - x[1], index=self.var_names, name="effect")
 
@@ -426,8 +447,15 @@ class BaseModel:
             settings = json.loads((path / SETTINGS_FILE).read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise _LoadError(f"{where}: {SETTINGS_FILE} is unreadable or truncated ({err})") from err
-        required = {"model": str, "condition_key": str, "cell_type_key": str, "module_kwargs": dict,
-                    "var_names": list, "is_trained": bool, "history": dict}
+        required = {
+            "model": str,
+            "condition_key": str,
+            "cell_type_key": str,
+            "module_kwargs": dict,
+            "var_names": list,
+            "is_trained": bool,
+            "history": dict,
+        }
         wrong = [k for k, t in required.items() if not isinstance(settings, dict) or not isinstance(settings.get(k), t)]
         if wrong:
             raise _LoadError(f"{where}: {SETTINGS_FILE} lacks or has malformed entries {wrong}")

@@ -31,17 +31,27 @@ def _effect_cells(
     types, conds = obs_labels(train_adata, cell_type_key), obs_labels(train_adata, condition_key)
     keep = np.isin(
         types,
-        shared_cell_types(
-            types, conds, ctrl_key=ctrl_key, stim_key=stim_key, exclude=[cell_type] if cell_type else []
-        ),
+        shared_cell_types(types, conds, ctrl_key=ctrl_key, stim_key=stim_key, exclude=[cell_type] if cell_type else []),
     )
     return keep & (conds == ctrl_key), keep & (conds == stim_key)
 
 
-def _output(x: np.ndarray, ctrl_adata: AnnData, var_names, method: str, cell_type: str | None,
-            condition_key: str, cell_type_key: str) -> AnnData:
+def _output(
+    x: np.ndarray,
+    ctrl_adata: AnnData,
+    var_names,
+    method: str,
+    cell_type: str | None,
+    condition_key: str,
+    cell_type_key: str,
+) -> AnnData:
     return prediction_adata(
-        x, ctrl_adata, var_names, method=method, condition_key=condition_key, cell_type_key=cell_type_key,
+        x,
+        ctrl_adata,
+        var_names,
+        method=method,
+        condition_key=condition_key,
+        cell_type_key=cell_type_key,
         cell_type=cell_type,
     )
 

@@ -30,10 +30,9 @@ import warnings
 
 import numpy as np
 import ot
+import pandas as pd
 import scipy.sparse as sp
 import torch
-
-import pandas as pd
 
 from tutorial_lib.models._params import check_choice, check_float, check_int
 

@@ -75,8 +75,6 @@ TRAIN_PRESETS: Mapping[str, Mapping[str, Mapping[str, Any]]] = _PresetView("trai
 #: the records' ``predict_presets``.
 PREDICT_PRESETS: Mapping[str, Mapping[str, Mapping[str, Any]]] = _PresetView("predict_presets")
 
-from tutorial_lib.models.registry import PRESET_SETTINGS as SETTINGS  # noqa: E402  (one definition)
-
 
 def _lookup(table: Mapping, method: str, setting: str) -> dict[str, Any]:
     if method not in table:
@@ -101,9 +99,12 @@ def train_preset(
     ``fit_and_score(max_epochs=...)``).
     """
     if setting in ALIASES:
-        warnings.warn(f"train preset {setting!r} is now called {ALIASES[setting]!r} (a capped budget that does "
-                      f"not train to convergence); use 'default' to train to convergence",
-                      FutureWarning, stacklevel=2)
+        warnings.warn(
+            f"train preset {setting!r} is now called {ALIASES[setting]!r} (a capped budget that does "
+            f"not train to convergence); use 'default' to train to convergence",
+            FutureWarning,
+            stacklevel=2,
+        )
         setting = ALIASES[setting]
     settings = _lookup(TRAIN_PRESETS, method, setting)
     if max_epochs is not None:

@@ -61,15 +61,26 @@ from tutorial_lib.search_space import validate_space
 
 
 class FitPredict(Protocol):
+    """A method's fit-and-predict callable: trains on ``train_adata`` and predicts from ``ctrl_adata``."""
+
     def __call__(
-        self, train_adata: AnnData, ctrl_adata: AnnData, *, cell_type: str | None, seed: int = 0,
-        max_epochs: int | None = None, **kwargs: Any,
-    ) -> AnnData: ...
+        self,
+        train_adata: AnnData,
+        ctrl_adata: AnnData,
+        *,
+        cell_type: str | None,
+        seed: int = 0,
+        max_epochs: int | None = None,
+        **kwargs: Any,
+    ) -> AnnData:
+        """Fit on ``train_adata`` and return the predicted stimulated cells for ``ctrl_adata``."""
+        ...
 
 
 def _params(fn: Callable) -> set[str]:
     return {
-        name for name, p in inspect.signature(fn).parameters.items()
+        name
+        for name, p in inspect.signature(fn).parameters.items()
         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in {"self", "adata"}
     }
 
@@ -121,7 +132,13 @@ def _model_fit_predict(cls: type[BaseModel], name: str, **fixed_predict: Any) ->
         routed = {k: {n: v for n, v in kwargs.items() if n in names} for k, names in targets.items()}
         routed["train"].setdefault("progress_bar", False)
         model = _trained_model(
-            cls, train_adata, seed, max_epochs or get_config().max_epochs, routed["init"], routed["train"], reuse_trained
+            cls,
+            train_adata,
+            seed,
+            max_epochs or get_config().max_epochs,
+            routed["init"],
+            routed["train"],
+            reuse_trained,
         )
         pred = model.predict(cell_type, adata_to_predict=ctrl_adata, seed=seed, **fixed_predict, **routed["predict"])
         pred.obs[METHOD_KEY] = name
@@ -140,8 +157,14 @@ def _baseline_fit_predict(fn: Callable[..., AnnData]) -> FitPredict:
     takes_seed = "seed" in _params(fn)
 
     def fit_predict(
-        train_adata: AnnData, ctrl_adata: AnnData, *, cell_type: str | None, seed: int = 0, max_epochs: int | None = None,
-        n_epochs: int | None = UNSET, **kwargs: Any,
+        train_adata: AnnData,
+        ctrl_adata: AnnData,
+        *,
+        cell_type: str | None,
+        seed: int = 0,
+        max_epochs: int | None = None,
+        n_epochs: int | None = UNSET,
+        **kwargs: Any,
     ) -> AnnData:
         renamed(max_epochs, n_epochs, old="n_epochs", new="max_epochs", where=fn.__name__, new_default=None)
         if takes_seed:
@@ -221,25 +244,32 @@ class MethodSpec:
         predict_args, train_args = _params(self.model.predict), _params(self.model.train)
         unknown = sorted(set(self.fixed_predict) - predict_args)
         if unknown:
-            raise ValueError(f"method {self.name!r}: fixed_predict {unknown} are not arguments of "
-                             f"{self.model.__name__}.predict")
+            raise ValueError(
+                f"method {self.name!r}: fixed_predict {unknown} are not arguments of {self.model.__name__}.predict"
+            )
         if self.search_space:
             validate_space(self.search_space)
             known = _params(self.model.__init__) | predict_args
             unknown = sorted(set(self.search_space) - known)
             if unknown:
-                raise ValueError(f"method {self.name!r}: search-space parameters {unknown} are arguments of neither "
-                                 f"{self.model.__name__}() nor its predict")
+                raise ValueError(
+                    f"method {self.name!r}: search-space parameters {unknown} are arguments of neither "
+                    f"{self.model.__name__}() nor its predict"
+                )
         for attr, allowed in (("train_presets", train_args), ("predict_presets", predict_args)):
             table = getattr(self, attr)
             bad = sorted(set(table) - set(PRESET_SETTINGS))
             if bad:
-                raise ValueError(f"method {self.name!r}: {attr} settings {bad} unknown; expected {list(PRESET_SETTINGS)}")
+                raise ValueError(
+                    f"method {self.name!r}: {attr} settings {bad} unknown; expected {list(PRESET_SETTINGS)}"
+                )
             for setting, kwargs in table.items():
                 unknown = sorted(set(kwargs) - allowed)
                 if unknown:
-                    raise ValueError(f"method {self.name!r}: {attr}[{setting!r}] sets {unknown}, not arguments of "
-                                     f"{self.model.__name__}.{attr.split('_')[0]}")
+                    raise ValueError(
+                        f"method {self.name!r}: {attr}[{setting!r}] sets {unknown}, not arguments of "
+                        f"{self.model.__name__}.{attr.split('_')[0]}"
+                    )
 
     @property
     def predict_params(self) -> frozenset[str]:
@@ -263,11 +293,16 @@ _NO_PREDICT_PRESETS = {setting: {} for setting in PRESET_SETTINGS}
 #: the search spaces are the course's (the seed slides' hyperparameter table).
 BUILTIN_SPECS: tuple[MethodSpec, ...] = (
     MethodSpec("no_change", baseline=baselines.no_change, description="control cells as the prediction"),
-    MethodSpec("mean_shift", baseline=baselines.mean_shift,
-               description="controls shifted by the training cell types' mean response"),
+    MethodSpec(
+        "mean_shift",
+        baseline=baselines.mean_shift,
+        description="controls shifted by the training cell types' mean response",
+    ),
     MethodSpec("pca_arithmetic", baseline=baselines.pca_arithmetic, description="latent arithmetic in PCA space"),
     MethodSpec(
-        "scgen", model=SCGEN, description="scGen as published (decoded shifted means)",
+        "scgen",
+        model=SCGEN,
+        description="scGen as published (decoded shifted means)",
         search_space={
             "n_layers": ("int", (1, 3, False)),
             "n_latent": ("categorical", (10, 20, 50, 100)),
@@ -282,7 +317,9 @@ BUILTIN_SPECS: tuple[MethodSpec, ...] = (
         predict_presets=_NO_PREDICT_PRESETS,
     ),
     MethodSpec(
-        "scpram", model=SCPRAM, fixed_predict={"variant": "released"},
+        "scpram",
+        model=SCPRAM,
+        fixed_predict={"variant": "released"},
         description="scPRAM as released (scpram 0.0.3's prediction steps)",
         search_space={
             "n_latent": ("categorical", (10, 20, 50, 100)),
@@ -297,14 +334,30 @@ BUILTIN_SPECS: tuple[MethodSpec, ...] = (
         },
         predict_presets=_NO_PREDICT_PRESETS,
     ),
-    MethodSpec("scpram_percell", model=SCPRAM, fixed_predict={"variant": "percell"},
-               description="course variant of scPRAM: per-cell attention"),
-    MethodSpec("scpram_percell_exact", model=SCPRAM, fixed_predict={"variant": "percell_exact"},
-               description="course variant of scPRAM: per-cell attention, OT plan run to its optimum"),
-    MethodSpec("scgen_residual", model=SCGEN, fixed_predict={"sample": "residual"},
-               description="course variant of scGen: control cells' reconstruction residual added back"),
-    MethodSpec("scpram_percell_residual", model=SCPRAM, fixed_predict={"variant": "percell", "sample": "residual"},
-               description="course variant of scPRAM: per-cell attention and reconstruction residual"),
+    MethodSpec(
+        "scpram_percell",
+        model=SCPRAM,
+        fixed_predict={"variant": "percell"},
+        description="course variant of scPRAM: per-cell attention",
+    ),
+    MethodSpec(
+        "scpram_percell_exact",
+        model=SCPRAM,
+        fixed_predict={"variant": "percell_exact"},
+        description="course variant of scPRAM: per-cell attention, OT plan run to its optimum",
+    ),
+    MethodSpec(
+        "scgen_residual",
+        model=SCGEN,
+        fixed_predict={"sample": "residual"},
+        description="course variant of scGen: control cells' reconstruction residual added back",
+    ),
+    MethodSpec(
+        "scpram_percell_residual",
+        model=SCPRAM,
+        fixed_predict={"variant": "percell", "sample": "residual"},
+        description="course variant of scPRAM: per-cell attention and reconstruction residual",
+    ),
 )
 
 #: name -> record of every registered method (:func:`register_method` adds, :func:`unregister_method` removes).
@@ -357,10 +410,12 @@ def registered(spec: MethodSpec, *, replace: bool = False) -> Iterator[MethodSpe
 
 
 def training_fingerprint(name: str) -> dict[str, Any]:
-    """What, besides a benchmark's own options, fixes method ``name``'s numbers: the model's
-    training defaults, fixed module settings and the prediction options its name fixes (empty for
-    a baseline or an unregistered name). Part of a benchmark run's key, so that results cached
-    under an older training default are not reused."""
+    """What, besides a benchmark's own options, fixes method ``name``'s numbers.
+
+    That is the model's training defaults, fixed module settings and the prediction options its
+    name fixes (empty for a baseline or an unregistered name). Part of a benchmark run's key, so
+    that results cached under an older training default are not reused.
+    """
     spec = SPECS.get(name)
     if spec is None or spec.model is None:
         return {}

@@ -190,8 +190,10 @@ class SCPRAM(BaseModel):
 
     @classmethod
     def predict_defaults(cls, **fixed: Any) -> dict[str, Any]:
-        """``predict``'s defaults with ``fixed`` applied and every ``FROM_VARIANT`` setting replaced by
-        the value of its variant (:data:`VARIANTS`)."""
+        """``predict``'s defaults with ``fixed`` applied and ``FROM_VARIANT`` settings resolved.
+
+        Every ``FROM_VARIANT`` setting is replaced by the value of its variant (:data:`VARIANTS`).
+        """
         settings = super().predict_defaults(**fixed)
         variant = VARIANTS[settings["variant"]]
         return {k: (variant[k] if v is FROM_VARIANT else v) for k, v in settings.items()}
@@ -270,9 +272,18 @@ class SCPRAM(BaseModel):
         mode = check_sample(sample)
         check_choice("variant", variant, VARIANTS)
         given = {
-            "latent": latent, "reference": reference, "max_ot_cells": max_ot_cells, "ot_method": ot_method,
-            "num_iter_max": num_iter_max, "reg": reg, "cost": cost, "cost_normalization": cost_normalization,
-            "matching": matching, "attention": attention, "ratio": ratio, "weighting": weighting,
+            "latent": latent,
+            "reference": reference,
+            "max_ot_cells": max_ot_cells,
+            "ot_method": ot_method,
+            "num_iter_max": num_iter_max,
+            "reg": reg,
+            "cost": cost,
+            "cost_normalization": cost_normalization,
+            "matching": matching,
+            "attention": attention,
+            "ratio": ratio,
+            "weighting": weighting,
             "temperature": temperature,
         }
         opts = {k: VARIANTS[variant][k] if v is FROM_VARIANT else v for k, v in given.items()}
@@ -318,10 +329,16 @@ class SCPRAM(BaseModel):
         # the release solves stimulated (rows) x control (columns) and takes each column's argmax;
         # solving that orientation and transposing reproduces it, ties and iteration limit included
         dtype = np.float32 if opts["cost"] == "euclidean" and opts["cost_normalization"] is None else np.float64
-        cost_sc = cost_matrix(z_stim, z_ctrl, metric=opts["cost"], normalization=opts["cost_normalization"], dtype=dtype)
+        cost_sc = cost_matrix(
+            z_stim, z_ctrl, metric=opts["cost"], normalization=opts["cost_normalization"], dtype=dtype
+        )
         plan_sc, log = transport_plan(
-            cost_sc, method=opts["ot_method"], reg=opts["reg"], num_iter_max=opts["num_iter_max"],
-            device=self.device, return_log=True,
+            cost_sc,
+            method=opts["ot_method"],
+            reg=opts["reg"],
+            num_iter_max=opts["num_iter_max"],
+            device=self.device,
+            return_log=True,
         )
         plan = plan_sc.T
         z_matched, partner = match(plan, z_stim, mode=opts["matching"])
@@ -329,7 +346,10 @@ class SCPRAM(BaseModel):
 
         first_only = opts["attention"] == "first_cell"  # the release computes the first target's weights only
         weights = attention_weights(
-            z_t[:1] if first_only else z_t, z_ctrl, ratio=opts["ratio"], temperature=opts["temperature"],
+            z_t[:1] if first_only else z_t,
+            z_ctrl,
+            ratio=opts["ratio"],
+            temperature=opts["temperature"],
             weighting=opts["weighting"],
         )
         if first_only:
@@ -353,12 +373,17 @@ class SCPRAM(BaseModel):
         by_products: dict[str, Any] = {
             "variant": variant,
             "settings": {k: ("none" if v is None else v) for k, v in opts.items()},
-            "reference_cells": pd.DataFrame({self.cell_type_key: types[ctrl_idx]}, index=pd.Index(ctrl_names, dtype=str)),
+            "reference_cells": pd.DataFrame(
+                {self.cell_type_key: types[ctrl_idx]}, index=pd.Index(ctrl_names, dtype=str)
+            ),
             "attention": weights,
             "cell_deltas": cell_deltas,
             "ot_pairs": ot_pairs,
-            "plan": {**plan_sharpness(plan).drop("argmax_agreement").to_dict(), "converged": log["converged"],
-                     "n_stim": len(stim_idx)},
+            "plan": {
+                **plan_sharpness(plan).drop("argmax_agreement").to_dict(),
+                "converged": log["converged"],
+                "n_stim": len(stim_idx),
+            },
         }
         if keep_plan:
             by_products["ot_plan"] = plan.astype(np.float32)

@@ -81,8 +81,10 @@ class TrainingHistory:
             target.append(float(value))
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per validation pass (index: ``epoch``), ready for plotting; a column a module
-        did not report (e.g. ``train_kl`` of a model without a KL term) is NaN."""
+        """One row per validation pass (index: ``epoch``), ready for plotting.
+
+        A column a module did not report (e.g. ``train_kl`` of a model without a KL term) is NaN.
+        """
         n = len(self.epoch)
         columns = {k: v for k, v in asdict(self).items() if isinstance(v, list)}
         columns.update(self.terms)
@@ -168,17 +170,17 @@ def _evaluate(module: nn.Module, x: torch.Tensor, batch_size: int, names: list[s
 #: minibatches of 128 per epoch, Kang 2018 about 80), so the old 100-epoch default gave small
 #: data sets 6× fewer steps. ``min_steps`` 600: the former ``fast`` presets (about 520 and 870
 #: steps on Kang) stopped 34% (scPRAM) and 8.6% (scGen) above the converged validation loss
-#: (issue 12), so no run should stop before about that many steps; ``patience`` 400 steps (8 validation passes) with ``smoothing`` 0.5 keeps one noisy
-#: pass from stopping or prolonging training; the cap of 3,000 steps bounds the cost
-#: (about 38 epochs of Kang at batch 128, a tenth of the old default's 31,000 steps at
-#: batch 32). Checked on (a) the synthetic problem of ``tests/test_training.py``, where this
-#: schedule reaches, within 1%, the validation loss of a constant-rate run twice as long as
-#: its cap, and (b) scPRAM on a random 2,000-cell subsample of Kang 2018 with B cells as the
-#: held-out validation type (CD4+ T cells held out as well and not scored), where a shorter
-#: variant (``min_steps`` 400, ``patience`` 300, cap 1,500) stopped by itself after 770
-#: steps, well inside these budgets (``benchmarks/README.md``). Not yet compared on real data
-#: (the shared machine was too loaded): other ``min_steps``/``patience`` values, one-cycle
-#: schedules, larger batches.
+#: (issue 12), so no run should stop before about that many steps; ``patience`` 400 steps (8
+#: validation passes) with ``smoothing`` 0.5 keeps one noisy pass from stopping or prolonging
+#: training; the cap of 3,000 steps bounds the cost (about 38 epochs of Kang at batch 128, a
+#: tenth of the old default's 31,000 steps at batch 32). Checked on (a) the synthetic problem of
+#: ``tests/test_training.py``, where this schedule reaches, within 1%, the validation loss of a
+#: constant-rate run twice as long as its cap, and (b) scPRAM on a random 2,000-cell subsample
+#: of Kang 2018 with B cells as the held-out validation type (CD4+ T cells held out as well and
+#: not scored), where a shorter variant (``min_steps`` 400, ``patience`` 300, cap 1,500) stopped
+#: by itself after 770 steps, well inside these budgets (``benchmarks/README.md``). Not yet
+#: compared on real data (the shared machine was too loaded): other ``min_steps``/``patience``
+#: values, one-cycle schedules, larger batches.
 DEFAULT_SCHEDULE: dict[str, object] = {
     "max_steps": 3000,
     "min_steps": 600,
@@ -340,8 +342,14 @@ def train_vae(
                 order, pos = torch.randperm(n_train, generator=shuffler).to(device), 0
             idx = order[pos : pos + batch_size]
             pos += batch_size
-            current_lr = lr_at(done - 1, lr, total_steps=total, warmup_steps=warmup_steps, schedule=lr_schedule,
-                               final_lr_fraction=final_lr_fraction)
+            current_lr = lr_at(
+                done - 1,
+                lr,
+                total_steps=total,
+                warmup_steps=warmup_steps,
+                schedule=lr_schedule,
+                final_lr_fraction=final_lr_fraction,
+            )
             for group in optimizer.param_groups:
                 group["lr"] = current_lr
             out = module(x_train[idx])
@@ -363,7 +371,8 @@ def train_vae(
             seen = 0
             if not np.isfinite(tr[0]):
                 raise FloatingPointError(
-                    f"training loss became {tr[0]} at step {step0 + done}; lower lr (peak now {lr})")
+                    f"training loss became {tr[0]} at step {step0 + done}; lower lr (peak now {lr})"
+                )
             va = _evaluate(module, x_val, 1024, names) if x_val is not None else np.full(1 + len(names), math.nan)
             module.train()
             monitored = float(va[0] if x_val is not None else tr[0])

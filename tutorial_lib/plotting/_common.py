@@ -51,9 +51,12 @@ def select_rows(table: pd.DataFrame, metric: str | None, gene_set: str | None) -
 
 
 def is_lower_better(metric: str | None, lower_is_better: bool | None = None) -> bool | None:
-    """Whether lower values of ``metric`` are better: ``lower_is_better`` if given, else from the
-    library's list (:data:`~tutorial_lib.metrics.evaluate.LOWER_IS_BETTER`; every other metric of
-    :func:`~tutorial_lib.metrics.evaluate` is higher-is-better); ``None`` when unknown (no metric)."""
+    """Whether lower values of ``metric`` are better.
+
+    ``lower_is_better`` if given, else from the library's list
+    (:data:`~tutorial_lib.metrics.evaluate.LOWER_IS_BETTER`; every other metric of
+    :func:`~tutorial_lib.metrics.evaluate` is higher-is-better); ``None`` when unknown (no metric).
+    """
     if lower_is_better is not None:
         return bool(lower_is_better)
     if metric is None:
@@ -71,7 +74,7 @@ def direction_label(lower: bool | None) -> str:
 
 
 def with_direction(label: str, lower: bool | None) -> str:
-    """``label`` with the direction on a second line, e.g. ``"e_distance\\n(lower is better ↓)"``."""
+    r"""``label`` with the direction on a second line, e.g. ``"e_distance\n(lower is better ↓)"``."""
     words = direction_label(lower)
     return f"{label}\n({words})" if words else label
 
@@ -105,8 +108,11 @@ def _boxes_overlap(a, b, margin: float = 0.5) -> bool:
 
 
 def overlapping_texts(fig) -> list[tuple[str, str]]:
-    """Pairs of visible, non-empty texts of ``fig`` that overlap on the canvas (tick labels, axis
-    labels, titles), rotated labels as rotated rectangles: a check for colliding labels."""
+    """Pairs of visible, non-empty texts of ``fig`` that overlap on the canvas.
+
+    Texts are tick labels, axis labels and titles, rotated labels as rotated rectangles: a check
+    for colliding labels.
+    """
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     items = []

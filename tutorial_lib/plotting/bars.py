@@ -15,8 +15,11 @@ from tutorial_lib.plotting._common import get_ax, is_lower_better, require_colum
 
 
 def _select(table: pd.DataFrame, metric: str, gene_set: str | None, method_col: str) -> pd.DataFrame:
-    require_columns(table, ["metric", "value", "ci_low", "ci_high", method_col],
-                    f"the table (the output of evaluate() with a {method_col!r} column added)")
+    require_columns(
+        table,
+        ["metric", "value", "ci_low", "ci_high", method_col],
+        f"the table (the output of evaluate() with a {method_col!r} column added)",
+    )
     return select_rows(table, metric, gene_set)
 
 

@@ -44,7 +44,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import optuna
 
 
-
 def summary_grid(
     summary: pd.DataFrame,
     metric: str,
@@ -176,8 +175,16 @@ def seed_spread_plot(
             means.append(v.mean() if v.size else np.nan)
             stds.append(v.std(ddof=1) if v.size > 1 else 0.0)
         means_arr = np.asarray(means)
-        ax.bar(pos, np.nan_to_num(means_arr), width=width * 0.9, yerr=stds, capsize=3, color=color, alpha=0.55,
-               label=None if h is None else str(h))
+        ax.bar(
+            pos,
+            np.nan_to_num(means_arr),
+            width=width * 0.9,
+            yerr=stds,
+            capsize=3,
+            color=color,
+            alpha=0.55,
+            label=None if h is None else str(h),
+        )
         for p, m, mean in zip(pos, methods, means_arr):
             v = part.loc[part[method_col] == m, "value"].to_numpy(float)
             v = v[np.isfinite(v)]
@@ -191,8 +198,9 @@ def seed_spread_plot(
     ax.set_xticklabels(methods, rotation=30, ha="right")
     label = metric or "value"
     ax.set_ylabel(with_direction(ylabel or label, lower), fontsize=8)
-    ax.set_title(title or label + (f" ({gene_set})" if metric and gene_set else "") + ": mean ± sd over seeds",
-                 fontsize=9)
+    ax.set_title(
+        title or label + (f" ({gene_set})" if metric and gene_set else "") + ": mean ± sd over seeds", fontsize=9
+    )
     if hue:
         ax.legend(fontsize=7, title=hue, title_fontsize=7)
     return ax
@@ -220,8 +228,9 @@ def paired_differences(
     for m in (a, b):
         if not (sub[method_col] == m).any():
             raise DataValidationError(f"no rows for method {m!r}; methods are {sorted(sub[method_col].unique())}")
-    wide = sub[sub[method_col].isin([a, b])].pivot_table(index=keys, columns=method_col, values="value",
-                                                         aggfunc="mean", dropna=False)
+    wide = sub[sub[method_col].isin([a, b])].pivot_table(
+        index=keys, columns=method_col, values="value", aggfunc="mean", dropna=False
+    )
     diff = (wide[a] - wide[b]).dropna().rename("difference").reset_index()
     if diff.empty:
         raise DataValidationError(f"{a!r} and {b!r} share no defined {pair_col} to pair")
@@ -264,8 +273,19 @@ def paired_difference_plot(
     else:  # the order of the input table, not the sorted order of the pivot
         groups = [g for g in dict.fromkeys(table[by]) if g in set(diff[group])] if by else [f"{a} - {b}"]
     ax = get_ax(ax, figsize=(max(3.2, 1.1 * len(groups) + 2.0), 3.6))
-    sns.stripplot(data=diff, x=group, y="difference", order=groups, ax=ax, color="#4c72b0", size=5, jitter=0.12,
-                  edgecolor="k", linewidth=0.4, zorder=3)
+    sns.stripplot(
+        data=diff,
+        x=group,
+        y="difference",
+        order=groups,
+        ax=ax,
+        color="#4c72b0",
+        size=5,
+        jitter=0.12,
+        edgecolor="k",
+        linewidth=0.4,
+        zorder=3,
+    )
     for i, g in enumerate(groups):
         d = diff.loc[diff[group] == g, "difference"].to_numpy(float)
         if d.size == 0:
@@ -274,10 +294,27 @@ def paired_difference_plot(
         mean = float(d.mean())
         if d.size >= 2:
             half = float(stats.t.ppf(0.5 + level / 2, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size))
-            ax.errorbar(i + 0.28, mean, yerr=half, fmt="o", color="#c44e52", capsize=4, ms=5, zorder=4,
-                        label=f"mean, {level:.0%} interval" if i == 0 else None)
+            ax.errorbar(
+                i + 0.28,
+                mean,
+                yerr=half,
+                fmt="o",
+                color="#c44e52",
+                capsize=4,
+                ms=5,
+                zorder=4,
+                label=f"mean, {level:.0%} interval" if i == 0 else None,
+            )
         else:
-            ax.plot(i + 0.28, mean, "o", color="#c44e52", ms=5, zorder=4, label="mean (1 pair: no interval)" if i == 0 else None)
+            ax.plot(
+                i + 0.28,
+                mean,
+                "o",
+                color="#c44e52",
+                ms=5,
+                zorder=4,
+                label="mean (1 pair: no interval)" if i == 0 else None,
+            )
     ax.axhline(0, color="k", lw=0.8, ls="--")
     lower = is_lower_better(metric, lower_is_better)
     label = f"{a} - {b}" + (f"\n{metric}" if metric else "")
@@ -309,8 +346,10 @@ def _complete_trials(study: optuna.Study) -> list:
 
 
 def _optuna_plot(fn, *args, **kwargs):
-    """Call an Optuna figure function without its experimental warning, and without letting the
-    style it sets (ggplot) leak into the figures drawn after it."""
+    """Call an Optuna figure function without its experimental warning or its style leaking.
+
+    The style it sets (ggplot) does not leak into the figures drawn after it.
+    """
     import optuna
 
     # Not plt.rc_context(): it would also restore "interactive", which the inline backend of a
@@ -357,8 +396,11 @@ def param_importances(study: optuna.Study, *, seed: int = 0, title: str | None =
 
 
 def top_params(study: optuna.Study, k: int = 2, *, seed: int = 0) -> list[str]:
-    """The ``k`` most important parameters (fANOVA), or the first ``k`` searched when the
-    completed trials are too few (< 2) or too uniform to rank them."""
+    """The ``k`` most important parameters (fANOVA), or the first ``k`` searched.
+
+    The first ``k`` searched are returned when the completed trials are too few (< 2) or too
+    uniform to rank them.
+    """
     import optuna
 
     trials = _complete_trials(study)

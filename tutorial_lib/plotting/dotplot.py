@@ -22,8 +22,9 @@ def deg_dotplot(
     max_size: float = 150.0,
     var_names: Sequence[str] | None = None,
 ) -> Axes:
-    """Genes (columns) x groups (rows): dot size = fraction of cells with expression > ``threshold``,
-    colour = mean expression.
+    """Dot plot of genes (columns) x groups (rows).
+
+    Dot size = fraction of cells with expression > ``threshold``, colour = mean expression.
 
     ``groups`` maps labels (e.g. "control", "real stimulated", "scGen") to AnnData or matrices on
     the same genes. Predictions are continuous, so "expressing" means above ``threshold``.

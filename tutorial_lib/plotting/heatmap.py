@@ -98,8 +98,9 @@ def shared_scale_heatmaps(
     vmax = float(finite.max()) if vmax is None else float(vmax)
     n = max(len(t) for t in tables.values())
     size = panel_size or (0.75 * n + 2.0)
-    fig, axes = plt.subplots(1, len(tables), figsize=(size * len(tables) + 1.0, size), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        1, len(tables), figsize=(size * len(tables) + 1.0, size), squeeze=False, layout="constrained"
+    )
     for ax, (name, table) in zip(axes[0], tables.items()):
         distance_heatmap(table, ax=ax, annotate=annotate, cmap=cmap, title=name, vmin=vmin, vmax=vmax, colorbar=False)
     cbar = fig.colorbar(axes[0][0].images[0], ax=list(axes[0]), fraction=0.046 / len(tables), pad=0.02)

@@ -54,8 +54,15 @@ def umap_overview(
         labels = adata.obs[key].astype(str).to_numpy()[idx]
         for i, label in enumerate(sorted(set(labels))):
             mask = labels == label
-            ax.scatter(emb[mask, 0], emb[mask, 1], s=2, alpha=0.6, color=plt.cm.tab10(i % 10),
-                       label=f"{label} ({mask.sum()})", rasterized=True)
+            ax.scatter(
+                emb[mask, 0],
+                emb[mask, 1],
+                s=2,
+                alpha=0.6,
+                color=plt.cm.tab10(i % 10),
+                label=f"{label} ({mask.sum()})",
+                rasterized=True,
+            )
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_xlabel("UMAP 1")
