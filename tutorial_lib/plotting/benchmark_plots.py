@@ -316,6 +316,9 @@ def paired_difference_plot(
                 label="mean (1 pair: no interval)" if i == 0 else None,
             )
     ax.axhline(0, color="k", lw=0.8, ls="--")
+    # one slot per group, whatever state seaborn's categorical axis was left in: the first label
+    # then never reaches the y tick labels
+    ax.set_xlim(-0.5, len(groups) - 0.5)
     lower = is_lower_better(metric, lower_is_better)
     label = f"{a} - {b}" + (f"\n{metric}" if metric else "")
     if lower is not None:
