@@ -35,33 +35,11 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from tutorial_lib._renames import UNSET, renamed
 from tutorial_lib.config import fixed_threads, get_config
 from tutorial_lib.data.split import HoldoutData
+from tutorial_lib.models._views import SpecFieldView
 from tutorial_lib.search_space import validate_space
 
-
-class _SearchSpaces(Mapping):
-    """Live read-only view ``method -> search space`` of the method records that have one."""
-
-    @staticmethod
-    def _table() -> dict[str, Mapping[str, tuple[str, Any]]]:
-        from tutorial_lib.models.registry import SPECS
-
-        return {name: spec.search_space for name, spec in SPECS.items() if spec.search_space}
-
-    def __getitem__(self, method: str) -> Mapping[str, tuple[str, Any]]:
-        return self._table()[method]
-
-    def __iter__(self):
-        return iter(self._table())
-
-    def __len__(self) -> int:
-        return len(self._table())
-
-    def __repr__(self) -> str:
-        return f"SEARCH_SPACES({ {m: dict(v) for m, v in self._table().items()} })"
-
-
 # name -> ("int"|"float"|"categorical", spec). Numeric specs: (low, high, log); categorical: choices.
-SEARCH_SPACES: Mapping[str, Mapping[str, tuple[str, Any]]] = _SearchSpaces()
+SEARCH_SPACES: Mapping[str, Mapping[str, tuple[str, Any]]] = SpecFieldView("search_space", "SEARCH_SPACES")
 """The course's search spaces (the seed slides' hyperparameter table): a live view of the
 ``search_space`` of each method record (:class:`tutorial_lib.models.registry.MethodSpec`)."""
 

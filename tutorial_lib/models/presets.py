@@ -37,43 +37,21 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+from tutorial_lib.models._views import SpecFieldView
+
 #: Old preset names still accepted by :func:`train_preset`.
 ALIASES = {"fast": "capped"}
 
 
-class _PresetView(Mapping):
-    """Read-only live view ``method -> setting -> kwargs`` of the method records' presets."""
-
-    def __init__(self, attr: str) -> None:
-        self._attr = attr
-
-    def _table(self) -> dict[str, Any]:
-        from tutorial_lib.models.registry import SPECS
-
-        return {name: getattr(spec, self._attr) for name, spec in SPECS.items() if getattr(spec, self._attr)}
-
-    def __getitem__(self, method: str) -> Mapping[str, Any]:
-        return self._table()[method]
-
-    def __iter__(self):
-        return iter(self._table())
-
-    def __len__(self) -> int:
-        return len(self._table())
-
-    def __repr__(self) -> str:
-        return f"{self._attr}({ {m: {k: dict(v) for k, v in t.items()} for m, t in self._table().items()} })"
-
-
 #: ``Model.train`` keyword arguments per method and setting: a live view of each method record's
 #: ``train_presets`` (:class:`tutorial_lib.models.registry.MethodSpec`, where they are defined).
-TRAIN_PRESETS: Mapping[str, Mapping[str, Mapping[str, Any]]] = _PresetView("train_presets")
+TRAIN_PRESETS: Mapping[str, Mapping[str, Mapping[str, Any]]] = SpecFieldView("train_presets", "TRAIN_PRESETS")
 
 #: ``Model.predict`` keyword arguments per method and setting (empty: the defaults, which are
 #: the published predictions: scGen's, and scPRAM's ``variant="released"``; the course variants
 #: have their own method names in :data:`tutorial_lib.models.registry.METHODS`). A live view of
 #: the records' ``predict_presets``.
-PREDICT_PRESETS: Mapping[str, Mapping[str, Mapping[str, Any]]] = _PresetView("predict_presets")
+PREDICT_PRESETS: Mapping[str, Mapping[str, Mapping[str, Any]]] = SpecFieldView("predict_presets", "PREDICT_PRESETS")
 
 
 def _lookup(table: Mapping, method: str, setting: str) -> dict[str, Any]:
