@@ -117,3 +117,25 @@ def test_grid_settings_pick_imbalance_types_by_size_and_check_names(mini_counts)
     assert settings[-1].score_by == "cell_type" and settings[-1].donors == ("101",)
     with pytest.raises(DataValidationError, match="not in obs"):
         grid_settings(mini_counts, cell_types=["Neutrophils"])
+
+
+def test_grid_shards_run_apart_and_are_gathered_once(tmp_path):
+    out = tmp_path / "grid.csv.gz"
+    args = ["--out", str(out), *TINY]
+    m = args.index("--methods")
+    args[m + 1 : m + 4] = ["no_change", "mean_shift"]  # baselines only: the sharding is under test
+    n_runs = 2 * (2 + 1 + 1) * 2
+    assert main([*args, "--shard", "1/2"]) == 0
+    assert not out.exists()  # a shard writes its own work file only
+    shard1 = read_results(tmp_path / "grid.work.shard1of2.csv").drop_duplicates("key")
+    assert 0 < len(shard1) < n_runs
+    assert main([*args, "--shard", "0/2"]) == 0
+    shard0 = read_results(tmp_path / "grid.work.shard0of2.csv").drop_duplicates("key")
+    assert set(shard0["key"]).isdisjoint(shard1["key"]) and len(shard0) + len(shard1) == n_runs
+    assert main(args) == 0  # gathers both shards, runs nothing again
+    runs = pd.read_csv(out).drop_duplicates("key").set_index("key")
+    assert len(runs) == n_runs
+    before = pd.concat([shard0, shard1]).set_index("key")
+    pd.testing.assert_series_equal(runs.loc[before.index, "fit_predict_s"], before["fit_predict_s"])
+    with pytest.raises(SystemExit):
+        main([*args, "--shard", "2/2"])

@@ -12,7 +12,14 @@ import pytest
 import torch
 
 from tutorial_lib.models._module import VAE
-from tutorial_lib.models.training import DEFAULT_SCHEDULE, StopTraining, lr_at, train_vae
+from tutorial_lib.models.training import (
+    DEFAULT_SCHEDULE,
+    EarlyStopping,
+    StopTraining,
+    lr_at,
+    replay_stopping,
+    train_vae,
+)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -217,3 +224,35 @@ def test_default_schedule_converges():
     )
     assert min(hist.val_loss) <= 1.01 * min(long.val_loss)
     assert min(hist.val_loss) < 0.7 * hist.val_loss[0]  # and far below where it started
+
+
+# -- the stopping rule, alone and replayed ------------------------------------------------------
+def test_rule_relative_min_delta_ignores_tiny_improvements():
+    losses = [100.0 * (1 - 1e-4) ** k for k in range(40)]  # improves by 0.01% per pass, forever
+    plain = EarlyStopping(patience=5, min_steps=0)
+    relative = EarlyStopping(patience=5, min_steps=0, rel_min_delta=1e-3)
+    fired_plain = [plain.update(k, v) for k, v in enumerate(losses)]
+    fired_relative = [relative.update(k, v) for k, v in enumerate(losses)]
+    assert not any(fired_plain)  # every pass is a new best
+    assert fired_relative.index(True) == 5  # no pass improved by 0.1%: stops after patience
+    big = EarlyStopping(patience=5, min_steps=0, rel_min_delta=1e-3)
+    assert not any(big.update(k, 100.0 * 0.99**k) for k in range(40))  # 1% per pass counts
+    with pytest.raises(ValueError, match="rel_min_delta"):
+        EarlyStopping(patience=5, rel_min_delta=1.5)
+
+
+def test_replay_matches_the_training_loop():
+    """Replaying a run's own rule on its history stops where the run stopped, with its best loss."""
+    rule = {"patience": 60, "min_steps": 40, "smoothing": 0.5, "rel_min_delta": 0.002}
+    module = tiny_vae()
+    hist = train_vae(module, synthetic(300), max_steps=2000, eval_every=10, batch_size=16, lr=0.01, **rule, seed=3)
+    assert hist.stopped_early and hist.step[-1] < 2000
+    replayed = replay_stopping(hist.to_frame(), **rule)
+    assert replayed["stopped"] == 1.0 and replayed["stop_step"] == hist.step[-1]
+    assert replayed["best_step"] == hist.best_step
+    assert replayed["best_val_loss"] == pytest.approx(min(hist.val_loss))
+    # a more patient rule does not fire on this (shorter) history: it reports the last pass
+    longer = replay_stopping(hist.to_frame(), **{**rule, "patience": 10_000})
+    assert longer["stopped"] == 0.0 and longer["stop_step"] == hist.step[-1]
+    with pytest.raises(ValueError, match="val_loss"):
+        replay_stopping(hist.to_frame().drop(columns="val_loss"), patience=5)

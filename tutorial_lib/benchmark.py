@@ -249,7 +249,9 @@ def run_benchmark(
     -------
     Tidy table with columns ``method, setting, seed, metric, gene_set, value, ci_low, ci_high``
     (plus ``key``, the run's cache key, ``fit_predict_s`` and ``evaluate_s``, the seconds spent
-    training + predicting and scoring the run, ``score_group`` for settings scored within groups
+    training + predicting and scoring the run, for trained models the columns of
+    :func:`~tutorial_lib.models.training.training_summary` (``train_steps``, ``best_val_loss``,
+    ...), ``score_group`` for settings scored within groups
     (``"all"`` otherwise), and any further columns of ``evaluate``). The shared PCA space and the
     real DEG list are computed once per (setting, seed, group) and serve every method.
     """
@@ -336,6 +338,8 @@ def run_benchmark(
                     scores.insert(0, "method", method)
                     scores["key"] = key
                     scores["fit_predict_s"] = fit_s
+                    for column, value in pred.uns.get("training", {}).items():  # trained models: steps, loss
+                        scores[column] = value
                     scores["evaluate_s"] = time.perf_counter() - start
                     scores[RUN_ROWS] = len(scores)  # lets a resumed run tell a whole run from a cut one
                     tables.append(scores)

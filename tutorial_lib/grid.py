@@ -149,11 +149,18 @@ def run_grid(
     imbalance_cell_types: Sequence[str] | int = 3,
     donors: Sequence[str] | None = DEFAULT_DONORS,
     progress: bool = True,
+    shard: tuple[int, int] | None = None,
 ) -> pd.DataFrame:
     """Run the grid (module docstring) and write the final table ``out`` (gzip CSV).
 
     Returns the table: :func:`run_benchmark`'s columns, the settings' ``held_out`` and ``design``,
     and the provenance columns.
+
+    ``shard=(i, n)`` runs only the ``i``-th of ``n`` interleaved slices of the (setting, seed)
+    runs, into its own work file ``<out>.work.shard<i>of<n>.csv``, and writes no final table:
+    ``n`` processes (one per core, or per machine sharing a folder) run the shards side by side,
+    and a last call without ``shard`` gathers every shard's finished runs (no run is done twice),
+    runs whatever is missing and writes ``out``. Returns the shard's rows.
     """
     from tutorial_lib.models.registry import METHODS
 
@@ -163,7 +170,17 @@ def run_grid(
     config = config or BenchmarkConfig(max_epochs=None)
     methods = list(METHODS) if methods is None else list(methods)
     settings, described = grid_settings(adata, cell_types, imbalance_cell_types, donors)
-    work = out.with_name(out.name[: -len(".csv.gz")] + ".work.csv")
+    stem = out.name[: -len(".csv.gz")]
+    work = out.with_name(stem + ".work.csv")
+    runs = [(setting, seed) for setting in settings for seed in seeds]
+    if shard is not None:
+        i, n = shard
+        if not (isinstance(i, int) and isinstance(n, int) and n >= 1 and 0 <= i < n):
+            raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard}")
+        work = out.with_name(f"{stem}.work.shard{i}of{n}.csv")
+        runs = runs[i::n]
+    else:
+        _gather_shards(work, sorted(out.parent.glob(f"{stem}.work.shard*of*.csv")))
     info = provenance()
 
     def stamp(table: pd.DataFrame) -> pd.DataFrame:
@@ -183,15 +200,16 @@ def run_grid(
         data = normalize_log(adata.copy())
     # one (setting, seed) per call over the same work file, so that each run is stamped soon after it finishes
     keys: set[str] = set()
-    for setting in settings:
-        for seed in seeds:
-            done = run_benchmark(data, methods, [setting], [seed], config=config, results_path=work, progress=progress)
-            keys |= set(done["key"].astype(str))
-            done = read_results(work)
-            if "finished_at" not in done.columns or done["finished_at"].isna().any():
-                write_results(stamp(done), work)
+    for setting, seed in runs:
+        done = run_benchmark(data, methods, [setting], [seed], config=config, results_path=work, progress=progress)
+        keys |= set(done["key"].astype(str))
+        done = read_results(work)
+        if "finished_at" not in done.columns or done["finished_at"].isna().any():
+            write_results(stamp(done), work)
     table = read_results(work)
     table = table[table["key"].astype(str).isin(keys)]
+    if shard is not None:
+        return table
     table = table.drop(columns=[c for c in ("held_out", "design") if c in table.columns])
     table = table.merge(described, on="setting", how="left")
     table["run_wall_s"] = table["fit_predict_s"] + table["evaluate_s"]
@@ -200,6 +218,31 @@ def run_grid(
     table.to_csv(part, index=False, compression="gzip")
     os.replace(part, out)
     return table
+
+
+def _gather_shards(work: Path, shard_files: Sequence[Path]) -> None:
+    """Add the whole runs of the shards' work files to ``work`` (atomically; each run once)."""
+    if not shard_files:
+        return
+    from tutorial_lib.benchmark import complete_runs
+
+    parts, seen = [], set()
+    for f in ([work] if work.exists() else []) + list(shard_files):
+        rows = complete_runs(read_results(f))  # a shard killed mid-run: its cut run is dropped
+        rows = rows[~rows["key"].astype(str).isin(seen)]
+        seen |= set(rows["key"].astype(str))
+        parts.append(rows)
+    write_results(pd.concat(parts, ignore_index=True), work)
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N, e.g. 0/2 (shard I of N, from 0); got {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise argparse.ArgumentTypeError(f"expected 0 <= I < N in I/N; got {text!r}")
+    return i, n
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -220,6 +263,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--n-bootstrap-degs", type=int, default=10)
     p.add_argument("--n-top-degs", type=int, default=100)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--shard",
+        type=_shard,
+        help="I/N: run only shard I of N (from 0) into its own work file; a last call without --shard "
+        "gathers the shards and writes --out",
+    )
     return p
 
 
@@ -254,7 +303,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         imbalance_cell_types=imbalance,
         donors=args.donors or None,
         progress=not args.no_progress,
+        shard=args.shard,
     )
+    if args.shard is not None:
+        n_runs = table["key"].nunique() if len(table) else 0
+        print(f"shard {args.shard[0]}/{args.shard[1]}: {n_runs} method runs finished; run without --shard to gather")
+        return 0
     runs = table[["method", "setting", "seed"]].drop_duplicates()
     print(
         f"{len(runs)} runs, {len(table)} rows -> {args.out} ({time.perf_counter() - start:.0f} s this session; "

@@ -150,6 +150,8 @@ class BaseModel:
         patience: int | None = None,
         eval_every: int | None = None,
         smoothing: float | None = None,
+        min_delta: float | None = None,
+        rel_min_delta: float | None = None,
         validation_fraction: float = 0.1,
         grad_clip_norm: float | None = 10.0,
         seed: int = 0,
@@ -179,6 +181,8 @@ class BaseModel:
             "patience": patience,
             "eval_every": eval_every,
             "smoothing": smoothing,
+            "min_delta": min_delta,
+            "rel_min_delta": rel_min_delta,
         }
         settings = {**self.train_defaults, **{k: v for k, v in given.items() if v is not None}}
         if not self.is_trained:

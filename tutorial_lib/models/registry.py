@@ -57,6 +57,7 @@ from tutorial_lib.models._data import METHOD_KEY
 from tutorial_lib.models.base import BaseModel
 from tutorial_lib.models.scgen import SCGEN
 from tutorial_lib.models.scpram import SCPRAM
+from tutorial_lib.models.training import training_summary
 from tutorial_lib.search_space import validate_space
 
 
@@ -142,6 +143,7 @@ def _model_fit_predict(cls: type[BaseModel], name: str, **fixed_predict: Any) ->
         )
         pred = model.predict(cell_type, adata_to_predict=ctrl_adata, seed=seed, **fixed_predict, **routed["predict"])
         pred.obs[METHOD_KEY] = name
+        pred.uns["training"] = training_summary(model.history_)
         return (pred, model) if return_model else pred
 
     fit_predict.__name__ = f"fit_predict_{name}"

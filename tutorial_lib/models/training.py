@@ -116,6 +116,22 @@ class TrainingHistory:
         return len(self.epoch)
 
 
+def training_summary(history: TrainingHistory) -> dict[str, float]:
+    """What a benchmark row records of a training run.
+
+    ``train_steps``, ``train_epochs``, ``best_val_loss`` (lowest validation loss, whose weights
+    were kept; NaN without validation) and ``stopped_early`` (1.0 if the stopping rule ended
+    training, 0.0 if a cap did).
+    """
+    vals = [v for v in history.val_loss if not math.isnan(v)]
+    return {
+        "train_steps": float(history.step[-1]) if history.step else math.nan,
+        "train_epochs": float(history.epoch[-1]) if history.epoch else math.nan,
+        "best_val_loss": float(min(vals)) if vals else math.nan,
+        "stopped_early": float(history.stopped_early),
+    }
+
+
 def split_indices(n: int, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded random train/validation split of ``range(n)``; at least 2 training cells."""
     check_float("validation_fraction", validation_fraction, 0.0, 1.0, high_inclusive=False)
@@ -163,6 +179,86 @@ def _evaluate(module: nn.Module, x: torch.Tensor, batch_size: int, names: list[s
     return totals / x.shape[0]
 
 
+class EarlyStopping:
+    """The stopping rule of :func:`train_vae`, one validation pass at a time.
+
+    The monitored loss is smoothed exponentially (``s = smoothing * s_prev + (1 - smoothing) *
+    loss``); an improvement counts when ``s`` falls below the best smoothed value by more than
+    ``min_delta + rel_min_delta * |best|``. :meth:`update` returns true when training should stop:
+    no counted improvement for ``patience`` steps, once at least ``min_steps`` steps were taken.
+    The same object replays the rule on a recorded curve (:func:`replay_stopping`), so a rule is
+    compared on histories with exactly the code that trains.
+    """
+
+    def __init__(
+        self,
+        *,
+        patience: int,
+        min_steps: int = 0,
+        smoothing: float = 0.0,
+        min_delta: float = 0.0,
+        rel_min_delta: float = 0.0,
+    ) -> None:
+        check_int("patience", patience, 1)
+        check_int("min_steps", min_steps, 0)
+        check_float("smoothing", smoothing, 0.0, 1.0, high_inclusive=False)
+        check_float("min_delta", min_delta, 0.0)
+        check_float("rel_min_delta", rel_min_delta, 0.0, 1.0, high_inclusive=False)
+        self.patience, self.min_steps, self.smoothing = patience, min_steps, smoothing
+        self.min_delta, self.rel_min_delta = min_delta, rel_min_delta
+        self.smoothed = math.nan
+        self.best_smoothed = math.inf
+        self.best_step = 0
+
+    def update(self, step: int, loss: float) -> bool:
+        """Record the monitored ``loss`` after ``step`` optimizer steps; true: stop now."""
+        s = self.smoothing
+        self.smoothed = loss if math.isnan(self.smoothed) else s * self.smoothed + (1 - s) * loss
+        threshold = self.min_delta + (
+            self.rel_min_delta * abs(self.best_smoothed) if math.isfinite(self.best_smoothed) else 0.0
+        )
+        if self.smoothed < self.best_smoothed - threshold:
+            self.best_smoothed, self.best_step = self.smoothed, step
+        return step >= self.min_steps and step - self.best_step >= self.patience
+
+
+def replay_stopping(history: pd.DataFrame, *, max_steps: int | None = None, **rule: float) -> dict[str, float]:
+    """Where the stopping rule ``rule`` (:class:`EarlyStopping`'s arguments) would have ended a recorded run.
+
+    ``history`` is a :meth:`TrainingHistory.to_frame` (columns ``step`` and ``val_loss``) of a
+    run that trained at least as long as the rule would. Returns ``stop_step`` (the step of the
+    pass that stops, or the last recorded / ``max_steps`` when the rule never fires),
+    ``stopped`` (1.0 if the rule fired), ``best_val_loss`` (lowest raw validation loss up to
+    ``stop_step``: the weights that would be restored) and ``best_step``. The replay is exact for
+    a rule that differs only in its stopping arguments: the learning rate of a step depends on the
+    cap, not on when training stops, so the recorded run and the replayed one are the same up to
+    the replayed stop. A ``max_steps`` below the recorded run's cap is an approximation (a shorter
+    cap decays the rate sooner).
+    """
+    require = {"step", "val_loss"} - set(history.columns)
+    if require:
+        raise ValueError(f"history needs columns {sorted(require)}; it has {sorted(history.columns)}")
+    rule_obj = EarlyStopping(**rule)  # type: ignore[arg-type]
+    steps = history["step"].to_numpy()
+    losses = history["val_loss"].to_numpy(dtype=float)
+    stop, fired = int(steps[-1]), False
+    for step, loss in zip(steps, losses):
+        if max_steps is not None and step > max_steps:
+            break
+        stop = int(step)
+        if rule_obj.update(int(step), float(loss)) and (max_steps is None or step < max_steps):
+            fired = True
+            break
+    upto = steps <= stop
+    i = int(np.nanargmin(np.where(upto, losses, np.inf)))
+    return {
+        "stop_step": float(stop),
+        "stopped": float(fired),
+        "best_val_loss": float(losses[i]),
+        "best_step": float(steps[i]),
+    }
+
+
 #: Default schedule of :func:`train_vae` (scGen and scPRAM take theirs from ``train_defaults``).
 #:
 #: How it was chosen (never on the test cell type's scores): budgets are in optimizer steps
@@ -190,6 +286,8 @@ DEFAULT_SCHEDULE: dict[str, object] = {
     "lr_schedule": "cosine",
     "final_lr_fraction": 0.05,
     "smoothing": 0.5,
+    "min_delta": 0.0,
+    "rel_min_delta": 0.0,
 }
 
 LR_SCHEDULES = ("cosine", "constant")
@@ -239,7 +337,8 @@ def train_vae(
     patience: int = DEFAULT_SCHEDULE["patience"],  # type: ignore[assignment]
     eval_every: int = DEFAULT_SCHEDULE["eval_every"],  # type: ignore[assignment]
     smoothing: float = DEFAULT_SCHEDULE["smoothing"],  # type: ignore[assignment]
-    min_delta: float = 0.0,
+    min_delta: float = DEFAULT_SCHEDULE["min_delta"],  # type: ignore[assignment]
+    rel_min_delta: float = DEFAULT_SCHEDULE["rel_min_delta"],  # type: ignore[assignment]
     grad_clip_norm: float | None = 10.0,
     seed: int = 0,
     device: str = "cpu",
@@ -273,12 +372,13 @@ def train_vae(
     validation_fraction
         Share of cells held out (seeded) for the validation loss; 0 disables validation,
         and early stopping then monitors the training loss.
-    early_stopping, patience, eval_every, smoothing, min_delta
+    early_stopping, patience, eval_every, smoothing, min_delta, rel_min_delta
         The monitored loss is computed every ``eval_every`` steps, at least once per epoch,
         and after the last step, and smoothed exponentially (``s = smoothing * s_prev + (1 - smoothing) * loss``; 0: no
-        smoothing). Training stops when ``s`` has not improved by more than ``min_delta`` for
-        ``patience`` steps, once at least ``min_steps`` were taken. The weights of the lowest
-        raw monitored loss are restored at the end.
+        smoothing). Training stops when ``s`` has not improved by more than ``min_delta +
+        rel_min_delta * |best s|`` for ``patience`` steps, once at least ``min_steps`` were
+        taken (:class:`EarlyStopping`). The weights of the lowest raw monitored loss are
+        restored at the end.
     grad_clip_norm
         Maximum gradient norm (``None``: no clipping).
     seed
@@ -304,9 +404,7 @@ def train_vae(
     check_float("adam_eps", adam_eps, 0.0, low_inclusive=False)
     check_int("warmup_steps", warmup_steps, 0)
     check_float("final_lr_fraction", final_lr_fraction, 0.0, 1.0)
-    check_int("patience", patience, 1)
     check_int("eval_every", eval_every, 1)
-    check_float("smoothing", smoothing, 0.0, 1.0, high_inclusive=False)
     lr_at(0, lr, total_steps=1, schedule=lr_schedule)  # validates the name
     history = TrainingHistory() if history is None else history
     set_seed(seed)
@@ -329,7 +427,9 @@ def train_vae(
 
     step0 = history.step[-1] if history.step else 0
     best_raw, best_state = math.inf, None
-    best_smooth, best_smooth_step, smooth = math.inf, 0, math.nan
+    rule = EarlyStopping(
+        patience=patience, min_steps=min_steps, smoothing=smoothing, min_delta=min_delta, rel_min_delta=rel_min_delta
+    )
     names: list[str] | None = None
     sums: torch.Tensor | None = None
     seen = 0
@@ -376,28 +476,26 @@ def train_vae(
             va = _evaluate(module, x_val, 1024, names) if x_val is not None else np.full(1 + len(names), math.nan)
             module.train()
             monitored = float(va[0] if x_val is not None else tr[0])
-            smooth = monitored if math.isnan(smooth) else smoothing * smooth + (1 - smoothing) * monitored
+            stop = rule.update(done, monitored)
             history.step.append(step0 + done)
             history.epoch.append(round((step0 + done) / batches_per_epoch, 3))
             history.lr.append(float(current_lr))
             history.record("loss", tr[0], va[0])
             for name, t_value, v_value in zip(names, tr[1:], va[1:]):
                 history.record(name, t_value, v_value)
-            history.val_smoothed.append(float(smooth))
+            history.val_smoothed.append(float(rule.smoothed))
             bar.set_postfix(train=f"{tr[0]:.4g}", val=f"{va[0]:.4g}")
             if monitored < best_raw:
                 best_raw, history.best_step, history.best_epoch = monitored, history.step[-1], history.epoch[-1]
                 if early_stopping:
                     best_state = copy.deepcopy(module.state_dict())
-            if smooth < best_smooth - min_delta:
-                best_smooth, best_smooth_step = smooth, done
             if on_epoch_end is not None:
                 try:
                     on_epoch_end(len(history) - 1, monitored)
                 except StopTraining:
                     history.stopped_early = True
                     break
-            if early_stopping and done >= min_steps and done - best_smooth_step >= patience and done < total:
+            if early_stopping and stop and done < total:
                 history.stopped_early = True
                 break
     finally:
