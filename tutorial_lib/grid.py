@@ -172,7 +172,8 @@ def run_grid(
     settings, described = grid_settings(adata, cell_types, imbalance_cell_types, donors)
     stem = out.name[: -len(".csv.gz")]
     work = out.with_name(stem + ".work.csv")
-    runs = [(setting, seed) for setting in settings for seed in seeds]
+    # seed-major: a grid stopped part-way has whole seeds (every setting), which pair across designs
+    runs = [(setting, seed) for seed in seeds for setting in settings]
     if shard is not None:
         i, n = shard
         if not (isinstance(i, int) and isinstance(n, int) and n >= 1 and 0 <= i < n):
