@@ -13,7 +13,7 @@ Benchmark figures read the tables of :mod:`tutorial_lib.benchmark`:
 Every panel of a metric says whether lower or higher is better (y label or colour bar).
 
 Optuna figures wrap ``optuna.visualization.matplotlib`` (its experimental warning is silenced)
-and guard against studies too small for a figure: :func:`optimization_history`,
+and guard against studies too small for a figure: :func:`optimisation_history`,
 :func:`param_importances`, :func:`top_params`, :func:`slice_top_params`, :func:`contour_top_params`.
 Every function returns the Axes (or Figure) it drew on.
 """
@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
+from tutorial_lib._renames import deprecated_alias
 from tutorial_lib.data.checks import DataValidationError
 from tutorial_lib.metrics.evaluate import LOWER_IS_BETTER
 from tutorial_lib.plotting._common import (
@@ -367,7 +368,7 @@ def _optuna_plot(fn, *args, **kwargs):
         dict.update(plt.rcParams, saved)  # raw update: the saved values were valid already
 
 
-def optimization_history(study: optuna.Study, *, title: str | None = None) -> Axes:
+def optimisation_history(study: optuna.Study, *, title: str | None = None) -> Axes:
     """Objective value of every completed trial and the best value so far (Optuna's figure)."""
     from optuna.visualization.matplotlib import plot_optimization_history
 
@@ -377,6 +378,10 @@ def optimization_history(study: optuna.Study, *, title: str | None = None) -> Ax
     ax.set_title(title or f"Optimisation history: {study.study_name}", fontsize=9)
     ax.figure.tight_layout()
     return ax
+
+
+#: The old, American spelling of :func:`optimisation_history` (warns ``FutureWarning``).
+optimization_history = deprecated_alias(optimisation_history, "optimization_history")
 
 
 def param_importances(study: optuna.Study, *, seed: int = 0, title: str | None = None) -> Axes:
