@@ -31,9 +31,9 @@ def load_data(name: str, n_genes: int):
     import numpy as np
 
     if name == "kang2018_mini":
-        from tutorial_lib.data import load_kang2018, normalize_log
+        from tutorial_lib.data import load_kang2018, normalise_log
 
-        adata = normalize_log(load_kang2018("mini"))
+        adata = normalise_log(load_kang2018("mini"))
         x = adata.X
         var = np.asarray(x.power(2).mean(0) - np.square(x.mean(0))).ravel()
         return adata[:, np.sort(np.argsort(-var)[:n_genes])].copy()

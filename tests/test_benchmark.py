@@ -8,7 +8,7 @@ import pytest
 
 import tutorial_lib.metrics as metrics_module
 from tutorial_lib.benchmark import BenchmarkConfig, Setting, read_results, run_benchmark, shared_genes, summarise
-from tutorial_lib.data import DataValidationError, normalize_log
+from tutorial_lib.data import DataValidationError, normalise_log
 
 SETTINGS = [
     Setting("CD4 balanced", "CD4+ T cells"),
@@ -79,7 +79,7 @@ def test_interrupted_run_keeps_finished_results(mini_counts, tmp_path, monkeypat
 
 
 def test_shared_genes_ignore_every_held_out_group(mini_counts):
-    a = normalize_log(mini_counts)
+    a = normalise_log(mini_counts)
     genes = shared_genes(a, SETTINGS, 200)
     held = (a.obs["condition"] == "stimulated").to_numpy() & a.obs["cell_type"].isin(["CD4+ T cells", "B"]).to_numpy()
     x = a.X.toarray()

@@ -18,7 +18,7 @@ from tutorial_lib.data.checks import DataValidationError  # noqa: E402
 from tutorial_lib.plotting.benchmark_plots import (  # noqa: E402
     contour_top_params,
     method_by_setting_heatmap,
-    optimization_history,
+    optimisation_history,
     param_importances,
     seed_spread_plot,
     slice_top_params,
@@ -130,7 +130,7 @@ def _study(n_trials: int, *, prune_all: bool = False) -> optuna.Study:
 
 def test_optuna_figures_on_a_small_study():
     study = _study(12)
-    ax = optimization_history(study)
+    ax = optimisation_history(study)
     assert "Optimisation history" in ax.get_title()
     ax = param_importances(study)
     assert "12 completed trials" in ax.get_title()
@@ -145,7 +145,7 @@ def test_optuna_figures_on_a_small_study():
 
 def test_optuna_figures_leave_the_global_style_alone():
     before = dict(plt.rcParams)
-    optimization_history(_study(3))
+    optimisation_history(_study(3))
     assert dict(plt.rcParams) == before
 
 
@@ -158,6 +158,6 @@ def test_optuna_figures_are_guarded_on_tiny_studies():
     assert top_params(one, 2) == ["x", "y"]  # search order when importances cannot be estimated
     pruned = _study(2, prune_all=True)
     with pytest.raises(ValueError, match="no completed trial"):
-        optimization_history(pruned)
+        optimisation_history(pruned)
     with pytest.raises(ValueError, match="no completed trial"):
         top_params(pruned)

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 import tutorial_lib.data.kang as kang
-from tutorial_lib.data import DataValidationError, harmonise, load_kang2018, normalize_log
+from tutorial_lib.data import DataValidationError, harmonise, load_kang2018, normalise_log
 from tutorial_lib.data.fetch import RemoteFile, copy_wheel_getter
 
 CELL_TYPES = {"B", "CD14+ Monocytes", "CD16+ Monocytes", "CD4+ T cells", "CD8+ T cells", "DC", "NK cells", "T"}
@@ -35,7 +35,7 @@ def test_mini_subset_has_every_group(mini_counts):
 
 
 def test_ifn_response_is_kept_in_mini(mini_counts):
-    a = normalize_log(mini_counts)
+    a = normalise_log(mini_counts)
     stim = (a.obs["condition"] == "stimulated").to_numpy()
     isg15 = np.asarray(a[:, "ISG15"].X.todense()).ravel()
     assert isg15[stim].mean() > isg15[~stim].mean() + 1.0
@@ -70,7 +70,7 @@ def test_harmonise_pertpy_version(mini_counts):
 
 
 def test_harmonise_scgen_version_log_normalised(mini_counts):
-    logged = normalize_log(mini_counts.copy())
+    logged = normalise_log(mini_counts.copy())
     scgen_names = {"CD4+ T cells": "CD4T", "CD14+ Monocytes": "CD14+Mono", "NK cells": "NK"}
     obs = pd.DataFrame(
         {
@@ -84,7 +84,7 @@ def test_harmonise_scgen_version_log_normalised(mini_counts):
     assert "counts" not in out.layers and out.uns["x_kind"] == "log"
     assert "CD4+ T cells" in set(out.obs["cell_type"])
     with pytest.raises(DataValidationError, match="already log-normalised"):
-        normalize_log(out)
+        normalise_log(out)
 
 
 def _tiny(x, **obs) -> AnnData:

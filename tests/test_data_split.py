@@ -10,7 +10,7 @@ from tutorial_lib.data import (
     DataValidationError,
     assign_donor_holdout,
     assign_holdout,
-    normalize_log,
+    normalise_log,
     prepare_holdout,
     select_hvg,
     split_views,
@@ -18,19 +18,19 @@ from tutorial_lib.data import (
 )
 
 
-def test_normalize_log_matches_formula_and_keeps_counts(mini_counts):
+def test_normalise_log_matches_formula_and_keeps_counts(mini_counts):
     counts = mini_counts.layers["counts"].copy()
-    a = normalize_log(mini_counts)
+    a = normalise_log(mini_counts)
     dense_counts = np.asarray(counts[:5].todense())
     expected = np.log1p(dense_counts / dense_counts.sum(1, keepdims=True) * 1e4)
     np.testing.assert_allclose(np.asarray(a.X[:5].todense()), expected, rtol=1e-5, atol=1e-5)
     assert (a.layers["counts"] != counts).nnz == 0
 
 
-def test_normalize_log_needs_counts(mini_counts):
+def test_normalise_log_needs_counts(mini_counts):
     del mini_counts.layers["counts"]
     with pytest.raises(DataValidationError, match="No layer 'counts'"):
-        normalize_log(mini_counts)
+        normalise_log(mini_counts)
 
 
 def test_holdout_split_parts(mini_counts):
@@ -75,7 +75,7 @@ def test_bad_condition_label_in_split(mini_counts):
 
 
 def test_hvg_are_chosen_on_training_cells_only(mini_counts):
-    a = normalize_log(mini_counts)
+    a = normalise_log(mini_counts)
     assign_holdout(a, "CD4+ T cells")
     before = select_hvg(a, n_top_genes=300).var_names
     # scramble the held-out cells' expression: the gene selection must not change
@@ -90,7 +90,7 @@ def test_hvg_are_chosen_on_training_cells_only(mini_counts):
 
 
 def test_hvg_refuses_to_use_all_cells(mini_counts):
-    a = normalize_log(mini_counts)
+    a = normalise_log(mini_counts)
     with pytest.raises(DataValidationError, match="leak"):
         select_hvg(a, n_top_genes=100)
 

@@ -13,13 +13,13 @@ import pytest
 from scipy import stats
 
 from tutorial_lib import exercises as ex
-from tutorial_lib.data import normalize_log
+from tutorial_lib.data import normalise_log
 from tutorial_lib.models import mean_shift
 
 
 @pytest.fixture(scope="module")
 def mini_log(_mini_counts):
-    return normalize_log(_mini_counts.copy())
+    return normalise_log(_mini_counts.copy())
 
 
 def test_every_exercise_is_documented_with_a_check_that_exists():

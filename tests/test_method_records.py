@@ -66,9 +66,9 @@ def test_a_new_model_in_one_file_runs_in_benchmark_and_tuning(mini_counts):
 
 
 def test_history_with_new_terms_survives_save_and_load(mini_counts, tmp_path):
-    from tutorial_lib.data import normalize_log
+    from tutorial_lib.data import normalise_log
 
-    adata = normalize_log(mini_counts)[:, :50].copy()
+    adata = normalise_log(mini_counts)[:, :50].copy()
     model = ToyShift(adata, n_latent=4)
     model.train(max_epochs=1, progress_bar=False)
     model.save(tmp_path / "toy")

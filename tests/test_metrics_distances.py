@@ -250,10 +250,10 @@ def test_randomized_pca_gives_the_exact_e_distance_to_the_precision_that_matters
     E-distance in its space matches the one in the exact-SVD space far below its interval width."""
     from sklearn.decomposition import PCA
 
-    from tutorial_lib.data import normalize_log
+    from tutorial_lib.data import normalise_log
     from tutorial_lib.metrics import SharedSpace
 
-    a = normalize_log(mini_counts)
+    a = normalise_log(mini_counts)
     x = a.X.toarray()
     stim = (a.obs["condition"] == "stimulated").to_numpy()
     real, ctrl = x[stim], x[~stim]

@@ -26,13 +26,7 @@ TINY = {"n_hidden": 32, "n_latent": 8}
 HELD_OUT = "A"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks are far faster single-threaded (and xdist workers share the cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def make_synthetic(n_cells: int = 60, n_genes: int = 50, seed: int = 0, sparse: bool = False) -> ad.AnnData:

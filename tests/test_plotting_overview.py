@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 
 from tutorial_lib import plotting as tp
-from tutorial_lib.data import normalize_log
+from tutorial_lib.data import normalise_log
 
 
 @pytest.fixture
 def logged(mini_counts):
-    return normalize_log(mini_counts)
+    return normalise_log(mini_counts)
 
 
 def test_response_by_cell_type_matches_group_means(logged):

@@ -27,6 +27,7 @@ from tutorial_lib.plotting import (  # noqa: E402
     shared_scale_heatmaps,
 )
 from tutorial_lib.plotting._common import overlapping_texts  # noqa: E402
+from tutorial_lib.verdicts import paired_verdict, verdict_table  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -129,6 +130,35 @@ def test_paired_differences_pair_by_seed(runs):
     assert len(paired_differences(gap, "scgen", "mean_shift", "e_distance", by="setting")) == 8
     with pytest.raises(DataValidationError, match="no rows for method"):
         paired_differences(runs, "scgen", "cellot", "e_distance")
+
+
+def test_paired_differences_pair_the_runs_a_verdict_pairs(runs):
+    """Two settings x five seeds: per setting and pooled, the plot's pairs are the verdict's pairs."""
+    gap = runs.copy()  # two runs of one setting undefined: pooling by seed alone would no longer agree
+    gap.loc[(gap.method == "scgen") & (gap.setting == "unbalanced") & gap.seed.isin([0, 1]), "value"] = np.nan
+    table = verdict_table(gap, [("e_distance", "all")], [("scgen", "mean_shift")], by=("setting",))
+    per = paired_differences(gap, "scgen", "mean_shift", "e_distance", by="setting")
+    assert list(table["n"]) == [5, 3]
+    for row in table.itertuples():
+        d = per.loc[per.setting == row.setting, "difference"].to_numpy()
+        mean, half = _t_interval(d)
+        assert len(d) == row.n and mean == pytest.approx(row.diff)
+        assert [mean - half, mean + half] == pytest.approx([row.ci_low, row.ci_high])
+    pooled = paired_differences(gap, "scgen", "mean_shift", "e_distance")
+    verdict = paired_verdict(gap, "scgen", "mean_shift", "e_distance")
+    assert list(pooled.columns) == ["setting", "seed", "difference"]
+    assert len(pooled) == verdict["n"] == 8 and pooled["difference"].mean() == pytest.approx(verdict["diff"])
+    wide = gap.pivot_table(index=["setting", "seed"], columns="method", values="value")
+    expected = (wide["scgen"] - wide["mean_shift"]).dropna()
+    np.testing.assert_allclose(pooled.set_index(["setting", "seed"])["difference"], expected)
+    # settings scored within groups (score_group): matched within each group, as the verdicts match
+    groups = pd.concat([gap.assign(score_group="g1"), gap.assign(score_group="g2", value=gap.value * 1.5)])
+    within = paired_differences(groups, "scgen", "mean_shift", "e_distance", by="setting")
+    assert list(within.columns) == ["setting", "seed", "score_group", "difference"]
+    verdict = paired_verdict(groups, "scgen", "mean_shift", "e_distance")
+    assert len(within) == verdict["n"] == 16 and within["difference"].mean() == pytest.approx(verdict["diff"])
+    with pytest.raises(DataValidationError, match="several rows per"):  # never averaged silently
+        paired_differences(pd.concat([gap, gap]), "scgen", "mean_shift", "e_distance")
 
 
 def test_paired_difference_plot_draws_pairs_mean_interval_and_zero(runs):

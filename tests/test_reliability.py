@@ -29,7 +29,7 @@ from tutorial_lib.benchmark import BenchmarkConfig, Setting, read_results, run_b
 from tutorial_lib.data import DataValidationError, harmonise, prepare_holdout, split_views
 from tutorial_lib.data.fetch import DataUnavailableError, RemoteFile, copy_wheel_getter, fetch_file
 from tutorial_lib.models import SCGEN
-from tutorial_lib.tuning import create_study, make_storage, optimize, suggest
+from tutorial_lib.tuning import create_study, make_storage, optimise, suggest
 
 
 # -- 1. a corrupted harmonised cache file is rebuilt --------------------------------------------
@@ -185,7 +185,7 @@ def test_restarted_worker_proposes_new_points(tmp_path):
         return p["dropout_rate"] + p["n_layers"]
 
     for _ in range(3):  # the same worker (same seed) started three times
-        optimize(create_study("restart", storage, seed=0), objective, n_trials=len(_trials(storage)) + 2)
+        optimise(create_study("restart", storage, seed=0), objective, n_trials=len(_trials(storage)) + 2)
     params = [tuple(sorted(t.params.items())) for t in _trials(storage)]
     assert len(params) == 6
     assert len(set(params)) == len(params), params

@@ -19,13 +19,7 @@ from tutorial_lib.models import SCGEN, SCPRAM
 from tutorial_lib.models.ot_attention import attention_weights, cost_matrix, plan_sharpness, transport_plan
 from tutorial_lib.models.scpram import attention_by_cell_type
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

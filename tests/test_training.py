@@ -21,13 +21,7 @@ from tutorial_lib.models.training import (
     train_vae,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def synthetic(n_cells: int = 400, n_genes: int = 40, seed: int = 0) -> np.ndarray:

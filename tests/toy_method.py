@@ -39,7 +39,7 @@ class ToyShift(BaseModel):
 
     def predict(
         self,
-        celltype_to_predict=None,
+        cell_type=None,
         *,
         adata_to_predict=None,
         ctrl_key="control",
@@ -48,7 +48,7 @@ class ToyShift(BaseModel):
         scale: float = 1.0,
     ):
         self._check_trained()
-        targets = self._targets(celltype_to_predict, adata_to_predict, ctrl_key)
+        targets = self._targets(cell_type, adata_to_predict, ctrl_key)
         latent, condition = self.get_latent(), obs_labels(self.adata, self.condition_key)
         delta = scale * (latent[condition == stim_key].mean(0) - latent[condition == ctrl_key].mean(0))
         x = dense_x(targets, self.var_names)
@@ -61,7 +61,7 @@ class ToyShift(BaseModel):
             method=self.method_name,
             condition_key=self.condition_key,
             cell_type_key=self.cell_type_key,
-            cell_type=celltype_to_predict,
+            cell_type=cell_type,
             obsm={"X_latent": z_pred, "X_latent_control": z, "delta": np.broadcast_to(delta, z.shape).copy()},
         )
 

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from tutorial_lib._renames import UNSET, renamed
 from tutorial_lib.data.checks import DataValidationError
-from tutorial_lib.data.preprocess import normalize_log, select_hvg
+from tutorial_lib.data.preprocess import normalise_log, select_hvg
 from tutorial_lib.data.split import (
     DEFAULT_TEST_CELL_TYPE,
     SPLIT_KEY,
@@ -269,7 +269,7 @@ def run_benchmark(
 
     data = adata.copy()
     if data.uns.get("x_kind") != "log":
-        normalize_log(data)
+        normalise_log(data)
     genes = None
     if config.gene_selection == "shared":
         genes = shared_genes(data, settings, config.n_top_genes)

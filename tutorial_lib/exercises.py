@@ -111,15 +111,15 @@ def response_by_cell_type(
 ) -> pd.Series:
     """Mean expression of ``gene`` in stimulated minus control cells, per cell type, largest first.
 
-    ``adata`` holds log-normalised expression (``normalize_log``) or raw counts; counts are
+    ``adata`` holds log-normalised expression (``normalise_log``) or raw counts; counts are
     normalised and log-transformed on a copy first, as notebook 00 does.
     """
     from tutorial_lib.analysis import mean_change
-    from tutorial_lib.data import normalize_log
+    from tutorial_lib.data import normalise_log
 
     if gene not in adata.var_names:
         raise KeyError(f"gene {gene!r} is not in adata.var_names")
-    data = adata[:, [gene]].copy() if adata.uns.get("x_kind") == "log" else normalize_log(adata.copy())[:, [gene]]
+    data = adata[:, [gene]].copy() if adata.uns.get("x_kind") == "log" else normalise_log(adata.copy())[:, [gene]]
     out = {}
     for cell_type in sorted(data.obs[cell_type_key].astype(str).unique()):
         sub = data[data.obs[cell_type_key].astype(str).to_numpy() == cell_type]

@@ -46,7 +46,7 @@ from anndata import AnnData
 
 from tutorial_lib.benchmark import BenchmarkConfig, Setting, read_results, run_benchmark, write_results
 from tutorial_lib.data.checks import CELL_TYPE_KEY, DataValidationError
-from tutorial_lib.data.preprocess import normalize_log
+from tutorial_lib.data.preprocess import normalise_log
 
 #: Fraction of stimulated training cells kept in the unbalanced settings (issue 11).
 STIMULATED_FRACTION = 0.2
@@ -198,7 +198,7 @@ def run_grid(
 
     data = adata
     if data.uns.get("x_kind") != "log":  # once, not in every run_benchmark call below
-        data = normalize_log(adata.copy())
+        data = normalise_log(adata.copy())
     # one (setting, seed) per call over the same work file, so that each run is stamped soon after it finishes
     keys: set[str] = set()
     for setting, seed in runs:

@@ -27,7 +27,7 @@ import warnings
 from tutorial_lib.config import get_config
 from tutorial_lib.data import load_kang2018, prepare_holdout, split_views
 from tutorial_lib.data.split import DEFAULT_TEST_CELL_TYPE, DEFAULT_VALIDATION_CELL_TYPE
-from tutorial_lib.tuning import SEARCH_SPACES, create_study, default_params, make_objective, n_finished, optimize
+from tutorial_lib.tuning import SEARCH_SPACES, create_study, default_params, make_objective, n_finished, optimise
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             trial.set_user_attr(key, value)
         return objective(trial)
 
-    optimize(study, labelled, args.n_trials)
+    optimise(study, labelled, args.n_trials)
     print(
         f"study {args.study!r}: {n_finished(study)} finished trials; best value {study.best_value:.4g} "
         f"with {study.best_params}"

@@ -32,7 +32,7 @@ from optuna.storages import BaseStorage
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-from tutorial_lib._renames import UNSET, renamed
+from tutorial_lib._renames import UNSET, deprecated_alias, renamed
 from tutorial_lib.config import fixed_threads, get_config
 from tutorial_lib.data.split import HoldoutData
 from tutorial_lib.models._views import SpecFieldView
@@ -368,7 +368,7 @@ def _surplus(study: optuna.Study, number: int, n_trials: int) -> bool:
     return len(earlier) >= n_trials
 
 
-def optimize(study: optuna.Study, objective: Callable, n_trials: int, *, poll: float | None = None) -> optuna.Study:
+def optimise(study: optuna.Study, objective: Callable, n_trials: int, *, poll: float | None = None) -> optuna.Study:
     """Run trials until ``study`` holds exactly ``n_trials`` finished ones (shared by all workers).
 
     Workers on any number of machines call this with the same ``n_trials``. Each worker, in a loop:
@@ -410,6 +410,11 @@ def optimize(study: optuna.Study, objective: Callable, n_trials: int, *, poll: f
             time.sleep(poll)  # the last trials are under way elsewhere; if their worker dies they are re-queued
             continue
         study.optimize(guarded, n_trials=1, catch=(SurplusTrial,))  # takes a queued (retried) trial first
+
+
+#: The old, American spelling of :func:`optimise` (warns ``FutureWarning``); Optuna's own
+#: ``study.optimize`` keeps its name.
+optimize = deprecated_alias(optimise, "optimize")
 
 
 @dataclass

@@ -13,7 +13,7 @@ from tutorial_lib.data.checks import (
 )
 from tutorial_lib.data.fetch import ChecksumError, DataUnavailableError, RemoteFile, fetch_file
 from tutorial_lib.data.kang import KANG2018_RAW, harmonise, load_kang2018
-from tutorial_lib.data.preprocess import normalize_log, select_hvg
+from tutorial_lib.data.preprocess import normalise_log, normalize_log, select_hvg
 from tutorial_lib.data.split import (
     SPLIT_KEY,
     assign_donor_holdout,
@@ -42,6 +42,7 @@ __all__ = [
     "fetch_file",
     "harmonise",
     "load_kang2018",
+    "normalise_log",
     "normalize_log",
     "prepare_holdout",
     "require_obs_keys",

@@ -95,7 +95,7 @@ def check_same_scale(matrices: dict, what: str = "inputs") -> None:
         other = [n for n, c in counts.items() if not c]
         raise DataValidationError(
             f"{what}: {raw} look like raw counts (integers above 20) while {other} do not; expected all on "
-            "one scale, log1p-normalised (tutorial_lib.data.normalize_log)"
+            "one scale, log1p-normalised (tutorial_lib.data.normalise_log)"
         )
 
 
@@ -121,7 +121,7 @@ def check_log_normalised(x, what: str = "X") -> None:
     if is_integer and values.max() > 20:
         raise DataValidationError(
             f"{what} holds integers up to {float(values.max()):.0f}; expected log-normalised expression. "
-            "It looks like raw counts: run tutorial_lib.data.normalize_log first"
+            "It looks like raw counts: run tutorial_lib.data.normalise_log first"
         )
     if values.max() > 30:
         raise DataValidationError(

@@ -133,7 +133,7 @@ def harmonise(
     -------
     AnnData with ``obs["condition"]`` in {control, stimulated}, ``obs["cell_type"]``,
     ``obs["donor"]`` when known, CSR float32 ``X``; for counts also ``layers["counts"]`` (the
-    same matrix as ``X`` until :func:`tutorial_lib.data.normalize_log` is applied).
+    same matrix as ``X`` until :func:`tutorial_lib.data.normalise_log` is applied).
     """
     keys = [condition_key, cell_type_key] + ([donor_key] if donor_key else [])
     require_obs_keys(adata, keys)

@@ -6,10 +6,11 @@ import numpy as np
 import scanpy as sc
 from anndata import AnnData
 
+from tutorial_lib._renames import deprecated_alias
 from tutorial_lib.data.checks import DataValidationError, check_counts, require_nonempty
 
 
-def normalize_log(adata: AnnData, *, target_sum: float = 1e4, counts_layer: str = "counts") -> AnnData:
+def normalise_log(adata: AnnData, *, target_sum: float = 1e4, counts_layer: str = "counts") -> AnnData:
     """Set ``X`` to log1p(counts / total * ``target_sum``), in place; the count layer is kept.
 
     Per-cell normalisation uses each cell's own counts only, so it cannot leak information
@@ -33,6 +34,10 @@ def normalize_log(adata: AnnData, *, target_sum: float = 1e4, counts_layer: str 
     return adata
 
 
+#: The old, American spelling of :func:`normalise_log` (warns ``FutureWarning``).
+normalize_log = deprecated_alias(normalise_log, "normalize_log")
+
+
 def select_hvg(
     adata: AnnData,
     *,
@@ -48,7 +53,7 @@ def select_hvg(
     Parameters
     ----------
     adata
-        Log-normalised data (see :func:`normalize_log`).
+        Log-normalised data (see :func:`normalise_log`).
     n_top_genes
         Number of genes to keep.
     train_mask

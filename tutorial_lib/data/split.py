@@ -214,11 +214,11 @@ def prepare_holdout(
     stimulated_fraction
         If given, keep only this fraction of stimulated training cells per cell type.
     """
-    from tutorial_lib.data.preprocess import normalize_log, select_hvg
+    from tutorial_lib.data.preprocess import normalise_log, select_hvg
 
     out = adata.copy()
     if out.uns.get("x_kind") != "log":
-        normalize_log(out)
+        normalise_log(out)
     if donors is not None:
         assign_donor_holdout(out, donors)
     else:

@@ -282,27 +282,23 @@ class BaseModel:
             out = np.clip(out + (x - self.decode(z)), 0.0, None)
         return out, z_pred
 
-    def _targets(self, celltype_to_predict: str | None, adata_to_predict: AnnData | None, ctrl_key: str) -> AnnData:
+    def _targets(self, cell_type: str | None, adata_to_predict: AnnData | None, ctrl_key: str) -> AnnData:
         """The control cells to predict from (a view)."""
         if adata_to_predict is not None:
             if adata_to_predict.n_obs == 0:
                 raise DataValidationError("adata_to_predict is empty")
-            if celltype_to_predict is None and self.cell_type_key not in adata_to_predict.obs.columns:
-                raise DataValidationError(
-                    f"adata_to_predict.obs has no column {self.cell_type_key!r}; pass celltype_to_predict"
-                )
+            if cell_type is None and self.cell_type_key not in adata_to_predict.obs.columns:
+                raise DataValidationError(f"adata_to_predict.obs has no column {self.cell_type_key!r}; pass cell_type")
             self._check_expression(adata_to_predict)
             return adata_to_predict
-        if celltype_to_predict is None:
-            raise ValueError("pass celltype_to_predict (a cell type of the training data) or adata_to_predict")
-        require_values(self.adata, self.cell_type_key, [celltype_to_predict], "cell type")
-        mask = (obs_labels(self.adata, self.cell_type_key) == celltype_to_predict) & (
+        if cell_type is None:
+            raise ValueError("pass cell_type (a cell type of the training data) or adata_to_predict")
+        require_values(self.adata, self.cell_type_key, [cell_type], "cell type")
+        mask = (obs_labels(self.adata, self.cell_type_key) == cell_type) & (
             obs_labels(self.adata, self.condition_key) == ctrl_key
         )
         if not mask.any():
-            raise DataValidationError(
-                f"No {ctrl_key!r} cells of cell type {celltype_to_predict!r} in the training data"
-            )
+            raise DataValidationError(f"No {ctrl_key!r} cells of cell type {cell_type!r} in the training data")
         return self.adata[mask]
 
     def _check_expression(self, adata: AnnData) -> None:

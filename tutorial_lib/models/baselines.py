@@ -1,7 +1,8 @@
 """Simple baselines every model must beat. AnnData in, AnnData out, like the models' ``predict``.
 
 All take ``train_adata`` (training cells: every cell type's controls, stimulated cells of the
-non-held-out types) and ``ctrl_adata`` (the control cells to predict from). The perturbation
+non-held-out types) and ``adata_to_predict`` (the control cells to predict from; ``ctrl_adata=``,
+its old name, still works with a ``FutureWarning``). The perturbation
 effect is learnt from the training cell types with both conditions, *excluding* ``cell_type``
 (the held-out type, whose stimulated cells are unseen).
 
@@ -18,6 +19,7 @@ import numpy as np
 from anndata import AnnData
 from sklearn.decomposition import PCA
 
+from tutorial_lib._renames import renamed_keywords
 from tutorial_lib.data.checks import CELL_TYPE_KEY, CONDITION_KEY, CONTROL, STIMULATED, require_conditions
 from tutorial_lib.models._data import dense_x, obs_labels, prediction_adata, shared_cell_types
 from tutorial_lib.models._params import check_int
@@ -38,7 +40,7 @@ def _effect_cells(
 
 def _output(
     x: np.ndarray,
-    ctrl_adata: AnnData,
+    adata_to_predict: AnnData,
     var_names,
     method: str,
     cell_type: str | None,
@@ -47,7 +49,7 @@ def _output(
 ) -> AnnData:
     return prediction_adata(
         x,
-        ctrl_adata,
+        adata_to_predict,
         var_names,
         method=method,
         condition_key=condition_key,
@@ -56,22 +58,24 @@ def _output(
     )
 
 
+@renamed_keywords(ctrl_adata="adata_to_predict")
 def no_change(
     train_adata: AnnData,
-    ctrl_adata: AnnData,
+    adata_to_predict: AnnData,
     *,
     cell_type: str | None = None,
     condition_key: str = CONDITION_KEY,
     cell_type_key: str = CELL_TYPE_KEY,
 ) -> AnnData:
     """The control cells as the prediction (genes in the training order)."""
-    x = dense_x(ctrl_adata, train_adata.var_names)
-    return _output(x, ctrl_adata, train_adata.var_names, "no_change", cell_type, condition_key, cell_type_key)
+    x = dense_x(adata_to_predict, train_adata.var_names)
+    return _output(x, adata_to_predict, train_adata.var_names, "no_change", cell_type, condition_key, cell_type_key)
 
 
+@renamed_keywords(ctrl_adata="adata_to_predict")
 def mean_shift(
     train_adata: AnnData,
-    ctrl_adata: AnnData,
+    adata_to_predict: AnnData,
     *,
     cell_type: str | None = None,
     condition_key: str = CONDITION_KEY,
@@ -83,13 +87,14 @@ def mean_shift(
     ctrl_mask, stim_mask = _effect_cells(train_adata, cell_type, condition_key, cell_type_key, ctrl_key, stim_key)
     x_train = dense_x(train_adata)
     delta = x_train[stim_mask].mean(axis=0) - x_train[ctrl_mask].mean(axis=0)
-    x = np.clip(dense_x(ctrl_adata, train_adata.var_names) + delta, 0.0, None)
-    return _output(x, ctrl_adata, train_adata.var_names, "mean_shift", cell_type, condition_key, cell_type_key)
+    x = np.clip(dense_x(adata_to_predict, train_adata.var_names) + delta, 0.0, None)
+    return _output(x, adata_to_predict, train_adata.var_names, "mean_shift", cell_type, condition_key, cell_type_key)
 
 
+@renamed_keywords(ctrl_adata="adata_to_predict")
 def pca_arithmetic(
     train_adata: AnnData,
-    ctrl_adata: AnnData,
+    adata_to_predict: AnnData,
     *,
     cell_type: str | None = None,
     n_components: int = 50,
@@ -109,6 +114,8 @@ def pca_arithmetic(
     pca = PCA(n_components=min(n_components, *x_train.shape), random_state=seed).fit(x_train)
     scores = pca.transform(x_train)
     delta = scores[stim_mask].mean(axis=0) - scores[ctrl_mask].mean(axis=0)
-    target = pca.transform(dense_x(ctrl_adata, train_adata.var_names))
+    target = pca.transform(dense_x(adata_to_predict, train_adata.var_names))
     x = np.clip(pca.inverse_transform(target + delta), 0.0, None)
-    return _output(x, ctrl_adata, train_adata.var_names, "pca_arithmetic", cell_type, condition_key, cell_type_key)
+    return _output(
+        x, adata_to_predict, train_adata.var_names, "pca_arithmetic", cell_type, condition_key, cell_type_key
+    )

@@ -1,9 +1,9 @@
 """One calling convention for every method, for notebooks and benchmarks.
 
-``METHODS[name](train_adata, ctrl_adata, *, cell_type, seed=0, max_epochs=None, **kwargs)``
+``METHODS[name](train_adata, adata_to_predict, *, cell_type, seed=0, max_epochs=None, **kwargs)``
 trains on ``train_adata`` (nothing to train for the baselines) and predicts the stimulated
-state of ``ctrl_adata`` (the held-out type's control cells; ``cell_type=None`` when the
-held-out group is not one cell type, e.g. donors: labels then come from ``ctrl_adata.obs``),
+state of ``adata_to_predict`` (the held-out type's control cells; ``cell_type=None`` when the
+held-out group is not one cell type, e.g. donors: labels then come from ``adata_to_predict.obs``),
 returning AnnData with
 ``obs["condition"] == "predicted"``, ``obs["cell_type"]`` and ``obs["method"]`` (the name in
 ``METHODS``).
@@ -23,8 +23,9 @@ Published methods keep their plain names; a variant carries its own:
 For scGen/scPRAM, ``kwargs`` are routed by name to the constructor (e.g. ``n_latent``), to
 ``train`` (e.g. ``batch_size``, ``on_epoch_end``) and to ``predict`` (e.g. ``ratio``);
 ``max_epochs`` (the epoch cap; ``n_epochs`` is its old name, still accepted with a
-``FutureWarning``) defaults to :func:`tutorial_lib.config.get_config`'s; the progress bar is off
-unless ``progress_bar=True``. ``return_model=True`` returns ``(prediction, model)``.
+``FutureWarning``, as is ``ctrl_adata=``, the old name of ``adata_to_predict``) defaults to
+:func:`tutorial_lib.config.get_config`'s; the progress bar is off unless ``progress_bar=True``.
+``return_model=True`` returns ``(prediction, model)``.
 
 Variants of one model differ in prediction only, so they share one trained model: the last
 model trained per class is kept (with a reference to its training AnnData) and reused when the
@@ -50,7 +51,7 @@ from typing import Any, Protocol
 
 from anndata import AnnData
 
-from tutorial_lib._renames import UNSET, renamed
+from tutorial_lib._renames import UNSET, renamed, renamed_keywords
 from tutorial_lib.config import get_config
 from tutorial_lib.models import baselines
 from tutorial_lib.models._data import METHOD_KEY
@@ -62,19 +63,19 @@ from tutorial_lib.search_space import validate_space
 
 
 class FitPredict(Protocol):
-    """A method's fit-and-predict callable: trains on ``train_adata`` and predicts from ``ctrl_adata``."""
+    """A method's fit-and-predict callable: trains on ``train_adata`` and predicts from ``adata_to_predict``."""
 
     def __call__(
         self,
         train_adata: AnnData,
-        ctrl_adata: AnnData,
+        adata_to_predict: AnnData,
         *,
         cell_type: str | None,
         seed: int = 0,
         max_epochs: int | None = None,
         **kwargs: Any,
     ) -> AnnData:
-        """Fit on ``train_adata`` and return the predicted stimulated cells for ``ctrl_adata``."""
+        """Fit on ``train_adata`` and return the predicted stimulated cells for ``adata_to_predict``."""
         ...
 
 
@@ -110,9 +111,10 @@ def _trained_model(
 
 
 def _model_fit_predict(cls: type[BaseModel], name: str, **fixed_predict: Any) -> FitPredict:
+    @renamed_keywords(name, ctrl_adata="adata_to_predict")
     def fit_predict(
         train_adata: AnnData,
-        ctrl_adata: AnnData,
+        adata_to_predict: AnnData,
         *,
         cell_type: str | None,
         seed: int = 0,
@@ -141,7 +143,9 @@ def _model_fit_predict(cls: type[BaseModel], name: str, **fixed_predict: Any) ->
             routed["train"],
             reuse_trained,
         )
-        pred = model.predict(cell_type, adata_to_predict=ctrl_adata, seed=seed, **fixed_predict, **routed["predict"])
+        pred = model.predict(
+            cell_type, adata_to_predict=adata_to_predict, seed=seed, **fixed_predict, **routed["predict"]
+        )
         pred.obs[METHOD_KEY] = name
         pred.uns["training"] = training_summary(model.history_)
         return (pred, model) if return_model else pred
@@ -149,7 +153,7 @@ def _model_fit_predict(cls: type[BaseModel], name: str, **fixed_predict: Any) ->
     fit_predict.__name__ = f"fit_predict_{name}"
     settings = ", ".join(f"{k}={v!r}" for k, v in fixed_predict.items())
     fit_predict.__doc__ = (
-        f"Train {cls.__name__} on train_adata and predict ctrl_adata{f' with {settings}' if settings else ''} "
+        f"Train {cls.__name__} on train_adata and predict adata_to_predict{f' with {settings}' if settings else ''} "
         "(see module docstring)."
     )
     return fit_predict
@@ -158,9 +162,10 @@ def _model_fit_predict(cls: type[BaseModel], name: str, **fixed_predict: Any) ->
 def _baseline_fit_predict(fn: Callable[..., AnnData]) -> FitPredict:
     takes_seed = "seed" in _params(fn)
 
+    @renamed_keywords(fn.__name__, ctrl_adata="adata_to_predict")
     def fit_predict(
         train_adata: AnnData,
-        ctrl_adata: AnnData,
+        adata_to_predict: AnnData,
         *,
         cell_type: str | None,
         seed: int = 0,
@@ -171,7 +176,7 @@ def _baseline_fit_predict(fn: Callable[..., AnnData]) -> FitPredict:
         renamed(max_epochs, n_epochs, old="n_epochs", new="max_epochs", where=fn.__name__, new_default=None)
         if takes_seed:
             kwargs["seed"] = seed
-        return fn(train_adata, ctrl_adata, cell_type=cell_type, **kwargs)
+        return fn(train_adata, adata_to_predict, cell_type=cell_type, **kwargs)
 
     fit_predict.__name__ = f"fit_predict_{fn.__name__}"
     fit_predict.__doc__ = fn.__doc__
@@ -202,7 +207,7 @@ class MethodSpec:
     model
         A :class:`~tutorial_lib.models.base.BaseModel` subclass to train and predict with; or
     baseline
-        a function ``fn(train_adata, ctrl_adata, *, cell_type, [seed], **kwargs) -> AnnData``
+        a function ``fn(train_adata, adata_to_predict, *, cell_type, [seed], **kwargs) -> AnnData``
         with nothing to train (exactly one of ``model`` and ``baseline``).
     fixed_predict
         ``predict`` keyword arguments the name fixes (e.g. ``variant="percell"``); a caller

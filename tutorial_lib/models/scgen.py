@@ -37,6 +37,7 @@ from collections.abc import Iterable
 import numpy as np
 from anndata import AnnData
 
+from tutorial_lib._renames import renamed_keywords
 from tutorial_lib.data.checks import CELL_TYPE_KEY, CONDITION_KEY, CONTROL, STIMULATED, require_obs_keys
 from tutorial_lib.models._data import dense_x, obs_labels, prediction_adata, shared_cell_types
 from tutorial_lib.models.base import BaseModel, check_sample
@@ -161,9 +162,10 @@ class SCGEN(BaseModel):
         latent = self.get_latent()
         return latent[stim_idx].mean(axis=0) - latent[ctrl_idx].mean(axis=0)
 
+    @renamed_keywords(celltype_to_predict="cell_type")
     def predict(
         self,
-        celltype_to_predict: str | None = None,
+        cell_type: str | None = None,
         *,
         adata_to_predict: AnnData | None = None,
         ctrl_key: str = CONTROL,
@@ -176,8 +178,10 @@ class SCGEN(BaseModel):
 
         Parameters
         ----------
-        celltype_to_predict
+        cell_type
             Cell type whose training control cells are shifted (and the label of the output).
+            pertpy's ``Scgen.predict`` calls it ``celltype_to_predict``; that name still works here,
+            with a ``FutureWarning`` (one name per idea: ``cell_type``, as in the registry).
         adata_to_predict
             Control cells to shift instead (same genes); their ``obs[cell_type_key]`` is kept.
         ctrl_key, stim_key
@@ -203,7 +207,7 @@ class SCGEN(BaseModel):
         """
         self._check_trained()
         check_sample(sample)
-        targets = self._targets(celltype_to_predict, adata_to_predict, ctrl_key)
+        targets = self._targets(cell_type, adata_to_predict, ctrl_key)
         delta = self.get_delta(
             ctrl_key=ctrl_key, stim_key=stim_key, restrict_arithmetic_to=restrict_arithmetic_to, seed=seed
         )
@@ -218,7 +222,7 @@ class SCGEN(BaseModel):
             method=self.method_name,
             condition_key=self.condition_key,
             cell_type_key=self.cell_type_key,
-            cell_type=celltype_to_predict,
+            cell_type=cell_type,
             obsm={
                 "X_latent": z_pred,
                 "X_latent_control": z,

@@ -17,7 +17,7 @@ setting can also be overridden by keyword.
 1. Latents are *posterior samples* (the release's ``get_latent_adata`` encodes with the
    reparameterisation trick), here drawn from a numpy generator seeded with ``seed``, in the
    release's order: reference controls, reference stimulated cells, targets.
-2. Reference pools (``reference="all"``): every control cell not of ``celltype_to_predict``
+2. Reference pools (``reference="all"``): every control cell not of ``cell_type``
    and every stimulated cell of the training data, no subsampling, no cell-type balancing.
    (The release always names a cell type; without one, e.g. for held-out donors, the control
    pool leaves out the target cells themselves.)
@@ -77,6 +77,7 @@ import scipy.sparse as sp
 import torch
 from anndata import AnnData
 
+from tutorial_lib._renames import renamed_keywords
 from tutorial_lib.data.checks import CELL_TYPE_KEY, CONDITION_KEY, CONTROL, STIMULATED, DataValidationError
 from tutorial_lib.models._data import dense_x, obs_labels, prediction_adata, shared_cell_types
 from tutorial_lib.models._params import check_choice, check_float, check_int
@@ -198,9 +199,10 @@ class SCPRAM(BaseModel):
         variant = VARIANTS[settings["variant"]]
         return {k: (variant[k] if v is FROM_VARIANT else v) for k, v in settings.items()}
 
+    @renamed_keywords(celltype_to_predict="cell_type")
     def predict(
         self,
-        celltype_to_predict: str | None = None,
+        cell_type: str | None = None,
         *,
         adata_to_predict: AnnData | None = None,
         ctrl_key: str = CONTROL,
@@ -230,8 +232,9 @@ class SCPRAM(BaseModel):
 
         Parameters
         ----------
-        celltype_to_predict, adata_to_predict, ctrl_key, stim_key
-            As in :meth:`tutorial_lib.models.scgen.SCGEN.predict`.
+        cell_type, adata_to_predict, ctrl_key, stim_key
+            As in :meth:`tutorial_lib.models.scgen.SCGEN.predict` (``celltype_to_predict``, pertpy's
+            name for ``cell_type``, still works with a ``FutureWarning``).
         variant
             ``"released"`` (scpram 0.0.3), ``"percell"`` (per-cell attention) or ``"percell_exact"``
             (per-cell attention, OT run to its optimum), see :data:`VARIANTS`.
@@ -298,10 +301,10 @@ class SCPRAM(BaseModel):
                 "sample='posterior' draws the targets' latents, but latent='sample' already does; "
                 "pass latent='mean' with sample='posterior', or sample=False"
             )
-        targets = self._targets(celltype_to_predict, adata_to_predict, ctrl_key)
+        targets = self._targets(cell_type, adata_to_predict, ctrl_key)
         types = obs_labels(self.adata, self.cell_type_key)
         conds = obs_labels(self.adata, self.condition_key)
-        exclude = [celltype_to_predict] if celltype_to_predict is not None else []
+        exclude = [cell_type] if cell_type is not None else []
         ctrl_mask, stim_mask = conds == ctrl_key, conds == stim_key
         if opts["reference"] == "shared":
             ref_types = shared_cell_types(types, conds, ctrl_key=ctrl_key, stim_key=stim_key, exclude=exclude)
@@ -394,7 +397,7 @@ class SCPRAM(BaseModel):
             method=self.method_name,
             condition_key=self.condition_key,
             cell_type_key=self.cell_type_key,
-            cell_type=celltype_to_predict,
+            cell_type=cell_type,
             obsm={"X_latent": z_pred, "delta": deltas, "X_latent_control": z_t.astype(np.float32)},
         )
         pred.uns["scpram"] = by_products

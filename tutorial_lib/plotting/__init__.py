@@ -4,6 +4,7 @@ from tutorial_lib.plotting.bars import metric_bar_grid, metric_bars
 from tutorial_lib.plotting.benchmark_plots import (
     contour_top_params,
     method_by_setting_heatmap,
+    optimisation_history,
     optimization_history,
     paired_difference_plot,
     paired_differences,
@@ -31,6 +32,7 @@ from tutorial_lib.plotting.scatter import mean_scatter, summary_scatter, var_sca
 __all__ = [
     "contour_top_params",
     "method_by_setting_heatmap",
+    "optimisation_history",
     "optimization_history",
     "paired_difference_plot",
     "paired_differences",

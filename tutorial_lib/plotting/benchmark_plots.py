@@ -8,12 +8,13 @@ Benchmark figures read the tables of :mod:`tutorial_lib.benchmark`:
   output, or any table with a value per method and seed): mean over seeds as a bar, the
   standard deviation as an error bar, and every seed as a dot;
 - :func:`paired_difference_plot` (seaborn) draws the paired difference between two methods,
-  seed by seed, with its mean and interval and the zero line, per setting.
+  matched run by matched run (pairs as in :mod:`tutorial_lib.verdicts`), with its mean and
+  interval and the zero line, per setting.
 
 Every panel of a metric says whether lower or higher is better (y label or colour bar).
 
 Optuna figures wrap ``optuna.visualization.matplotlib`` (its experimental warning is silenced)
-and guard against studies too small for a figure: :func:`optimization_history`,
+and guard against studies too small for a figure: :func:`optimisation_history`,
 :func:`param_importances`, :func:`top_params`, :func:`slice_top_params`, :func:`contour_top_params`.
 Every function returns the Axes (or Figure) it drew on.
 """
@@ -29,6 +30,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
+from tutorial_lib._renames import deprecated_alias
 from tutorial_lib.data.checks import DataValidationError
 from tutorial_lib.metrics.evaluate import LOWER_IS_BETTER
 from tutorial_lib.plotting._common import (
@@ -39,6 +41,7 @@ from tutorial_lib.plotting._common import (
     select_rows,
     with_direction,
 )
+from tutorial_lib.verdicts import _match_on, _matched
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
@@ -216,24 +219,35 @@ def paired_differences(
     method_col: str = "method",
     pair_col: str = "seed",
     by: str | None = None,
+    match_on: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Per-pair differences ``a - b`` (one row per ``pair_col`` value and ``by`` group).
+    """Differences ``a - b`` of matched runs, paired exactly as :mod:`tutorial_lib.verdicts` pairs them.
 
-    Pairs where either method is missing or undefined (NaN) are dropped. Columns: ``by`` (if
-    given), ``pair_col``, ``difference``.
+    Runs of ``a`` and ``b`` are matched by the verdicts' own matching (``verdicts._matched``):
+    on ``match_on`` if given, else on the verdicts' columns that the table has (``setting``,
+    ``seed``, ``score_group``) plus ``pair_col``; ``by`` is always one of them. So the mean of
+    the differences (of one ``by`` group) is the ``diff`` of :func:`~tutorial_lib.verdicts.paired_verdict`
+    (of :func:`~tutorial_lib.verdicts.verdict_table` with ``by=(by,)``) on the same table: a plot
+    and a verdict pair the same runs. Several rows for one matched run are an error, not averaged.
+    Runs where either method is missing or undefined (NaN) are dropped. Columns: the match
+    columns (``by`` first), then ``difference``.
     """
-    require_columns(table, [method_col, pair_col, "value"] + ([by] if by else []), "the table")
+    if match_on is None:
+        keys = [c for c in _match_on(table, None) if c in table.columns]
+        keys += [pair_col] if pair_col not in keys else []
+    else:
+        keys = list(match_on)
+    if by:
+        keys = [by, *(k for k in keys if k != by)]
+    require_columns(table, [method_col, "value", *keys], "the table")
     sub = select_rows(table, metric, gene_set) if metric is not None else table
-    keys = ([by] if by else []) + [pair_col]
     for m in (a, b):
         if not (sub[method_col] == m).any():
             raise DataValidationError(f"no rows for method {m!r}; methods are {sorted(sub[method_col].unique())}")
-    wide = sub[sub[method_col].isin([a, b])].pivot_table(
-        index=keys, columns=method_col, values="value", aggfunc="mean", dropna=False
-    )
-    diff = (wide[a] - wide[b]).dropna().rename("difference").reset_index()
+    wide = _matched(sub, a, b, keys, compare=method_col)
+    diff = (wide[a] - wide[b]).rename("difference").reset_index()
     if diff.empty:
-        raise DataValidationError(f"{a!r} and {b!r} share no defined {pair_col} to pair")
+        raise DataValidationError(f"{a!r} and {b!r} share no defined run to pair (matched on {keys})")
     return diff
 
 
@@ -247,15 +261,17 @@ def paired_difference_plot(
     method_col: str = "method",
     pair_col: str = "seed",
     by: str | None = None,
+    match_on: Sequence[str] | None = None,
     order: Sequence[str] | None = None,
     level: float = 0.95,
     lower_is_better: bool | None = None,
     ax: Axes | None = None,
     title: str | None = None,
 ) -> Axes:
-    """Paired difference ``a - b`` per seed (dots), its mean and ``level`` t interval, and zero.
+    """Paired difference ``a - b`` per matched run (dots), its mean and ``level`` t interval, and zero.
 
-    One column per ``by`` group (e.g. ``"setting"``), or one column. The interval is the Student-t
+    Runs are paired by :func:`paired_differences` (``pair_col``, ``match_on``), as the verdicts pair
+    them. One column per ``by`` group (e.g. ``"setting"``), or one column. The interval is the Student-t
     interval of the mean of the paired differences (n - 1 degrees of freedom), drawn only with at
     least two pairs; where it includes zero the seeds cannot tell the methods apart. The y label
     says which sign favours ``a`` (from ``lower_is_better``, by default from ``metric``).
@@ -264,7 +280,9 @@ def paired_difference_plot(
     import seaborn as sns
     from scipy import stats
 
-    diff = paired_differences(table, a, b, metric, gene_set, method_col=method_col, pair_col=pair_col, by=by)
+    diff = paired_differences(
+        table, a, b, metric, gene_set, method_col=method_col, pair_col=pair_col, by=by, match_on=match_on
+    )
     group = by or "_group"
     if by is None:
         diff[group] = f"{a} - {b}"
@@ -367,7 +385,7 @@ def _optuna_plot(fn, *args, **kwargs):
         dict.update(plt.rcParams, saved)  # raw update: the saved values were valid already
 
 
-def optimization_history(study: optuna.Study, *, title: str | None = None) -> Axes:
+def optimisation_history(study: optuna.Study, *, title: str | None = None) -> Axes:
     """Objective value of every completed trial and the best value so far (Optuna's figure)."""
     from optuna.visualization.matplotlib import plot_optimization_history
 
@@ -377,6 +395,10 @@ def optimization_history(study: optuna.Study, *, title: str | None = None) -> Ax
     ax.set_title(title or f"Optimisation history: {study.study_name}", fontsize=9)
     ax.figure.tight_layout()
     return ax
+
+
+#: The old, American spelling of :func:`optimisation_history` (warns ``FutureWarning``).
+optimization_history = deprecated_alias(optimisation_history, "optimization_history")
 
 
 def param_importances(study: optuna.Study, *, seed: int = 0, title: str | None = None) -> Axes:
