@@ -227,7 +227,7 @@ def distance_from_controls(
     level: float = 0.95,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Does each prediction move as far from the control cells as the real stimulated cells do?
+    """Whether each prediction moves as far from the control cells as the real stimulated cells do.
 
     The target of a prediction is not "far from the controls" but the real stimulated cells: its
     E-distance from the controls should be about the real cells' E-distance from them. For each
