@@ -129,6 +129,15 @@ def test_expectation_most_hurt(effects, expected):
     assert out["verdict"] == expected and len(out["lines"]) == 2
 
 
+def test_expectation_can_leave_out_a_method():
+    metrics = [("pearson_delta", "top20_degs")]
+    pairs = [("scpram", "scgen"), ("scpram", "mean_shift")]
+    inter = gr.imbalance_interactions(_grid({"scpram": -0.3, "mean_shift": -0.6}), metrics, pairs)
+    assert gr.expectation_most_hurt(inter, "scpram", *metrics[0])["verdict"] == "refuted"
+    kept = gr.expectation_most_hurt(inter, "scpram", *metrics[0], others=["scgen"])
+    assert kept["verdict"] == "supported" and len(kept["lines"]) == 1
+
+
 def test_expectation_with_too_few_runs_does_not_judge():
     table = _grid({"scpram": -0.3})
     small = table[table["held_out"].eq("A") & table["seed"].isin([0, 1])]
@@ -167,12 +176,39 @@ def test_compare_live_checks_each_value_against_the_interval():
     out = gr.compare_live(live, table)
     assert len(out) == 3  # no_change's undefined pearson_delta is dropped
     assert out["within"].tolist() == [True] * 3 and out["same_run"].all()
-    assert "3 of 3 live values" in gr.describe_live(out) and "same data" in gr.describe_live(out)
+    assert out["same_value"].all() and out["table_within"].all()
+    text = gr.describe_live(out)
+    assert "3 of 3 live values lie within" in text and "same data" in text and "3 of 3 live values equal" in text
     # a live value outside the interval, from a run with another configuration
     moved = live.assign(value=live["value"] + 0.1, key="other")
     out = gr.compare_live(moved, table)
     assert out["within"].tolist() == [False] * 3 and not out["same_run"].any()
     text = gr.describe_live(out)
-    assert text.startswith("not comparable") and "0 of 3" in text and text.count("outside:") == 3
+    assert text.startswith("not comparable") and "0 of 3 live values lie" in text and text.count("outside:") == 3
+    assert not out["same_value"].any() and "0 of 3 live values equal" in text
+    # the table's own value outside its interval is flagged
+    shifted = table.assign(ci_low=table["value"] + 0.01, ci_high=table["value"] + 0.2)
+    flagged = gr.compare_live(live, shifted)
+    assert not flagged["table_within"].any()
+    assert gr.describe_live(flagged).count("own value lies outside its interval") == 3
     # scores the table does not have
     assert gr.describe_live(gr.compare_live(live.assign(setting="elsewhere"), table)).startswith("not comparable")
+
+
+def test_tally_counts_verdicts_per_pair_and_metric():
+    from tutorial_lib.verdicts import verdict_table
+
+    table = _grid({})
+    balanced = table[table["design"] == "balanced"].copy()
+    # scgen = mean_shift +- 0.01 (alternating by seed: no clear difference), and clearly better in cell type A
+    ms = balanced[balanced["method"] == "mean_shift"].set_index(["held_out", "seed"])["value"]
+    is_scgen = balanced["method"] == "scgen"
+    idx = pd.MultiIndex.from_frame(balanced.loc[is_scgen, ["held_out", "seed"]])
+    wiggle = np.where(balanced.loc[is_scgen, "seed"] % 2 == 0, 0.01, -0.01)
+    balanced.loc[is_scgen, "value"] = ms.reindex(idx).to_numpy() + wiggle
+    balanced.loc[is_scgen & (balanced["held_out"] == "A"), "value"] += 1.0
+    vt = verdict_table(balanced, [("pearson_delta", "top20_degs")], [("scgen", "mean_shift")], by=("held_out",))
+    tally = gr.tally_verdicts(vt)
+    assert len(tally) == 1 and tally.loc[0, "groups"] == len(CELL_TYPES)
+    assert tally.loc[0, "scgen better"] == 1 and tally.loc[0, "no clear difference"] == 2
+    assert "mean_shift better" not in tally.columns

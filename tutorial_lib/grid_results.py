@@ -334,10 +334,17 @@ def imbalance_interactions(
     return pd.DataFrame(out)
 
 
-def expectation_most_hurt(interactions: pd.DataFrame, method: str, metric: str, gene_set: str) -> dict:
+def expectation_most_hurt(
+    interactions: pd.DataFrame,
+    method: str,
+    metric: str,
+    gene_set: str,
+    others: Sequence[str] | None = None,
+) -> dict:
     """Test the expectation "imbalance hurts ``method`` most" on one metric, from :func:`imbalance_interactions`.
 
-    Reads the rows that pair ``method`` with another method on ``metric``/``gene_set``:
+    Reads the rows that pair ``method`` with another method (one of ``others``; default every
+    method it is paired with) on ``metric``/``gene_set``:
 
     - ``"refuted"`` if any says that imbalance hurts the other method more;
     - ``"supported"`` if every one says that it hurts ``method`` more;
@@ -354,6 +361,9 @@ def expectation_most_hurt(interactions: pd.DataFrame, method: str, metric: str, 
         & (interactions["gene_set"] == gene_set)
         & ((interactions["method_a"] == method) | (interactions["method_b"] == method))
     ]
+    if others is not None:
+        other = rows["method_b"].where(rows["method_a"] == method, rows["method_a"])
+        rows = rows[other.isin(list(others))]
     if rows.empty:
         raise DataValidationError(f"no interaction pairs {method!r} with another method on {metric!r}/{gene_set!r}")
     judged = [h for h in rows["hurt"] if h.startswith("imbalance hurts") or h == "no clear difference"]
@@ -408,6 +418,23 @@ def describe_verdicts(verdicts: pd.DataFrame, by: Sequence[str] = (), digits: in
     return "\n".join(lines)
 
 
+def tally_verdicts(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """How many groups gave each verdict, per method pair and metric (rows with no matched run left out).
+
+    For a :func:`~tutorial_lib.verdicts.verdict_table` with one row per group (e.g. per held-out
+    cell type): columns ``method_a, method_b, metric, gene_set, direction`` and one count column
+    per verdict found, plus ``groups`` (their total).
+    """
+    rows = verdicts[verdicts["n"] > 0]
+    keys = ["method_a", "method_b", "metric", "gene_set", "direction"]
+    if rows.empty:
+        return pd.DataFrame(columns=[*keys, "groups"])
+    counts = rows.groupby(keys, sort=False)["verdict"].value_counts().unstack(fill_value=0)
+    counts["groups"] = counts.sum(axis=1)
+    counts.columns.name = None
+    return counts.reset_index()
+
+
 def compare_live(
     live: pd.DataFrame, table: pd.DataFrame, metrics: Sequence[tuple[str, str]] | None = None
 ) -> pd.DataFrame:
@@ -430,7 +457,10 @@ def compare_live(
         ``ci_low``, ``ci_high`` (the table's value and 95% interval), ``within`` (True/False; NaN
         where either value is undefined or the table has no such score) and ``same_run`` (the live
         run's cache key equals the table run's: same data, genes, training and scoring
-        configuration, so the same seed should give the same numbers).
+        configuration, so the same seed should give the same numbers), ``same_value`` (the live
+        value equals the table's to 1e-6) and ``table_within`` (whether the table's own value lies
+        within its own interval: a bootstrap percentile interval of a biased estimator need not
+        contain the full-sample estimate).
     """
     live = live.copy()
     if "score_group" not in live.columns:
@@ -451,6 +481,8 @@ def compare_live(
         for c in ("method", "setting", "score_group", "metric", "gene_set"):
             frame[c] = frame[c].astype(str)
     out = left.merge(right, on=SCORE_KEYS, how="left")
+    out["same_value"] = np.isclose(out["live"], out["table"], rtol=1e-6, atol=1e-9)
+    out["table_within"] = (out["table"] >= out["ci_low"]) & (out["table"] <= out["ci_high"])
     defined = out["live"].notna() & out["ci_low"].notna() & out["ci_high"].notna()
     within = (out["live"] >= out["ci_low"]) & (out["live"] <= out["ci_high"])
     out["within"] = within.where(defined).astype(object).where(defined, np.nan)
@@ -460,7 +492,8 @@ def compare_live(
         out["same_run"] = False
     both_undefined = out["live"].isna() & out["table"].isna() & out["table_key"].notna()
     out = out[~both_undefined]
-    return out[[*SCORE_KEYS, "live", "table", "ci_low", "ci_high", "within", "same_run"]].reset_index(drop=True)
+    cols = [*SCORE_KEYS, "live", "table", "ci_low", "ci_high", "within", "same_run", "same_value", "table_within"]
+    return out[cols].reset_index(drop=True)
 
 
 def describe_live(comparison: pd.DataFrame, digits: int = 3) -> str:
@@ -492,9 +525,12 @@ def describe_live(comparison: pd.DataFrame, digits: int = 3) -> str:
         f"{n_in} of {int(judged.sum())} live values lie within the table's 95% interval "
         "(same method, setting, seed, score group, metric and gene set)"
     )
+    n_same = int(comparison.loc[found, "same_value"].sum())
+    lines.append(f"{n_same} of {int(found.sum())} live values equal the table's value (to 1e-6)")
     for r in comparison[judged & (comparison["within"] == False)].itertuples():  # noqa: E712
         lines.append(
             f"    outside: {r.method} {r.metric} ({r.gene_set}) live {r.live:.{digits}f}, "
             f"table {r.table:.{digits}f} [{r.ci_low:.{digits}f}, {r.ci_high:.{digits}f}]"
+            + ("" if r.table_within else " (the table's own value lies outside its interval)")
         )
     return "\n".join(lines)
