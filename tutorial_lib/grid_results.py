@@ -201,6 +201,34 @@ def top_degs_gene_set(table: pd.DataFrame) -> str:
     return found[0]
 
 
+def grid_config(table: pd.DataFrame):
+    """The :class:`~tutorial_lib.benchmark.BenchmarkConfig` of the table's scoring, read from its columns.
+
+    ``n_top_genes`` from ``n_genes`` of the all-genes rows, ``n_top_degs`` from the DEG gene set's
+    name, ``n_bootstrap`` and ``n_bootstrap_degs`` from ``n_boot`` of the non-DEG and DEG-overlap
+    rows. Training options are not in the table: ``max_epochs`` is ``None`` (the library's
+    default, what the grid uses unless told otherwise) and ``method_kwargs`` empty; a live run
+    with this config has the table's run key (:func:`compare_live`'s ``same_run``) exactly when
+    those assumptions and the library's training defaults hold.
+    """
+    from tutorial_lib.benchmark import BenchmarkConfig
+
+    missing = [c for c in ("n_genes", "n_boot") if c not in table.columns]
+    if missing:
+        raise DataValidationError(f"the table lacks the columns {missing} needed to read its configuration")
+    if not (table["gene_set"] == "all").any():
+        raise DataValidationError("the table has no rows on all genes (gene_set 'all'): cannot read n_top_genes")
+    degs = table["metric"].isin(["deg_jaccard", "deg_overlap_count"])
+    n_top_degs = int(re.fullmatch(r"top(\d+)_degs", top_degs_gene_set(table)).group(1))
+    return BenchmarkConfig(
+        n_top_genes=int(table.loc[table["gene_set"] == "all", "n_genes"].max()),
+        max_epochs=None,
+        n_bootstrap=int(table.loc[~degs, "n_boot"].max()),
+        n_bootstrap_degs=int(table.loc[degs, "n_boot"].max()) if degs.any() else 0,
+        n_top_degs=n_top_degs,
+    )
+
+
 def imbalance_design(table: pd.DataFrame) -> str:
     """The table's one unbalanced design (``stim<percent>``, e.g. ``"stim20"``)."""
     found = sorted(d for d in table["design"].unique() if str(d).startswith("stim"))
