@@ -1,0 +1,564 @@
+"""Reading the committed benchmark table (``results/grid.csv.gz``) and answering questions from it.
+
+The table is written by ``python -m tutorial_lib.grid`` (:mod:`tutorial_lib.grid`): one row per
+method, setting, seed, score group, metric and gene set, with the setting's ``held_out`` and
+``design`` (``balanced``, ``stim20``, ``donors``) and each run's provenance. Notebook 03 reads
+its conclusions from it instead of training a grid live; this module holds what that needs:
+
+- :func:`load_grid` and :func:`describe_grid`: the table, what it holds, where and when it was
+  computed, and how much compute it took;
+- :func:`imbalance_effects`, :func:`imbalance_interactions` and :func:`expectation_most_hurt`:
+  the unbalanced-training questions, as paired verdicts (:mod:`tutorial_lib.verdicts`) over runs
+  matched by held-out cell type and seed;
+- :func:`describe_verdicts`: one printed line per verdict;
+- :func:`per_seed`: one method's values per seed, side by side (the exercises' inputs);
+- :func:`compare_live` and :func:`describe_live`: whether a slice recomputed live lies within the
+  table's intervals.
+
+Nothing here chooses a setting or a default: every function reads the numbers the table holds
+and applies the paired rule of :mod:`tutorial_lib.verdicts` (mean paired difference with a
+paired-t 95% interval; "no clear difference" when it includes zero; too few runs: no verdict).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tutorial_lib.config import REPO_ROOT
+from tutorial_lib.data.checks import DataValidationError
+from tutorial_lib.verdicts import MIN_RUNS, interaction, paired_verdict
+
+#: The committed table (``python -m tutorial_lib.grid`` writes it there by default).
+GRID_FILE = REPO_ROOT / "results" / "grid.csv.gz"
+#: The command that makes :data:`GRID_FILE` (see benchmarks/README.md, "The benchmark grid").
+GRID_COMMAND = "python -m tutorial_lib.grid --out results/grid.csv.gz"
+#: Environment variable naming another table for :func:`load_grid` (e.g. a small grid for a workshop).
+GRID_ENV = "TUTORIAL_GRID"
+#: Columns :func:`load_grid` requires.
+GRID_COLUMNS = (
+    "method",
+    "setting",
+    "seed",
+    "score_group",
+    "metric",
+    "gene_set",
+    "value",
+    "ci_low",
+    "ci_high",
+    "key",
+    "held_out",
+    "design",
+)
+#: Provenance columns of each run (:func:`tutorial_lib.grid.provenance` and the run's timings).
+PROVENANCE_COLUMNS = (
+    "git_commit",
+    "versions",
+    "machine",
+    "device",
+    "finished_at",
+    "fit_predict_s",
+    "evaluate_s",
+    "run_wall_s",
+)
+#: Keys of one score: the same method, setting, seed, score group, metric and gene set.
+SCORE_KEYS = ["method", "setting", "seed", "score_group", "metric", "gene_set"]
+
+
+def load_grid(path: str | Path | None = None) -> pd.DataFrame:
+    """Read the benchmark table.
+
+    Parameters
+    ----------
+    path
+        A ``.csv.gz`` written by ``python -m tutorial_lib.grid``. ``None``: the file named by the
+        environment variable ``TUTORIAL_GRID`` if it is set, else the committed :data:`GRID_FILE`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The tidy table; ``setting``, ``held_out``, ``score_group`` and ``key`` as strings.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the file does not exist; the message names it and the command that makes it.
+    DataValidationError
+        When a required column (:data:`GRID_COLUMNS`) is missing.
+    """
+    if path is None:
+        path = os.environ.get(GRID_ENV) or GRID_FILE
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"the benchmark table {path} does not exist. It is made by `{GRID_COMMAND}` from the repository "
+            "root (hours on 2 CPU cores; resumable; see benchmarks/README.md, 'The benchmark grid'), "
+            f"or point {GRID_ENV} at another table written by `python -m tutorial_lib.grid`."
+        )
+    text = {c: str for c in ("method", "setting", "held_out", "design", "score_group", "key", "metric", "gene_set")}
+    table = pd.read_csv(path, dtype=text)
+    missing = [c for c in GRID_COLUMNS if c not in table.columns]
+    if missing:
+        raise DataValidationError(
+            f"{path} lacks the columns {missing}: expected a table written by `python -m tutorial_lib.grid`"
+        )
+    return table
+
+
+def _runs(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per run (its ``key``), with the columns that are constant within a run."""
+    return table.drop_duplicates("key")
+
+
+def _duration(seconds: float) -> str:
+    if not np.isfinite(seconds):
+        return "unknown"
+    hours, rest = divmod(int(round(seconds)), 3600)
+    if hours:
+        return f"{hours} h {rest // 60:02d} min"
+    return f"{rest // 60} min {rest % 60:02d} s" if rest >= 60 else f"{rest} s"
+
+
+def describe_grid(table: pd.DataFrame) -> str:
+    """What the table holds, how it was computed and how much compute it took, as printable lines.
+
+    Lists the methods, the designs with their held-out cell types (or donors), the seeds, the
+    score groups of the donor setting, the number of runs and rows; the total of ``run_wall_s``
+    over runs (training + prediction + scoring, summed: the compute, not the elapsed time when
+    runs shared a machine) and per method; and the provenance: commits, machines, devices,
+    package versions and the dates of the first and last run. Every count is read from the table.
+    """
+    runs = _runs(table)
+    lines = [
+        f"{len(runs)} runs, {len(table)} rows",
+        "methods: " + ", ".join(dict.fromkeys(table["method"])),
+        "seeds: " + ", ".join(str(s) for s in sorted(table["seed"].unique())),
+    ]
+    for design, part in table.groupby("design", sort=False):
+        held = list(dict.fromkeys(part["held_out"]))
+        n = part["key"].nunique()
+        lines.append(f"design {design!r}: held out {', '.join(held)} ({n} runs)")
+        groups = sorted(set(part["score_group"]) - {"all"})
+        if groups:
+            lines.append(f"    scored within {len(groups)} groups (score_group): {', '.join(groups)}")
+    metrics = list(dict.fromkeys(zip(table["metric"], table["gene_set"])))
+    lines.append(f"{len(metrics)} (metric, gene set) pairs")
+    if "run_wall_s" in runs.columns:
+        total = pd.to_numeric(runs["run_wall_s"], errors="coerce")
+        lines.append(f"total compute (sum of run_wall_s over runs): {_duration(float(total.sum()))}")
+        per = total.groupby(runs["method"], sort=False).sum()
+        lines.append("    per method: " + ", ".join(f"{m} {_duration(float(s))}" for m, s in per.items()))
+    for col, label in (("git_commit", "commits"), ("machine", "machines"), ("device", "devices")):
+        if col in runs.columns:
+            lines.append(f"{label}: " + "; ".join(str(v) for v in dict.fromkeys(runs[col].fillna("unknown"))))
+    if "finished_at" in runs.columns:
+        done = pd.to_datetime(runs["finished_at"], errors="coerce", utc=True).dropna()
+        if len(done):
+            lines.append(f"runs finished between {done.min():%Y-%m-%d %H:%M} and {done.max():%Y-%m-%d %H:%M} UTC")
+    if "versions" in runs.columns:
+        for v in dict.fromkeys(runs["versions"].dropna()):
+            try:
+                lines.append("versions: " + ", ".join(f"{k} {w}" for k, w in json.loads(v).items()))
+            except (TypeError, ValueError):
+                lines.append(f"versions: {v}")
+    return "\n".join(lines)
+
+
+def per_seed(
+    table: pd.DataFrame, methods: Sequence[str], metric: str, gene_set: str, setting: str, score_group: str = "all"
+) -> pd.DataFrame:
+    """Values of ``methods`` per seed (rows, sorted) in one setting and score group.
+
+    Seeds where any of the methods is undefined are dropped.
+    """
+    rows = table[
+        (table["setting"] == setting)
+        & (table["score_group"] == score_group)
+        & (table["metric"] == metric)
+        & (table["gene_set"] == gene_set)
+        & table["method"].isin(methods)
+    ]
+    if rows.empty:
+        raise DataValidationError(
+            f"no rows for {metric!r} / {gene_set!r} in setting {setting!r} (score group {score_group!r}); "
+            f"settings: {sorted(table['setting'].unique())}"
+        )
+    wide = rows.pivot_table(index="seed", columns="method", values="value", aggfunc="first")
+    return wide.reindex(columns=list(methods)).dropna().sort_index()
+
+
+def top_degs_gene_set(table: pd.DataFrame) -> str:
+    """The table's gene set of the top DEGs (``top<k>_degs``; ``k`` is the grid's ``--n-top-degs``)."""
+    found = sorted(g for g in table["gene_set"].unique() if re.fullmatch(r"top\d+_degs", str(g)))
+    if len(found) != 1:
+        raise DataValidationError(f"expected one gene set 'top<k>_degs' in the table, found {found}")
+    return found[0]
+
+
+def grid_config(table: pd.DataFrame):
+    """The :class:`~tutorial_lib.benchmark.BenchmarkConfig` of the table's scoring, read from its columns.
+
+    ``n_top_genes`` from ``n_genes`` of the all-genes rows, ``n_top_degs`` from the DEG gene set's
+    name, ``n_bootstrap`` and ``n_bootstrap_degs`` from ``n_boot`` of the non-DEG and DEG-overlap
+    rows. Training options are not in the table: ``max_epochs`` is ``None`` (the library's
+    default, what the grid uses unless told otherwise) and ``method_kwargs`` empty; a live run
+    with this config has the table's run key (:func:`compare_live`'s ``same_run``) exactly when
+    those assumptions and the library's training defaults hold.
+    """
+    from tutorial_lib.benchmark import BenchmarkConfig
+
+    missing = [c for c in ("n_genes", "n_boot") if c not in table.columns]
+    if missing:
+        raise DataValidationError(f"the table lacks the columns {missing} needed to read its configuration")
+    if not (table["gene_set"] == "all").any():
+        raise DataValidationError("the table has no rows on all genes (gene_set 'all'): cannot read n_top_genes")
+    degs = table["metric"].isin(["deg_jaccard", "deg_overlap_count"])
+    n_top_degs = int(re.fullmatch(r"top(\d+)_degs", top_degs_gene_set(table)).group(1))
+    return BenchmarkConfig(
+        n_top_genes=int(table.loc[table["gene_set"] == "all", "n_genes"].max()),
+        max_epochs=None,
+        n_bootstrap=int(table.loc[~degs, "n_boot"].max()),
+        n_bootstrap_degs=int(table.loc[degs, "n_boot"].max()) if degs.any() else 0,
+        n_top_degs=n_top_degs,
+    )
+
+
+def imbalance_design(table: pd.DataFrame) -> str:
+    """The table's one unbalanced design (``stim<percent>``, e.g. ``"stim20"``)."""
+    found = sorted(d for d in table["design"].unique() if str(d).startswith("stim"))
+    if len(found) != 1:
+        raise DataValidationError(f"expected one unbalanced design 'stim<percent>' in the table, found {found}")
+    return found[0]
+
+
+def _imbalance_rows(table: pd.DataFrame, levels: tuple[str, str]) -> pd.DataFrame:
+    """Rows of the two designs, restricted to the held-out cell types that have both."""
+    rows = table[table["design"].isin(levels)]
+    both = set(rows.loc[rows["design"] == levels[0], "held_out"]) & set(
+        rows.loc[rows["design"] == levels[1], "held_out"]
+    )
+    if not both:
+        raise DataValidationError(f"no held-out cell type has both designs {levels}")
+    return rows[rows["held_out"].isin(both)]
+
+
+def imbalance_effects(
+    table: pd.DataFrame,
+    metrics: Sequence[tuple[str, str]],
+    methods: Sequence[str] | None = None,
+    *,
+    levels: tuple[str, str] | None = None,
+    min_runs: int = MIN_RUNS,
+) -> pd.DataFrame:
+    """Does unbalanced training change each method's score? Paired verdicts, design vs design.
+
+    For each method and metric, :func:`tutorial_lib.verdicts.paired_verdict` of the unbalanced
+    design against the balanced one (``compare="design"``), matched by held-out cell type and
+    seed (the same test cells; only the training data differ), over the cell types that have both
+    designs.
+
+    Parameters
+    ----------
+    levels
+        ``(unbalanced, balanced)``; default ``(imbalance_design(table), "balanced")``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``method`` then the verdict columns (``method_a``/``method_b`` hold the two designs;
+        ``diff`` is unbalanced - balanced), and ``effect``: ``"imbalance hurts"``, ``"imbalance
+        helps"``, ``"no clear change"`` or the too-few-runs sentence.
+    """
+    levels = levels or (imbalance_design(table), "balanced")
+    rows = _imbalance_rows(table, levels)
+    methods = list(dict.fromkeys(rows["method"])) if methods is None else list(methods)
+    out = []
+    for method in methods:
+        part = rows[rows["method"] == method]
+        for metric, gene_set in metrics:
+            sub = part[(part["metric"] == metric) & (part["gene_set"] == gene_set)]
+            if sub["value"].notna().sum() == 0:
+                continue  # undefined for this method (e.g. no_change's pearson_delta)
+            v = paired_verdict(
+                sub,
+                levels[0],
+                levels[1],
+                metric,
+                gene_set,
+                compare="design",
+                match_on=("held_out", "seed"),
+                min_runs=min_runs,
+            )
+            if v["verdict"] == f"{levels[0]} better":
+                effect = "imbalance helps"
+            elif v["verdict"] == f"{levels[1]} better":
+                effect = "imbalance hurts"
+            elif v["verdict"] == "no clear difference":
+                effect = "no clear change"
+            else:
+                effect = v["verdict"]
+            out.append({"method": method, **v, "effect": effect})
+    return pd.DataFrame(out)
+
+
+def _hurt_words(row: dict, min_runs: int) -> str:
+    a, b = row["method_a"], row["method_b"]
+    if row["n"] < min_runs:
+        return row["verdict"]
+    lo, hi = row["ci_low"], row["ci_high"]
+    if lo <= 0 <= hi:
+        return "no clear difference"
+    # interaction = change of A - change of B (unbalanced - balanced); "hurt" is a change in the worse direction
+    a_changed_up = lo > 0
+    a_worse = a_changed_up == (row["direction"] == "lower")
+    return f"imbalance hurts {a} more than {b}" if a_worse else f"imbalance hurts {b} more than {a}"
+
+
+def imbalance_interactions(
+    table: pd.DataFrame,
+    metrics: Sequence[tuple[str, str]],
+    pairs: Sequence[tuple[str, str]],
+    *,
+    levels: tuple[str, str] | None = None,
+    min_runs: int = MIN_RUNS,
+) -> pd.DataFrame:
+    """Does imbalance hurt method A more than method B? The method x design interaction per pair.
+
+    :func:`tutorial_lib.verdicts.interaction` with ``factor="design"`` and ``levels=(unbalanced,
+    balanced)``, matched by held-out cell type and seed: per unit, (A - B when unbalanced) minus
+    (A - B when balanced), i.e. A's change minus B's change, with its paired-t interval. ``hurt``
+    reads it with the metric's direction: ``"imbalance hurts A more than B"`` (A's score moved
+    further in the worse direction), the reverse, ``"no clear difference"`` (the interval
+    includes zero) or the too-few-units sentence. Pairs with no matched unit on a metric (a method
+    undefined there) are left out.
+    """
+    levels = levels or (imbalance_design(table), "balanced")
+    rows = _imbalance_rows(table, levels)
+    out = []
+    for a, b in pairs:
+        for metric, gene_set in metrics:
+            sub = rows[(rows["metric"] == metric) & (rows["gene_set"] == gene_set) & rows["method"].isin([a, b])]
+            defined = sub.dropna(subset=["value"])
+            if set(defined["method"]) != {a, b}:
+                continue
+            r = interaction(
+                sub,
+                a,
+                b,
+                metric,
+                gene_set,
+                factor="design",
+                levels=levels,
+                match_on=("held_out", "seed"),
+                min_runs=min_runs,
+            )
+            out.append({**r, "hurt": _hurt_words(r, min_runs)})
+    return pd.DataFrame(out)
+
+
+def expectation_most_hurt(
+    interactions: pd.DataFrame,
+    method: str,
+    metric: str,
+    gene_set: str,
+    others: Sequence[str] | None = None,
+) -> dict:
+    """Test the expectation "imbalance hurts ``method`` most" on one metric, from :func:`imbalance_interactions`.
+
+    Reads the rows that pair ``method`` with another method (one of ``others``; default every
+    method it is paired with) on ``metric``/``gene_set``:
+
+    - ``"refuted"`` if any says that imbalance hurts the other method more;
+    - ``"supported"`` if every one says that it hurts ``method`` more;
+    - ``"no clear difference"`` otherwise (at least one pair cannot be told apart);
+    - ``"too few runs to judge"`` if no pair had enough matched units.
+
+    Returns
+    -------
+    dict
+        ``expectation``, ``metric``, ``gene_set``, ``verdict`` and ``lines`` (the pairs' ``hurt`` words).
+    """
+    rows = interactions[
+        (interactions["metric"] == metric)
+        & (interactions["gene_set"] == gene_set)
+        & ((interactions["method_a"] == method) | (interactions["method_b"] == method))
+    ]
+    if others is not None:
+        other = rows["method_b"].where(rows["method_a"] == method, rows["method_a"])
+        rows = rows[other.isin(list(others))]
+    if rows.empty:
+        raise DataValidationError(f"no interaction pairs {method!r} with another method on {metric!r}/{gene_set!r}")
+    judged = [h for h in rows["hurt"] if h.startswith("imbalance hurts") or h == "no clear difference"]
+    if not judged:
+        verdict = "too few runs to judge"
+    elif any(h.startswith("imbalance hurts") and not h.startswith(f"imbalance hurts {method} ") for h in judged):
+        verdict = "refuted"
+    elif len(judged) == len(rows) and all(h.startswith(f"imbalance hurts {method} ") for h in judged):
+        verdict = "supported"
+    else:
+        verdict = "no clear difference"
+    return {
+        "expectation": f"imbalance hurts {method} most",
+        "metric": metric,
+        "gene_set": gene_set,
+        "verdict": verdict,
+        "lines": list(rows["hurt"]),
+    }
+
+
+def describe_verdicts(verdicts: pd.DataFrame, by: Sequence[str] = (), digits: int = 3) -> str:
+    """One line per row of a :func:`~tutorial_lib.verdicts.verdict_table` (or of :func:`imbalance_effects`).
+
+    A line names its group (the ``by`` columns), the metric with its direction ("lower is better"
+    or "higher is better"), ``A - B`` with its 95% interval, the number of matched runs and the
+    verdict; :func:`imbalance_interactions` rows print their interaction and ``hurt`` words.
+    """
+    lines, skipped = [], []
+    for row in verdicts.to_dict("records"):
+        group = " / ".join(str(row[c]) for c in by)
+        if row["n"] == 0:  # a metric undefined for one method (e.g. no_change's pearson_delta)
+            skipped.append(f"{group + ': ' if group else ''}{row['method_a']} vs {row['method_b']} on {row['metric']}")
+            continue
+        lo, hi = row["ci_low"], row["ci_high"]
+        ci = f"[{lo:+.{digits}f}, {hi:+.{digits}f}]" if np.isfinite(lo) else "[no interval]"
+        metric = f"{row['metric']} ({row['gene_set']}, {row['direction']} is better)"
+        if "interaction" in row:
+            text = (
+                f"{metric}: change of {row['method_a']} - change of {row['method_b']} ({row['levels']}) = "
+                f"{row['interaction']:+.{digits}f} {ci} over {row['n']} matched units -> {row['hurt']}"
+            )
+        else:
+            verdict = row.get("effect", row["verdict"])
+            text = (
+                f"{metric}: {row['method_a']} - {row['method_b']} = {row['diff']:+.{digits}f} {ci} "
+                f"over {row['n']} matched runs -> {verdict}"
+            )
+        prefix = f"[{row['method']}] " if "effect" in row else ""
+        lines.append(f"{group}: {prefix}{text}" if group else prefix + text)
+    if skipped:
+        lines.append("not compared (the metric is undefined for one of the two methods): " + "; ".join(skipped))
+    return "\n".join(lines)
+
+
+def tally_verdicts(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """How many groups gave each verdict, per method pair and metric (rows with no matched run left out).
+
+    For a :func:`~tutorial_lib.verdicts.verdict_table` with one row per group (e.g. per held-out
+    cell type): columns ``method_a, method_b, metric, gene_set, direction`` and one count column
+    per verdict found, plus ``groups`` (their total).
+    """
+    rows = verdicts[verdicts["n"] > 0]
+    keys = ["method_a", "method_b", "metric", "gene_set", "direction"]
+    if rows.empty:
+        return pd.DataFrame(columns=[*keys, "groups"])
+    counts = rows.groupby(keys, sort=False)["verdict"].value_counts().unstack(fill_value=0)
+    counts["groups"] = counts.sum(axis=1)
+    counts.columns.name = None
+    return counts.reset_index()
+
+
+def compare_live(
+    live: pd.DataFrame, table: pd.DataFrame, metrics: Sequence[tuple[str, str]] | None = None
+) -> pd.DataFrame:
+    """Check whether each live value lies within the table's interval for the same score.
+
+    Parameters
+    ----------
+    live
+        :func:`tutorial_lib.benchmark.run_benchmark` output for a slice of the grid (its setting
+        names as the grid writes them, e.g. ``loco/CD4+ T cells/balanced``).
+    table
+        The benchmark table (:func:`load_grid`).
+    metrics
+        ``(metric, gene_set)`` pairs to compare (default: every pair of ``live``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per live score: :data:`SCORE_KEYS`, ``live`` (the live value), ``table``,
+        ``ci_low``, ``ci_high`` (the table's value and 95% interval), ``within`` (True/False; NaN
+        where either value is undefined or the table has no such score) and ``same_run`` (the live
+        run's cache key equals the table run's: same data, genes, training and scoring
+        configuration, so the same seed should give the same numbers), ``same_value`` (the live
+        value equals the table's to 1e-6) and ``table_within`` (whether the table's own value lies
+        within its own interval: a bootstrap percentile interval of a biased estimator need not
+        contain the full-sample estimate).
+    """
+    live = live.copy()
+    if "score_group" not in live.columns:
+        live["score_group"] = "all"
+    missing = [c for c in [*SCORE_KEYS, "value"] if c not in live.columns]
+    if missing:
+        raise DataValidationError(f"the live table lacks the columns {missing}; pass run_benchmark()'s output")
+    if metrics is not None:
+        wanted = set(metrics)
+        live = live[[(m, g) in wanted for m, g in zip(live["metric"], live["gene_set"])]]
+    cols = [*SCORE_KEYS, "value", "ci_low", "ci_high", "key"]
+    left = live[[c for c in [*SCORE_KEYS, "value", "key"] if c in live.columns]].rename(
+        columns={"value": "live", "key": "live_key"}
+    )
+    right = table[cols].rename(columns={"value": "table", "key": "table_key"})
+    for frame in (left, right):
+        frame["seed"] = frame["seed"].astype(int)
+        for c in ("method", "setting", "score_group", "metric", "gene_set"):
+            frame[c] = frame[c].astype(str)
+    out = left.merge(right, on=SCORE_KEYS, how="left")
+    out["same_value"] = np.isclose(out["live"], out["table"], rtol=1e-6, atol=1e-9)
+    out["table_within"] = (out["table"] >= out["ci_low"]) & (out["table"] <= out["ci_high"])
+    defined = out["live"].notna() & out["ci_low"].notna() & out["ci_high"].notna()
+    within = (out["live"] >= out["ci_low"]) & (out["live"] <= out["ci_high"])
+    out["within"] = within.where(defined).astype(object).where(defined, np.nan)
+    if "live_key" in out.columns:
+        out["same_run"] = out["live_key"].astype(str) == out["table_key"].astype(str)
+    else:
+        out["same_run"] = False
+    both_undefined = out["live"].isna() & out["table"].isna() & out["table_key"].notna()
+    out = out[~both_undefined]
+    cols = [*SCORE_KEYS, "live", "table", "ci_low", "ci_high", "within", "same_run", "same_value", "table_within"]
+    return out[cols].reset_index(drop=True)
+
+
+def describe_live(comparison: pd.DataFrame, digits: int = 3) -> str:
+    """Printable answer to "does the live slice agree with the table?" for :func:`compare_live` output.
+
+    First says whether the live runs are the table's runs (same cache keys) or differ in
+    configuration, in which case agreement is not expected and the comparison is not one; then
+    how many live values lie within the table's 95% interval, and each score outside it.
+    """
+    found = comparison["table"].notna() | comparison["ci_low"].notna()
+    if not found.any():
+        return (
+            "not comparable: the table has none of the live scores (other settings, seeds or metrics); "
+            "the live slice must use the grid's setting names and seeds"
+        )
+    lines = []
+    same = comparison.loc[found, "same_run"]
+    if same.all():
+        lines.append("the live runs have the table's run keys: same data, genes, training and scoring configuration")
+    else:
+        lines.append(
+            f"not comparable: {int((~same).sum())} of {len(same)} live scores come from runs whose configuration "
+            "(data set, genes, training budget or scoring options; the run key) differs from the table's, "
+            "so agreement with the table's intervals is not expected"
+        )
+    judged = comparison["within"].notna()
+    n_in = int((comparison.loc[judged, "within"] == True).sum())  # noqa: E712 (object column)
+    lines.append(
+        f"{n_in} of {int(judged.sum())} live values lie within the table's 95% interval "
+        "(same method, setting, seed, score group, metric and gene set)"
+    )
+    n_same = int(comparison.loc[found, "same_value"].sum())
+    lines.append(f"{n_same} of {int(found.sum())} live values equal the table's value (to 1e-6)")
+    for r in comparison[judged & (comparison["within"] == False)].itertuples():  # noqa: E712
+        lines.append(
+            f"    outside: {r.method} {r.metric} ({r.gene_set}) live {r.live:.{digits}f}, "
+            f"table {r.table:.{digits}f} [{r.ci_low:.{digits}f}, {r.ci_high:.{digits}f}]"
+            + ("" if r.table_within else " (the table's own value lies outside its interval)")
+        )
+    return "\n".join(lines)
