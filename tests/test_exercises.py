@@ -282,3 +282,11 @@ def test_every_solution_passes_its_check(key, namespaces):
     exec(item["solution"], ns)
     feedback = eval(item["check"], ns)
     assert feedback, f"{key}: {feedback}"
+
+
+def test_unfilled_scaffolds_get_feedback_not_an_error():
+    """A learner who runs a scaffold with its ``...`` placeholders gets a "Not yet", never a traceback."""
+    assert not ex.check_paired_difference(..., ..., ..., ...)
+    assert "sequences of numbers" in ex.check_paired_difference(0.1, (0, 1), ..., [1.0, 2.0]).message
+    assert not ex.check_selection_effect(..., ..., ...)
+    assert "honest_score one number" in ex.check_selection_effect(0.1, [1.0, 2.0], ...).message

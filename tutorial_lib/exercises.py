@@ -342,8 +342,8 @@ def check_paired_difference(
     """Exercise 03-1: mean paired difference ``a - b`` over seeds and its 95% t interval."""
     try:
         mean, low, high = paired_difference(a, b, level)
-    except ValueError as exc:
-        return _no(str(exc))
+    except (TypeError, ValueError) as exc:
+        return _no(f"a and b must be equal-length sequences of numbers, one score per seed ({exc}).")
     got = _as_float(estimate)
     try:
         g_low, g_high = (float(v) for v in interval)
@@ -385,8 +385,8 @@ def check_verdict(
         return _no(f"answer with one of {VERDICTS}; got {answer!r}.")
     try:
         mean, low, high = paired_difference(a, b, level)
-    except ValueError as exc:
-        return _no(str(exc))
+    except (TypeError, ValueError) as exc:
+        return _no(f"a and b must be equal-length sequences of numbers, one score per seed ({exc}).")
     if low <= 0.0 <= high:
         want = "no clear difference"
     else:
@@ -445,7 +445,11 @@ def check_selection_effect(value, test_scores: Sequence[float], honest_score: fl
     search judged on the test set; ``honest_score`` is the test score of the candidate chosen on
     the validation cell type. The effect is <= 0 when the honest candidate is among them.
     """
-    scores = np.asarray(test_scores, dtype=np.float64)
+    try:
+        scores = np.asarray(test_scores, dtype=np.float64)
+        honest_score = float(honest_score)
+    except (TypeError, ValueError):
+        return _no(f"test_scores must be numbers and honest_score one number; got {test_scores!r}, {honest_score!r}.")
     if scores.ndim != 1 or scores.size == 0 or not np.all(np.isfinite(scores)):
         return _no("test_scores must be a non-empty 1-D sequence of finite numbers.")
     want = float(scores.min() - float(honest_score))
