@@ -117,6 +117,8 @@ def test_grid_settings_pick_imbalance_types_by_size_and_check_names(mini_counts)
     assert settings[-1].score_by == "cell_type" and settings[-1].donors == ("101",)
     with pytest.raises(DataValidationError, match="not in obs"):
         grid_settings(mini_counts, cell_types=["Neutrophils"])
+    none, described = grid_settings(mini_counts, cell_types=["B"], imbalance_cell_types=[], donors=None)
+    assert [s.name for s in none] == ["loco/B/balanced"] and list(described["design"]) == ["balanced"]
 
 
 def test_grid_shards_run_apart_and_are_gathered_once(tmp_path):

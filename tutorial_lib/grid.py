@@ -254,7 +254,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default %(default)s)")
     p.add_argument("--cell-types", nargs="+", help="held-out cell types (default: all)")
     p.add_argument(
-        "--imbalance-cell-types", nargs="+", help="cell types of the 20%% settings (default: the 3 with most cells)"
+        "--imbalance-cell-types",
+        nargs="*",
+        help="cell types of the 20%% settings (default: the 3 with most cells; the flag alone: none)",
     )
     p.add_argument("--donors", nargs="*", default=list(DEFAULT_DONORS), help="held-out donors; none: no donor setting")
     p.add_argument("--max-epochs", type=int, default=None, help="epoch budget (default: the library's default)")
@@ -292,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         n_top_degs=args.n_top_degs,
         method_kwargs=method_kwargs,
     )
-    imbalance = args.imbalance_cell_types if args.imbalance_cell_types else 3
+    imbalance = args.imbalance_cell_types if args.imbalance_cell_types is not None else 3
     start = time.perf_counter()
     table = run_grid(
         load_kang2018(args.dataset),
