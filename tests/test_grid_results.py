@@ -76,8 +76,13 @@ def test_gene_set_and_design_are_read_from_the_table():
     table = _grid({})
     assert gr.top_degs_gene_set(table) == "top20_degs"
     assert gr.imbalance_design(table) == "stim20"
-    with pytest.raises(DataValidationError, match="unbalanced design"):
-        gr.imbalance_design(table[table["design"] != "stim20"])
+    balanced_only = table[table["design"] != "stim20"]
+    assert gr.imbalance_design(balanced_only) is None
+    with pytest.raises(DataValidationError, match="no unbalanced design"):
+        gr.imbalance_effects(balanced_only, [("e_distance", "all")], ["scgen"])
+    two = pd.concat([table, table[table["design"] == "stim20"].assign(design="stim50")])
+    with pytest.raises(DataValidationError, match="one unbalanced design"):
+        gr.imbalance_design(two)
 
 
 def test_imbalance_effects_find_the_effect_put_in():

@@ -229,12 +229,24 @@ def grid_config(table: pd.DataFrame):
     )
 
 
-def imbalance_design(table: pd.DataFrame) -> str:
-    """The table's one unbalanced design (``stim<percent>``, e.g. ``"stim20"``)."""
+def imbalance_design(table: pd.DataFrame) -> str | None:
+    """The table's one unbalanced design (``stim<percent>``, e.g. ``"stim20"``); ``None`` if it has none.
+
+    A table with several unbalanced designs is refused (say which to compare with ``levels``).
+    """
     found = sorted(d for d in table["design"].unique() if str(d).startswith("stim"))
-    if len(found) != 1:
+    if len(found) > 1:
         raise DataValidationError(f"expected one unbalanced design 'stim<percent>' in the table, found {found}")
-    return found[0]
+    return found[0] if found else None
+
+
+def _default_levels(table: pd.DataFrame) -> tuple[str, str]:
+    unbalanced = imbalance_design(table)
+    if unbalanced is None:
+        raise DataValidationError(
+            "the table has no unbalanced design (stim<percent>): run the grid with --imbalance-cell-types"
+        )
+    return unbalanced, "balanced"
 
 
 def _imbalance_rows(table: pd.DataFrame, levels: tuple[str, str]) -> pd.DataFrame:
@@ -275,7 +287,7 @@ def imbalance_effects(
         ``diff`` is unbalanced - balanced), and ``effect``: ``"imbalance hurts"``, ``"imbalance
         helps"``, ``"no clear change"`` or the too-few-runs sentence.
     """
-    levels = levels or (imbalance_design(table), "balanced")
+    levels = levels or _default_levels(table)
     rows = _imbalance_rows(table, levels)
     methods = list(dict.fromkeys(rows["method"])) if methods is None else list(methods)
     out = []
@@ -338,7 +350,7 @@ def imbalance_interactions(
     includes zero) or the too-few-units sentence. Pairs with no matched unit on a metric (a method
     undefined there) are left out.
     """
-    levels = levels or (imbalance_design(table), "balanced")
+    levels = levels or _default_levels(table)
     rows = _imbalance_rows(table, levels)
     out = []
     for a, b in pairs:
