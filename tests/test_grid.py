@@ -139,5 +139,11 @@ def test_grid_shards_run_apart_and_are_gathered_once(tmp_path):
     assert len(runs) == n_runs
     before = pd.concat([shard0, shard1]).set_index("key")
     pd.testing.assert_series_equal(runs.loc[before.index, "fit_predict_s"], before["fit_predict_s"])
+    # a fresh clone has the table but no work files: its runs are not redone
+    for f in tmp_path.glob("grid.work*.csv"):
+        f.unlink()
+    assert main(args) == 0
+    again = pd.read_csv(out).drop_duplicates("key").set_index("key")
+    pd.testing.assert_series_equal(again.loc[runs.index, "fit_predict_s"], runs["fit_predict_s"])
     with pytest.raises(SystemExit):
         main([*args, "--shard", "2/2"])

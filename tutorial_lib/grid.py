@@ -19,7 +19,9 @@ trained model per class for that purpose); ``run_benchmark(fit_predicts=...)`` c
 callables that share a model explicitly.
 
 Resume: finished runs are kept in ``<out>.work.csv`` (rewritten atomically after each run); after
-a kill, the same command skips them and redoes the run that was in progress. The final table
+a kill, the same command skips them and redoes the run that was in progress. The runs of an existing
+``<out>`` table (e.g. the committed one, on a fresh clone without the work file) count as finished
+too, so a grid is extended by running the same command with more settings or seeds. The final table
 ``<out>`` (gzip CSV) is written atomically at the end. Each run's rows carry its provenance:
 ``git_commit``, ``versions`` (package versions), ``machine``, ``device`` (CPU or GPU model),
 ``finished_at`` (UTC), ``fit_predict_s``, ``evaluate_s`` and ``run_wall_s``.
@@ -180,8 +182,9 @@ def run_grid(
             raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard}")
         work = out.with_name(f"{stem}.work.shard{i}of{n}.csv")
         runs = runs[i::n]
-    else:
-        _gather_shards(work, sorted(out.parent.glob(f"{stem}.work.shard*of*.csv")))
+    else:  # a committed table (e.g. on a fresh clone) and the shards' work files: their runs are not redone
+        previous = [out] if out.exists() else []
+        _gather_shards(work, previous + sorted(out.parent.glob(f"{stem}.work.shard*of*.csv")))
     info = provenance()
 
     def stamp(table: pd.DataFrame) -> pd.DataFrame:
@@ -222,7 +225,7 @@ def run_grid(
 
 
 def _gather_shards(work: Path, shard_files: Sequence[Path]) -> None:
-    """Add the whole runs of the shards' work files to ``work`` (atomically; each run once)."""
+    """Add the whole runs of earlier tables and the shards' work files to ``work`` (atomically; each run once)."""
     if not shard_files:
         return
     from tutorial_lib.benchmark import complete_runs
