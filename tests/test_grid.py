@@ -16,6 +16,7 @@ from tutorial_lib.benchmark import read_results
 from tutorial_lib.config import REPO_ROOT
 from tutorial_lib.data.checks import DataValidationError
 from tutorial_lib.grid import grid_settings, main
+from tutorial_lib.grid_results import PROVENANCE_COLUMNS
 
 TINY = [
     "--dataset",
@@ -88,16 +89,7 @@ def test_grid_resumes_after_a_kill_and_writes_one_table(tmp_path):
     again = runs.set_index("key").loc[before.index, ["fit_predict_s", "evaluate_s"]]
     pd.testing.assert_frame_equal(again, before)
     # provenance on every row
-    for col in (
-        "git_commit",
-        "versions",
-        "machine",
-        "device",
-        "finished_at",
-        "fit_predict_s",
-        "evaluate_s",
-        "run_wall_s",
-    ):
+    for col in PROVENANCE_COLUMNS:
         assert table[col].notna().all(), col
     assert '"torch"' in table["versions"].iloc[0]
     # the settings of the grid; the donor setting is scored per cell type, never pooled
