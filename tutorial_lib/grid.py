@@ -54,6 +54,8 @@ from tutorial_lib.data.preprocess import normalise_log
 STIMULATED_FRACTION = 0.2
 #: Held-out donors of the donor setting (those of notebook 03).
 DEFAULT_DONORS = ("1015", "1488")
+#: Columns the final table adds to the work file's (from the settings and the run's timings).
+DERIVED_COLUMNS = ("held_out", "design", "run_wall_s")
 #: Packages whose versions each run records.
 VERSIONED = ("tutorial_lib", "torch", "numpy", "scipy", "pandas", "anndata", "scanpy", "scikit-learn", "pot")
 
@@ -233,6 +235,7 @@ def _gather_shards(work: Path, shard_files: Sequence[Path]) -> None:
     parts, seen = [], set()
     for f in ([work] if work.exists() else []) + list(shard_files):
         rows = complete_runs(read_results(f))  # a shard killed mid-run: its cut run is dropped
+        rows = rows.drop(columns=[c for c in DERIVED_COLUMNS if c in rows.columns])  # a final table's; re-made
         rows = rows[~rows["key"].astype(str).isin(seen)]
         seen |= set(rows["key"].astype(str))
         parts.append(rows)
