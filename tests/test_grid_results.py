@@ -59,6 +59,28 @@ def test_load_grid_reads_a_table_and_names_the_command_when_missing(tmp_path, mo
         gr.load_grid(path)
 
 
+def test_old_percentile_intervals_are_withdrawn_and_others_labelled(tmp_path):
+    """Rows without ``ci_kind`` (older tables): per-gene intervals withdrawn, distance ones labelled."""
+    old = pd.concat([_grid({}, metric="r2_pearson_mean"), _grid({}, metric="e_distance", gene_set="all")])
+    new = _grid({}, metric="r2_pearson_mean").assign(ci_kind="basic", note="")
+    path = tmp_path / "grid.csv.gz"
+    pd.concat([old, new]).to_csv(path, index=False, compression="gzip")
+    back = gr.load_grid(path)
+    n = len(new)
+    had = old["ci_low"].notna().to_numpy()[:n]  # no_change has no value, so no interval, to withdraw
+    assert had.any() and not had.all()
+    was_r2 = back.iloc[:n]
+    assert was_r2["ci_low"].isna().all() and was_r2["ci_high"].isna().all()
+    assert (was_r2["ci_kind"][had] == "percentile (withdrawn)").all() and (was_r2["ci_kind"][~had] == "").all()
+    assert was_r2["note"][had].str.contains("withdrawn").all()
+    np.testing.assert_allclose(was_r2["value"], old["value"].iloc[:n])  # the values stay
+    distance = back.iloc[n : 2 * n][had]
+    assert (distance["ci_kind"] == "subsample").all() and distance["ci_low"].notna().all()
+    labelled = back.iloc[2 * n :]
+    assert (labelled["ci_kind"] == "basic").all()
+    np.testing.assert_allclose(labelled["ci_low"], new["ci_low"])
+
+
 def test_describe_grid_counts_what_the_table_holds():
     table = _grid({})
     text = gr.describe_grid(table)

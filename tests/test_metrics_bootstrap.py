@@ -10,7 +10,8 @@ import pytest
 from tutorial_lib.metrics import bootstrap_weights, interval, resample_indices, subsample_masks
 from tutorial_lib.metrics import means as mm
 from tutorial_lib.metrics.distances import PairwiseCache
-from tutorial_lib.metrics.evaluate import _bootstrap_summaries, _summaries
+from tutorial_lib.metrics.evaluate import INTERVALS, _bootstrap_summaries, _summaries
+from tutorial_lib.metrics.registry import get_metric
 
 
 def test_resample_indices_bootstrap_subsample_seeded_and_paired():
@@ -45,9 +46,16 @@ def test_bootstrap_weights_are_counts_of_draws():
 
 def test_interval_kinds_around_the_estimate():
     boots = np.arange(101.0)
-    iv = interval(10.0, boots)
+    iv = interval(10.0, boots, "percentile")
     assert (iv.value, iv.kind) == (10.0, "percentile")
     assert (iv.ci_low, iv.ci_high) == pytest.approx((2.5, 97.5))
+    # basic (the default): the resamples' deviations from the estimate, reflected around it
+    iv = interval(10.0, boots)
+    assert (iv.value, iv.kind) == (10.0, "basic")
+    assert (iv.ci_low, iv.ci_high) == pytest.approx((20 - 97.5, 20 - 2.5))
+    below = np.linspace(0.90, 0.95, 101)  # resamples all below the estimate, as for a biased R²
+    iv = interval(0.96, below)
+    assert iv.ci_low > 0.96 - 1e-12 and iv.ci_high == pytest.approx(2 * 0.96 - 0.90 - 0.05 * 0.025)
     # subsample: deviations from the estimate, rescaled by sqrt(f/(1-f)) = 2 at f = 0.8, reflected
     iv = interval(50.0, boots, "subsample", fraction=0.8)
     assert (iv.ci_low, iv.ci_high) == pytest.approx((50 - 2 * 47.5, 50 + 2 * 47.5))
@@ -96,30 +104,49 @@ def test_bootstrap_summaries_match_indexing_the_cells():
         np.testing.assert_allclose(s.ctrl_mean, mats["ctrl"][idc].mean(axis=0))
 
 
-def test_pearson_delta_interval_covers_the_truth_95_percent():
-    """Known true Pearson-Δ (the correlation of the true mean changes); n-out-of-n percentile."""
-    rng = np.random.default_rng(0)
-    n_genes, n_cells, n_rep, n_boot = 30, 400, 200, 100
+def _coverage(metric, truth_of, n_genes, n_cells, noise_pred, n_rep=200, n_boot=100, seed=0):
+    """Share of replicates whose interval (by the metric's registered scheme) covers the true value.
+
+    Control cells ``N(mu_c, sd²)``, real stimulated cells ``N(mu_c + d_real, sd_real²)``, and
+    predicted cells made from the control cells (``ctrl + d_pred``, resampled paired with them),
+    with ``d_pred`` within ``noise_pred`` of ``d_real``; the truth is ``truth_of`` of the
+    population means and variances.
+    """
+    rng = np.random.default_rng(seed)
     mu_c = rng.normal(1.0, 1.0, n_genes)
+    sd = rng.uniform(0.5, 2.0, n_genes)
+    sd_real = sd * rng.uniform(0.8, 1.25, n_genes)
     d_real = rng.normal(size=n_genes)
-    d_pred = 0.7 * d_real + 0.7 * rng.normal(size=n_genes)
-    truth = np.corrcoef(d_real, d_pred)[0, 1]
+    d_pred = d_real + noise_pred * rng.normal(size=n_genes)
+    truth = truth_of(mu_c, d_real, d_pred, sd, sd_real)
+    fn = get_metric(metric).fn
     covered = []
     for rep in range(n_rep):
-        ctrl = mu_c + rng.normal(size=(n_cells, n_genes))
-        real = mu_c + d_real + rng.normal(size=(n_cells, n_genes))
-        pred = ctrl + d_pred + 0.3 * rng.normal(size=(n_cells, n_genes))  # made from the control cells
-        mats = {"real": real, "pred": pred, "ctrl": ctrl}
-        full = _summaries(real, pred, ctrl)
-        est = mm.pearson_delta(full.real_mean, full.pred_mean, full.ctrl_mean)
-        boots = [
-            mm.pearson_delta(s.real_mean, s.pred_mean, s.ctrl_mean)
-            for s in _bootstrap_summaries(mats, n_boot, seed=rep, paired=True)
-        ]
-        iv = interval(est, boots, "percentile")
+        ctrl = mu_c + sd * rng.normal(size=(n_cells, n_genes))
+        real = mu_c + d_real + sd_real * rng.normal(size=(n_cells, n_genes))
+        mats = {"real": real, "pred": ctrl + d_pred, "ctrl": ctrl}
+        est = fn(_summaries(real, mats["pred"], ctrl))
+        boots = [fn(s) for s in _bootstrap_summaries(mats, n_boot, seed=rep, paired=True)]
+        iv = interval(est, boots, INTERVALS[metric])
         assert iv.value == est
         covered.append(iv.ci_low <= truth <= iv.ci_high)
-    assert 0.90 <= np.mean(covered) <= 0.99
+    return float(np.mean(covered))
+
+
+@pytest.mark.parametrize(
+    ("metric", "truth_of", "noise_pred"),
+    [
+        # a good prediction: R² of the true means about 0.98; a resample's R² falls below the
+        # estimate as the estimate falls below the truth (the percentile interval covers 0%)
+        ("r2_pearson_mean", lambda mu, dr, dp, sd, sdr: mm.r2_pearson(mu + dr, mu + dp), 0.2),
+        # variances: the prediction keeps the control cells' variances
+        ("r2_pearson_var", lambda mu, dr, dp, sd, sdr: mm.r2_pearson(sdr**2, sd**2), 0.2),
+        ("pearson_delta", lambda mu, dr, dp, sd, sdr: float(np.corrcoef(dr, dp)[0, 1]), 0.7),
+    ],
+)
+def test_per_gene_intervals_cover_the_truth_95_percent(metric, truth_of, noise_pred):
+    """Nominal 95% intervals of per-gene metrics, by their registered scheme, cover a known truth."""
+    assert 0.90 <= _coverage(metric, truth_of, n_genes=100, n_cells=200, noise_pred=noise_pred) <= 0.99
 
 
 def test_e_distance_interval_covers_the_truth_95_percent():

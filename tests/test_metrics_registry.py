@@ -59,7 +59,7 @@ def test_a_metric_declared_in_one_place_reaches_evaluate_directions_and_verdicts
     with registered(mae):
         table = evaluate(real, pred, ctrl, var_names=genes, **FAST)
         assert "mae_mean" in LOWER_IS_BETTER and is_lower_better("mae_mean")
-        assert INTERVALS["mae_mean"] == "percentile"
+        assert INTERVALS["mae_mean"] == "basic"
         verdict = paired_verdict(larger_a, "A", "B", "mae_mean")
         assert verdict["direction"] == "lower" and verdict["verdict"] == "B better"
 

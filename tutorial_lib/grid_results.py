@@ -83,7 +83,14 @@ def load_grid(path: str | Path | None = None) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        The tidy table; ``setting``, ``held_out``, ``score_group`` and ``key`` as strings.
+        The tidy table; ``setting``, ``held_out``, ``score_group`` and ``key`` as strings, and
+        ``ci_kind``, the interval scheme of each row (:mod:`tutorial_lib.metrics.bootstrap`). Rows
+        written before the table recorded it (no ``ci_kind``) carried percentile intervals for the
+        per-gene metrics, which miss the truth for biased metrics such as R² (simulation: about
+        0% coverage, see :mod:`tutorial_lib.metrics.bootstrap`): those intervals are withdrawn
+        here (``ci_low``/``ci_high`` NaN, ``ci_kind`` ``"percentile (withdrawn)"``, a note says
+        why); the other schemes were unchanged and are labelled with their name. Paired verdicts
+        never use the per-run intervals.
 
     Raises
     ------
@@ -102,12 +109,44 @@ def load_grid(path: str | Path | None = None) -> pd.DataFrame:
             f"or point {GRID_ENV} at another table written by `python -m tutorial_lib.grid`."
         )
     text = {c: str for c in ("method", "setting", "held_out", "design", "score_group", "key", "metric", "gene_set")}
-    table = pd.read_csv(path, dtype=text)
+    table = pd.read_csv(path, dtype={**text, "ci_kind": str, "note": str})
     missing = [c for c in GRID_COLUMNS if c not in table.columns]
     if missing:
         raise DataValidationError(
             f"{path} lacks the columns {missing}: expected a table written by `python -m tutorial_lib.grid`"
         )
+    return label_intervals(table)
+
+
+#: Note on a per-gene interval withdrawn by :func:`label_intervals`.
+WITHDRAWN_NOTE = "interval withdrawn: percentile scheme, biased for this metric (tutorial_lib.metrics.bootstrap)"
+
+
+def label_intervals(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with a ``ci_kind`` on every row that has an interval; old percentile intervals withdrawn.
+
+    Rows without a ``ci_kind`` (written before the column existed) took their metric's scheme of
+    that time: ``"percentile"`` for the per-gene metrics (now ``"basic"``), the same as today for the
+    others. The percentile intervals are set to NaN with :data:`WITHDRAWN_NOTE`; the others are
+    labelled with their scheme. A copy is returned.
+    """
+    from tutorial_lib.metrics.evaluate import INTERVALS
+
+    table = table.copy()
+    if "ci_kind" not in table.columns:
+        table["ci_kind"] = np.nan
+    table["ci_kind"] = table["ci_kind"].astype(object)
+    if "note" not in table.columns:
+        table["note"] = ""
+    table["note"] = table["note"].fillna("").astype(str)
+    unlabelled = table["ci_kind"].isna() & table["ci_low"].notna()
+    scheme = table["metric"].map(INTERVALS)
+    old = unlabelled & (scheme == "basic")
+    table.loc[unlabelled & ~old, "ci_kind"] = scheme[unlabelled & ~old]
+    table.loc[old, ["ci_low", "ci_high"]] = np.nan
+    table.loc[old, "ci_kind"] = "percentile (withdrawn)"
+    table.loc[old, "note"] = [f"{n}; {WITHDRAWN_NOTE}" if n else WITHDRAWN_NOTE for n in table.loc[old, "note"]]
+    table["ci_kind"] = table["ci_kind"].fillna("")
     return table
 
 
@@ -499,8 +538,8 @@ def compare_live(
         run's cache key equals the table run's: same data, genes, training and scoring
         configuration, so the same seed should give the same numbers), ``same_value`` (the live
         value equals the table's to 1e-6) and ``table_within`` (whether the table's own value lies
-        within its own interval: a bootstrap percentile interval of a biased estimator need not
-        contain the full-sample estimate).
+        within its own interval; NaN where the table has none, e.g. a withdrawn one, see
+        :func:`load_grid`).
     """
     live = live.copy()
     if "score_group" not in live.columns:
@@ -565,6 +604,11 @@ def describe_live(comparison: pd.DataFrame, digits: int = 3) -> str:
         f"{n_in} of {int(judged.sum())} live values lie within the table's 95% interval "
         "(same method, setting, seed, score group, metric and gene set)"
     )
+    no_interval = int((found & comparison["table"].notna() & comparison["ci_low"].isna()).sum())
+    if no_interval:
+        lines.append(
+            f"{no_interval} live values have no table interval to compare with (undefined, or withdrawn: see load_grid)"
+        )
     n_same = int(comparison.loc[found, "same_value"].sum())
     lines.append(f"{n_same} of {int(found.sum())} live values equal the table's value (to 1e-6)")
     for r in comparison[judged & (comparison["within"] == False)].itertuples():  # noqa: E712

@@ -1,13 +1,28 @@
 """Resampling cells to put an interval on a metric.
 
-Three interval schemes, each used where it is correct (:data:`tutorial_lib.metrics.evaluate.INTERVALS`
+Four interval schemes, each used where it is correct (:data:`tutorial_lib.metrics.evaluate.INTERVALS`
 says which metric uses which). In every scheme the reported value is the estimate on all cells;
 the resamples only give the interval around it.
 
-``"percentile"``
+``"basic"``
     n-out-of-n bootstrap: each group's cells are drawn *with* replacement, as many as it has; the
-    interval is the (2.5, 97.5) percentiles of the resampled values. Correct for smooth functions
-    of per-gene means and variances (R² of means, Pearson-Δ, MSE, ...).
+    interval reflects the resamples' deviations from the estimate ``T``:
+    ``[2T - q_97.5, 2T - q_2.5]`` of the resampled values. The per-gene metrics use it (R² of
+    means and variances, Pearson-Δ, MSE, ...). Sampling noise in the per-gene means lowers an R²
+    and raises an MSE, so the estimate is biased, and a resample adds that noise a second time:
+    its values sit on the far side of the estimate from the truth, by about the same amount as
+    the estimate sits from the truth. The basic interval corrects for this shift; the percentile
+    interval doubles it. In simulation (``tests/test_metrics_bootstrap.py``; 200 replicates,
+    200 genes, 300 cells per group, a prediction close to the truth, true R² of means 0.98) the
+    nominal 95% percentile interval covered the true R² of means in 0% of replicates (true R² of
+    variances 0.83: 0%; true R² of means 0.78: 45%), the basic interval in 95%, 95% and 92.5%; a
+    bias-corrected percentile interval (BC) in 0%, 1% and 67% (its bias estimate saturates when
+    nearly every resample lies below the estimate).
+``"percentile"``
+    The same resamples; the interval is their (2.5, 97.5) percentiles. Correct only for
+    statistics whose resampling distribution is centred on the estimate (e.g. a mean); kept for
+    comparison and for metrics registered with it. Before 2026-12-01 the per-gene metrics used
+    it (see above for why that was wrong).
 ``"subsample"``
     m-out-of-n subsampling *without* replacement (a fraction ``f`` of each group), rescaled. The
     U-statistics of the energy distance and MMD cannot be bootstrapped with replacement (a cell
@@ -27,7 +42,7 @@ the resamples only give the interval around it.
     ``estimate ± t_{B-1} se`` (Student quantile with ``B - 1`` degrees of freedom for the
     uncertainty of ``se`` from ``B`` resamples). Not degenerate whenever the resamples vary.
 
-Coverage of the first two is checked by simulation in ``tests/test_metrics_bootstrap.py``.
+Coverage of ``"basic"`` and ``"subsample"`` is checked by simulation in ``tests/test_metrics_bootstrap.py``.
 """
 
 from __future__ import annotations
@@ -39,7 +54,9 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
-IntervalKind = Literal["percentile", "subsample", "normal"]
+IntervalKind = Literal["basic", "percentile", "subsample", "normal"]
+#: The interval schemes, in the order of the module docstring.
+INTERVAL_KINDS: tuple[str, ...] = ("basic", "percentile", "subsample", "normal")
 
 
 def subsample_size(n: int, fraction: float) -> int:
@@ -145,7 +162,7 @@ class Interval:
 def interval(
     estimate: float,
     resampled: Sequence[float],
-    kind: IntervalKind = "percentile",
+    kind: IntervalKind = "basic",
     *,
     level: float = 0.95,
     fraction: float | None = None,
@@ -159,7 +176,7 @@ def interval(
     resampled
         The metric on each resample; non-finite values are counted and left out.
     kind
-        ``"percentile"``, ``"subsample"`` or ``"normal"`` (module docstring).
+        ``"basic"``, ``"percentile"``, ``"subsample"`` or ``"normal"`` (module docstring).
     level
         Nominal coverage.
     fraction
@@ -175,7 +192,11 @@ def interval(
     nan = float("nan")
     alpha = 1.0 - level
     lo = hi = nan
-    if kind == "percentile":
+    if kind == "basic":
+        if ok.size:
+            q_lo, q_hi = np.percentile(ok, [50 * alpha, 100 - 50 * alpha])
+            lo, hi = 2 * estimate - q_hi, 2 * estimate - q_lo
+    elif kind == "percentile":
         if ok.size:
             lo, hi = np.percentile(ok, [50 * alpha, 100 - 50 * alpha])
     elif kind == "subsample":
@@ -190,5 +211,5 @@ def interval(
             half = stats.t.ppf(1 - alpha / 2, ok.size - 1) * ok.std(ddof=1)
             lo, hi = estimate - half, estimate + half
     else:
-        raise ValueError(f"kind must be 'percentile', 'subsample' or 'normal', got {kind!r}")
+        raise ValueError(f"kind must be one of {INTERVAL_KINDS}, got {kind!r}")
     return Interval(float(estimate), float(lo), float(hi), int(v.size), n_bad, kind)

@@ -31,7 +31,19 @@ from tutorial_lib.metrics.registry import (  # noqa: F401  (the three views are 
 from tutorial_lib.metrics.space import SharedSpace, fit_shared_pca, gene_space
 
 #: Columns of the table returned by :func:`evaluate`, in order.
-COLUMNS = ["metric", "gene_set", "value", "ci_low", "ci_high", "n_boot", "note", "estimate", "n_genes", "space"]
+COLUMNS = [
+    "metric",
+    "gene_set",
+    "value",
+    "ci_low",
+    "ci_high",
+    "n_boot",
+    "ci_kind",
+    "note",
+    "estimate",
+    "n_genes",
+    "space",
+]
 
 # LOWER_IS_BETTER, GENE_METRICS and INTERVALS are views derived from the metric records of
 # tutorial_lib.metrics.registry (re-exported here, where they were first defined).
@@ -80,6 +92,7 @@ def _row(
         "ci_low": lo,
         "ci_high": hi,
         "n_boot": n_boot,
+        "ci_kind": kind if np.isfinite(lo) else "",
         "note": "; ".join(notes),
         "estimate": estimate,
         "n_genes": n_genes,
@@ -185,7 +198,8 @@ def evaluate(
         ``value`` is always the estimate on all cells; ``ci_low``/``ci_high`` is a 95% interval
         from ``n_bootstrap`` resamples, by the scheme :data:`INTERVALS` names for each metric
         (:mod:`tutorial_lib.metrics.bootstrap` explains each): per-gene metrics, an n-out-of-n
-        bootstrap of cells (percentile interval); ``e_distance`` and ``mmd``, subsamples of
+        bootstrap of cells (basic interval, which corrects for the bias of R²- and MSE-type
+        metrics under resampling); ``e_distance`` and ``mmd``, subsamples of
         ``subsample_fraction`` of each group's cells without replacement, rescaled by
         ``sqrt(f/(1-f))`` (basic interval; at the default 0.5 the factor is 1). Coverage of both
         checked by simulation (``tests/test_metrics_bootstrap.py``). ``n_bootstrap=0``: no

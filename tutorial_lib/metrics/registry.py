@@ -16,7 +16,7 @@ Levels
 ``"genes"``
     ``fn(s, **options) -> float`` on :class:`GeneSummaries` of one gene set (per-gene means and
     variances of real, predicted and control cells, restricted to the set's genes); one row per gene
-    set (``"all"`` and the DEGs). Interval: n-out-of-n bootstrap of cells (``"percentile"``).
+    set (``"all"`` and the DEGs). Interval: n-out-of-n bootstrap of cells (``"basic"``).
 ``"cells"``
     ``fn`` is a :class:`~tutorial_lib.metrics.distances.PairDistance` between real and predicted
     cells in the shared space; one row, gene set ``"all"``. Interval: subsampling (``"subsample"``).
@@ -36,6 +36,7 @@ from typing import Literal
 import numpy as np
 
 from tutorial_lib.metrics import means as mm
+from tutorial_lib.metrics.bootstrap import INTERVAL_KINDS
 from tutorial_lib.metrics.degs import deg_jaccard, deg_overlap_count
 from tutorial_lib.metrics.distances import ENERGY, RBF_MMD
 from tutorial_lib.metrics.kde import mean_var_kde_distance
@@ -43,7 +44,7 @@ from tutorial_lib.metrics.kde import mean_var_kde_distance
 Level = Literal["genes", "cells", "degs"]
 
 #: The interval each level carries by default (schemes in :mod:`tutorial_lib.metrics.bootstrap`).
-DEFAULT_INTERVAL = {"genes": "percentile", "cells": "subsample", "degs": "normal"}
+DEFAULT_INTERVAL = {"genes": "basic", "cells": "subsample", "degs": "normal"}
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,8 @@ class Metric:
             raise ValueError(f"level must be one of {list(DEFAULT_INTERVAL)}, got {self.level!r}")
         if self.interval is None:
             object.__setattr__(self, "interval", DEFAULT_INTERVAL[self.level])
-        if self.interval not in ("percentile", "subsample", "normal"):
-            raise ValueError(f"interval must be 'percentile', 'subsample' or 'normal', got {self.interval!r}")
+        if self.interval not in INTERVAL_KINDS:
+            raise ValueError(f"interval must be one of {INTERVAL_KINDS}, got {self.interval!r}")
         if self.level == "cells" and len(self.options) != 1:
             raise ValueError(
                 "a 'cells' metric names exactly one option: the evaluate() argument choosing its estimator"
