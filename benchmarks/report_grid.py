@@ -93,9 +93,14 @@ def main(argv: list[str]) -> int:
         print(per.round(2).to_markdown())
     for design, part in table.groupby("design", sort=False):
         pairs = [p for p in PAIRS if set(p) <= set(part["method"])]
-        v = verdict_table(part, METRICS, pairs, by=("setting",))
-        print(f"\n## Paired verdicts, design `{design}`\n")
-        print(markdown_verdicts(v, "setting"))
+        by = "score_group" if design == "donors" else "setting"  # donors: one verdict per cell type, never pooled
+        v = verdict_table(part, METRICS, pairs, by=(by,))
+        print(
+            f"\n## Paired verdicts, design `{design}`"
+            + (" (per cell type of the held-out donors)" if by == "score_group" else "")
+            + "\n"
+        )
+        print(markdown_verdicts(v, by))
     if {"balanced", "stim20"} <= set(table["design"]):
         both = table[table["held_out"].isin(table.loc[table["design"] == "stim20", "held_out"])]
         print("\n## Imbalance: does keeping 20% of the stimulated training cells change A − B?\n")
