@@ -137,5 +137,12 @@ def test_grid_shards_run_apart_and_are_gathered_once(tmp_path):
     assert main(args) == 0
     again = pd.read_csv(out).drop_duplicates("key").set_index("key")
     pd.testing.assert_series_equal(again.loc[runs.index, "fit_predict_s"], runs["fit_predict_s"])
+    # ...nor by a shard on a fresh clone (the table's runs count as finished there too)
+    for f in tmp_path.glob("grid.work*.csv"):
+        f.unlink()
+    assert main([*args, "--shard", "0/2"]) == 0
+    redone = read_results(tmp_path / "grid.work.shard0of2.csv").drop_duplicates("key").set_index("key")
+    assert set(shard0["key"]) <= set(redone.index)
+    pd.testing.assert_series_equal(redone.loc[shard0["key"], "fit_predict_s"], runs.loc[shard0["key"], "fit_predict_s"])
     with pytest.raises(SystemExit):
         main([*args, "--shard", "2/2"])

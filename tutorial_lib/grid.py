@@ -184,6 +184,8 @@ def run_grid(
             raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard}")
         work = out.with_name(f"{stem}.work.shard{i}of{n}.csv")
         runs = runs[i::n]
+        if out.exists():  # a committed table's runs are not redone by a shard either
+            _gather_shards(work, [out])
     else:  # a committed table (e.g. on a fresh clone) and the shards' work files: their runs are not redone
         previous = [out] if out.exists() else []
         _gather_shards(work, previous + sorted(out.parent.glob(f"{stem}.work.shard*of*.csv")))
