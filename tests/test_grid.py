@@ -146,3 +146,22 @@ def test_grid_shards_run_apart_and_are_gathered_once(tmp_path):
     pd.testing.assert_series_equal(redone.loc[shard0["key"], "fit_predict_s"], runs.loc[shard0["key"], "fit_predict_s"])
     with pytest.raises(SystemExit):
         main([*args, "--shard", "2/2"])
+
+
+def test_device_names_the_thread_count_training_uses(monkeypatch):
+    """Not the process's count at start: the library sets its own before training and predicting."""
+    import torch
+
+    from tutorial_lib.grid import _device
+
+    if torch.cuda.is_available():
+        pytest.skip("on a GPU the device is the GPU's name")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        monkeypatch.delenv("TUTORIAL_TORCH_THREADS", raising=False)
+        assert _device().endswith("torch threads 1")
+        monkeypatch.setenv("TUTORIAL_TORCH_THREADS", "3")
+        assert _device().endswith("torch threads 3")
+    finally:
+        torch.set_num_threads(before)

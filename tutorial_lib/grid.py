@@ -47,6 +47,7 @@ import pandas as pd
 from anndata import AnnData
 
 from tutorial_lib.benchmark import BenchmarkConfig, Setting, read_results, run_benchmark, write_results
+from tutorial_lib.config import torch_threads
 from tutorial_lib.data.checks import CELL_TYPE_KEY, DataValidationError
 from tutorial_lib.data.preprocess import normalise_log
 
@@ -130,9 +131,11 @@ def _device() -> str:
 
         if torch.cuda.is_available():
             return f"GPU: {torch.cuda.get_device_name(0)}"
-        threads = torch.get_num_threads()
     except ImportError:  # pragma: no cover - torch is a dependency
-        threads = -1
+        pass
+    # the count training and prediction set for themselves (apply_torch_threads), not the process's
+    # count at start (rows written before 2026-12-01 23:30 UTC could say 2 while training used 1)
+    threads = torch_threads()
     cpu = platform.processor() or platform.machine()
     return f"CPU: {cpu}, {os.cpu_count()} cores, torch threads {threads}"
 
