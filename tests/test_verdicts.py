@@ -135,7 +135,12 @@ def test_interaction_is_a_difference_of_paired_differences():
     v = interaction(t, "A", "B", "e_distance", factor="design", levels=("stim20", "balanced"))
     assert v["n"] == 9 and v["interaction"] == pytest.approx(0.3)
     assert v["diff_1"] == pytest.approx(-0.1 + 0.01)  # mean over seeds 0, 1, 2 of 0.01 * seed - 0.1
-    assert v["verdict"] == "A - B larger at stim20" and v["direction"] == "lower"
+    # A - B is larger at stim20, and lower is better: A fares better against B when balanced
+    assert v["verdict"] == "A fares better against B at balanced" and v["direction"] == "lower"
+    up = interaction(
+        t.assign(metric="pearson_delta"), "A", "B", "pearson_delta", factor="design", levels=("stim20", "balanced")
+    )
+    assert up["interaction"] == pytest.approx(0.3) and up["verdict"] == "A fares better against B at stim20"
     few = interaction(
         t[t["held_out"] == "t1"].query("seed < 2"),
         "A",

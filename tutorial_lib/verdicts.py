@@ -282,9 +282,11 @@ def interaction(
     dict
         ``method_a, method_b, metric, gene_set, factor, levels`` (as ``"l0 vs l1"``), ``n`` (units
         where all four values are defined), ``diff_0`` and ``diff_1`` (mean A - B at each level),
-        ``interaction, ci_low, ci_high`` and ``verdict``: ``"A - B larger at <l0>"`` / ``"... at <l1>"``
-        (by a larger signed difference; read it with the metric's ``direction``),
-        ``"no clear interaction"``, or a sentence saying there are too few units to judge.
+        ``interaction, ci_low, ci_high`` (signed: read them with the metric's ``direction``) and
+        ``verdict``: ``"A fares better against B at <level>"`` (the level where A's standing
+        relative to B is better, in the metric's direction; e.g. for E-distance, lower is better,
+        a negative interaction means A gains on B at ``levels[0]``), ``"no clear interaction"``,
+        or a sentence saying there are too few units to judge.
     """
     _check(results, ["method", "metric", "gene_set", "value", factor, *match_on])
     rows = _metric_rows(results, metric, gene_set)
@@ -299,12 +301,13 @@ def interaction(
     both = pd.concat(diffs, axis=1, join="inner").dropna()
     d = (both[l0] - both[l1]).to_numpy(dtype=np.float64)
     mean, lo, hi = _paired_summary(d, level)
+    # in the metric's direction: a larger A - B favours A when higher is better, B when lower is
+    higher = _direction(metric) == "higher"
     if d.size < min_runs:
         verdict = f"too few matched units to judge (n={d.size}, need {min_runs})"
-    elif lo > 0:
-        verdict = f"{method_a} - {method_b} larger at {l0}"
-    elif hi < 0:
-        verdict = f"{method_a} - {method_b} larger at {l1}"
+    elif lo > 0 or hi < 0:
+        at = l0 if (lo > 0) == higher else l1
+        verdict = f"{method_a} fares better against {method_b} at {at}"
     else:
         verdict = "no clear interaction"
     return {
