@@ -122,17 +122,17 @@ def test_interactions_read_the_direction_of_the_metric():
     # higher is better: a drop of scgen's pearson_delta hurts scgen
     table = _grid({"scgen": -0.2})
     inter = gr.imbalance_interactions(table, [("pearson_delta", "top20_degs")], [("scgen", "mean_shift")])
-    assert inter.loc[0, "hurt"] == "imbalance hurts scgen more than mean_shift"
+    assert inter.loc[0, "hurt"] == "imbalance is worse for scgen than for mean_shift"
     assert inter.loc[0, "interaction"] == pytest.approx(-0.2, abs=0.02)
     # lower is better: a rise of scgen's E-distance hurts scgen; a fall hurts the other method relatively
     up = gr.imbalance_interactions(
         _grid({"scgen": 0.3}, "e_distance", "all"), [("e_distance", "all")], [("scgen", "scpram")]
     )
-    assert up.loc[0, "hurt"] == "imbalance hurts scgen more than scpram"
+    assert up.loc[0, "hurt"] == "imbalance is worse for scgen than for scpram"
     down = gr.imbalance_interactions(
         _grid({"scgen": -0.3}, "e_distance", "all"), [("e_distance", "all")], [("scgen", "scpram")]
     )
-    assert down.loc[0, "hurt"] == "imbalance hurts scpram more than scgen"
+    assert down.loc[0, "hurt"] == "imbalance is worse for scpram than for scgen"
     same = gr.imbalance_interactions(_grid({}), [("pearson_delta", "top20_degs")], [("scgen", "scpram")])
     assert same.loc[0, "hurt"] == "no clear difference"
     # a method undefined on the metric is left out

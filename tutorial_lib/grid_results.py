@@ -365,10 +365,16 @@ def _hurt_words(row: dict, min_runs: int) -> str:
     lo, hi = row["ci_low"], row["ci_high"]
     if lo <= 0 <= hi:
         return "no clear difference"
-    # interaction = change of A - change of B (unbalanced - balanced); "hurt" is a change in the worse direction
+    # interaction = change of A - change of B (unbalanced - balanced), read in the metric's direction:
+    # "worse for A" means A's score moved further in the worse direction than B's, or less far in
+    # the better one (both may improve: then imbalance helps A less)
     a_changed_up = lo > 0
     a_worse = a_changed_up == (row["direction"] == "lower")
-    return f"imbalance hurts {a} more than {b}" if a_worse else f"imbalance hurts {b} more than {a}"
+    return f"{WORSE_FOR} {a} than for {b}" if a_worse else f"{WORSE_FOR} {b} than for {a}"
+
+
+#: Words of an interaction that favours one method (:func:`imbalance_interactions`, ``hurt``).
+WORSE_FOR = "imbalance is worse for"
 
 
 def imbalance_interactions(
@@ -384,9 +390,9 @@ def imbalance_interactions(
     :func:`tutorial_lib.verdicts.interaction` with ``factor="design"`` and ``levels=(unbalanced,
     balanced)``, matched by held-out cell type and seed: per unit, (A - B when unbalanced) minus
     (A - B when balanced), i.e. A's change minus B's change, with its paired-t interval. ``hurt``
-    reads it with the metric's direction: ``"imbalance hurts A more than B"`` (A's score moved
-    further in the worse direction), the reverse, ``"no clear difference"`` (the interval
-    includes zero) or the too-few-units sentence. Pairs with no matched unit on a metric (a method
+    reads it with the metric's direction: ``"imbalance is worse for A than for B"`` (A's score moved
+    further in the worse direction than B's, or less far in the better one), the reverse,
+    ``"no clear difference"`` (the interval includes zero) or the too-few-units sentence. Pairs with no matched unit on a metric (a method
     undefined there) are left out.
     """
     levels = levels or _default_levels(table)
@@ -425,7 +431,7 @@ def expectation_most_hurt(
     Reads the rows that pair ``method`` with another method (one of ``others``; default every
     method it is paired with) on ``metric``/``gene_set``:
 
-    - ``"refuted"`` if any says that imbalance hurts the other method more;
+    - ``"refuted"`` if any says that imbalance is worse for the other method;
     - ``"supported"`` if every one says that it hurts ``method`` more;
     - ``"no clear difference"`` otherwise (at least one pair cannot be told apart);
     - ``"too few runs to judge"`` if no pair had enough matched units.
@@ -445,12 +451,12 @@ def expectation_most_hurt(
         rows = rows[other.isin(list(others))]
     if rows.empty:
         raise DataValidationError(f"no interaction pairs {method!r} with another method on {metric!r}/{gene_set!r}")
-    judged = [h for h in rows["hurt"] if h.startswith("imbalance hurts") or h == "no clear difference"]
+    judged = [h for h in rows["hurt"] if h.startswith(WORSE_FOR) or h == "no clear difference"]
     if not judged:
         verdict = "too few runs to judge"
-    elif any(h.startswith("imbalance hurts") and not h.startswith(f"imbalance hurts {method} ") for h in judged):
+    elif any(h.startswith(WORSE_FOR) and not h.startswith(f"{WORSE_FOR} {method} ") for h in judged):
         verdict = "refuted"
-    elif len(judged) == len(rows) and all(h.startswith(f"imbalance hurts {method} ") for h in judged):
+    elif len(judged) == len(rows) and all(h.startswith(f"{WORSE_FOR} {method} ") for h in judged):
         verdict = "supported"
     else:
         verdict = "no clear difference"
