@@ -392,8 +392,8 @@ def imbalance_interactions(
     (A - B when balanced), i.e. A's change minus B's change, with its paired-t interval. ``hurt``
     reads it with the metric's direction: ``"imbalance is worse for A than for B"`` (A's score moved
     further in the worse direction than B's, or less far in the better one), the reverse,
-    ``"no clear difference"`` (the interval includes zero) or the too-few-units sentence. Pairs with no matched unit on a metric (a method
-    undefined there) are left out.
+    ``"no clear difference"`` (the interval includes zero) or the too-few-units sentence. Pairs
+    with no matched unit on a metric (a method undefined there) are left out.
     """
     levels = levels or _default_levels(table)
     rows = _imbalance_rows(table, levels)
