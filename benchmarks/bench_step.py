@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
 import platform
 import sys
@@ -41,6 +40,9 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_training import linear_macs, matmul_peak  # noqa: E402  (the same figures as bench_training)
 
 from tutorial_lib.models._module import VAE  # noqa: E402
 from tutorial_lib.models.scgen import SCGEN  # noqa: E402
@@ -68,23 +70,6 @@ NETWORKS = {
     },
 }
 VARIANTS = ("eager", "fused_adam", "compile", "bf16_autocast")
-
-
-def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
-    """Best-of-``repeats`` float32 GFLOP/s of an ``n × n`` matmul with torch's current threads."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
-
-
-def linear_macs(module: torch.nn.Module) -> int:
-    """Σ in × out over the Linear layers of ``module`` (multiply-adds per cell, forward)."""
-    return sum(m.in_features * m.out_features for m in module.modules() if isinstance(m, torch.nn.Linear))
 
 
 def time_steps(network: str, batch: int, variant: str, steps: int, warmup: int, n_genes: int = 2000) -> dict:
