@@ -92,7 +92,7 @@ def _row(
         "ci_low": lo,
         "ci_high": hi,
         "n_boot": n_boot,
-        "ci_kind": kind if np.isfinite(lo) else "",
+        "ci_kind": kind if np.isfinite(lo) else np.nan,  # missing, as a results file reads it back
         "note": "; ".join(notes),
         "estimate": estimate,
         "n_genes": n_genes,
