@@ -33,6 +33,7 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tutorial_lib.metrics import interval  # noqa: E402
 from tutorial_lib.metrics import means as mm  # noqa: E402
 from tutorial_lib.metrics.evaluate import _bootstrap_summaries, _summaries  # noqa: E402
 
@@ -53,15 +54,17 @@ METRICS = {
 
 
 def intervals(estimate: float, boots: np.ndarray, level: float = 0.95) -> dict[str, tuple[float, float]]:
-    """Percentile, basic and bias-corrected percentile intervals from the same resamples."""
+    """The library's percentile and basic intervals, and a bias-corrected percentile one, from the same resamples."""
+    out = {k: interval(estimate, boots, k, level=level) for k in ("percentile", "basic")}
+    out = {k: (iv.ci_low, iv.ci_high) for k, iv in out.items()}
     b = boots[np.isfinite(boots)]
     a = 100 * (1 - level) / 2
-    lo, hi = np.percentile(b, [a, 100 - a])
     share = (np.sum(b < estimate) + 0.5 * np.sum(b == estimate)) / b.size
     share = min(max(share, 0.5 / b.size), 1 - 0.5 / b.size)
     z0, z = stats.norm.ppf(share), stats.norm.ppf(1 - a / 100)
     q = 100 * stats.norm.cdf([2 * z0 - z, 2 * z0 + z])
-    return {"percentile": (lo, hi), "basic": (2 * estimate - hi, 2 * estimate - lo), "bc": tuple(np.percentile(b, q))}
+    out["bc"] = tuple(np.percentile(b, q))
+    return out
 
 
 def coverage(metric: str, noise: float, reps: int, boot: int, genes: int, cells: int, seed: int) -> dict:
