@@ -148,6 +148,32 @@ def test_grid_shards_run_apart_and_are_gathered_once(tmp_path):
         main([*args, "--shard", "2/2"])
 
 
+def test_gather_only_writes_the_finished_runs_and_runs_nothing(tmp_path):
+    out = tmp_path / "grid.csv.gz"
+    args = ["--out", str(out), *TINY]
+    m = args.index("--methods")
+    args[m + 1 : m + 4] = ["no_change", "mean_shift"]
+    n_runs = 2 * (2 + 1 + 1) * 2
+    with pytest.raises(DataValidationError, match="no finished run"):
+        main([*args, "--gather-only"])  # nothing finished yet: nothing written
+    assert not out.exists()
+    assert main([*args, "--shard", "1/2"]) == 0  # half of the grid, in a shard's work file
+    shard1 = read_results(tmp_path / "grid.work.shard1of2.csv").drop_duplicates("key")
+    assert main([*args, "--gather-only"]) == 0
+    table = pd.read_csv(out)
+    assert set(table["key"]) == set(shard1["key"]) and 0 < table["key"].nunique() < n_runs
+    assert table[list(PROVENANCE_COLUMNS)].notna().all().all()
+    # the same command without the flag runs the rest and keeps what had finished
+    assert main(args) == 0
+    full = pd.read_csv(out).drop_duplicates("key").set_index("key")
+    assert len(full) == n_runs
+    pd.testing.assert_series_equal(
+        full.loc[shard1["key"], "fit_predict_s"], shard1.set_index("key")["fit_predict_s"], check_names=False
+    )
+    with pytest.raises(ValueError, match="no shard"):
+        main([*args, "--gather-only", "--shard", "0/2"])
+
+
 def test_device_names_the_thread_count_training_uses(monkeypatch):
     """Not the process's count at start: the library sets its own before training and predicting."""
     import torch

@@ -223,6 +223,7 @@ def run_benchmark(
     results_path: str | Path | None = None,
     progress: bool = True,
     fit_predicts: Mapping[str, Any] | None = None,
+    run_missing: bool = True,
 ) -> pd.DataFrame:
     """Run every method on every setting with every seed and score it.
 
@@ -244,6 +245,10 @@ def run_benchmark(
         Callables to use instead of :func:`~tutorial_lib.models.get_method`'s for some method
         names (same calling convention), e.g. prediction-only variants that reuse one trained
         model (:mod:`tutorial_lib.grid`).
+    run_missing
+        ``False``: run nothing; return the runs of these methods, settings and seeds that
+        ``results_path`` already holds (whole runs only), e.g. to write a table of a grid that is
+        still running.
 
     Returns
     -------
@@ -298,7 +303,7 @@ def run_benchmark(
                 key = run_key(method, setting, seed, config, run_genes_)
                 wanted.add(key)
                 bar.set_postfix_str(f"{setting.name} / {method} / seed {seed}")
-                if key not in finished:
+                if key not in finished and run_missing:
                     if scoring is None:
                         scoring = []
                         for group, test, ctrl in _score_groups(parts, setting.score_by):

@@ -21,7 +21,9 @@ callables that share a model explicitly.
 Resume: finished runs are kept in ``<out>.work.csv`` (rewritten atomically after each run); after
 a kill, the same command skips them and redoes the run that was in progress. The runs of an existing
 ``<out>`` table (e.g. the committed one, on a fresh clone without the work file) count as finished
-too, so a grid is extended by running the same command with more settings or seeds. The final table
+too, so a grid is extended by running the same command with more settings or seeds. ``--gather-only``
+runs nothing: it writes ``<out>`` from the finished runs of the grid it names (shards included), so
+that a grid still running can be committed as far as it got. The final table
 ``<out>`` (gzip CSV) is written atomically at the end. Each run's rows carry its provenance:
 ``git_commit``, ``versions`` (package versions), ``machine``, ``device`` (CPU or GPU model),
 ``finished_at`` (UTC), ``fit_predict_s``, ``evaluate_s`` and ``run_wall_s``.
@@ -157,6 +159,7 @@ def run_grid(
     donors: Sequence[str] | None = DEFAULT_DONORS,
     progress: bool = True,
     shard: tuple[int, int] | None = None,
+    run_missing: bool = True,
 ) -> pd.DataFrame:
     """Run the grid (module docstring) and write the final table ``out`` (gzip CSV).
 
@@ -168,6 +171,11 @@ def run_grid(
     ``n`` processes (one per core, or per machine sharing a folder) run the shards side by side,
     and a last call without ``shard`` gathers every shard's finished runs (no run is done twice),
     runs whatever is missing and writes ``out``. Returns the shard's rows.
+
+    ``run_missing=False`` (``--gather-only``) runs nothing: it gathers the finished runs of this
+    grid (from ``out``, the work file and the shards' work files) and writes them to ``out``, so
+    that a grid still running elsewhere can be committed as far as it got; the same command
+    without the flag later adds the rest.
     """
     from tutorial_lib.models.registry import METHODS
 
@@ -181,6 +189,8 @@ def run_grid(
     work = out.with_name(stem + ".work.csv")
     # seed-major: a grid stopped part-way has whole seeds (every setting), which pair across designs
     runs = [(setting, seed) for seed in seeds for setting in settings]
+    if shard is not None and not run_missing:
+        raise ValueError("run_missing=False gathers every shard's runs; it takes no shard")
     if shard is not None:
         i, n = shard
         if not (isinstance(i, int) and isinstance(n, int) and n >= 1 and 0 <= i < n):
@@ -212,7 +222,16 @@ def run_grid(
     # one (setting, seed) per call over the same work file, so that each run is stamped soon after it finishes
     keys: set[str] = set()
     for setting, seed in runs:
-        done = run_benchmark(data, methods, [setting], [seed], config=config, results_path=work, progress=progress)
+        done = run_benchmark(
+            data,
+            methods,
+            [setting],
+            [seed],
+            config=config,
+            results_path=work,
+            progress=progress,
+            run_missing=run_missing,
+        )
         keys |= set(done["key"].astype(str))
         done = read_results(work)
         if "finished_at" not in done.columns or done["finished_at"].isna().any():
@@ -221,6 +240,8 @@ def run_grid(
     table = table[table["key"].astype(str).isin(keys)]
     if shard is not None:
         return table
+    if table.empty:
+        raise DataValidationError(f"no finished run of this grid in {work} or the shards' work files; nothing to write")
     table = table.drop(columns=[c for c in ("held_out", "design") if c in table.columns])
     table = table.merge(described, on="setting", how="left")
     table["run_wall_s"] = table["fit_predict_s"] + table["evaluate_s"]
@@ -243,8 +264,10 @@ def _gather_shards(work: Path, shard_files: Sequence[Path]) -> None:
         rows = rows.drop(columns=[c for c in DERIVED_COLUMNS if c in rows.columns])  # a final table's; re-made
         rows = rows[~rows["key"].astype(str).isin(seen)]
         seen |= set(rows["key"].astype(str))
-        parts.append(rows)
-    write_results(pd.concat(parts, ignore_index=True), work)
+        if len(rows):
+            parts.append(rows)
+    if parts:
+        write_results(pd.concat(parts, ignore_index=True), work)
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -283,6 +306,12 @@ def _parser() -> argparse.ArgumentParser:
         help="I/N: run only shard I of N (from 0) into its own work file; a last call without --shard "
         "gathers the shards and writes --out",
     )
+    p.add_argument(
+        "--gather-only",
+        action="store_true",
+        help="run nothing: write --out from the finished runs of this grid (its shards' included), "
+        "e.g. to commit a grid that is still running",
+    )
     return p
 
 
@@ -318,12 +347,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         donors=args.donors or None,
         progress=not args.no_progress,
         shard=args.shard,
+        run_missing=not args.gather_only,
     )
     if args.shard is not None:
         n_runs = table["key"].nunique() if len(table) else 0
         print(f"shard {args.shard[0]}/{args.shard[1]}: {n_runs} method runs finished; run without --shard to gather")
         return 0
     runs = table[["method", "setting", "seed"]].drop_duplicates()
+    if args.gather_only:
+        print("gathered only (nothing was run): runs of this grid that had not finished are not in the table")
     print(
         f"{len(runs)} runs, {len(table)} rows -> {args.out} ({time.perf_counter() - start:.0f} s this session; "
         f"{table.drop_duplicates('key')['run_wall_s'].sum():.0f} s of fit + evaluate in all runs)"
