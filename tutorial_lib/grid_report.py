@@ -194,23 +194,29 @@ def _loco_section(design: str, part: pd.DataFrame, metrics: list[tuple[str, str]
         ),
     ]
     if len(held) > 1:
-        per = verdict_table(part, metrics[:3], _pairs(part, MAIN_PAIRS), by=("held_out",))
         out += [
             "",
             f"Per held-out cell type (design `{design}`; matched by seed), the models against the baselines "
             "and each other:",
             "",
-            markdown_verdicts(per, ("held_out",)),
-            "",
-            "How many held-out cell types gave each verdict:",
-            "",
-            markdown_tally(tally_verdicts(per)),
+            *_per_group(part, metrics, "held_out", "held-out cell types"),
         ]
     return out
 
 
+def _per_group(part: pd.DataFrame, metrics: list[tuple[str, str]], by: str, groups: str) -> list[str]:
+    """The main pairs' verdicts per ``by`` group on the key metrics, then how many groups gave each verdict."""
+    per = verdict_table(part, metrics[:3], _pairs(part, MAIN_PAIRS), by=(by,))
+    return [
+        markdown_verdicts(per, (by,)),
+        "",
+        f"How many {groups} gave each verdict:",
+        "",
+        markdown_tally(tally_verdicts(per)),
+    ]
+
+
 def _donor_section(part: pd.DataFrame, metrics: list[tuple[str, str]]) -> list[str]:
-    per = verdict_table(part, metrics[:3], _pairs(part, MAIN_PAIRS), by=("score_group",))
     donors = ", ".join(dict.fromkeys(part["held_out"]))
     return [
         "### Design `donors`: per cell type of the held-out donors",
@@ -219,11 +225,7 @@ def _donor_section(part: pd.DataFrame, metrics: list[tuple[str, str]]) -> list[s
         f"{', '.join(map(str, sorted(part['seed'].unique())))}. One verdict per cell type (`score_group`), "
         "matched by seed; never pooled across cell types:",
         "",
-        markdown_verdicts(per, ("score_group",)),
-        "",
-        "How many cell types gave each verdict:",
-        "",
-        markdown_tally(tally_verdicts(per)),
+        *_per_group(part, metrics, "score_group", "cell types"),
     ]
 
 
