@@ -45,10 +45,17 @@ def test_report_has_every_section_with_the_effects_put_in():
         "### Imbalance: `stim20` against `balanced`",
     ):
         assert heading in report
-    # balanced, pooled over the 3 held-out types x 4 seeds: scgen 0.85 vs mean_shift 0.80, no noise
-    assert "| balanced | scgen | mean_shift | pearson_delta (top20_degs) | higher | 12 | 0.850 | 0.800 |" in report
+    # balanced, pooled over the 3 held-out types x 4 seeds: scgen 0.85 vs mean_shift 0.80, no noise;
+    # the units are the 3 cell types (each the mean of its seeds)
+    assert (
+        "| balanced | scgen | mean_shift | pearson_delta (top20_degs) | higher | 3 | setting | 0.850 | 0.800 |"
+        in report
+    )
     # stim20 lowers scpram by 0.1 and nobody else: its change and its interaction with scgen
-    assert "| scpram | stim20 | balanced | pearson_delta (top20_degs) | higher | 12 | 0.720 | 0.820 | -0.100" in report
+    assert (
+        "| scpram | stim20 | balanced | pearson_delta (top20_degs) | higher | 3 | held_out | 0.720 | 0.820 | -0.100"
+        in report
+    )
     lines = [ln for ln in report.splitlines() if ln.startswith("| scpram | scgen | pearson_delta")]
     assert len(lines) == 1 and "imbalance is worse for scpram than for scgen" in lines[0]
     assert "- pearson_delta (top20_degs): **SUPPORTED**" in report

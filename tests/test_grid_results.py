@@ -114,7 +114,8 @@ def test_imbalance_effects_find_the_effect_put_in():
     assert eff.loc["scgen", "effect"] == "imbalance hurts"
     assert eff.loc["mean_shift", "effect"] == "imbalance helps"
     assert eff.loc["scpram", "effect"] == "no clear change"
-    assert eff.loc["scgen", "n"] == len(CELL_TYPES) * len(SEEDS)
+    # several held-out cell types: each is one unit, the mean of its seeds
+    assert eff.loc["scgen", "n"] == len(CELL_TYPES) and eff.loc["scgen", "unit"] == "held_out"
     assert eff.loc["scgen", "diff"] == pytest.approx(-0.2, abs=0.02)
 
 

@@ -147,7 +147,9 @@ def test_paired_differences_pair_the_runs_a_verdict_pairs(runs):
     pooled = paired_differences(gap, "scgen", "mean_shift", "e_distance")
     verdict = paired_verdict(gap, "scgen", "mean_shift", "e_distance")
     assert list(pooled.columns) == ["setting", "seed", "difference"]
-    assert len(pooled) == verdict["n"] == 8 and pooled["difference"].mean() == pytest.approx(verdict["diff"])
+    # pooled over two settings, the verdict's units are the settings (each the mean of its seeds)
+    assert len(pooled) == 8 and verdict["n"] == 2 and verdict["unit"] == "setting"
+    assert pooled.groupby("setting")["difference"].mean().mean() == pytest.approx(verdict["diff"])
     wide = gap.pivot_table(index=["setting", "seed"], columns="method", values="value")
     expected = (wide["scgen"] - wide["mean_shift"]).dropna()
     np.testing.assert_allclose(pooled.set_index(["setting", "seed"])["difference"], expected)
@@ -156,7 +158,8 @@ def test_paired_differences_pair_the_runs_a_verdict_pairs(runs):
     within = paired_differences(groups, "scgen", "mean_shift", "e_distance", by="setting")
     assert list(within.columns) == ["setting", "seed", "score_group", "difference"]
     verdict = paired_verdict(groups, "scgen", "mean_shift", "e_distance")
-    assert len(within) == verdict["n"] == 16 and within["difference"].mean() == pytest.approx(verdict["diff"])
+    assert len(within) == 16 and verdict["n"] == 4 and verdict["unit"] == "setting+score_group"
+    assert within.groupby(["setting", "score_group"])["difference"].mean().mean() == pytest.approx(verdict["diff"])
     with pytest.raises(DataValidationError, match="several rows per"):  # never averaged silently
         paired_differences(pd.concat([gap, gap]), "scgen", "mean_shift", "e_distance")
 
@@ -178,6 +181,10 @@ def test_paired_difference_plot_draws_pairs_mean_interval_and_zero(runs):
     assert overlapping_texts(ax.figure) == []
     higher = paired_difference_plot(runs, "scgen", "mean_shift", "e_distance", lower_is_better=False)
     assert "above 0 favours scgen" in higher.get_ylabel()
+    # one column pooling both settings: the verdict's interval (over the two settings' means), not the runs'
+    v = paired_verdict(runs, "scgen", "mean_shift", "e_distance")
+    segment = higher.containers[0].lines[2][0].get_segments()[0]
+    assert v["unit"] == "setting" and sorted(segment[:, 1]) == pytest.approx([v["ci_low"], v["ci_high"]])
 
 
 def test_overlap_check_finds_colliding_labels():

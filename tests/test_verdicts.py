@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 
 from tutorial_lib.data.checks import DataValidationError
-from tutorial_lib.verdicts import describe_verdict, interaction, paired_verdict, verdict_table
+from tutorial_lib.verdicts import (
+    describe_verdict,
+    interaction,
+    paired_difference,
+    paired_verdict,
+    verdict_table,
+)
 
 
 def _table(values: dict[str, list[float]], metric: str = "pearson_delta", setting: str = "s", **extra) -> pd.DataFrame:
@@ -99,7 +105,54 @@ def test_verdict_table_over_pairs_settings_and_metrics():
     assert got[("s2", "A", "B", "pearson_delta")] == "no clear difference"  # identical: diff 0, zero-width interval
     assert ("s2", "A", "C", "pearson_delta") not in got.index  # C did not run in s2
     pooled = verdict_table(t, [("pearson_delta", "all")], pairs=[("A", "B")], by=())
-    assert len(pooled) == 1 and pooled["n"].item() == 6 and pooled["diff"].item() == pytest.approx(0.05)
+    # pooled over two settings: the units are the settings (seed means), too few to judge
+    assert len(pooled) == 1 and pooled["n"].item() == 2 and pooled["unit"].item() == "setting"
+    assert pooled["diff"].item() == pytest.approx(0.05)
+    assert pooled["verdict"].item() == "too few blocks by setting to judge (n=2, need 3)"
+
+
+def test_pooled_settings_are_the_units_each_the_mean_of_its_seeds():
+    # three settings with different gaps (0.1, 0.2, 0.6), s3 with two seeds only: each setting weighs the same
+    b = [0.5, 0.9, 0.6]
+    t = pd.concat(
+        [
+            _table({"A": [x + 0.1 for x in b], "B": b}, setting="s1"),
+            _table({"A": [x + 0.2 for x in b], "B": b}, setting="s2"),
+            _table({"A": [x + 0.6 for x in b[:2]], "B": b[:2]}, setting="s3"),
+        ]
+    )
+    v = paired_verdict(t, "A", "B", "pearson_delta")
+    lo_hi = paired_difference([0.1, 0.2, 0.6], [0.0, 0.0, 0.0])
+    assert v["n"] == 3 and v["unit"] == "setting" and v["diff"] == pytest.approx(0.3)
+    assert (v["ci_low"], v["ci_high"]) == pytest.approx(lo_hi[1:])  # t over the 3 setting means, 2 df
+    assert v["mean_a"] - v["mean_b"] == pytest.approx(v["diff"])
+    assert "over 3 blocks by setting (each the mean of its seeds)" in describe_verdict(v)
+    # one setting alone: its seeds are the units, as before
+    one = paired_verdict(t, "A", "B", "pearson_delta", settings="s1")
+    assert one["n"] == 3 and one["unit"] == "run" and "over 3 matched runs" in describe_verdict(one)
+
+
+def test_pooled_interval_covers_the_mean_over_cell_types_and_the_exchangeable_one_does_not():
+    """Simulation: 8 held-out cell types, each with its own true gap (sd 0.05 around 0.03), 5 seeds each
+    (seed noise sd 0.02). The verdict's interval over cell-type means covers the mean gap of cell types
+    like these about 95% of the time; treating the 40 runs as exchangeable covers it far less often."""
+    rng = np.random.default_rng(3)
+    n_types, n_seeds, n_rep = 8, 5, 250
+    keys = pd.DataFrame(
+        {"setting": np.repeat([f"type{k}" for k in range(n_types)], n_seeds), "seed": np.tile(range(n_seeds), n_types)}
+    )
+    covered, exchangeable = [], []
+    for _ in range(n_rep):
+        shared = rng.normal(0.8, 0.05, n_types * n_seeds)
+        d = np.repeat(0.03 + rng.normal(0, 0.05, n_types), n_seeds) + rng.normal(0, 0.02, n_types * n_seeds)
+        t = pd.concat([keys.assign(method="A", value=shared + d), keys.assign(method="B", value=shared)])
+        v = paired_verdict(t.assign(metric="pearson_delta", gene_set="all"), "A", "B", "pearson_delta")
+        assert v["n"] == n_types and v["unit"] == "setting"
+        covered.append(v["ci_low"] <= 0.03 <= v["ci_high"])
+        _, lo, hi = paired_difference(shared + d, shared)  # the 40 runs as if independent
+        exchangeable.append(lo <= 0.03 <= hi)
+    assert 0.90 <= np.mean(covered) <= 0.99
+    assert np.mean(exchangeable) < 0.85
 
 
 def test_interaction_is_a_difference_of_paired_differences():
@@ -133,7 +186,8 @@ def test_interaction_is_a_difference_of_paired_differences():
                 ]
     t = pd.DataFrame(rows)
     v = interaction(t, "A", "B", "e_distance", factor="design", levels=("stim20", "balanced"))
-    assert v["n"] == 9 and v["interaction"] == pytest.approx(0.3)
+    assert v["n"] == 3 and v["unit"] == "held_out"  # three cell types, each the mean of its 3 seeds
+    assert v["interaction"] == pytest.approx(0.3)
     assert v["diff_1"] == pytest.approx(-0.1 + 0.01)  # mean over seeds 0, 1, 2 of 0.01 * seed - 0.1
     # A - B is larger at stim20, and lower is better: A fares better against B when balanced
     assert v["verdict"] == "A fares better against B at balanced" and v["direction"] == "lower"
@@ -164,8 +218,10 @@ def test_paired_verdict_can_compare_two_settings_of_one_method():
 
 
 def test_runs_scored_within_groups_are_matched_per_group():
-    t = pd.concat([_table({"A": [0.9, 0.8, 0.85], "B": [0.5, 0.4, 0.6]}, score_group=g) for g in ("B", "NK")])
+    groups = ("B", "NK", "DC")
+    t = pd.concat([_table({"A": [0.9, 0.8, 0.85], "B": [0.5, 0.4, 0.6]}, score_group=g) for g in groups])
     v = paired_verdict(t, "A", "B", "pearson_delta")  # score_group joins the match by default
-    assert v["n"] == 6 and v["verdict"] == "A better"
+    assert v["n"] == 3 and v["unit"] == "score_group" and v["verdict"] == "A better"
+    assert paired_verdict(t[t["score_group"] == "B"], "A", "B", "pearson_delta")["n"] == 3  # one group: its seeds
     with pytest.raises(DataValidationError, match="several rows per"):
         paired_verdict(t, "A", "B", "pearson_delta", match_on=("setting", "seed"))

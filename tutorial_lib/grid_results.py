@@ -9,7 +9,8 @@ its conclusions from it instead of training a grid live; this module holds what 
   computed, and how much compute it took;
 - :func:`imbalance_effects`, :func:`imbalance_interactions` and :func:`expectation_most_hurt`:
   the unbalanced-training questions, as paired verdicts (:mod:`tutorial_lib.verdicts`) over runs
-  matched by held-out cell type and seed;
+  matched by held-out cell type and seed (each held-out cell type one unit, the mean of its seeds,
+  when there are several);
 - :func:`describe_verdicts`: one printed line per verdict;
 - :func:`per_seed`: one method's values per seed, side by side (the exercises' inputs);
 - :func:`compare_live` and :func:`describe_live`: whether a slice recomputed live lies within the
@@ -17,7 +18,8 @@ its conclusions from it instead of training a grid live; this module holds what 
 
 Nothing here chooses a setting or a default: every function reads the numbers the table holds
 and applies the paired rule of :mod:`tutorial_lib.verdicts` (mean paired difference with a
-paired-t 95% interval; "no clear difference" when it includes zero; too few runs: no verdict).
+paired-t 95% interval over its units; "no clear difference" when it includes zero; too few units:
+no verdict).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import pandas as pd
 
 from tutorial_lib.config import REPO_ROOT
 from tutorial_lib.data.checks import DataValidationError
-from tutorial_lib.verdicts import MIN_RUNS, interaction, paired_verdict
+from tutorial_lib.verdicts import MIN_RUNS, RUN_UNIT, describe_units, interaction, paired_verdict
 
 #: The committed table (``python -m tutorial_lib.grid`` writes it there by default).
 GRID_FILE = REPO_ROOT / "results" / "grid.csv.gz"
@@ -312,7 +314,7 @@ def imbalance_effects(
     For each method and metric, :func:`tutorial_lib.verdicts.paired_verdict` of the unbalanced
     design against the balanced one (``compare="design"``), matched by held-out cell type and
     seed (the same test cells; only the training data differ), over the cell types that have both
-    designs.
+    designs; with several such cell types each is one unit (the mean of its seeds).
 
     Parameters
     ----------
@@ -469,12 +471,18 @@ def expectation_most_hurt(
     }
 
 
+def _units(row: dict, runs: str = "matched runs") -> str:
+    unit = row.get("unit", RUN_UNIT)
+    return f"{row['n']} {runs}" if unit == RUN_UNIT else describe_units(row["n"], unit)
+
+
 def describe_verdicts(verdicts: pd.DataFrame, by: Sequence[str] = (), digits: int = 3) -> str:
     """One line per row of a :func:`~tutorial_lib.verdicts.verdict_table` (or of :func:`imbalance_effects`).
 
     A line names its group (the ``by`` columns), the metric with its direction ("lower is better"
-    or "higher is better"), ``A - B`` with its 95% interval, the number of matched runs and the
-    verdict; :func:`imbalance_interactions` rows print their interaction and ``hurt`` words.
+    or "higher is better"), ``A - B`` with its 95% interval, the number of units (matched runs, or
+    blocks of them: :func:`tutorial_lib.verdicts.describe_units`) and the verdict;
+    :func:`imbalance_interactions` rows print their interaction and ``hurt`` words.
     """
     lines, skipped = [], []
     for row in verdicts.to_dict("records"):
@@ -488,13 +496,13 @@ def describe_verdicts(verdicts: pd.DataFrame, by: Sequence[str] = (), digits: in
         if "interaction" in row:
             text = (
                 f"{metric}: change of {row['method_a']} - change of {row['method_b']} ({row['levels']}) = "
-                f"{row['interaction']:+.{digits}f} {ci} over {row['n']} matched units -> {row['hurt']}"
+                f"{row['interaction']:+.{digits}f} {ci} over {_units(row, 'matched units')} -> {row['hurt']}"
             )
         else:
             verdict = row.get("effect", row["verdict"])
             text = (
                 f"{metric}: {row['method_a']} - {row['method_b']} = {row['diff']:+.{digits}f} {ci} "
-                f"over {row['n']} matched runs -> {verdict}"
+                f"over {_units(row)} -> {verdict}"
             )
         prefix = f"[{row['method']}] " if "effect" in row else ""
         lines.append(f"{group}: {prefix}{text}" if group else prefix + text)

@@ -2,19 +2,30 @@
 
 Both compare *matched runs*: rows of a tidy results table (:func:`tutorial_lib.benchmark.run_benchmark`
 or the grid) with the same setting and seed, hence the same held-out cells, genes and training
-randomness. The unit of replication is the matched run; the cell-level bootstrap intervals of each
-run are not used (they describe one run's cell sampling, not the seed-to-seed and
-setting-to-setting variation that a ranking must survive).
+randomness. The cell-level bootstrap intervals of each run are not used (they describe one run's
+cell sampling, not the seed-to-seed and setting-to-setting variation that a ranking must survive).
 
 Rule (one rule everywhere, replacing the earlier "beyond the seed sd" and "gap larger than the
-bootstrap half-width" rules): the mean paired difference ``A - B`` over ``n`` matched runs with a
+bootstrap half-width" rules): the mean paired difference ``A - B`` over ``n`` units with a
 paired-t interval ``mean ± t_{n-1, 0.975} sd / sqrt(n)``. When the interval excludes 0 the
 verdict names the better method, using the metric's direction
 (:data:`tutorial_lib.metrics.LOWER_IS_BETTER`); otherwise it says "no clear difference". With
-fewer than :data:`MIN_RUNS` matched runs it does not judge. The coverage of the interval is checked
-by simulation in ``tests/test_verdicts.py``. When runs from several settings are pooled, the
-difference is the mean over those settings' runs (each run weighs the same), and the interval
-treats the runs as exchangeable.
+fewer than :data:`MIN_RUNS` units it does not judge.
+
+**The unit of replication.** Within one setting (one held-out cell type, one score group) the
+units are the matched runs, i.e. the seeds: the verdict is about that setting, and the interval
+covers seed-to-seed variation. When the matched runs span several settings (e.g. every held-out
+cell type of a design pooled), the seeds of one setting are repeats of one experiment, not
+independent draws of the question "is A better than B on a cell type like these": treating the
+pooled runs as exchangeable would count each cell type five times and give an interval far too
+narrow for that question (and one that mixes the cell types' spread into the seed noise for the
+question about these cell types alone). So the paired differences are first averaged over the
+seeds (:data:`REPLICATE`) within each *block* (the match columns other than the seed that vary:
+``setting``, ``score_group``, or ``held_out`` for design-vs-design comparisons), and the blocks are the
+units: ``n`` counts them (column ``unit`` names them), each weighs the same, and the interval
+(``n - 1`` degrees of freedom) is about the mean over blocks like these. With 3 held-out cell types
+it is wide; that is what 3 cell types can say. The coverage of both kinds of interval is checked
+by simulation in ``tests/test_verdicts.py`` (the exchangeable pooled interval is shown to fail there).
 """
 
 from __future__ import annotations
@@ -28,8 +39,16 @@ from scipy import stats
 
 from tutorial_lib.data.checks import DataValidationError
 
-#: Fewest matched runs a verdict needs; below it the verdict says so instead of judging.
+#: Fewest units (matched runs, or blocks of them: see the module docstring) a verdict needs; below
+#: it the verdict says so instead of judging.
 MIN_RUNS = 3
+
+#: The match column whose values repeat one experiment (the seed). Matched runs that differ only in it
+#: form one block; when runs of several blocks are pooled, the blocks are the verdict's units.
+REPLICATE = "seed"
+
+#: The ``unit`` of a verdict whose units are the matched runs themselves.
+RUN_UNIT = "run"
 
 #: Columns that identify one run of one method (matched runs share all but ``method``); ``score_group``
 #: is added when the table has it (settings scored within cell types).
@@ -48,6 +67,7 @@ VERDICT_COLUMNS = [
     "metric",
     "gene_set",
     "n",
+    "unit",
     "mean_a",
     "mean_b",
     "diff",
@@ -97,6 +117,32 @@ def _matched(rows: pd.DataFrame, a: str, b: str, match_on: Sequence[str], compar
     return wide.dropna()
 
 
+def replication_units(wide: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The units a verdict counts, from matched runs indexed by their match columns.
+
+    The matched runs themselves (``unit`` :data:`RUN_UNIT`) when they belong to one block (they
+    agree on every match column other than :data:`REPLICATE`), or when there is no seed column to
+    average over; else one row per block, the mean of its runs (``unit``: the block columns that
+    vary, joined by ``+``). Every column of ``wide`` (e.g. A and B, or two paired differences) is
+    averaged alike.
+    """
+    names = [n for n in wide.index.names if n is not None]
+    if REPLICATE not in names or wide.empty:
+        return wide, RUN_UNIT
+    # the block columns that vary among these runs (a constant one, e.g. score_group "all", names nothing)
+    blocks = [n for n in names if n != REPLICATE and wide.index.get_level_values(n).nunique() > 1]
+    if not blocks:
+        return wide, RUN_UNIT
+    return wide.groupby(level=blocks, sort=False, observed=True).mean(), "+".join(blocks)
+
+
+def describe_units(n: int, unit: str) -> str:
+    """``"5 matched runs"`` or ``"3 blocks by held_out (each the mean of its seeds)"``."""
+    if unit == RUN_UNIT:
+        return f"{n} matched runs"
+    return f"{n} blocks by {unit} (each the mean of its seeds)"
+
+
 def _paired_summary(d: np.ndarray, level: float) -> tuple[float, float, float]:
     n = d.size
     mean = float(d.mean()) if n else float("nan")
@@ -118,9 +164,14 @@ def paired_difference(a: Sequence[float], b: Sequence[float], level: float = 0.9
     return _paired_summary(d, level)
 
 
-def _words(a: str, b: str, n: int, lo: float, hi: float, direction: str, min_runs: int) -> str:
+def _too_few(n: int, unit: str, min_runs: int, runs: str = "matched runs") -> str:
+    what = runs if unit == RUN_UNIT else f"blocks by {unit}"
+    return f"too few {what} to judge (n={n}, need {min_runs})"
+
+
+def _words(a: str, b: str, n: int, unit: str, lo: float, hi: float, direction: str, min_runs: int) -> str:
     if n < min_runs:
-        return f"too few matched runs to judge (n={n}, need {min_runs})"
+        return _too_few(n, unit, min_runs)
     if lo > 0 or hi < 0:
         a_higher = lo > 0
         return f"{a} better" if a_higher == (direction == "higher") else f"{b} better"
@@ -152,7 +203,7 @@ def paired_verdict(
         Which score to compare.
     settings
         Restrict to these settings (one name or several; ``None``: every setting in the table,
-        pooled).
+        pooled, each setting one unit).
     match_on
         Columns that make runs of the two methods a matched pair (default ``("setting", "seed")``,
         plus ``"score_group"`` when the table has it).
@@ -163,16 +214,17 @@ def paired_verdict(
     level
         Coverage of the paired-t interval.
     min_runs
-        Fewest matched runs needed to judge (default :data:`MIN_RUNS`).
+        Fewest units needed to judge (default :data:`MIN_RUNS`).
 
     Returns
     -------
     dict
-        ``method_a, method_b, metric, gene_set, n`` (matched runs where both are defined),
-        ``mean_a, mean_b`` (their means over those runs), ``diff, ci_low, ci_high`` (mean paired
-        difference A - B and its interval), ``direction`` ("higher"/"lower" is better) and
-        ``verdict``: ``"<A> better"``, ``"<B> better"``, ``"no clear difference"`` or a sentence
-        saying there are too few matched runs to judge.
+        ``method_a, method_b, metric, gene_set``, ``n`` (units where both are defined: matched
+        runs, or blocks of them when several settings are pooled; see the module docstring) and
+        ``unit`` (:data:`RUN_UNIT` or the block columns), ``mean_a, mean_b`` (their means over those
+        units), ``diff, ci_low, ci_high`` (mean paired difference A - B and its interval),
+        ``direction`` ("higher"/"lower" is better) and ``verdict``: ``"<A> better"``, ``"<B>
+        better"``, ``"no clear difference"`` or a sentence saying there are too few units to judge.
     """
     if method_a == method_b:
         raise ValueError(f"compare two different methods, got {method_a!r} twice")
@@ -189,7 +241,7 @@ def paired_verdict(
                 f"settings {unknown} are not in the table; it has {sorted(rows['setting'].unique())}"
             )
         rows = rows[rows["setting"].isin(wanted)]
-    wide = _matched(rows, method_a, method_b, match_on, compare)
+    wide, unit = replication_units(_matched(rows, method_a, method_b, match_on, compare))
     d = (wide[method_a] - wide[method_b]).to_numpy(dtype=np.float64)
     mean, lo, hi = _paired_summary(d, level)
     direction = _direction(metric)
@@ -199,13 +251,14 @@ def paired_verdict(
         "metric": metric,
         "gene_set": gene_set,
         "n": int(d.size),
+        "unit": unit,
         "mean_a": float(wide[method_a].mean()) if d.size else float("nan"),
         "mean_b": float(wide[method_b].mean()) if d.size else float("nan"),
         "diff": mean,
         "ci_low": lo,
         "ci_high": hi,
         "direction": direction,
-        "verdict": _words(method_a, method_b, int(d.size), lo, hi, direction, min_runs),
+        "verdict": _words(method_a, method_b, int(d.size), unit, lo, hi, direction, min_runs),
     }
 
 
@@ -273,7 +326,9 @@ def interaction(
 
     For each matched unit (same ``match_on`` values, e.g. the same held-out cell type and seed) the
     paired difference ``A - B`` at ``levels[0]`` minus the one at ``levels[1]`` (a difference of
-    paired differences), then its mean with a paired-t interval over the units. Example: with
+    paired differences), then its mean with a paired-t interval over the units (matched runs within
+    one held-out cell type; when several are pooled, one mean per cell type, as for
+    :func:`paired_verdict`: see the module docstring). Example: with
     ``factor="design"``, ``levels=("stim20", "balanced")`` it says whether imbalance hurts A more
     than B.
 
@@ -281,7 +336,8 @@ def interaction(
     -------
     dict
         ``method_a, method_b, metric, gene_set, factor, levels`` (as ``"l0 vs l1"``), ``n`` (units
-        where all four values are defined), ``diff_0`` and ``diff_1`` (mean A - B at each level),
+        where all four values are defined) and ``unit`` (what they are), ``diff_0`` and ``diff_1``
+        (mean A - B at each level),
         ``interaction, ci_low, ci_high`` (signed: read them with the metric's ``direction``) and
         ``verdict``: ``"A fares better against B at <level>"`` (the level where A's standing
         relative to B is better, in the metric's direction; e.g. for E-distance, lower is better,
@@ -298,13 +354,13 @@ def interaction(
             raise DataValidationError(f"no rows with {factor} == {lev!r}; it has {sorted(rows[factor].unique())}")
         wide = _matched(part, method_a, method_b, match_on)
         diffs.append((wide[method_a] - wide[method_b]).rename(lev))
-    both = pd.concat(diffs, axis=1, join="inner").dropna()
+    both, unit = replication_units(pd.concat(diffs, axis=1, join="inner").dropna())
     d = (both[l0] - both[l1]).to_numpy(dtype=np.float64)
     mean, lo, hi = _paired_summary(d, level)
     # in the metric's direction: a larger A - B favours A when higher is better, B when lower is
     higher = _direction(metric) == "higher"
     if d.size < min_runs:
-        verdict = f"too few matched units to judge (n={d.size}, need {min_runs})"
+        verdict = _too_few(d.size, unit, min_runs, runs="matched units")
     elif lo > 0 or hi < 0:
         at = l0 if (lo > 0) == higher else l1
         verdict = f"{method_a} fares better against {method_b} at {at}"
@@ -318,6 +374,7 @@ def interaction(
         "factor": factor,
         "levels": f"{l0} vs {l1}",
         "n": int(d.size),
+        "unit": unit,
         "diff_0": float(both[l0].mean()) if d.size else float("nan"),
         "diff_1": float(both[l1].mean()) if d.size else float("nan"),
         "interaction": mean,
@@ -336,5 +393,5 @@ def describe_verdict(v: dict, digits: int = 3) -> str:
         ci = "[no interval]"
     return (
         f"{v['metric']} ({v['gene_set']}, {v['direction']} is better): {v['method_a']} - {v['method_b']} = "
-        f"{v['diff']:+.{digits}f} {ci} over {v['n']} matched runs -> {v['verdict']}"
+        f"{v['diff']:+.{digits}f} {ci} over {describe_units(v['n'], v.get('unit', RUN_UNIT))} -> {v['verdict']}"
     )

@@ -41,7 +41,7 @@ from tutorial_lib.plotting._common import (
     select_rows,
     with_direction,
 )
-from tutorial_lib.verdicts import _match_on, _matched
+from tutorial_lib.verdicts import _match_on, _matched, replication_units
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
@@ -271,9 +271,11 @@ def paired_difference_plot(
     """Paired difference ``a - b`` per matched run (dots), its mean and ``level`` t interval, and zero.
 
     Runs are paired by :func:`paired_differences` (``pair_col``, ``match_on``), as the verdicts pair
-    them. One column per ``by`` group (e.g. ``"setting"``), or one column. The interval is the Student-t
-    interval of the mean of the paired differences (n - 1 degrees of freedom), drawn only with at
-    least two pairs; where it includes zero the seeds cannot tell the methods apart. The y label
+    them. One column per ``by`` group (e.g. ``"setting"``), or one column. The interval is the verdict's
+    (:func:`tutorial_lib.verdicts.paired_verdict`): the Student-t interval of the mean paired
+    difference over its units (the matched runs of one setting; when a column pools several
+    settings, one mean per setting), drawn only with at least two units; where it includes zero the
+    runs cannot tell the methods apart. The dots are the matched runs. The y label
     says which sign favours ``a`` (from ``lower_is_better``, by default from ``metric``).
     Drawn with seaborn (``stripplot``); returns the Axes.
     """
@@ -304,8 +306,15 @@ def paired_difference_plot(
         linewidth=0.4,
         zorder=3,
     )
+    keys = [c for c in diff.columns if c not in ("difference", "_group")]
     for i, g in enumerate(groups):
-        d = diff.loc[diff[group] == g, "difference"].to_numpy(float)
+        part = diff.loc[diff[group] == g]
+        # the verdict's units: the matched runs of one setting, or one mean per setting when pooled
+        d = (
+            replication_units(part.set_index(keys)[["difference"]])[0]["difference"].to_numpy(float)
+            if len(part)
+            else np.array([])
+        )
         if d.size == 0:
             ax.text(i, 0, "no pairs", ha="center", va="bottom", fontsize=7)
             continue
