@@ -9,10 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from tutorial_lib.benchmark import read_results
+from tutorial_lib.benchmark import read_results, write_results
 from tutorial_lib.config import REPO_ROOT
 from tutorial_lib.data.checks import DataValidationError
 from tutorial_lib.grid import grid_settings, main
@@ -158,11 +159,20 @@ def test_gather_only_writes_the_finished_runs_and_runs_nothing(tmp_path):
         main([*args, "--gather-only"])  # nothing finished yet: nothing written
     assert not out.exists()
     assert main([*args, "--shard", "1/2"]) == 0  # half of the grid, in a shard's work file
-    shard1 = read_results(tmp_path / "grid.work.shard1of2.csv").drop_duplicates("key")
+    shard_file = tmp_path / "grid.work.shard1of2.csv"
+    shard1 = read_results(shard_file).drop_duplicates("key")
+    # one run as a shard still busy with its (setting, seed) leaves it: finished, not yet stamped
+    busy = shard1["key"].iloc[0]
+    unstamped = read_results(shard_file)
+    unstamped.loc[unstamped["key"] == busy, ["finished_at", "git_commit", "versions", "machine", "device"]] = np.nan
+    write_results(unstamped, shard_file)
     assert main([*args, "--gather-only"]) == 0
     table = pd.read_csv(out)
-    assert set(table["key"]) == set(shard1["key"]) and 0 < table["key"].nunique() < n_runs
+    assert set(table["key"]) == set(shard1["key"]) - {busy} and 0 < table["key"].nunique() < n_runs
     assert table[list(PROVENANCE_COLUMNS)].notna().all().all()
+    # the gathered runs keep the shard's provenance: a gather stamps nothing
+    stamps = table.drop_duplicates("key").set_index("key")["finished_at"]
+    pd.testing.assert_series_equal(stamps, shard1.set_index("key").loc[stamps.index, "finished_at"], check_names=False)
     # the same command without the flag runs the rest and keeps what had finished
     assert main(args) == 0
     full = pd.read_csv(out).drop_duplicates("key").set_index("key")

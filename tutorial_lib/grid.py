@@ -234,10 +234,21 @@ def run_grid(
         )
         keys |= set(done["key"].astype(str))
         done = read_results(work)
-        if "finished_at" not in done.columns or done["finished_at"].isna().any():
+        # only runs this process ran are stamped with its provenance (a gather runs nothing)
+        if run_missing and ("finished_at" not in done.columns or done["finished_at"].isna().any()):
             write_results(stamp(done), work)
     table = read_results(work)
     table = table[table["key"].astype(str).isin(keys)]
+    if not run_missing:
+        # a shard stamps its runs when their (setting, seed) is done: the finished methods of one still
+        # running have no provenance yet, and are left for a later gather rather than stamped with ours
+        stamped = table["finished_at"].notna() if "finished_at" in table.columns else table["key"].isna()
+        if (~stamped).any():
+            print(
+                f"{table.loc[~stamped, 'key'].nunique()} finished run(s) of a (setting, seed) still running "
+                "have no provenance yet: left out, for a later gather"
+            )
+        table = table[stamped]
     if shard is not None:
         return table
     if table.empty:
