@@ -242,7 +242,10 @@ def run_grid(
     if not run_missing:
         # a shard stamps its runs when their (setting, seed) is done: the finished methods of one still
         # running have no provenance yet, and are left for a later gather rather than stamped with ours
-        stamped = table["finished_at"].notna() if "finished_at" in table.columns else table["key"].isna()
+        if "finished_at" in table.columns:
+            stamped = table["finished_at"].notna()
+        else:
+            stamped = pd.Series(False, index=table.index)
         if (~stamped).any():
             print(
                 f"{table.loc[~stamped, 'key'].nunique()} finished run(s) of a (setting, seed) still running "

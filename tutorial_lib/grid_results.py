@@ -471,11 +471,6 @@ def expectation_most_hurt(
     }
 
 
-def _units(row: dict, runs: str = "matched runs") -> str:
-    unit = row.get("unit", RUN_UNIT)
-    return f"{row['n']} {runs}" if unit == RUN_UNIT else describe_units(row["n"], unit)
-
-
 def describe_verdicts(verdicts: pd.DataFrame, by: Sequence[str] = (), digits: int = 3) -> str:
     """One line per row of a :func:`~tutorial_lib.verdicts.verdict_table` (or of :func:`imbalance_effects`).
 
@@ -493,16 +488,18 @@ def describe_verdicts(verdicts: pd.DataFrame, by: Sequence[str] = (), digits: in
         lo, hi = row["ci_low"], row["ci_high"]
         ci = f"[{lo:+.{digits}f}, {hi:+.{digits}f}]" if np.isfinite(lo) else "[no interval]"
         metric = f"{row['metric']} ({row['gene_set']}, {row['direction']} is better)"
+        unit = row.get("unit", RUN_UNIT)
         if "interaction" in row:
             text = (
                 f"{metric}: change of {row['method_a']} - change of {row['method_b']} ({row['levels']}) = "
-                f"{row['interaction']:+.{digits}f} {ci} over {_units(row, 'matched units')} -> {row['hurt']}"
+                f"{row['interaction']:+.{digits}f} {ci} over {describe_units(row['n'], unit, 'matched units')} "
+                f"-> {row['hurt']}"
             )
         else:
             verdict = row.get("effect", row["verdict"])
             text = (
                 f"{metric}: {row['method_a']} - {row['method_b']} = {row['diff']:+.{digits}f} {ci} "
-                f"over {_units(row)} -> {verdict}"
+                f"over {describe_units(row['n'], unit)} -> {verdict}"
             )
         prefix = f"[{row['method']}] " if "effect" in row else ""
         lines.append(f"{group}: {prefix}{text}" if group else prefix + text)

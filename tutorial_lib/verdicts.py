@@ -136,10 +136,10 @@ def replication_units(wide: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return wide.groupby(level=blocks, sort=False, observed=True).mean(), "+".join(blocks)
 
 
-def describe_units(n: int, unit: str) -> str:
-    """``"5 matched runs"`` or ``"3 blocks by held_out (each the mean of its seeds)"``."""
+def describe_units(n: int, unit: str = RUN_UNIT, runs: str = "matched runs") -> str:
+    """``"5 matched runs"`` (``runs`` names them) or ``"3 blocks by held_out (each the mean of its seeds)"``."""
     if unit == RUN_UNIT:
-        return f"{n} matched runs"
+        return f"{n} {runs}"
     return f"{n} blocks by {unit} (each the mean of its seeds)"
 
 

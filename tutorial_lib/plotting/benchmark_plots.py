@@ -41,7 +41,7 @@ from tutorial_lib.plotting._common import (
     select_rows,
     with_direction,
 )
-from tutorial_lib.verdicts import _match_on, _matched, replication_units
+from tutorial_lib.verdicts import _match_on, _matched, _paired_summary, replication_units
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
@@ -280,7 +280,6 @@ def paired_difference_plot(
     Drawn with seaborn (``stripplot``); returns the Axes.
     """
     import seaborn as sns
-    from scipy import stats
 
     diff = paired_differences(
         table, a, b, metric, gene_set, method_col=method_col, pair_col=pair_col, by=by, match_on=match_on
@@ -318,13 +317,12 @@ def paired_difference_plot(
         if d.size == 0:
             ax.text(i, 0, "no pairs", ha="center", va="bottom", fontsize=7)
             continue
-        mean = float(d.mean())
+        mean, low, high = _paired_summary(d, level)  # the verdict's t interval
         if d.size >= 2:
-            half = float(stats.t.ppf(0.5 + level / 2, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size))
             ax.errorbar(
                 i + 0.28,
                 mean,
-                yerr=half,
+                yerr=high - mean,
                 fmt="o",
                 color="#c44e52",
                 capsize=4,
