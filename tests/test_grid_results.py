@@ -94,6 +94,23 @@ def test_describe_grid_counts_what_the_table_holds():
     assert "commits: abc123" in text and "torch 2.13.0" in text
 
 
+def test_seeds_are_listed_per_held_out_cell_type_when_they_differ():
+    table = _grid({})
+    assert gr.describe_seeds(table[table["design"] == "balanced"]) == "seeds 0, 1, 2, 3"
+    assert "    seeds" not in gr.describe_grid(table)
+    # a grid committed part-way: C has seeds 0-1 in the balanced design only, B seed 0
+    drop = (table["design"] == "balanced") & (
+        ((table["held_out"] == "C") & (table["seed"] >= 2)) | ((table["held_out"] == "B") & (table["seed"] >= 1))
+    )
+    part = table[~drop]
+    balanced = part[part["design"] == "balanced"]
+    assert gr.describe_seeds(balanced) == "seeds 0, 1, 2, 3 (A); 0, 1 (C); 0 (B)"
+    lines = gr.describe_grid(part).splitlines()
+    at = lines.index(next(line for line in lines if line.startswith("design 'balanced'")))
+    assert lines[at + 1] == "    seeds 0, 1, 2, 3 (A); 0, 1 (C); 0 (B)"
+    assert not lines[lines.index(next(x for x in lines if x.startswith("design 'stim20'"))) + 1].startswith("    seeds")
+
+
 def test_gene_set_and_design_are_read_from_the_table():
     table = _grid({})
     assert gr.top_degs_gene_set(table) == "top20_degs"

@@ -32,6 +32,7 @@ import pandas as pd
 from tutorial_lib.data.checks import DataValidationError
 from tutorial_lib.grid_results import (
     describe_grid,
+    describe_seeds,
     expectation_most_hurt,
     imbalance_design,
     imbalance_effects,
@@ -197,11 +198,10 @@ def _pairs(part: pd.DataFrame, pairs: Sequence[tuple[str, str]]) -> list[tuple[s
 
 def _loco_section(design: str, part: pd.DataFrame, metrics: list[tuple[str, str]]) -> list[str]:
     held = list(dict.fromkeys(part["held_out"]))
-    seeds = sorted(part["seed"].unique())
     out = [
         f"### Design `{design}`: {len(held)} held-out cell type{'s' if len(held) > 1 else ''}",
         "",
-        f"Held out: {', '.join(held)}; seeds {', '.join(map(str, seeds))}. Paired verdicts over every held-out "
+        f"Held out: {', '.join(held)}; {describe_seeds(part)}. Paired verdicts over every held-out "
         "cell type of the design at once (matched runs: the same held-out cell type and seed; with several "
         "held-out cell types each is one unit, the mean of its seeds, so `n` counts cell types and the "
         "interval is about cell types like these):",
@@ -238,9 +238,8 @@ def _donor_section(part: pd.DataFrame, metrics: list[tuple[str, str]]) -> list[s
     return [
         "### Design `donors`: per cell type of the held-out donors",
         "",
-        f"Held out: the stimulated cells of donors {donors}; seeds "
-        f"{', '.join(map(str, sorted(part['seed'].unique())))}. One verdict per cell type (`score_group`), "
-        "matched by seed; never pooled across cell types:",
+        f"Held out: the stimulated cells of donors {donors}; {describe_seeds(part)}. One verdict per cell type "
+        "(`score_group`), matched by seed; never pooled across cell types:",
         "",
         *_per_group(part, metrics, "score_group", "cell types"),
     ]

@@ -166,10 +166,29 @@ def _duration(seconds: float) -> str:
     return f"{rest // 60} min {rest % 60:02d} s" if rest >= 60 else f"{rest} s"
 
 
+def describe_seeds(part: pd.DataFrame, by: str = "held_out") -> str:
+    """The seeds of a design, e.g. ``"seeds 0, 1, 2"``; per group of ``by`` when the groups differ.
+
+    A grid committed part-way (or a design extended later) can hold more seeds for some held-out
+    cell types than for others: then each set of seeds is listed with its groups, e.g.
+    ``"seeds 0, 1, 2, 3, 4 (CD4+ T cells, B); 0, 1 (DC)"``, so that a pooled verdict's reader sees how
+    many seeds each unit (the mean of its seeds) stands for.
+    """
+    per = part.groupby(by, sort=False)["seed"].agg(lambda s: tuple(sorted(s.unique())))
+    if per.nunique() <= 1:
+        return "seeds " + ", ".join(map(str, sorted(part["seed"].unique())))
+    groups: dict[tuple, list[str]] = {}
+    for group, seeds in per.items():
+        groups.setdefault(seeds, []).append(str(group))
+    ordered = sorted(groups.items(), key=lambda item: (-len(item[0]), item[0]))
+    return "seeds " + "; ".join(f"{', '.join(map(str, s))} ({', '.join(g)})" for s, g in ordered)
+
+
 def describe_grid(table: pd.DataFrame) -> str:
     """What the table holds, how it was computed and how much compute it took, as printable lines.
 
-    Lists the methods, the designs with their held-out cell types (or donors), the seeds, the
+    Lists the methods, the designs with their held-out cell types (or donors), the seeds (per held-out
+    cell type when they differ, see :func:`describe_seeds`), the
     score groups of the donor setting, the number of runs and rows; the total of ``run_wall_s``
     over runs (training + prediction + scoring, summed: the compute, not the elapsed time when
     runs shared a machine) and per method; and the provenance: commits, machines, devices,
@@ -185,6 +204,9 @@ def describe_grid(table: pd.DataFrame) -> str:
         held = list(dict.fromkeys(part["held_out"]))
         n = part["key"].nunique()
         lines.append(f"design {design!r}: held out {', '.join(held)} ({n} runs)")
+        seeds = describe_seeds(part)
+        if ";" in seeds:  # some held-out groups have fewer seeds than others
+            lines.append(f"    {seeds}")
         groups = sorted(set(part["score_group"]) - {"all"})
         if groups:
             lines.append(f"    scored within {len(groups)} groups (score_group): {', '.join(groups)}")
