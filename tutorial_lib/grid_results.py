@@ -174,14 +174,19 @@ def describe_seeds(part: pd.DataFrame, by: str = "held_out") -> str:
     ``"seeds 0, 1, 2, 3, 4 (CD4+ T cells, B); 0, 1 (DC)"``, so that a pooled verdict's reader sees how
     many seeds each unit (the mean of its seeds) stands for.
     """
-    per = part.groupby(by, sort=False)["seed"].agg(lambda s: tuple(sorted(s.unique())))
-    if per.nunique() <= 1:
+    groups = _seed_sets(part, by)
+    if len(groups) <= 1:
         return "seeds " + ", ".join(map(str, sorted(part["seed"].unique())))
-    groups: dict[tuple, list[str]] = {}
-    for group, seeds in per.items():
-        groups.setdefault(seeds, []).append(str(group))
     ordered = sorted(groups.items(), key=lambda item: (-len(item[0]), item[0]))
     return "seeds " + "; ".join(f"{', '.join(map(str, s))} ({', '.join(g)})" for s, g in ordered)
+
+
+def _seed_sets(part: pd.DataFrame, by: str) -> dict[tuple, list[str]]:
+    """Each distinct set of seeds among the ``by`` groups, with the groups that have it."""
+    groups: dict[tuple, list[str]] = {}
+    for group, seeds in part.groupby(by, sort=False)["seed"].agg(lambda s: tuple(sorted(s.unique()))).items():
+        groups.setdefault(seeds, []).append(str(group))
+    return groups
 
 
 def describe_grid(table: pd.DataFrame) -> str:
@@ -204,9 +209,8 @@ def describe_grid(table: pd.DataFrame) -> str:
         held = list(dict.fromkeys(part["held_out"]))
         n = part["key"].nunique()
         lines.append(f"design {design!r}: held out {', '.join(held)} ({n} runs)")
-        seeds = describe_seeds(part)
-        if ";" in seeds:  # some held-out groups have fewer seeds than others
-            lines.append(f"    {seeds}")
+        if len(_seed_sets(part, "held_out")) > 1:  # some held-out groups have fewer seeds than others
+            lines.append(f"    {describe_seeds(part)}")
         groups = sorted(set(part["score_group"]) - {"all"})
         if groups:
             lines.append(f"    scored within {len(groups)} groups (score_group): {', '.join(groups)}")
