@@ -184,7 +184,7 @@ def test_gather_only_writes_the_finished_runs_and_runs_nothing(tmp_path):
         main([*args, "--gather-only", "--shard", "0/2"])
 
 
-def test_device_names_the_thread_count_training_uses(monkeypatch):
+def test_device_names_the_thread_count_and_kernels_training_uses(monkeypatch):
     """Not the process's count at start: the library sets its own before training and predicting."""
     import torch
 
@@ -199,5 +199,7 @@ def test_device_names_the_thread_count_training_uses(monkeypatch):
         assert _device().endswith("torch threads 1")
         monkeypatch.setenv("TUTORIAL_TORCH_THREADS", "3")
         assert _device().endswith("torch threads 3")
+        # and the kernels torch dispatches to, on which a trained model's last digits depend
+        assert f"torch kernels {torch.backends.cpu.get_cpu_capability()}" in _device()
     finally:
         torch.set_num_threads(before)

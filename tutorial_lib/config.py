@@ -139,7 +139,10 @@ and 15.93 with two). The count must also not follow the environment by accident:
 kernels share libgomp with PyTorch and raise its thread count to one per core as a side effect
 (after ``sc.pp.normalize_total``, even with ``OMP_NUM_THREADS=1``), so the numbers would depend on
 which notebook or test ran first. With one fixed setting, the same seed gives the same numbers on
-every machine. The course's models are small; more threads speed training up by well under 2x on a
+the same machine. Not across machines: the CPU's floating-point kernels also fix the order of
+sums (MKL picks its code path by CPU), so a model trained on another CPU moves in the last digits
+(``benchmarks/repeat_grid_run.py``; ``benchmarks/README.md``, "Repeating a run of the table").
+The course's models are small; more threads speed training up by well under 2x on a
 laptop (set ``TUTORIAL_TORCH_THREADS=4`` to trade exact reproducibility for speed).
 """
 

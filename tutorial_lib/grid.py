@@ -139,7 +139,33 @@ def _device() -> str:
     # count at start (rows written before 2026-12-01 23:30 UTC could say 2 while training used 1)
     threads = torch_threads()
     cpu = platform.processor() or platform.machine()
+    # the CPU model and the kernels torch dispatches to: a trained model's last digits depend on them
+    # (rows written before 2026-12-02 11:30 UTC lack both)
+    details = [d for d in (_cpu_model(), _torch_cpu_kernels()) if d]
+    cpu = f"{cpu} ({', '.join(details)})" if details else cpu
     return f"CPU: {cpu}, {os.cpu_count()} cores, torch threads {threads}"
+
+
+def _cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (Linux), or ``""``."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def _torch_cpu_kernels() -> str:
+    """The instruction set of torch's CPU kernels (e.g. ``torch kernels AVX512``), or ``""``."""
+    try:
+        import torch
+
+        return f"torch kernels {torch.backends.cpu.get_cpu_capability()}"
+    except (ImportError, AttributeError):  # pragma: no cover - torch < 2.1
+        return ""
 
 
 def provenance() -> dict[str, str]:

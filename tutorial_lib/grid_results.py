@@ -617,7 +617,9 @@ def describe_live(comparison: pd.DataFrame, digits: int = 3) -> str:
 
     First says whether the live runs are the table's runs (same cache keys) or differ in
     configuration, in which case agreement is not expected and the comparison is not one; then
-    how many live values lie within the table's 95% interval, and each score outside it.
+    how many live values lie within the table's 95% interval, how many equal the table's, the
+    methods whose values differ although the runs are the same (trained on another machine), and
+    each score outside the interval.
     """
     found = comparison["table"].notna() | comparison["ci_low"].notna()
     if not found.any():
@@ -648,6 +650,14 @@ def describe_live(comparison: pd.DataFrame, digits: int = 3) -> str:
         )
     n_same = int(comparison.loc[found, "same_value"].sum())
     lines.append(f"{n_same} of {int(found.sum())} live values equal the table's value (to 1e-6)")
+    differ = found & comparison["same_run"] & comparison["table"].notna() & ~comparison["same_value"]
+    if differ.any():
+        methods = ", ".join(dict.fromkeys(comparison.loc[differ, "method"].astype(str)))
+        lines.append(
+            f"    same run, other value: {methods}. A trained model's numbers depend on the CPU's floating-point "
+            "kernels (the order of its sums): the same seed repeats them on the same machine, and can move "
+            "them in the last digits on another (the table's column `device`)"
+        )
     for r in comparison[judged & (comparison["within"] == False)].itertuples():  # noqa: E712
         lines.append(
             f"    outside: {r.method} {r.metric} ({r.gene_set}) live {r.live:.{digits}f}, "

@@ -1,0 +1,68 @@
+"""Re-run one run of the committed benchmark table here and compare its scores with the table's.
+
+Same data, genes, training default and scoring options as the table (its run key says so); the
+difference, if any, is the machine: a trained model's numbers depend on the CPU's floating-point
+kernels (the order of their sums). Prints this machine's device string, the table run's, and per
+score the two values.
+
+    python benchmarks/repeat_grid_run.py                                  # scGen, CD4+ T cells held out, seed 0
+    MKL_CBWR=AVX2 python benchmarks/repeat_grid_run.py                    # the same with MKL's AVX2 code path
+    python benchmarks/repeat_grid_run.py --method scpram --cell-type B --seed 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tutorial_lib.benchmark import run_benchmark
+from tutorial_lib.data import load_kang2018
+from tutorial_lib.grid import grid_settings, provenance
+from tutorial_lib.grid_results import grid_config, load_grid
+
+KEYS = ["method", "setting", "seed", "score_group", "metric", "gene_set"]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--method", default="scgen")
+    p.add_argument("--cell-type", default="CD4+ T cells", help="held out, design balanced")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+
+    grid = load_grid()
+    adata = load_kang2018()
+    setting = grid_settings(adata, cell_types=[args.cell_type], imbalance_cell_types=[], donors=None)[0][0]
+    table = grid[(grid["setting"] == setting.name) & (grid["seed"] == args.seed) & (grid["method"] == args.method)]
+    if table.empty:
+        raise SystemExit(f"the table has no run of {args.method!r}, {setting.name!r}, seed {args.seed}")
+    first = table.iloc[0]
+    print(f"this machine: {provenance()['device']}")
+    print(f"table's run:  {first['device']} (commit {first['git_commit'][:7]}, finished {first['finished_at']})")
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        live = run_benchmark(
+            adata,
+            [args.method],
+            [setting],
+            [args.seed],
+            config=grid_config(grid),
+            results_path=Path(tmp) / "run.csv",
+            progress=False,
+        )
+    print(
+        f"re-run in {time.perf_counter() - start:.0f} s; same run key as the table's: "
+        f"{set(live['key'].astype(str)) == set(table['key'].astype(str))}"
+    )
+    both = live.merge(table, on=KEYS, suffixes=("_here", "_table"))
+    both = both[both["value_here"].notna() & both["value_table"].notna()]
+    both["equal_1e-6"] = np.isclose(both["value_here"], both["value_table"], rtol=1e-6, atol=1e-9)
+    print(both[["metric", "gene_set", "value_here", "value_table", "equal_1e-6"]].to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
