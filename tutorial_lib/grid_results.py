@@ -618,7 +618,7 @@ def describe_live(comparison: pd.DataFrame, digits: int = 3) -> str:
     First says whether the live runs are the table's runs (same cache keys) or differ in
     configuration, in which case agreement is not expected and the comparison is not one; then
     how many live values lie within the table's 95% interval, how many equal the table's, the
-    methods whose values differ although the runs are the same (trained on another machine), and
+    methods whose values differ although the runs are the same (e.g. trained on another CPU), and
     each score outside the interval.
     """
     found = comparison["table"].notna() | comparison["ci_low"].notna()
