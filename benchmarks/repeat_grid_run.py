@@ -2,8 +2,8 @@
 
 Same data, genes, training default and scoring options as the table (its run key says so); the
 difference, if any, is the machine: a trained model's numbers depend on the CPU's floating-point
-kernels (the order of their sums). Prints this machine's device string, the table run's, and per
-score the two values.
+kernels (the order of their sums). Prints this machine's device string, the table run's, the
+comparison of notebook 03's live slice (``grid_results.describe_live``) and per score the two values.
 
     python benchmarks/repeat_grid_run.py                                  # scGen, CD4+ T cells held out, seed 0
     MKL_CBWR=AVX2 python benchmarks/repeat_grid_run.py                    # the same with MKL's AVX2 code path
@@ -17,14 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from tutorial_lib.benchmark import run_benchmark
 from tutorial_lib.data import load_kang2018
 from tutorial_lib.grid import grid_settings, provenance
-from tutorial_lib.grid_results import grid_config, load_grid
-
-KEYS = ["method", "setting", "seed", "score_group", "metric", "gene_set"]
+from tutorial_lib.grid_results import compare_live, describe_live, grid_config, load_grid
 
 
 def main() -> None:
@@ -54,14 +50,10 @@ def main() -> None:
             results_path=Path(tmp) / "run.csv",
             progress=False,
         )
-    print(
-        f"re-run in {time.perf_counter() - start:.0f} s; same run key as the table's: "
-        f"{set(live['key'].astype(str)) == set(table['key'].astype(str))}"
-    )
-    both = live.merge(table, on=KEYS, suffixes=("_here", "_table"))
-    both = both[both["value_here"].notna() & both["value_table"].notna()]
-    both["equal_1e-6"] = np.isclose(both["value_here"], both["value_table"], rtol=1e-6, atol=1e-9)
-    print(both[["metric", "gene_set", "value_here", "value_table", "equal_1e-6"]].to_string(index=False))
+    print(f"re-run in {time.perf_counter() - start:.0f} s")
+    comparison = compare_live(live, table)
+    print(describe_live(comparison, digits=4))
+    print(comparison[["metric", "gene_set", "live", "table", "same_value", "within"]].to_string(index=False))
 
 
 if __name__ == "__main__":

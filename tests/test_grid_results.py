@@ -238,8 +238,9 @@ def test_compare_live_checks_each_value_against_the_interval():
     assert gr.describe_live(flagged).count("own value lies outside its interval") == 3
     # the same run with other values (trained on another machine) names the methods, once each
     nudged = live.assign(value=np.where(live["method"] == "scgen", live["value"] + 1e-3, live["value"]))
-    text = gr.describe_live(gr.compare_live(nudged, table))
-    n_scgen = int((gr.compare_live(nudged, table)["method"] == "scgen").sum())
+    nudged_out = gr.compare_live(nudged, table)
+    text = gr.describe_live(nudged_out)
+    n_scgen = int((nudged_out["method"] == "scgen").sum())
     assert f"{3 - n_scgen} of 3 live values equal" in text and "same run, other value: scgen." in text
     assert "same run, other value" not in gr.describe_live(out) and "other value" not in gr.describe_live(flagged)
     # scores the table does not have

@@ -128,21 +128,18 @@ def _versions() -> str:
 
 
 def _device() -> str:
-    try:
-        import torch
+    import torch  # a dependency of the course
 
-        if torch.cuda.is_available():
-            return f"GPU: {torch.cuda.get_device_name(0)}"
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
+    if torch.cuda.is_available():
+        return f"GPU: {torch.cuda.get_device_name(0)}"
     # the count training and prediction set for themselves (apply_torch_threads), not the process's
     # count at start (rows written before 2026-12-01 23:30 UTC could say 2 while training used 1)
     threads = torch_threads()
     cpu = platform.processor() or platform.machine()
     # the CPU model and the kernels torch dispatches to: a trained model's last digits depend on them
     # (rows written before 2026-12-02 11:30 UTC lack both)
-    details = [d for d in (_cpu_model(), _torch_cpu_kernels()) if d]
-    cpu = f"{cpu} ({', '.join(details)})" if details else cpu
+    kernels = f"torch kernels {torch.backends.cpu.get_cpu_capability()}"
+    cpu = f"{cpu} ({', '.join(d for d in (_cpu_model(), kernels) if d)})"
     return f"CPU: {cpu}, {os.cpu_count()} cores, torch threads {threads}"
 
 
@@ -156,16 +153,6 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return ""
-
-
-def _torch_cpu_kernels() -> str:
-    """The instruction set of torch's CPU kernels (e.g. ``torch kernels AVX512``), or ``""``."""
-    try:
-        import torch
-
-        return f"torch kernels {torch.backends.cpu.get_cpu_capability()}"
-    except (ImportError, AttributeError):  # pragma: no cover - torch < 2.1
-        return ""
 
 
 def provenance() -> dict[str, str]:
