@@ -11,8 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.linalg
 from anndata import AnnData
 from sklearn.decomposition import PCA
+from sklearn.utils.extmath import svd_flip
 
 from tutorial_lib.data.checks import DataValidationError
 from tutorial_lib.metrics._inputs import (
@@ -103,10 +105,31 @@ def fit_shared_pca(
     solver = "full" if min(x.shape) <= 1000 else "randomized"  # exact SVD is cheap on the small side
     extra = {"n_oversamples": 50, "iterated_power": 10} if solver == "randomized" else {}
     pca = PCA(n_components=k, svd_solver=solver, random_state=seed, **extra)
-    pca.fit(x)
+    try:
+        pca.fit(x)
+        center, components, ratio = pca.mean_, pca.components_, pca.explained_variance_ratio_
+    except np.linalg.LinAlgError:
+        center, components, ratio = exact_pca_gesvd(x, k)
     return SharedSpace(
         var_names=names,
-        center=pca.mean_.astype(np.float64),
-        components=pca.components_.astype(np.float64),
-        explained_variance_ratio=pca.explained_variance_ratio_.astype(np.float64),
+        center=np.asarray(center, dtype=np.float64),
+        components=np.asarray(components, dtype=np.float64),
+        explained_variance_ratio=np.asarray(ratio, dtype=np.float64),
     )
+
+
+def exact_pca_gesvd(x: np.ndarray, n_comps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact PCA through LAPACK's ``gesvd`` driver: centre, top axes, explained-variance ratios.
+
+    The fallback of :func:`fit_shared_pca` when scikit-learn's solver raises ``LinAlgError``.
+    scikit-learn's exact PCA calls LAPACK's divide-and-conquer SVD (``gesdd``), which can fail
+    to converge with some OpenBLAS kernel choices (e.g. ``OPENBLAS_CORETYPE=Haswell`` on a CPU
+    that lacks AVX2). ``gesvd`` (QR iteration) is slower but robust; with scikit-learn's sign
+    convention (:func:`sklearn.utils.extmath.svd_flip`) it gives the same axes up to rounding.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    center = x.mean(axis=0)
+    u, s, vt = scipy.linalg.svd(x - center, full_matrices=False, lapack_driver="gesvd")
+    _, vt = svd_flip(u, vt, u_based_decision=False)
+    variance = s**2 / max(x.shape[0] - 1, 1)
+    return center, vt[:n_comps], (variance / variance.sum())[:n_comps]
