@@ -202,5 +202,5 @@ def test_worker_refuses_bad_arguments_before_loading_anything(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert "--n-trials must be >= 1, got 0" in err
-    assert "--batch-size must be >= 2" in err and "--lr must be > 0, got 0.0" in err
+    assert "--batch-size must be >= 2" in err and "--lr must be a finite number > 0, got 0.0" in err
     assert not (tmp_path / "study.db").exists()

@@ -23,6 +23,7 @@ import time
 
 import optuna
 import pytest
+from sqlalchemy.engine import make_url
 
 from tutorial_lib.data.split import DEFAULT_TEST_CELL_TYPE, DEFAULT_VALIDATION_CELL_TYPE
 from tutorial_lib.postgres import PostgresUnavailable, temporary_server
@@ -97,6 +98,20 @@ def storage(request, tmp_path):
 
 def _env():
     return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def test_documented_postgresql_url_runs_a_trial(postgres_url):
+    """The plain ``postgresql://user@host/db`` form that the docs show opens the study on the real server.
+
+    SQLAlchemy picks the driver for it (psycopg 3 from SQLAlchemy 2.1 on); the ``test`` extra must
+    install that one, not only the driver of an explicit ``postgresql+psycopg2://`` URL.
+    """
+    documented = make_url(postgres_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    assert documented.startswith("postgresql://")
+    study = create_study("documented-url", documented, heartbeat=1)
+    study.optimize(lambda trial: trial.suggest_float("x", 0.0, 1.0), n_trials=1)
+    trials = optuna.load_study(study_name="documented-url", storage=documented).get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [States.COMPLETE]
 
 
 def _start(study: str, storage: str, worker: int, log_dir) -> subprocess.Popen:

@@ -2,14 +2,16 @@
 
 :func:`temporary_server` runs ``initdb`` and ``pg_ctl`` from Debian's ``postgresql`` package
 (``make postgres`` installs it) in a fresh temporary folder, listening on 127.0.0.1 at a free port
-with password-less ("trust") access for the ``postgres`` role, and yields the SQLAlchemy URL that
-:func:`tutorial_lib.tuning.create_study` and ``python -m tutorial_lib.tune --storage`` accept. The
+with password-less ("trust") access for the ``postgres`` role, and yields its URL in the plain
+``postgresql://`` form that the course documents, which :func:`tutorial_lib.tuning.create_study`
+and ``python -m tutorial_lib.tune --storage`` accept. The
 server is stopped and the folder removed at the end of the ``with`` block. It is a stand-in for a
 real database server in tests; never use trust authentication on a machine others can reach.
 
 PostgreSQL refuses to run as root, so under root the server runs as the unprivileged ``postgres``
 user that Debian's package creates (the folder is handed to that user); as any other user it runs
-as that user. Needs the Python driver ``psycopg2`` (``pip install -e ".[test]"``).
+as that user. Needs the Python driver SQLAlchemy uses for ``postgresql://``: ``psycopg`` (3) from
+SQLAlchemy 2.1 on, ``psycopg2`` before; the ``test`` extra installs both (``pip install -e ".[test]"``).
 """
 
 from __future__ import annotations
@@ -87,13 +89,15 @@ def temporary_server(*, timeout: int = 60) -> Iterator[str]:
     """Start a PostgreSQL server in a temporary folder; yield its URL; stop it and remove the folder.
 
     Raises :class:`PostgresUnavailable` (with the reason) when the binaries, the ``postgres``
-    account (under root) or the ``psycopg2`` driver are missing, or the server does not start
-    within ``timeout`` seconds (then the server log is quoted).
+    account (under root) or the driver of ``postgresql://`` URLs are missing, or the server does
+    not start within ``timeout`` seconds (then the server log is quoted).
     """
+    from tutorial_lib.tuning import check_storage
+
     try:
-        import psycopg2  # noqa: F401  (SQLAlchemy's default PostgreSQL driver)
-    except ImportError as err:
-        raise PostgresUnavailable("the Python driver psycopg2 is not installed (pip install -e '.[test]')") from err
+        check_storage("postgresql://postgres@127.0.0.1/postgres")  # the driver only: nothing is connected
+    except ValueError as err:
+        raise PostgresUnavailable(f"{err} (or pip install -e '.[test]')") from err
     bindir = find_bindir()
     user = None
     if os.geteuid() == 0:
@@ -140,7 +144,7 @@ def temporary_server(*, timeout: int = 60) -> Iterator[str]:
             raise PostgresUnavailable(
                 f"pg_ctl start failed (exit {start.returncode}): {start.stderr.strip()[-400:]}\n{server_log}"
             )
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
         if started or (data / "postmaster.pid").exists():
             subprocess.run(

@@ -7,12 +7,28 @@ hold one each; :mod:`tutorial_lib.tuning` draws from them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from numbers import Integral, Real
 from typing import Any
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def validate_space(space: Mapping[str, tuple[str, Any]]) -> None:
-    """Raise ``ValueError`` naming the parameter when a search-space entry is malformed."""
+    """Raise ``ValueError`` naming the parameter when a search-space entry is malformed.
+
+    Checks the form only: the kind, integer bounds for ``"int"`` (Optuna's ``suggest_int`` fails
+    on a float), finite numbers for ``"float"``, ``low < high``, a boolean ``log`` and ``low > 0``
+    on a log scale. Whether the model accepts the values is checked by
+    :func:`tutorial_lib.tuning.check_space`.
+    """
     if not space:
         raise ValueError("the search space is empty")
     for name, entry in space.items():
@@ -28,6 +44,15 @@ def validate_space(space: Mapping[str, tuple[str, Any]]) -> None:
         if len(spec) != 3:
             raise ValueError(f"{name}: numeric spec must be (low, high, log), got {spec!r}")
         low, high, log = spec
+        valid = _is_int if kind == "int" else _is_finite_number
+        expected = "integer bounds" if kind == "int" else "finite numbers as bounds"
+        for label, value in (("low", low), ("high", high)):
+            if not valid(value):
+                raise ValueError(
+                    f"{name}: a{'n' if kind == 'int' else ''} {kind} range needs {expected}, got {label}={value!r}"
+                )
+        if not isinstance(log, bool):
+            raise ValueError(f"{name}: log must be true or false, got {log!r}")
         if not low < high:
             raise ValueError(f"{name}: low must be below high, got low={low}, high={high}")
         if log and low <= 0:

@@ -5,12 +5,17 @@ Start the same command on as many machines as you like; they share trials throug
     python -m tutorial_lib.tune --study scgen-cd4 --method scgen \
         --storage postgresql://user:password@host/db --n-trials 50 --worker K
 
-(``K`` = 0, 1, 2, ... a different number on each worker.)
+(``K`` = 0, 1, 2, ... a different number on each worker.) A ``postgresql://`` URL needs the
+PostgreSQL driver that SQLAlchemy uses for it: ``psycopg`` (``pip install "psycopg[binary]"``, in
+the ``test`` extra) from SQLAlchemy 2.1 on, ``psycopg2`` before; a missing driver is named, with
+its ``pip`` command, before anything is loaded.
 
 With the default storage (SQLite at ``<cache dir>/optuna.db``, see
 :func:`tutorial_lib.tuning.default_storage_path`) several workers on one machine share a study, and
 an interrupted study resumes where it stopped. Every argument is checked before any data are
-loaded or any study is created; a bad one exits with status 2 and a message naming it.
+loaded or any study is created: the numbers, the search space (against the model's own limits,
+:func:`tutorial_lib.tuning.check_space`), the seeds (NumPy's range) and the storage
+(:func:`tutorial_lib.tuning.check_storage`). A bad one exits with status 2 and a message naming it.
 
 Each trial records which worker ran it in its user attributes ``worker`` (the ``--worker``
 number), ``host`` and ``pid``.
@@ -19,6 +24,7 @@ number), ``host`` and ``pid``.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import socket
 import sys
@@ -27,7 +33,16 @@ import warnings
 from tutorial_lib.config import get_config
 from tutorial_lib.data import load_kang2018, prepare_holdout, split_views
 from tutorial_lib.data.split import DEFAULT_TEST_CELL_TYPE, DEFAULT_VALIDATION_CELL_TYPE
-from tutorial_lib.tuning import SEARCH_SPACES, create_study, default_params, make_objective, n_finished, optimise
+from tutorial_lib.tuning import (
+    MAX_SEED,
+    SEARCH_SPACES,
+    check_space,
+    check_storage,
+    create_study,
+    make_objective,
+    n_finished,
+    optimise,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--storage",
         default=None,
-        help="Optuna storage URL or file: postgresql://..., x.db (SQLite), x.log (journal file); "
-        "default: optuna.db in the course's cache directory",
+        help="Optuna storage URL or file: postgresql://user:password@host/db (needs the psycopg driver), "
+        "x.db (SQLite), x.log (journal file); default: optuna.db in the course's cache directory",
     )
     p.add_argument("--n-trials", type=int, required=True, help="finished trials the study should reach in total")
     p.add_argument("--test-cell-type", default=DEFAULT_TEST_CELL_TYPE, help="never used for tuning; only held out")
@@ -121,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         problems.append(f"--n-trials must be >= 1, got {args.n_trials}")
     if args.batch_size is not None and args.batch_size < 2:
         problems.append(f"--batch-size must be >= 2 (BatchNorm needs 2 cells), got {args.batch_size}")
-    if args.lr is not None and not args.lr > 0:
-        problems.append(f"--lr must be > 0, got {args.lr}")
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        problems.append(f"--lr must be a finite number > 0, got {args.lr}")
     for name, value, low in [
         ("--max-epochs", args.max_epochs, 1),
         ("--n-top-genes", args.n_top_genes, 2),
@@ -132,6 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     ]:
         if value is not None and value < low:
             problems.append(f"{name} must be >= {low}, got {value}")
+    if args.seed > MAX_SEED:
+        problems.append(f"--seed must be <= {MAX_SEED} (NumPy's seed range), got {args.seed}")
+    elif min(args.seed, args.worker) >= 0 and args.seed + args.worker > MAX_SEED:
+        problems.append(
+            f"--seed + --worker (the sampler's seed) must be <= {MAX_SEED} (NumPy's seed range), "
+            f"got {args.seed + args.worker}"
+        )
     if not args.study.strip():
         problems.append("--study must not be empty")
     if args.test_cell_type == args.validation_cell_type:
@@ -140,9 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.space is not None:
         try:
             space = parse_space(args.space)
-            default_params(args.method, space)  # every name is a setting of the method
+            check_space(args.method, space)  # every name is a setting of the method, every value one it accepts
         except ValueError as err:
             problems.append(str(err))
+    try:
+        check_storage(args.storage, name="--storage")
+    except ValueError as err:
+        problems.append(str(err))
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return 2

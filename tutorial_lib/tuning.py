@@ -20,9 +20,13 @@ the end, with :func:`tutorial_lib.benchmark.run_benchmark` or :func:`tutorial_li
 
 from __future__ import annotations
 
+import inspect
+import json
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +163,7 @@ def make_objective(
     )
     model_class(method)  # unknown method fails here, before any trial
     space = SEARCH_SPACES[method] if space is None else space
-    validate_space(space)
+    check_space(method, space)
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial, space)
@@ -174,6 +178,45 @@ def make_objective(
         )
 
     return objective
+
+
+def check_space(method: str, space: Mapping[str, tuple[str, Any]]) -> None:
+    """Raise ``ValueError`` naming the parameter if a trial of ``method`` could fail on ``space``.
+
+    Checks the form (:func:`tutorial_lib.search_space.validate_space`), that every name is a
+    setting of the method (:func:`default_params`), and that the model accepts every value the space
+    can give: both ends of a numeric range and every categorical choice. The values are checked by
+    the model's own validation: its torch module (``module_class``, which receives the constructor
+    arguments of the same name) is built on PyTorch's ``meta`` device, which allocates no memory and
+    needs no data. Parameters of ``predict`` are checked for their form only. Call it before a study
+    is created, so that a space a model refuses does not fill a shared study with failed trials.
+    """
+    validate_space(space)
+    default_params(method, space)  # every name is a setting of the method
+    cls = model_class(method)
+    module_args = set(inspect.signature(cls.module_class.__init__).parameters)
+    constructor_args = set(inspect.signature(cls.__init__).parameters)
+    checked = (module_args & constructor_args) - predict_params(method) - {"self", "n_input"}
+    for name, (kind, spec) in space.items():
+        if name not in checked:
+            continue
+        values = [("choice ", v) for v in spec] if kind == "categorical" else [("low=", spec[0]), ("high=", spec[1])]
+        for label, value in values:
+            problem = _module_refuses(cls, name, value)
+            if problem:
+                raise ValueError(f"{name}: {cls.__name__} refuses {label}{value!r} ({problem})")
+
+
+def _module_refuses(cls, name: str, value: Any) -> str | None:
+    """The error message of ``cls``'s module built with ``name=value`` on the meta device (``None``: accepted)."""
+    import torch
+
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            cls.module_class(2, **{**cls.fixed_module_kwargs, name: value})
+    except (ValueError, TypeError) as err:
+        return str(err)
+    return None
 
 
 STORAGE_FILE = "optuna.db"
@@ -193,6 +236,129 @@ def default_storage_path() -> Path:
     return cache_dir() / STORAGE_FILE
 
 
+JOURNAL_SUFFIXES = (".log", ".jsonl")
+"""File endings that :func:`make_storage` opens as Optuna's journal file storage (others: SQLite)."""
+
+DRIVER_PACKAGES = {
+    "psycopg": '"psycopg[binary]"',
+    "psycopg2": "psycopg2-binary",
+    "pg8000": "pg8000",
+    "asyncpg": "asyncpg",
+    "pymysql": "PyMySQL",
+    "mysqldb": "mysqlclient",
+    "mysqlconnector": "mysql-connector-python",
+    "mariadbconnector": "mariadb",
+    "oracledb": "oracledb",
+    "cx_oracle": "cx_Oracle",
+    "pyodbc": "pyodbc",
+    "pymssql": "pymssql",
+}
+"""PyPI package of each SQLAlchemy database driver (by SQLAlchemy's driver name), for error messages."""
+
+
+def check_storage(storage: str | Path | None, *, name: str = "storage") -> None:
+    """Raise ``ValueError`` if :func:`make_storage` cannot open ``storage``; changes nothing.
+
+    Checked without connecting or writing: an empty string; a file path (SQLite, or a journal for
+    ``.log``/``.jsonl``) that is a directory, lies under a file, or is an existing file of another
+    kind (a journal file must hold one JSON operation with an ``op_code`` per line; a last line
+    without its newline is a write under way and is not read); a URL's SQLAlchemy dialect, which
+    must be known, and its Python driver, which must be importable. ``postgresql://`` uses the
+    driver SQLAlchemy chooses for it: psycopg 3 from SQLAlchemy 2.1 on, psycopg2 before. The message
+    names the problem; ``name`` is how it refers to the argument (``"--storage"`` on the command
+    line). A URL's password is never printed.
+    """
+    if storage is None:
+        storage = default_storage_path()
+    if isinstance(storage, str) and not storage.strip():
+        raise ValueError(
+            f"{name} must not be empty: give a database URL (postgresql://user:password@host/db), a .db (SQLite) "
+            f"or .log (journal) file, or leave it out for the default ({default_storage_path()})"
+        )
+    text = str(storage)
+    if "://" in text:
+        _check_url(text, name)
+    else:
+        _check_file(text, name, journal=text.endswith(JOURNAL_SUFFIXES))
+
+
+def _check_url(text: str, name: str) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        url = make_url(text)
+    except ArgumentError as err:
+        raise ValueError(f"{name} is not a database URL such as postgresql://user:password@host/db ({err})") from err
+    backend = url.get_backend_name()
+    try:
+        dialect = url.get_dialect()
+    except NoSuchModuleError as err:
+        hint = {"postgres": " (did you mean postgresql://?)", "sqlite3": " (did you mean sqlite:///?)"}.get(backend, "")
+        raise ValueError(
+            f"{name}: unknown database dialect {url.drivername!r}{hint}; SQLAlchemy's dialects include "
+            "postgresql, mysql and sqlite (a file path needs no '://')"
+        ) from err
+    loader = getattr(dialect, "import_dbapi", None) or dialect.dbapi  # SQLAlchemy >= 2.0 / 1.4
+    try:
+        loader()
+    except ImportError as err:
+        driver = dialect.driver
+        package = DRIVER_PACKAGES.get(driver, driver)
+        raise ValueError(
+            f"{name}: database dialect {backend!r} needs the Python driver {driver!r}, which is not installed; "
+            f"install it with `pip install {package}`"
+        ) from err
+    if backend == "sqlite" and url.database and url.database != ":memory:":
+        _check_file(url.database, name, journal=False)
+
+
+def _check_file(text: str, name: str, *, journal: bool) -> None:
+    path = Path(text).expanduser()
+    if path.is_dir() or text.endswith(("/", os.sep)):
+        raise ValueError(
+            f"{name} {path} is a directory, not a storage file: name a file in it, e.g. {path / 'study.db'}"
+        )
+    above = next((p for p in path.absolute().parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise ValueError(f"{name} {path}: {above} is a file, so no folder can be made there")
+    if not path.is_file() or path.stat().st_size == 0:
+        return  # created when the study is
+    if journal:
+        _check_journal(path, name)
+        return
+    with open(path, "rb") as f:
+        header = f.read(16)
+    if header != b"SQLite format 3\x00":
+        raise ValueError(
+            f"{name} {path} is not a SQLite database (its first bytes are {header[:16]!r}); name another file, "
+            f"or end the name in {' or '.join(JOURNAL_SUFFIXES)} for a journal file"
+        )
+
+
+def _check_journal(path: Path, name: str) -> None:
+    """Raise ``ValueError`` unless every complete line of ``path`` is a JSON operation of Optuna's journal."""
+    expected = "Optuna's journal holds one JSON operation with an op_code per line; name another file"
+    complete = 0
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.endswith(b"\n"):
+                break  # a last line being written by another worker
+            complete += 1
+            try:
+                op = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise ValueError(
+                    f"{name} {path} is not an Optuna journal file: line {number} is not JSON ({expected})"
+                ) from err
+            if not (isinstance(op, dict) and "op_code" in op):
+                raise ValueError(
+                    f"{name} {path} is not an Optuna journal file: line {number} has no op_code ({expected})"
+                )
+    if complete == 0:
+        raise ValueError(f"{name} {path} is not an Optuna journal file: it has no complete line ({expected})")
+
+
 def make_storage(storage: str | Path | None, *, heartbeat: int = 10) -> BaseStorage:
     """An Optuna storage from a URL or a path.
 
@@ -201,14 +367,17 @@ def make_storage(storage: str | Path | None, *, heartbeat: int = 10) -> BaseStor
     MySQL). Every storage gets a heartbeat every ``heartbeat`` seconds, so that a trial whose worker
     was killed is marked failed (after three missed beats) and retried once with its parameters,
     instead of staying "running" for ever. RDB storages use Optuna's heartbeat; the journal file
-    uses :class:`HeartbeatJournalStorage` (Optuna's journal storage has none).
+    uses :class:`HeartbeatJournalStorage` (Optuna's journal storage has none). ``storage`` is
+    checked first (:func:`check_storage`), so a bad one raises ``ValueError`` before anything is
+    written.
     """
     if heartbeat < 1:
         raise ValueError(f"heartbeat must be >= 1 second, got {heartbeat}")
+    check_storage(storage)
     if storage is None:
         storage = default_storage_path()
     storage = str(storage)
-    if storage.endswith((".log", ".jsonl")) and "://" not in storage:
+    if storage.endswith(JOURNAL_SUFFIXES) and "://" not in storage:
         Path(storage).parent.mkdir(parents=True, exist_ok=True)
         return HeartbeatJournalStorage(
             JournalFileBackend(storage),
@@ -293,13 +462,15 @@ def _retry_stale_trials(max_retry: int) -> dict[str, Any]:
     ``failed_trial_callback`` is deprecated, to be removed in 6.0); older releases only have
     the old names.
     """
-    import inspect
-
     if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback") and (
         "heartbeat_stale_trial_callback" in inspect.signature(optuna.storages.RDBStorage).parameters
     ):
         return {"heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)}
     return {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=max_retry)}
+
+
+MAX_SEED = 2**32 - 1
+"""Largest seed NumPy's random generators (and so Optuna's TPE sampler) accept."""
 
 
 def create_study(
@@ -316,7 +487,11 @@ def create_study(
     (:func:`sampler_seed`): a fresh study with the same ``seed`` gives the same trials, and a worker
     restarted on a study that has trials draws new points instead of repeating the ones it drew
     before its restart (with a plain ``seed``, its random start-up trials were the same again).
+    ``seed`` must be a NumPy seed (0 to :data:`MAX_SEED`); it, ``pruner`` and ``storage`` are
+    checked before the storage is opened.
     """
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be in [0, {MAX_SEED}] (NumPy's seed range), got {seed!r}")
     pruners = {
         "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=3),
         "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=2),
@@ -437,8 +612,6 @@ def default_params(method: str, space: Mapping[str, tuple[str, Any]] | None = No
     Constructor defaults, and the values a default prediction of ``method`` uses (its name's fixed
     options applied, e.g. scPRAM's released variant), as :meth:`BaseModel.predict_defaults` gives them.
     """
-    import inspect
-
     from tutorial_lib.models.registry import get_spec
 
     cls = model_class(method)
