@@ -28,6 +28,15 @@ that a grid still running can be committed as far as it got. The final table
 ``git_commit``, ``versions`` (package versions), ``machine``, ``device`` (CPU or GPU model),
 ``finished_at`` (UTC), ``fit_predict_s``, ``evaluate_s`` and ``run_wall_s``.
 
+One process per work file: a grid holds ``<work file>.lock`` (e.g. ``<out>.work.csv.lock``, a
+shard's ``<out>.work.shard<i>of<n>.csv.lock``) while it runs, and a second command on the same work
+file stops at once, before loading any data, with a message naming the lock (two writers of one
+work file would overwrite each other's finished runs). Shards have their own work files and run
+side by side; ``--gather-only`` writes no work file and runs beside them or beside a running grid.
+Writing ``<out>`` holds ``<out>.lock`` (a short wait at most). The locks are released when their
+process ends, killed or not. A work file or table that cannot be read (empty, not text, cut short)
+stops the grid with an error naming the file and what to do; it is never deleted or rewritten.
+
 Training: ``--max-epochs`` (default: the library's training default), and ``--method-kwargs`` as
 JSON (``{"scgen": {"batch_size": 64}}``) passed to the methods' constructor/train/predict.
 """
@@ -38,20 +47,25 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 from anndata import AnnData
+from filelock import FileLock, Timeout
 
 from tutorial_lib.benchmark import BenchmarkConfig, Setting, read_results, run_benchmark, write_results
 from tutorial_lib.config import torch_threads
 from tutorial_lib.data.checks import CELL_TYPE_KEY, DataValidationError
 from tutorial_lib.data.preprocess import normalise_log
+from tutorial_lib.grid_results import UNREADABLE_ERRORS, damaged_table_message
 
 #: Fraction of stimulated training cells kept in the unbalanced settings (issue 11).
 STIMULATED_FRACTION = 0.2
@@ -61,6 +75,10 @@ DEFAULT_DONORS = ("1015", "1488")
 DERIVED_COLUMNS = ("held_out", "design", "run_wall_s")
 #: Packages whose versions each run records.
 VERSIONED = ("tutorial_lib", "torch", "numpy", "scipy", "pandas", "anndata", "scanpy", "scikit-learn", "pot")
+
+
+class GridBusyError(RuntimeError):
+    """Another process holds the lock of the work file this grid would write (see the module docstring)."""
 
 
 def grid_settings(
@@ -161,7 +179,7 @@ def provenance() -> dict[str, str]:
 
 
 def run_grid(
-    adata: AnnData,
+    adata: AnnData | Callable[[], AnnData],
     out: str | Path,
     *,
     methods: Sequence[str] | None = None,
@@ -179,6 +197,10 @@ def run_grid(
     Returns the table: :func:`run_benchmark`'s columns, the settings' ``held_out`` and ``design``,
     and the provenance columns.
 
+    ``adata`` is the data set, or a callable without arguments that loads it: it is called once the
+    arguments are checked, the work file's lock is held and the existing work files and table are
+    read, so that a refused or failing command does not wait for a data load first.
+
     ``shard=(i, n)`` runs only the ``i``-th of ``n`` interleaved slices of the (setting, seed)
     runs, into its own work file ``<out>.work.shard<i>of<n>.csv``, and writes no final table:
     ``n`` processes (one per core, or per machine sharing a folder) run the shards side by side,
@@ -188,7 +210,20 @@ def run_grid(
     ``run_missing=False`` (``--gather-only``) runs nothing: it gathers the finished runs of this
     grid (from ``out``, the work file and the shards' work files) and writes them to ``out``, so
     that a grid still running elsewhere can be committed as far as it got; the same command
-    without the flag later adds the rest.
+    without the flag later adds the rest. It writes no work file (the gathered runs go through a
+    temporary file), so it needs no work file's lock.
+
+    Raises
+    ------
+    GridBusyError
+        When another process holds the lock of the work file this call would write (a grid on the
+        same ``out``, or the same shard): raised at once, before anything is loaded or written.
+    DataValidationError
+        When a work file or the table cannot be read (the message names the file and what to do;
+        the file is left as it is), or when nothing of the grid has finished (``run_missing=False``).
+    ValueError
+        For an ``out`` that is not a ``.csv.gz``, a wrong ``shard``, an unknown method or a
+        ``config.max_epochs`` below 1.
     """
     from tutorial_lib.models.registry import METHODS
 
@@ -196,25 +231,90 @@ def run_grid(
     if not out.name.endswith(".csv.gz"):
         raise ValueError(f"out must be a .csv.gz file, got {out}")
     config = config or BenchmarkConfig(max_epochs=None)
+    if config.max_epochs is not None and config.max_epochs < 1:
+        raise ValueError(
+            f"config.max_epochs must be >= 1 (epochs of training), got {config.max_epochs}; "
+            "None uses the library's training default"
+        )
     methods = list(METHODS) if methods is None else list(methods)
-    settings, described = grid_settings(adata, cell_types, imbalance_cell_types, donors)
-    stem = out.name[: -len(".csv.gz")]
-    work = out.with_name(stem + ".work.csv")
-    # seed-major: a grid stopped part-way has whole seeds (every setting), which pair across designs
-    runs = [(setting, seed) for seed in seeds for setting in settings]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
     if shard is not None and not run_missing:
         raise ValueError("run_missing=False gathers every shard's runs; it takes no shard")
+    stem = out.name[: -len(".csv.gz")]
+    work = out.with_name(stem + ".work.csv")
     if shard is not None:
         i, n = shard
         if not (isinstance(i, int) and isinstance(n, int) and n >= 1 and 0 <= i < n):
             raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard}")
         work = out.with_name(f"{stem}.work.shard{i}of{n}.csv")
-        runs = runs[i::n]
-        if out.exists():  # a committed table's runs are not redone by a shard either
-            _gather_shards(work, [out])
-    else:  # a committed table (e.g. on a fresh clone) and the shards' work files: their runs are not redone
-        previous = [out] if out.exists() else []
-        _gather_shards(work, previous + sorted(out.parent.glob(f"{stem}.work.shard*of*.csv")))
+    with ExitStack() as held:
+        if run_missing:
+            held.enter_context(_work_lock(work, out))
+        else:  # no work file is written; the table is, and nobody else writes it meanwhile
+            held.enter_context(_table_lock(out))
+        previous = [out] if out.exists() else []  # a committed table (e.g. on a fresh clone): its runs are not redone
+        if shard is not None:
+            _gather(work, [work, *previous], out)
+        elif run_missing:  # and the shards' work files
+            _gather(work, [work, *previous, *_shard_files(out)], out)
+        else:
+            work = Path(held.enter_context(tempfile.TemporaryDirectory(prefix="grid-gather-"))) / "gathered.csv"
+            _gather(work, [out.with_name(stem + ".work.csv"), *previous, *_shard_files(out)], out)
+        if callable(adata):
+            adata = adata()
+        table = _run_grid(
+            adata,
+            work,
+            methods=methods,
+            seeds=seeds,
+            config=config,
+            cell_types=cell_types,
+            imbalance_cell_types=imbalance_cell_types,
+            donors=donors,
+            progress=progress,
+            shard=shard,
+            run_missing=run_missing,
+        )
+        if shard is not None:
+            return table
+        if table.empty:
+            raise DataValidationError(
+                f"no finished run of this grid in {out.with_name(stem + '.work.csv')}, {out} or the shards' work "
+                "files; nothing to write"
+            )
+        part = out.with_name(out.name + ".part")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with _table_lock(out) if run_missing else _held():
+            table.to_csv(part, index=False, compression="gzip")
+            os.replace(part, out)
+    return table
+
+
+def _run_grid(
+    adata: AnnData,
+    work: Path,
+    *,
+    methods: list[str],
+    seeds: Sequence[int],
+    config: BenchmarkConfig,
+    cell_types: Sequence[str] | None,
+    imbalance_cell_types: Sequence[str] | int,
+    donors: Sequence[str] | None,
+    progress: bool,
+    shard: tuple[int, int] | None,
+    run_missing: bool,
+) -> pd.DataFrame:
+    """:func:`run_grid`'s runs, with its work file's lock held and earlier runs gathered into ``work``.
+
+    Returns the table to write (with ``held_out``, ``design`` and ``run_wall_s``), or a shard's rows.
+    """
+    settings, described = grid_settings(adata, cell_types, imbalance_cell_types, donors)
+    # seed-major: a grid stopped part-way has whole seeds (every setting), which pair across designs
+    runs = [(setting, seed) for seed in seeds for setting in settings]
+    if shard is not None:
+        runs = runs[shard[0] :: shard[1]]
     info = provenance()
 
     def stamp(table: pd.DataFrame) -> pd.DataFrame:
@@ -265,36 +365,104 @@ def run_grid(
                 "have no provenance yet: left out, for a later gather"
             )
         table = table[stamped]
-    if shard is not None:
+    if shard is not None or table.empty:
         return table
-    if table.empty:
-        raise DataValidationError(f"no finished run of this grid in {work} or the shards' work files; nothing to write")
     table = table.drop(columns=[c for c in ("held_out", "design") if c in table.columns])
     table = table.merge(described, on="setting", how="left")
     table["run_wall_s"] = table["fit_predict_s"] + table["evaluate_s"]
-    part = out.with_name(out.name + ".part")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(part, index=False, compression="gzip")
-    os.replace(part, out)
     return table
 
 
-def _gather_shards(work: Path, shard_files: Sequence[Path]) -> None:
-    """Add the whole runs of earlier tables and the shards' work files to ``work`` (atomically; each run once)."""
-    if not shard_files:
-        return
+def _shard_files(out: Path) -> list[Path]:
+    stem = out.name[: -len(".csv.gz")]
+    return sorted(out.parent.glob(f"{stem}.work.shard*of*.csv"))
+
+
+@contextmanager
+def _held() -> Iterator[None]:
+    """A lock already held by the caller."""
+    yield
+
+
+@contextmanager
+def _work_lock(work: Path, out: Path) -> Iterator[None]:
+    """Hold ``<work>.lock`` while this process writes ``work``; :class:`GridBusyError` at once if another does."""
+    path = work.with_name(work.name + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise GridBusyError(
+            f"another grid process is running into {work}: it holds the lock {path}. Two processes on one work "
+            "file would overwrite each other's finished runs, so this one stops here (nothing was loaded or "
+            f"written). Wait for that process to end (it writes {out} then) or stop it, and run this command again: "
+            "its finished runs are kept. To use several cores at once, give each process a shard of the same "
+            "--out (--shard 0/2, --shard 1/2, ...) and gather them with a last call without --shard; --gather-only "
+            f"writes {out} from what has finished so far, beside a running grid. The lock is released when its "
+            "process ends, also when it is killed."
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextmanager
+def _table_lock(out: Path) -> Iterator[None]:
+    """Hold ``<out>.lock`` while this process gathers or writes ``out`` (waiting for another that does)."""
+    path = out.with_name(out.name + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"waiting for {path}: another grid process is writing {out}", file=sys.stderr)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _read_checked(path: Path, out: Path) -> pd.DataFrame:
+    """``read_results(path)``, or, when the file cannot be read, an error naming it and what to do."""
+    try:
+        return read_results(path)
+    except (*UNREADABLE_ERRORS, DataValidationError) as e:
+        if path == out:
+            raise DataValidationError(damaged_table_message(path, e)) from e
+        quoted = shlex.quote(str(path))
+        raise DataValidationError(
+            f"{path} is damaged: it cannot be read as a grid work file ({type(e).__name__}: {e}). It was left "
+            f"as it is. To start it over, move it aside (`mv {quoted} {quoted}.damaged`) and run the same command "
+            f"again: the runs in {out} and in the grid's other work files are kept; only those that this file "
+            "alone held are run again."
+        ) from e
+
+
+def _gather(target: Path, sources: Sequence[Path], out: Path) -> None:
+    """Write the whole runs of ``sources`` (work files, tables) to ``target`` atomically, each run once.
+
+    The first file holding a run gives its rows; a run cut short (a process killed mid-run) is
+    dropped. Every existing source is read, so that a damaged one stops the grid before it runs
+    anything; ``target`` is rewritten only when a source other than itself adds runs.
+    """
     from tutorial_lib.benchmark import complete_runs
 
-    parts, seen = [], set()
-    for f in ([work] if work.exists() else []) + list(shard_files):
-        rows = complete_runs(read_results(f))  # a shard killed mid-run: its cut run is dropped
+    parts, seen, added = [], set(), False
+    for f in sources:
+        if not f.exists():
+            continue
+        rows = complete_runs(_read_checked(f, out))
         rows = rows.drop(columns=[c for c in DERIVED_COLUMNS if c in rows.columns])  # a final table's; re-made
         rows = rows[~rows["key"].astype(str).isin(seen)]
         seen |= set(rows["key"].astype(str))
         if len(rows):
             parts.append(rows)
-    if parts:
-        write_results(pd.concat(parts, ignore_index=True), work)
+            added |= f != target
+    if added:
+        write_results(pd.concat(parts, ignore_index=True), target)
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -305,6 +473,44 @@ def _shard(text: str) -> tuple[int, int]:
     if not (n >= 1 and 0 <= i < n):
         raise argparse.ArgumentTypeError(f"expected 0 <= I < N in I/N; got {text!r}")
     return i, n
+
+
+def _epochs(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of training epochs >= 1 (leave the option out for the library's default); "
+            f"got {text!r}"
+        )
+    return n
+
+
+def _method_kwargs(text: str) -> dict[str, dict]:
+    example = '\'{"scgen": {"batch_size": 64}}\''
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({e}); expected e.g. {example}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f"expected a JSON object of method name -> keyword arguments, e.g. {example}; got a {type(value).__name__}"
+        )
+    wrong = {m: type(v).__name__ for m, v in value.items() if not isinstance(v, dict)}
+    if wrong:
+        m = next(iter(wrong))
+        raise argparse.ArgumentTypeError(
+            f"each method's keyword arguments must be a JSON object, e.g. {example}; the value of {m!r} is {wrong[m]}"
+        )
+    if value:
+        from tutorial_lib.models.registry import METHODS
+
+        unknown = sorted(set(value) - set(METHODS))
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown method(s) {unknown}; the methods are {list(METHODS)}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -320,8 +526,15 @@ def _parser() -> argparse.ArgumentParser:
         help="cell types of the 20%% settings (default: the 3 with most cells; the flag alone: none)",
     )
     p.add_argument("--donors", nargs="*", default=list(DEFAULT_DONORS), help="held-out donors; none: no donor setting")
-    p.add_argument("--max-epochs", type=int, default=None, help="epoch budget (default: the library's default)")
-    p.add_argument("--method-kwargs", default="{}", help='JSON, e.g. \'{"scgen": {"batch_size": 64}}\'')
+    p.add_argument(
+        "--max-epochs", type=_epochs, default=None, help="epoch budget, >= 1 (default: the library's default)"
+    )
+    p.add_argument(
+        "--method-kwargs",
+        type=_method_kwargs,
+        default={},
+        help='JSON object of method -> keyword arguments, e.g. \'{"scgen": {"batch_size": 64}}\'',
+    )
     p.add_argument("--n-top-genes", type=int, default=2000)
     p.add_argument("--n-bootstrap", type=int, default=100)
     p.add_argument("--n-bootstrap-degs", type=int, default=10)
@@ -347,35 +560,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from tutorial_lib.data import load_kang2018
 
-    try:
-        method_kwargs = json.loads(args.method_kwargs)
-    except json.JSONDecodeError as e:
-        raise SystemExit(
-            f'--method-kwargs is not valid JSON ({e}); expected e.g. \'{{"scgen": {{"batch_size": 64}}}}\''
-        ) from e
     config = BenchmarkConfig(
         n_top_genes=args.n_top_genes,
         max_epochs=args.max_epochs,
         n_bootstrap=args.n_bootstrap,
         n_bootstrap_degs=args.n_bootstrap_degs,
         n_top_degs=args.n_top_degs,
-        method_kwargs=method_kwargs,
+        method_kwargs=args.method_kwargs,
     )
     imbalance = args.imbalance_cell_types if args.imbalance_cell_types is not None else 3
     start = time.perf_counter()
-    table = run_grid(
-        load_kang2018(args.dataset),
-        args.out,
-        methods=args.methods,
-        seeds=range(args.seeds),
-        config=config,
-        cell_types=args.cell_types,
-        imbalance_cell_types=imbalance,
-        donors=args.donors or None,
-        progress=not args.no_progress,
-        shard=args.shard,
-        run_missing=not args.gather_only,
-    )
+    try:
+        table = run_grid(
+            lambda: load_kang2018(args.dataset),  # loaded once the work file's lock is held
+            args.out,
+            methods=args.methods,
+            seeds=range(args.seeds),
+            config=config,
+            cell_types=args.cell_types,
+            imbalance_cell_types=imbalance,
+            donors=args.donors or None,
+            progress=not args.no_progress,
+            shard=args.shard,
+            run_missing=not args.gather_only,
+        )
+    except GridBusyError as e:
+        print(f"python -m tutorial_lib.grid: {e}", file=sys.stderr)
+        return 1
     if args.shard is not None:
         n_runs = table["key"].nunique() if len(table) else 0
         print(f"shard {args.shard[0]}/{args.shard[1]}: {n_runs} method runs finished; run without --shard to gather")

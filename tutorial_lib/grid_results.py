@@ -24,9 +24,12 @@ no verdict).
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
+import shlex
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -71,6 +74,41 @@ PROVENANCE_COLUMNS = (
 )
 #: Keys of one score: the same method, setting, seed, score group, metric and gene set.
 SCORE_KEYS = ["method", "setting", "seed", "score_group", "metric", "gene_set"]
+#: What reading a damaged CSV or gzip CSV raises: empty, not text, not gzip, or cut short.
+UNREADABLE_ERRORS = (
+    pd.errors.EmptyDataError,
+    pd.errors.ParserError,
+    UnicodeDecodeError,
+    EOFError,
+    gzip.BadGzipFile,
+    zlib.error,
+)
+
+
+def damaged_table_message(path: str | Path, error: BaseException) -> str:
+    """What to say when the table ``path`` cannot be read: the file, what is wrong, what to do.
+
+    Parameters
+    ----------
+    path
+        The table (``.csv.gz``) that could not be read.
+    error
+        The exception reading it raised (one of :data:`UNREADABLE_ERRORS`).
+
+    Returns
+    -------
+    str
+        The message: restore a committed table with git, or set the file aside and write it again
+        (the grid's work files keep the runs; nothing is deleted for the user).
+    """
+    quoted = shlex.quote(str(path))
+    return (
+        f"{path} is damaged: it cannot be read as a benchmark table ({type(error).__name__}: {error}). "
+        f"It was left as it is. If it is the committed table, restore it with `git checkout -- {quoted}`; "
+        f"otherwise move it aside (`mv {quoted} {quoted}.damaged`) and write it again with "
+        f"`python -m tutorial_lib.grid --out {quoted}` and the options it was made with (runs kept in the "
+        "grid's work files are not redone; add --gather-only to write it from them without running anything)."
+    )
 
 
 def load_grid(path: str | Path | None = None) -> pd.DataFrame:
@@ -99,7 +137,9 @@ def load_grid(path: str | Path | None = None) -> pd.DataFrame:
     FileNotFoundError
         When the file does not exist; the message names it and the command that makes it.
     DataValidationError
-        When a required column (:data:`GRID_COLUMNS`) is missing.
+        When a required column (:data:`GRID_COLUMNS`) is missing, or when the file is damaged (empty,
+        not a gzip CSV, cut short): the message names it and how to restore it
+        (:func:`damaged_table_message`).
     """
     if path is None:
         path = os.environ.get(GRID_ENV) or GRID_FILE
@@ -111,7 +151,10 @@ def load_grid(path: str | Path | None = None) -> pd.DataFrame:
             f"or point {GRID_ENV} at another table written by `python -m tutorial_lib.grid`."
         )
     text = {c: str for c in ("method", "setting", "held_out", "design", "score_group", "key", "metric", "gene_set")}
-    table = pd.read_csv(path, dtype={**text, "ci_kind": str, "note": str})
+    try:
+        table = pd.read_csv(path, dtype={**text, "ci_kind": str, "note": str})
+    except UNREADABLE_ERRORS as e:
+        raise DataValidationError(damaged_table_message(path, e)) from e
     missing = [c for c in GRID_COLUMNS if c not in table.columns]
     if missing:
         raise DataValidationError(
