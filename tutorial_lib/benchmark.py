@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from anndata import AnnData
 from tqdm import tqdm
 
 from tutorial_lib._renames import UNSET, renamed
+from tutorial_lib.config import check_seed, check_whole_number
 from tutorial_lib.data.checks import DataValidationError
 from tutorial_lib.data.preprocess import normalise_log, select_hvg
 from tutorial_lib.data.split import (
@@ -63,6 +64,8 @@ class Setting:
         cell-type composition: a pooled score would count the composition shift as part of the
         response). Groups with fewer than :data:`MIN_GROUP_CELLS` real or control cells are not
         scored. The results then carry the group in the column ``score_group``.
+
+    ``donors`` given as one string raises ``TypeError`` (it would be read as its characters).
     """
 
     name: str
@@ -70,6 +73,13 @@ class Setting:
     donors: tuple[str, ...] | None = None
     stimulated_fraction: float | None = None
     score_by: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.donors, str):
+            raise TypeError(
+                f"Setting {self.name!r}: donors must be a list of donor names, e.g. ({self.donors!r},); "
+                f"got the string {self.donors!r}"
+            )
 
     def assign(self, adata: AnnData) -> None:
         """Write this setting's split into ``adata.obs["split"]`` (in place)."""
@@ -236,7 +246,9 @@ def run_benchmark(
     settings
         The prediction tasks.
     seeds
-        Seeds of model training and of the bootstrap.
+        Seeds of model training and of the bootstrap: integers from 0 to ``2**32 - 1``, NumPy
+        integers included (e.g. ``np.arange(3)``; :func:`tutorial_lib.config.check_seed`). They are
+        recorded as plain ``int``.
     config
         Shared options (genes, epochs, bootstrap, per-method keyword arguments).
     results_path
@@ -261,9 +273,20 @@ def run_benchmark(
     real DEG list are computed once per (setting, seed, group) and serve every method.
     """
     from tutorial_lib.metrics import evaluate, fit_shared_pca, rank_degs
+    from tutorial_lib.metrics.bootstrap import check_n_boot
     from tutorial_lib.models import get_method
 
     config = config or BenchmarkConfig()
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
+        raise TypeError(f"seeds must be a list of seeds, e.g. [0, 1, 2]; got {seeds!r}")
+    seeds = [check_seed(s, f"seeds[{i}]") for i, s in enumerate(seeds)]
+    # the shared options are checked before any data are prepared or models trained
+    check_n_boot(config.n_bootstrap, "config.n_bootstrap")
+    check_n_boot(config.n_bootstrap_degs, "config.n_bootstrap_degs")
+    if config.max_epochs is not None:
+        check_whole_number(
+            config.max_epochs, "config.max_epochs", 1, what="a whole number >= 1, or None for the mode's default"
+        )
     names = [s.name for s in settings]
     if len(set(names)) != len(names):
         raise ValueError(f"setting names must be unique, got {names}")
@@ -423,29 +446,57 @@ def evaluate_methods(
     One shared PCA (fitted on ``real`` and ``ctrl`` only) and one DEG list (real vs control)
     serve every method, so their numbers are comparable. Returns :func:`evaluate`'s table with a
     leading ``method`` column.
+
+    ``predictions`` is a mapping ``{method name: predicted AnnData}``. The shared arguments
+    (``n_top_degs``, ``n_bootstrap``, ``n_bootstrap_degs``, ``seed``) are checked first; an error
+    in scoring one prediction names it (``predictions['name']: ...``), keeping the error's type.
     """
     from tutorial_lib.metrics import evaluate, fit_shared_pca, rank_degs
+    from tutorial_lib.metrics.bootstrap import check_n_boot
 
+    if not isinstance(predictions, Mapping):
+        raise TypeError(
+            f"predictions must be a mapping {{method name: predicted AnnData}}; got a {type(predictions).__name__}"
+        )
     if not predictions:
         raise ValueError("predictions is empty: pass {method name: predicted AnnData}")
+    bad_names = [m for m in predictions if not isinstance(m, str)]
+    if bad_names:
+        raise TypeError(f"the method names (keys of predictions) must be strings; got {bad_names}")
+    n_top_degs = check_whole_number(n_top_degs, "n_top_degs", 1)
+    n_bootstrap = check_n_boot(n_bootstrap, "n_bootstrap")
+    if "n_bootstrap_degs" in evaluate_kwargs:
+        evaluate_kwargs["n_bootstrap_degs"] = check_n_boot(evaluate_kwargs["n_bootstrap_degs"], "n_bootstrap_degs")
+    seed = check_seed(seed)
     space = fit_shared_pca(real, ctrl, seed=seed)
     degs = rank_degs(real, ctrl, k=n_top_degs)
     tables = []
     for method, pred in predictions.items():
-        table = evaluate(
-            real,
-            pred,
-            ctrl,
-            degs=degs,
-            n_top_degs=n_top_degs,
-            n_bootstrap=n_bootstrap,
-            seed=seed,
-            space=space,
-            **evaluate_kwargs,
-        )
+        try:
+            table = evaluate(
+                real,
+                pred,
+                ctrl,
+                degs=degs,
+                n_top_degs=n_top_degs,
+                n_bootstrap=n_bootstrap,
+                seed=seed,
+                space=space,
+                **evaluate_kwargs,
+            )
+        except (ValueError, TypeError) as err:
+            raise _naming(err, f"predictions[{method!r}]") from err
         table.insert(0, "method", method)
         tables.append(table)
     return pd.concat(tables, ignore_index=True)
+
+
+def _naming(err: Exception, where: str) -> Exception:
+    """``err`` with ``where`` in front of its message, same type (``err`` itself if its type cannot be rebuilt so)."""
+    try:
+        return type(err)(f"{where}: {err}")
+    except Exception:  # an exception type with other constructor arguments
+        return err
 
 
 def format_scores(scores: pd.DataFrame, methods: Sequence[str] | None = None, digits: int = 3) -> pd.DataFrame:

@@ -12,12 +12,15 @@ trains scGen and scPRAM to convergence (their default early-stopping schedule, s
 
 from __future__ import annotations
 
+import operator
 import os
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -119,8 +122,46 @@ def cache_dir() -> Path:
     return Path.home() / ".cache" / "tutorial_lib"
 
 
+SEED_MAX = 2**32 - 1
+"""Largest seed accepted: the range every seeded library of the course takes (``np.random.seed``'s)."""
+
+
+def check_whole_number(value: Any, name: str, low: int = 0, high: int | None = None, *, what: str = "") -> int:
+    """``value`` as a plain ``int`` if it is a whole number in ``[low, high]``; else a clear error.
+
+    Python and NumPy integers (also 0-d integer arrays) are accepted, so that ``for s in np.arange(3)``
+    and ``df["seed"]`` values work like ``0, 1, 2``. ``bool``, floats (even ``1.0``), strings and
+    ``None`` raise ``TypeError``; a number outside the range raises ``ValueError``. Both messages
+    name the argument (``name``) and the accepted range (``what`` describes it in words, if given).
+    """
+    expected = what or (f"an integer >= {low}" if high is None else f"an integer from {low} to {high}")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (Integral, np.integer, np.ndarray)):
+        raise TypeError(f"{name} must be {expected}; got {value!r} of type {type(value).__name__}")
+    try:
+        number = operator.index(value)  # 0-d integer arrays too; float arrays raise TypeError
+    except TypeError:
+        raise TypeError(f"{name} must be {expected}; got {value!r} of type {type(value).__name__}") from None
+    if number < low or (high is not None and number > high):
+        raise ValueError(f"{name} must be {expected}; got {number}")
+    return int(number)
+
+
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """The one check of a seed, wherever a seed enters: returns it as a plain ``int``.
+
+    A seed is a Python or NumPy integer from 0 to ``2**32 - 1`` (:data:`SEED_MAX`, the range of
+    ``np.random.seed``; Python's ``random``, NumPy's ``default_rng`` and PyTorch take it too).
+    ``None`` (which would seed from the operating system: not reproducible), floats, strings and
+    ``bool`` raise ``TypeError``; integers outside the range raise ``ValueError``; both messages name
+    the argument (``name``, e.g. ``"seeds[2]"``) and the range. Converting NumPy integers matters
+    because ``random.seed`` refuses them.
+    """
+    return check_whole_number(seed, name, 0, SEED_MAX, what="an integer from 0 to 2**32 - 1 (Python or NumPy)")
+
+
 def set_seed(seed: int = 0) -> None:
-    """Seed Python, NumPy and (if installed) PyTorch."""
+    """Seed Python, NumPy and (if installed) PyTorch; ``seed`` as :func:`check_seed` accepts it."""
+    seed = check_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
     try:
@@ -211,6 +252,7 @@ def setup_notebook(seed: int = 0, fast: bool | None = None) -> RunConfig:
     import warnings
     from importlib.metadata import PackageNotFoundError, version
 
+    seed = check_seed(seed)
     cfg = get_config(fast)
     set_seed(seed)
     try:  # some dependencies import tqdm.auto, which warns in notebooks without ipywidgets

@@ -75,6 +75,10 @@ CELL_TYPE_ALIASES: dict[str, str] = {
 """Cell-type names of other Kang 2018 versions mapped to the names of the course data."""
 
 
+MISSING_LABELS = frozenset({"", "nan", "none", "<na>"})
+"""Labels (lower case, stripped) that :func:`harmonise` reads as missing: ``str()`` of NaN, None and pd.NA."""
+
+
 def _read_dense_h5ad_as_csr(path: Path, chunk_rows: int = 2000) -> AnnData:
     """Read an h5ad whose X is dense, converting X to CSR in row chunks (bounded memory)."""
     with h5py.File(path, "r") as f:
@@ -126,8 +130,10 @@ def harmonise(
     cell_type_map
         Renaming of cell types; default :data:`CELL_TYPE_ALIASES`.
 
-    Raises :class:`DataValidationError` on an empty ``adata`` and on cells without a condition,
-    cell type or donor label (NaN), rather than turning them into a group called ``"nan"``.
+    Raises :class:`DataValidationError` on an ``adata`` without cells or genes and on cells
+    without a condition, cell type or donor label: NaN, or the text a missing value becomes when
+    written as a string (``"nan"``, ``"None"``, ``"<NA>"``, empty or blank; :data:`MISSING_LABELS`),
+    rather than making a group of them.
 
     Returns
     -------
@@ -140,6 +146,8 @@ def harmonise(
     if x_kind not in {"counts", "log"}:
         raise ValueError(f"x_kind must be 'counts' or 'log', got {x_kind!r}")
     require_nonempty(adata, "adata")
+    if adata.n_vars == 0:
+        raise DataValidationError("adata has no genes (0 variables); expected the expression of Kang 2018's genes")
     # labels are compared as text, so control=0 matches the labels 0 and "0" alike
     control, stimulated = str(control), str(stimulated)
     if control == stimulated:
@@ -147,11 +155,13 @@ def harmonise(
     for key, what in [(condition_key, "condition"), (cell_type_key, "cell type")] + (
         [(donor_key, "donor")] if donor_key else []
     ):
-        missing = adata.obs[key].isna().to_numpy()
+        column = adata.obs[key]
+        missing = (column.isna() | column.astype(str).str.strip().str.lower().isin(MISSING_LABELS)).to_numpy()
         if missing.any():
             raise DataValidationError(
-                f"{int(missing.sum())} cells have no {what} (NaN in obs[{key!r}], e.g. "
-                f"{list(adata.obs_names[missing][:3])}); remove them or fill in their labels first"
+                f"{int(missing.sum())} cells have no {what} (NaN, or a placeholder such as 'nan' or '' in "
+                f"obs[{key!r}], e.g. cells {list(adata.obs_names[missing][:3])}); remove them or fill in their "
+                "labels first"
             )
 
     labels = adata.obs[condition_key].astype(str)
@@ -231,18 +241,29 @@ def _read_harmonised(path: Path) -> AnnData:
 
 
 def _read_cached(target: Path) -> AnnData | None:
-    """The harmonised cache file, or ``None`` (after a warning naming it) when it is damaged.
+    """The harmonised cache file, or ``None`` (after a warning naming it) when it cannot be trusted.
 
-    Damaged means: its sha256 differs from the digest written with it, or it cannot be read
-    (truncated, empty, not HDF5). The damaged file is removed so that it is rebuilt.
+    Not trusted: it has no digest file (written by an older version of the library, or copied
+    there: it may be another data set, such as the mini subset), its sha256 differs from the
+    digest written with it, or it cannot be read (truncated, empty, not HDF5). A damaged file is
+    removed; a file without a digest is left in place until the rebuild replaces it, so that it
+    is not lost when the raw data cannot be fetched.
     """
     problem = None
     digest_file = _digest_path(target)
-    if digest_file.exists():
-        expected = digest_file.read_text().strip()
-        actual = sha256sum(target)
-        if actual != expected:
-            problem = f"its sha256 is {actual}, but {expected} was recorded when it was written"
+    if not digest_file.exists():
+        warnings.warn(
+            f"The cached file {target} has no sha256 digest ({digest_file.name}): it was written by an older "
+            "version or copied there, and may hold other data (e.g. the mini subset). It is not trusted and is "
+            "rebuilt from the raw data.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return None
+    expected = digest_file.read_text().strip()
+    actual = sha256sum(target)
+    if actual != expected:
+        problem = f"its sha256 is {actual}, but {expected} was recorded when it was written"
     if problem is None:
         try:
             return _read_harmonised(target)
@@ -278,7 +299,8 @@ def load_kang2018(
 
     The harmonised file is cached next to the raw one with its sha256 digest; a damaged cached
     file (digest mismatch, truncated, empty or unreadable) is removed, with a warning naming it,
-    and rebuilt from the raw file.
+    and rebuilt from the raw file. A cached file without its digest is not trusted either (it
+    may be another data set copied there): it is rebuilt, with a warning.
 
     Returns
     -------

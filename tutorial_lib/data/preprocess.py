@@ -7,6 +7,7 @@ import scanpy as sc
 from anndata import AnnData
 
 from tutorial_lib._renames import deprecated_alias
+from tutorial_lib.config import check_whole_number
 from tutorial_lib.data.checks import DataValidationError, check_counts, require_nonempty
 
 
@@ -55,7 +56,7 @@ def select_hvg(
     adata
         Log-normalised data (see :func:`normalise_log`).
     n_top_genes
-        Number of genes to keep.
+        Number of genes to keep: a whole number from 1 to the number of genes.
     train_mask
         Boolean mask of training cells; default ``obs[split_key] == train_label``. Held-out
         cells never influence which genes are selected.
@@ -78,8 +79,7 @@ def select_hvg(
         raise DataValidationError(f"train_mask has shape {train_mask.shape}, expected ({adata.n_obs},)")
     train = adata[train_mask]
     require_nonempty(train, "The training set")
-    if not 0 < n_top_genes <= adata.n_vars:
-        raise ValueError(f"n_top_genes must be in [1, {adata.n_vars}], got {n_top_genes}")
+    n_top_genes = check_whole_number(n_top_genes, "n_top_genes", 1, adata.n_vars)
     stats = sc.pp.highly_variable_genes(train, n_top_genes=n_top_genes, flavor=flavor, inplace=False)
     stats.index = adata.var_names
     rank = stats["dispersions_norm"].rank(ascending=False, method="first")

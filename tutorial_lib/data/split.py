@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from tutorial_lib.config import check_seed, check_whole_number
 from tutorial_lib.data.checks import (
     CELL_TYPE_KEY,
     CONDITION_KEY,
@@ -88,7 +89,13 @@ def assign_donor_holdout(
     donor_key: str = DONOR_KEY,
     split_key: str = SPLIT_KEY,
 ) -> AnnData:
-    """Hold out the stimulated cells of ``donors``, in place; their control cells stay in training."""
+    """Hold out the stimulated cells of ``donors``, in place; their control cells stay in training.
+
+    ``donors`` is a list of donor names; one name given as a string raises ``TypeError`` (it would
+    be read as its characters, each an unknown donor).
+    """
+    if isinstance(donors, (str, bytes)):
+        raise TypeError(f"donors must be a list of donor names, e.g. [{donors!r}]; got the string {donors!r}")
     require_obs_keys(adata, [condition_key, donor_key])
     require_conditions(adata, condition_key)
     donors = [str(d) for d in donors]
@@ -119,7 +126,7 @@ def subsample_stimulated(
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     require_obs_keys(adata, [condition_key, cell_type_key])
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     candidate = (adata.obs[condition_key] == STIMULATED).to_numpy()
     if split_key in adata.obs:
         candidate &= (adata.obs[split_key] == "train").to_numpy()
@@ -210,12 +217,18 @@ def prepare_holdout(
     donors
         Hold out the stimulated cells of these donors instead of a cell type.
     n_top_genes
-        Highly variable genes, chosen on the training cells.
+        Highly variable genes, chosen on the training cells: a whole number >= 1 (all genes when
+        the data have fewer).
     stimulated_fraction
         If given, keep only this fraction of stimulated training cells per cell type.
+    seed
+        Seed of that subsampling: an integer from 0 to ``2**32 - 1``
+        (:func:`~tutorial_lib.config.check_seed`).
     """
     from tutorial_lib.data.preprocess import normalise_log, select_hvg
 
+    n_top_genes = check_whole_number(n_top_genes, "n_top_genes", 1)
+    seed = check_seed(seed)
     out = adata.copy()
     if out.uns.get("x_kind") != "log":
         normalise_log(out)

@@ -47,16 +47,61 @@ Coverage of ``"basic"`` and ``"subsample"`` is checked by simulation in ``tests/
 
 from __future__ import annotations
 
+import copy
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from scipy import stats
 
+from tutorial_lib.config import check_seed, check_whole_number
+
 IntervalKind = Literal["basic", "percentile", "subsample", "normal"]
 #: The interval schemes, in the order of the module docstring.
 INTERVAL_KINDS: tuple[str, ...] = ("basic", "percentile", "subsample", "normal")
+
+
+MANY_RESAMPLES = 10_000
+"""Above this many resamples :func:`check_n_boot` warns: a 95% interval's ends are already estimated to
+well under a tenth of its width with 1,000, and every resample costs time."""
+
+CHUNK_BYTES = 256 * 2**20
+"""Memory budget (bytes) of the resampling matrices of one chunk of resamples.
+
+:func:`bootstrap_weight_chunks` and :func:`subsample_mask_chunks` hand out the resamples in chunks of
+at most this size, so that memory does not grow with the number of resamples. Chunks hold the same
+resamples, in the same order, as drawing them all at once. The usual sizes fit in one chunk (e.g.
+500 resamples of three groups of 3,000 cells on 2,000 genes), and then every number is computed
+exactly as from all resamples at once. Split into chunks, the statistics computed from them by
+matrix products agree with an all-at-once computation to rounding only: the BLAS's order of
+summation depends on the shape of the matrices.
+"""
+
+
+def check_n_boot(n_boot: Any, name: str = "n_bootstrap") -> int:
+    """``n_boot`` (a number of resamples) as a plain ``int``: a whole number >= 0 (0: no interval).
+
+    ``TypeError`` for anything but a Python or NumPy integer (``"5"``, ``5.0``, ``None``), ``ValueError``
+    for a negative number; both name the argument. More than :data:`MANY_RESAMPLES` warns
+    (``UserWarning``): the interval gains nothing and the run takes long; memory stays bounded
+    because the resamples are processed in chunks (:data:`CHUNK_BYTES`).
+    """
+    n = check_whole_number(n_boot, name, 0, what="an integer >= 0 (the number of resamples; 0: no interval)")
+    if n > MANY_RESAMPLES:
+        warnings.warn(
+            f"{name}={n} resamples: more than {MANY_RESAMPLES:,} do not make a 95% interval more precise, "
+            "only slower (they are processed in chunks, so memory stays bounded); 100 to 1,000 are enough",
+            UserWarning,
+            stacklevel=3,
+        )
+    return n
+
+
+def chunk_rows(bytes_per_resample: int, n_boot: int) -> int:
+    """Resamples per chunk: as many as fit in :data:`CHUNK_BYTES` (at least 1, at most ``n_boot``)."""
+    return int(max(1, min(n_boot, CHUNK_BYTES // max(int(bytes_per_resample), 1))))
 
 
 def subsample_size(n: int, fraction: float) -> int:
@@ -96,17 +141,28 @@ def resample_indices(
         replacement. A number in (0, 1): subsampling without replacement of that fraction of
         each group (see :func:`subsample_size`), for the ``"subsample"`` interval.
 
-    Yields
-    ------
-    list of numpy arrays
-        One sorted index array per group.
+    Returns
+    -------
+    iterator of lists of numpy arrays
+        Per resample, one sorted index array per group. The arguments are checked when the
+        function is called, before the first resample is drawn.
     """
-    rng = np.random.default_rng(seed)
+    seed = check_seed(seed)
+    n_boot = check_whole_number(n_boot, "n_boot", 0)
     follow = {}
     for i, j in paired:
         if sizes[i] != sizes[j]:
             raise ValueError(f"paired groups {i} and {j} have different sizes {sizes[i]} and {sizes[j]}")
         follow[j] = i
+    if fraction is not None:
+        for n in sizes:
+            subsample_size(n, fraction)
+    return _resamples(sizes, n_boot, np.random.default_rng(seed), follow, fraction)
+
+
+def _resamples(
+    sizes: Sequence[int], n_boot: int, rng: np.random.Generator, follow: dict[int, int], fraction: float | None
+) -> Iterator[list[np.ndarray]]:
     for _ in range(n_boot):
         out: list[np.ndarray] = []
         for g, n in enumerate(sizes):
@@ -123,11 +179,55 @@ def bootstrap_weights(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarr
     """``n_boot x n`` counts of each cell in n-out-of-n bootstrap resamples (rows sum to ``n``).
 
     ``weights @ x / n`` gives every resample's per-gene means at once, without indexing rows.
+    The draws of :func:`bootstrap_weight_chunks`, which gives the same weights in chunks.
     """
-    idx = rng.integers(0, n, size=(n_boot, n))
-    w = np.zeros((n_boot, n), dtype=np.float64)
-    np.add.at(w, (np.repeat(np.arange(n_boot), n), idx.ravel()), 1.0)
-    return w
+    return _counts(rng.integers(0, n, size=(n_boot, n)), n)
+
+
+def _counts(idx: np.ndarray, n: int) -> np.ndarray:
+    """How often each of ``n`` cells was drawn in each row of ``idx`` (float64; exact integers)."""
+    rows = idx.shape[0]
+    flat = (np.arange(rows, dtype=np.int64)[:, None] * n + idx).ravel()
+    return np.bincount(flat, minlength=rows * n).reshape(rows, n).astype(np.float64)
+
+
+def bootstrap_weight_chunks(
+    sizes: Sequence[int], n_boot: int, seed: int = 0, *, paired: bool = False, bytes_per_resample: int = 0
+) -> Iterator[dict[str, np.ndarray]]:
+    """:func:`bootstrap_weights` of the real, predicted and control cells, in chunks of resamples.
+
+    ``sizes`` are the numbers of real, predicted and control cells. Each chunk is a dict
+    ``{"real", "pred", "ctrl"}`` of ``rows x n`` weight matrices, with ``rows`` chosen so that the
+    chunk (and ``bytes_per_resample`` more per resample, the caller's own arrays) fits in
+    :data:`CHUNK_BYTES`. The weights are those drawn all at once with one generator seeded with
+    ``seed``: first every resample of the real cells, then of the control cells, then (unless
+    ``paired``: the predictions reuse the control cells' weights) of the predicted cells. So that
+    chunks can be handed out one at a time, the generator is first run through the draws of the
+    groups before the last (integers only, no weights) to find where each group's draws start.
+    """
+    seed = check_seed(seed)
+    n_boot = check_whole_number(n_boot, "n_boot", 0)
+    n_real, n_pred, n_ctrl = (int(n) for n in sizes)
+    if paired and n_pred != n_ctrl:
+        raise ValueError(f"paired predicted and control cells need equal numbers, got {n_pred} and {n_ctrl}")
+    groups = [("real", n_real), ("ctrl", n_ctrl)] + ([] if paired else [("pred", n_pred)])
+    # per resample and cell: the drawn index, its flat position and its count (int64), the float64 weight
+    rows = chunk_rows(32 * sum(n for _, n in groups) + bytes_per_resample, n_boot)
+    rng = np.random.default_rng(seed)
+    starts: dict[str, np.random.Generator] = {}
+    for name, n in groups:
+        starts[name] = copy.deepcopy(rng)
+        if rows < n_boot and name != groups[-1][0]:  # run through this group's draws: the next one starts there
+            for lo in range(0, n_boot, rows):
+                rng.integers(0, n, size=(min(rows, n_boot - lo), n))
+        elif rows >= n_boot:  # one chunk: draw in order from the one generator, as all at once
+            starts[name] = rng
+    for lo in range(0, n_boot, rows):
+        c = min(rows, n_boot - lo)
+        chunk = {name: _counts(starts[name].integers(0, n, size=(c, n)), n) for name, n in groups}
+        if paired:
+            chunk["pred"] = chunk["ctrl"]
+        yield chunk
 
 
 def subsample_masks(sizes: Sequence[int], n_boot: int, fraction: float, seed: int = 0) -> list[np.ndarray]:
@@ -135,12 +235,36 @@ def subsample_masks(sizes: Sequence[int], n_boot: int, fraction: float, seed: in
 
     Same seed, same subsamples as :func:`resample_indices`; used to compute every resample's
     statistic with one matrix product (:meth:`~tutorial_lib.metrics.PairwiseCache.e_distance_many`).
+    :func:`subsample_mask_chunks` gives the same masks in chunks of bounded memory.
     """
     masks = [np.zeros((n_boot, n), dtype=np.float64) for n in sizes]
     for b, idx in enumerate(resample_indices(sizes, n_boot, seed, fraction=fraction)):
         for g, i in enumerate(idx):
             masks[g][b, i] = 1.0
     return masks
+
+
+def subsample_mask_chunks(
+    sizes: Sequence[int], n_boot: int, fraction: float, seed: int = 0, *, bytes_per_resample: int | None = None
+) -> Iterator[list[np.ndarray]]:
+    """:func:`subsample_masks` in chunks of resamples (rows), each within :data:`CHUNK_BYTES`.
+
+    ``bytes_per_resample``: memory per resample of the chunk and of what the caller computes from
+    it; default: the masks and the matrix products of
+    :meth:`~tutorial_lib.metrics.PairwiseCache.statistic_many` (four float64 values per cell).
+    Concatenated, the chunks are exactly :func:`subsample_masks`' masks.
+    """
+    draws = resample_indices(sizes, n_boot, seed, fraction=fraction)
+    n_boot = int(n_boot)
+    per = 32 * sum(int(n) for n in sizes) if bytes_per_resample is None else bytes_per_resample
+    rows = chunk_rows(per, n_boot)
+    for lo in range(0, n_boot, rows):
+        c = min(rows, n_boot - lo)
+        masks = [np.zeros((c, n), dtype=np.float64) for n in sizes]
+        for b, idx in zip(range(c), draws):
+            for g, i in enumerate(idx):
+                masks[g][b, i] = 1.0
+        yield masks
 
 
 @dataclass(frozen=True)

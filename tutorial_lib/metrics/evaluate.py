@@ -9,9 +9,16 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from tutorial_lib.config import check_seed
 from tutorial_lib.data.checks import DataValidationError, check_same_scale
 from tutorial_lib.metrics._inputs import CellsLike, Matrix, aligned_matrices, gene_means, gene_vars, subsample_rows
-from tutorial_lib.metrics.bootstrap import bootstrap_weights, interval, resample_indices, subsample_masks
+from tutorial_lib.metrics.bootstrap import (
+    bootstrap_weight_chunks,
+    check_n_boot,
+    interval,
+    resample_indices,
+    subsample_mask_chunks,
+)
 from tutorial_lib.metrics.degs import (
     deg_gene_set_name,
     deg_scores,
@@ -118,18 +125,25 @@ def _bootstrap_summaries(mats: dict[str, Matrix], n_boot: int, seed: int, paired
     """Per-gene summaries of ``n_boot`` n-out-of-n bootstrap resamples of the cells of each group.
 
     Works on precomputed per-cell quantities (counts times ``x`` and ``x**2``): no row indexing.
-    Predicted cells reuse the control cells' draws when ``paired``.
+    Predicted cells reuse the control cells' draws when ``paired``. The resamples are drawn and
+    summarised in chunks (:func:`~tutorial_lib.metrics.bootstrap.bootstrap_weight_chunks`), so
+    memory does not grow with ``n_boot``; the draws are those of one generator seeded with ``seed``
+    (every real resample, then every control one, then every predicted one), chunked or not.
     """
     if n_boot == 0:
         return
-    rng = np.random.default_rng(seed)
-    w = {k: bootstrap_weights(mats[k].shape[0], n_boot, rng) for k in ("real", "ctrl")}
-    w["pred"] = w["ctrl"] if paired else bootstrap_weights(mats["pred"].shape[0], n_boot, rng)
-    stats_ = {k: _weighted_summaries(mats[k], w[k]) for k in ("real", "pred", "ctrl")}
-    for b in range(n_boot):
-        yield GeneSummaries(
-            stats_["real"][0][b], stats_["real"][1][b], stats_["pred"][0][b], stats_["pred"][1][b], stats_["ctrl"][0][b]
-        )
+    sizes = [mats[k].shape[0] for k in ("real", "pred", "ctrl")]
+    per_resample = 8 * 9 * mats["real"].shape[1]  # mean, square and variance per gene of each group
+    for w in bootstrap_weight_chunks(sizes, n_boot, seed, paired=paired, bytes_per_resample=per_resample):
+        stats_ = {k: _weighted_summaries(mats[k], w[k]) for k in ("real", "pred", "ctrl")}
+        for b in range(w["real"].shape[0]):
+            yield GeneSummaries(
+                stats_["real"][0][b],
+                stats_["real"][1][b],
+                stats_["pred"][0][b],
+                stats_["pred"][1][b],
+                stats_["ctrl"][0][b],
+            )
 
 
 def _resolve_degs(
@@ -203,7 +217,9 @@ def evaluate(
         ``subsample_fraction`` of each group's cells without replacement, rescaled by
         ``sqrt(f/(1-f))`` (basic interval; at the default 0.5 the factor is 1). Coverage of both
         checked by simulation (``tests/test_metrics_bootstrap.py``). ``n_bootstrap=0``: no
-        interval. Same seed, same table.
+        interval; more than :data:`~tutorial_lib.metrics.bootstrap.MANY_RESAMPLES` warn (resamples
+        are processed in chunks of bounded memory). ``seed``: an integer from 0 to ``2**32 - 1``
+        (:func:`~tutorial_lib.config.check_seed`). Same seed, same table.
     space, n_comps
         Space of ``e_distance`` and ``mmd``: ``"pca"`` fits :func:`fit_shared_pca` on real + control
         (``n_comps`` components); ``"genes"`` uses the expression itself; or pass a
@@ -253,8 +269,9 @@ def evaluate(
         ``pearson_delta`` of a prediction with no change) is NaN with the reason in ``note``;
         ``note`` is never empty where a number is NaN.
     """
-    if n_bootstrap < 0 or n_bootstrap_degs < 0:
-        raise ValueError("n_bootstrap and n_bootstrap_degs must be >= 0")
+    n_bootstrap = check_n_boot(n_bootstrap, "n_bootstrap")
+    n_bootstrap_degs = check_n_boot(n_bootstrap_degs, "n_bootstrap_degs")
+    seed = check_seed(seed)
     opts = {"kde_measure": kde_measure, "e_estimator": e_estimator, "mmd_estimator": mmd_estimator}
     for m in list_metrics():
         unknown = [o for o in m.options if o not in opts]
@@ -317,13 +334,17 @@ def evaluate(
     dist_sizes = [z["real"].shape[0], z["pred"].shape[0]]
     if n_bootstrap and min(dist_sizes) < 3:
         raise DataValidationError(f"subsampling intervals need at least 3 cells per group, got {dist_sizes}")
-    masks = subsample_masks(dist_sizes, n_bootstrap, subsample_fraction, seed + 1) if n_bootstrap else None
-    for m in list_metrics("cells"):
+    cell_recs = list_metrics("cells")
+    d_b: dict[str, list[float]] = {m.name: [] for m in cell_recs}
+    if n_bootstrap:  # the subsamples in chunks of bounded memory, each scored by every metric
+        for masks in subsample_mask_chunks(dist_sizes, n_bootstrap, subsample_fraction, seed + 1):
+            for m in cell_recs:
+                d_b[m.name].extend(cache.statistic_many(m.fn, *masks, opts[m.options[0]]))
+    for m in cell_recs:
         estimator = opts[m.options[0]]
         d_est = cache.statistic(m.fn, all_r, all_p, estimator)
-        d_b = list(cache.statistic_many(m.fn, *masks, estimator)) if masks is not None else []
         frac = subsample_fraction
-        rows.append(_row(m.name, "all", d_est, d_b, genes.size, sp_.name, m.why_undefined, fraction=frac))
+        rows.append(_row(m.name, "all", d_est, d_b[m.name], genes.size, sp_.name, m.why_undefined, fraction=frac))
 
     # DEG overlap: top-k of pred vs ctrl against the fixed real top-k
     deg_recs = list_metrics("degs")

@@ -16,8 +16,11 @@ CPU every time. Calling ``train`` again continues training from the current weig
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import hashlib
 import inspect
+import io
 import json
 import os
 from collections.abc import Sequence
@@ -29,7 +32,7 @@ import pandas as pd
 import torch
 from anndata import AnnData
 
-from tutorial_lib.config import apply_torch_threads, get_device
+from tutorial_lib.config import apply_torch_threads, check_seed, check_whole_number, get_device
 from tutorial_lib.data.checks import (
     CELL_TYPE_KEY,
     CONDITION_KEY,
@@ -164,8 +167,9 @@ class BaseModel:
         ``patience`` and ``min_steps`` counted in optimizer steps, capped at ``max_steps``.
         ``max_epochs`` adds a cap in epochs (a *capped budget*, e.g. fast mode: training may
         stop before convergence). See :func:`~tutorial_lib.models.training.train_vae` for all
-        arguments. Returns the history (also kept as ``self.history_``; one row per validation
-        pass; ``self.history_.to_frame()`` for plotting).
+        arguments. ``seed``: an integer from 0 to ``2**32 - 1``, NumPy integers included
+        (:func:`~tutorial_lib.config.check_seed`). Returns the history (also kept as
+        ``self.history_``; one row per validation pass; ``self.history_.to_frame()`` for plotting).
         """
         given = {
             "max_epochs": max_epochs,
@@ -185,6 +189,7 @@ class BaseModel:
             "rel_min_delta": rel_min_delta,
         }
         settings = {**self.train_defaults, **{k: v for k, v in given.items() if v is not None}}
+        seed = check_seed(seed)  # before anything is changed: a bad seed leaves the model as it was
         if not self.is_trained:
             self.module = self._build_module(seed)
             self.history_ = TrainingHistory()
@@ -367,8 +372,11 @@ class BaseModel:
 
         ``prediction`` and ``kwargs`` (``delta``, ``z_ref``) go to :meth:`decode_delta`.
         Columns: ``gene``, ``effect`` (log-expression change), ``abs_effect``,
-        ``direction`` ("up"/"down"), ``rank`` (1 = largest).
+        ``direction`` ("up"/"down"), ``rank`` (1 = largest). ``n`` is a whole number >= 1 (more
+        than the model's genes gives them all); anything else raises, because a negative ``n``
+        would otherwise slice off the last genes instead of keeping the first.
         """
+        n = check_whole_number(n, "n", 1, what="a whole number of genes >= 1")
         effect = self.decode_delta(prediction, **kwargs)
         order = np.argsort(-np.abs(effect.to_numpy()), kind="stable")[:n]
         top = effect.iloc[order]
@@ -401,14 +409,19 @@ class BaseModel:
         Each file is written to a ``.part`` file first and renamed into place, weights first, and
         ``settings.json`` records the weights' SHA-256: a save killed half-way never leaves a
         truncated file, and :meth:`load` names a weights file that does not belong to its settings.
+        The weights are serialised in memory (the course's models take megabytes) and written with
+        plain file writes, so that a full disk raises ``OSError`` (``errno.ENOSPC``) saying that no
+        space is left and naming the directory; the ``.part`` files are then removed and a model
+        saved there before stays as it was.
         """
         path = Path(dir_path)
         if not overwrite and (path / WEIGHTS_FILE).exists():
             raise FileExistsError(f"{path / WEIGHTS_FILE} exists; pass overwrite=True to replace it")
         path.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu() for k, v in self.module.state_dict().items()}
-        weights_part = path / (WEIGHTS_FILE + ".part")
-        torch.save(state, weights_part)
+        buffer = io.BytesIO()
+        torch.save(state, buffer)  # torch's own file writer reports a full disk without saying so
+        weights = buffer.getvalue()
         settings = {
             "model": type(self).__name__,
             "condition_key": self.condition_key,
@@ -417,10 +430,11 @@ class BaseModel:
             "var_names": list(self.var_names),
             "is_trained": self.is_trained,
             "history": self.history_.to_dict(),
-            "weights_sha256": hashlib.sha256(weights_part.read_bytes()).hexdigest(),
+            "weights_sha256": hashlib.sha256(weights).hexdigest(),
         }
+        weights_part = path / (WEIGHTS_FILE + ".part")
         settings_part = path / (SETTINGS_FILE + ".part")
-        settings_part.write_text(json.dumps(settings, indent=1))
+        _write_parts({weights_part: weights, settings_part: json.dumps(settings, indent=1).encode()}, path)
         os.replace(weights_part, path / WEIGHTS_FILE)
         os.replace(settings_part, path / SETTINGS_FILE)
         return path
@@ -461,6 +475,7 @@ class BaseModel:
             raise _LoadError(f"{where}: {SETTINGS_FILE} lacks or has malformed entries {wrong}")
         if settings["model"] != cls.__name__:
             raise _LoadError(f"{where}: it holds a {settings['model']}, not a {cls.__name__}")
+        history = _read_history(settings["history"], settings["is_trained"], where)
         saved_genes: Sequence[str] = settings["var_names"]
         if list(map(str, adata.var_names)) != list(saved_genes):
             raise DataValidationError(
@@ -488,7 +503,6 @@ class BaseModel:
         try:
             state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
             model.module.load_state_dict(state)
-            history = TrainingHistory.from_dict(settings["history"])
         except Exception as err:  # truncated zip, unpickling, shape mismatch, ...: all name the directory
             raise _LoadError(
                 f"{where}: {WEIGHTS_FILE} is truncated or does not match {SETTINGS_FILE} ({type(err).__name__}: "
@@ -498,6 +512,77 @@ class BaseModel:
         model.is_trained = settings["is_trained"]
         model.history_ = history
         return model
+
+
+def _history_problem(saved: dict, is_trained: bool) -> str | None:
+    """What is wrong with a saved training history (see :func:`_read_history`), or ``None``."""
+    scalars = {"best_epoch": (int, float, type(None)), "best_step": (int, type(None)), "stopped_early": (bool,)}
+    unknown = sorted(set(saved) - {f.name for f in dataclasses.fields(TrainingHistory)})
+    if unknown:
+        return f"unknown entries {unknown}"
+    if not isinstance(saved.get("epoch"), list):
+        return "no list 'epoch'"
+    n_rows = len(saved["epoch"])
+    if is_trained and n_rows == 0:
+        return "no rows, but the model was saved as trained"
+    for name, kinds in scalars.items():
+        value = saved.get(name)
+        if name in saved and (not isinstance(value, kinds) or (isinstance(value, bool) and kinds != (bool,))):
+            return f"{name} is {value!r}"
+    terms = saved.get("terms", {})
+    if not isinstance(terms, dict):
+        return f"terms is {terms!r}, not a dict"
+    columns = {k: v for k, v in saved.items() if k not in scalars and k != "terms"} | terms
+    for name, values in columns.items():
+        if not isinstance(values, list):
+            return f"column {name!r} is {values!r}, not a list"
+        if len(values) not in (0, n_rows):
+            return f"column {name!r} has {len(values)} values for {n_rows} rows"
+        bad = [x for x in values if x is not None and (isinstance(x, bool) or not isinstance(x, (int, float)))]
+        if bad:
+            return f"column {name!r} holds {bad[0]!r}, not a number"
+    return None
+
+
+def _read_history(saved: dict, is_trained: bool, where: str) -> TrainingHistory:
+    """The training history of ``settings.json``, checked: a malformed one raises :class:`_LoadError`.
+
+    Columns (lists of numbers, ``None`` for NaN) have one value per row (``epoch``), or none (a
+    loss term the module does not report; the step columns of histories saved before they
+    existed); a trained model has at least one row. Checked so that a damaged file is reported as
+    such instead of loading as a model with an empty history.
+    """
+    problem = _history_problem(saved, is_trained)
+    if problem is not None:
+        raise _LoadError(f"{where}: {SETTINGS_FILE} holds a malformed training history ({problem}); save it again")
+    return TrainingHistory.from_dict(saved)
+
+
+_DISK_FULL = {errno.ENOSPC} | ({errno.EDQUOT} if hasattr(errno, "EDQUOT") else set())
+
+
+def _write_parts(parts: dict[Path, bytes], where: Path) -> None:
+    """Write each ``.part`` file of a save; if any write fails, remove them all and re-raise.
+
+    A full disk (``ENOSPC``, or a disk quota: ``EDQUOT``) is reported as ``OSError`` with the same
+    errno, saying that no space is left and naming ``where``; the files already in ``where`` are
+    untouched, because the ``.part`` files were not yet renamed into place.
+    """
+    try:
+        for part, data in parts.items():
+            with open(part, "wb") as fh:
+                fh.write(data)
+    except BaseException as err:
+        for part in parts:
+            part.unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno in _DISK_FULL:
+            raise OSError(
+                err.errno,
+                f"no space left on the device to save the model to {where} ({os.strerror(err.errno)}); "
+                f"need about {sum(map(len, parts.values())) / 2**20:.1f} MiB. The partial files were removed; "
+                "a model saved there before is unchanged. Free some space or save elsewhere",
+            ) from err
+        raise
 
 
 class _LoadError(ValueError):

@@ -23,9 +23,11 @@ Published methods keep their plain names; a variant carries its own:
 For scGen/scPRAM, ``kwargs`` are routed by name to the constructor (e.g. ``n_latent``), to
 ``train`` (e.g. ``batch_size``, ``on_epoch_end``) and to ``predict`` (e.g. ``ratio``);
 ``max_epochs`` (the epoch cap; ``n_epochs`` is its old name, still accepted with a
-``FutureWarning``, as is ``ctrl_adata=``, the old name of ``adata_to_predict``) defaults to
-:func:`tutorial_lib.config.get_config`'s; the progress bar is off unless ``progress_bar=True``.
-``return_model=True`` returns ``(prediction, model)``.
+``FutureWarning``, as is ``ctrl_adata=``, the old name of ``adata_to_predict``) is a whole
+number >= 1, or ``None`` for :func:`tutorial_lib.config.get_config`'s (0 is an error, not the
+default); the progress bar is off unless ``progress_bar=True``. ``seed`` is an integer from 0 to
+``2**32 - 1``, NumPy integers included (:func:`tutorial_lib.config.check_seed`), passed on as a
+plain ``int``. ``return_model=True`` returns ``(prediction, model)``.
 
 Variants of one model differ in prediction only, so they share one trained model: the last
 model trained per class is kept (with a reference to its training AnnData) and reused when the
@@ -52,7 +54,7 @@ from typing import Any, Protocol
 from anndata import AnnData
 
 from tutorial_lib._renames import UNSET, renamed, renamed_keywords
-from tutorial_lib.config import get_config
+from tutorial_lib.config import check_seed, check_whole_number, get_config
 from tutorial_lib.models import baselines
 from tutorial_lib.models._data import METHOD_KEY
 from tutorial_lib.models.base import BaseModel
@@ -110,6 +112,19 @@ def _trained_model(
     return model
 
 
+def _epoch_cap(max_epochs: Any, method: str) -> int | None:
+    """``max_epochs`` of a method call: ``None`` (the mode's default) or a whole number >= 1.
+
+    0 is refused rather than read as "not given": a cap of no epochs is a mistake, not a request
+    for the default.
+    """
+    if max_epochs is None:
+        return None
+    return check_whole_number(
+        max_epochs, f"{method}: max_epochs", 1, what="a whole number >= 1, or None for the mode's default"
+    )
+
+
 def _model_fit_predict(cls: type[BaseModel], name: str, **fixed_predict: Any) -> FitPredict:
     @renamed_keywords(name, ctrl_adata="adata_to_predict")
     def fit_predict(
@@ -125,6 +140,8 @@ def _model_fit_predict(cls: type[BaseModel], name: str, **fixed_predict: Any) ->
         **kwargs: Any,
     ) -> AnnData | tuple[AnnData, BaseModel]:
         max_epochs = renamed(max_epochs, n_epochs, old="n_epochs", new="max_epochs", where=name, new_default=None)
+        max_epochs = _epoch_cap(max_epochs, name)
+        seed = check_seed(seed)
         targets = {"init": _params(cls.__init__), "train": _params(cls.train), "predict": _params(cls.predict)}
         unknown = set(kwargs) - set().union(*targets.values())
         if unknown:
@@ -138,7 +155,7 @@ def _model_fit_predict(cls: type[BaseModel], name: str, **fixed_predict: Any) ->
             cls,
             train_adata,
             seed,
-            max_epochs or get_config().max_epochs,
+            get_config().max_epochs if max_epochs is None else max_epochs,
             routed["init"],
             routed["train"],
             reuse_trained,
@@ -173,7 +190,11 @@ def _baseline_fit_predict(fn: Callable[..., AnnData]) -> FitPredict:
         n_epochs: int | None = UNSET,
         **kwargs: Any,
     ) -> AnnData:
-        renamed(max_epochs, n_epochs, old="n_epochs", new="max_epochs", where=fn.__name__, new_default=None)
+        max_epochs = renamed(
+            max_epochs, n_epochs, old="n_epochs", new="max_epochs", where=fn.__name__, new_default=None
+        )
+        _epoch_cap(max_epochs, fn.__name__)  # nothing to train, but a wrong cap is the caller's mistake all the same
+        seed = check_seed(seed)
         if takes_seed:
             kwargs["seed"] = seed
         return fn(train_adata, adata_to_predict, cell_type=cell_type, **kwargs)

@@ -38,7 +38,15 @@ import numpy as np
 from anndata import AnnData
 
 from tutorial_lib._renames import renamed_keywords
-from tutorial_lib.data.checks import CELL_TYPE_KEY, CONDITION_KEY, CONTROL, STIMULATED, require_obs_keys
+from tutorial_lib.config import check_seed
+from tutorial_lib.data.checks import (
+    CELL_TYPE_KEY,
+    CONDITION_KEY,
+    CONTROL,
+    STIMULATED,
+    DataValidationError,
+    require_obs_keys,
+)
 from tutorial_lib.models._data import dense_x, obs_labels, prediction_adata, shared_cell_types
 from tutorial_lib.models.base import BaseModel, check_sample
 
@@ -64,8 +72,26 @@ def balanced_indices(
     Cell types: those with cells in both conditions (optionally only ``restrict_to``, minus
     ``exclude``). Each condition is balanced with :func:`balance_cell_types`, then the larger
     side is subsampled without replacement to the size of the smaller one. Seeded.
+
+    ``restrict_to`` is a list of cell-type names: a single string raises ``TypeError`` (it would
+    be read as its letters), and a list naming none of the usable cell types raises
+    :class:`~tutorial_lib.data.checks.DataValidationError` listing them.
     """
+    seed = check_seed(seed)
     cell_types, conditions = np.asarray(cell_types).astype(str), np.asarray(conditions).astype(str)
+    if restrict_to is not None:
+        if isinstance(restrict_to, str):
+            raise TypeError(
+                f"restrict_arithmetic_to must be a list of cell types, e.g. [{restrict_to!r}]; got the string "
+                f"{restrict_to!r}"
+            )
+        restrict_to = [str(t) for t in restrict_to]
+        usable = shared_cell_types(cell_types, conditions, ctrl_key=ctrl_key, stim_key=stim_key, exclude=exclude)
+        if not set(restrict_to) & set(usable):
+            raise DataValidationError(
+                f"restrict_arithmetic_to={restrict_to} names none of the cell types with both {ctrl_key!r} and "
+                f"{stim_key!r} training cells: {usable}"
+            )
     types = shared_cell_types(
         cell_types, conditions, ctrl_key=ctrl_key, stim_key=stim_key, exclude=exclude, restrict_to=restrict_to
     )
@@ -187,9 +213,10 @@ class SCGEN(BaseModel):
         ctrl_key, stim_key
             Condition labels.
         restrict_arithmetic_to
-            Cell types used to compute ``delta`` (default: all with both conditions).
+            Cell types used to compute ``delta``, a list (default: all with both conditions).
         seed
-            Seed of the balancing resampling (and of ``sample="posterior"``).
+            Seed of the balancing resampling (and of ``sample="posterior"``): an integer from 0 to
+            ``2**32 - 1``, NumPy integers included (:func:`~tutorial_lib.config.check_seed`).
         sample
             ``False`` (default, as published): decode the shifted posterior means.
             ``"posterior"`` (or ``True``): shift a seeded draw from each cell's posterior.
@@ -207,6 +234,7 @@ class SCGEN(BaseModel):
         """
         self._check_trained()
         check_sample(sample)
+        seed = check_seed(seed)
         targets = self._targets(cell_type, adata_to_predict, ctrl_key)
         delta = self.get_delta(
             ctrl_key=ctrl_key, stim_key=stim_key, restrict_arithmetic_to=restrict_arithmetic_to, seed=seed

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from tutorial_lib.config import set_seed
+from tutorial_lib.config import check_seed, set_seed
 from tutorial_lib.models._params import check_float, check_int
 
 EpochCallback = Callable[[int, float], None]
@@ -135,7 +135,7 @@ def training_summary(history: TrainingHistory) -> dict[str, float]:
 def split_indices(n: int, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded random train/validation split of ``range(n)``; at least 2 training cells."""
     check_float("validation_fraction", validation_fraction, 0.0, 1.0, high_inclusive=False)
-    perm = np.random.default_rng(seed).permutation(n)
+    perm = np.random.default_rng(check_seed(seed)).permutation(n)
     n_val = int(round(validation_fraction * n))
     n_val = min(n_val, max(n - 2, 0))
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
@@ -382,7 +382,8 @@ def train_vae(
     grad_clip_norm
         Maximum gradient norm (``None``: no clipping).
     seed
-        Seeds the split, the minibatch order, dropout, input noise and sampling.
+        Seeds the split, the minibatch order, dropout, input noise and sampling: an integer from 0
+        to ``2**32 - 1`` (NumPy integers too; :func:`tutorial_lib.config.check_seed`).
     progress_bar
         Show a tqdm bar (over steps).
     on_epoch_end
@@ -406,6 +407,7 @@ def train_vae(
     check_float("final_lr_fraction", final_lr_fraction, 0.0, 1.0)
     check_int("eval_every", eval_every, 1)
     lr_at(0, lr, total_steps=1, schedule=lr_schedule)  # validates the name
+    seed = check_seed(seed)  # a plain int: random.seed refuses numpy integers
     history = TrainingHistory() if history is None else history
     set_seed(seed)
     n = int(x.shape[0])
