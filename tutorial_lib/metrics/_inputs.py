@@ -8,7 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 from anndata import AnnData
 
-from tutorial_lib.data.checks import DataValidationError
+from tutorial_lib.data.checks import DataValidationError, check_log_normalised, check_same_scale
 
 Matrix = np.ndarray | sp.spmatrix | sp.sparray
 CellsLike = AnnData | np.ndarray | sp.spmatrix | sp.sparray
@@ -28,6 +28,9 @@ def _matrix_of(obj: CellsLike, what: str) -> Matrix:
     x = np.asarray(x)
     if x.ndim != 2:
         raise DataValidationError(f"{what} must be a 2-D cells x genes matrix, got shape {x.shape}")
+    if np.issubdtype(x.dtype, np.floating) and x.dtype.itemsize < 4:
+        # scipy.sparse has no float16: combined with sparse inputs it fails; float32 holds every float16 exactly
+        x = x.astype(np.float32)
     return x
 
 
@@ -151,6 +154,20 @@ def aligned_matrices(
             raise DataValidationError(f"inputs must have the same genes; numbers of genes differ: {shapes}")
         mats[what] = align_to(mats[what], names[what], ref, what, ref_key)
     return mats, ref
+
+
+def check_scales(mats: dict[str, Matrix], what: str) -> None:
+    """Raise unless the ``"real"``, ``"ctrl"`` and ``"pred"`` matrices are all log1p-normalised expression.
+
+    Each is checked on its own (:func:`~tutorial_lib.data.checks.check_log_normalised`), so three
+    inputs on another scale are refused even when they agree with each other: raw counts (on any
+    number of genes) and centred or z-scored data (mostly negative). A few negative values are
+    allowed (synthetic data, a shift that was not clipped at 0). ``real`` and ``ctrl`` are cells,
+    bounded like normalised cells; ``pred`` is a model's output, bounded by value.
+    """
+    check_same_scale(mats, what)  # names the odd one out when only some look like counts
+    for name in ("real", "ctrl", "pred"):
+        check_log_normalised(mats[name], name, allow_negative=True, prediction=name == "pred")
 
 
 def gene_means(x: Matrix) -> np.ndarray:

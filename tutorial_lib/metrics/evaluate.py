@@ -10,8 +10,16 @@ import pandas as pd
 import scipy.sparse as sp
 
 from tutorial_lib.config import check_seed
-from tutorial_lib.data.checks import DataValidationError, check_same_scale
-from tutorial_lib.metrics._inputs import CellsLike, Matrix, aligned_matrices, gene_means, gene_vars, subsample_rows
+from tutorial_lib.data.checks import DataValidationError
+from tutorial_lib.metrics._inputs import (
+    CellsLike,
+    Matrix,
+    aligned_matrices,
+    check_scales,
+    gene_means,
+    gene_vars,
+    subsample_rows,
+)
 from tutorial_lib.metrics.bootstrap import (
     bootstrap_weight_chunks,
     check_n_boot,
@@ -204,7 +212,10 @@ def evaluate(
     real, pred, ctrl
         Real stimulated cells, predicted cells, and the control cells they were predicted from
         (AnnData with log-normalised ``.X``, or cells x genes matrices), on the same genes. Genes in
-        another order are aligned to ``real``; different genes raise an error naming them.
+        another order are aligned to ``real``; different genes raise an error naming them. Each input
+        must be on the log1p-normalised scale (:func:`~tutorial_lib.metrics._inputs.check_scales`):
+        raw counts, on any number of genes, and centred or z-scored data are refused even when all
+        three agree. float16 matrices are scored in float32.
     n_top_degs
         k of the "top-k DEGs" gene set: :func:`~tutorial_lib.metrics.rank_degs` of real vs control
         (never of the predictions). Ignored when ``degs`` is given.
@@ -278,7 +289,7 @@ def evaluate(
         if unknown:
             raise ValueError(f"metric {m.name!r} asks for options {unknown}; evaluate() passes on only {list(opts)}")
     mats, genes = aligned_matrices({"real": real, "pred": pred, "ctrl": ctrl}, var_names=var_names)
-    check_same_scale(mats, "evaluate(real, pred, ctrl)")
+    check_scales(mats, "evaluate(real, pred, ctrl)")
     for what, x in mats.items():
         if x.shape[0] < 2:
             raise DataValidationError(f"{what} has {x.shape[0]} cell(s); need at least 2 per group")

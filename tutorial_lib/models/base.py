@@ -42,7 +42,7 @@ from tutorial_lib.data.checks import (
     require_obs_keys,
     require_values,
 )
-from tutorial_lib.models._data import dense_x, obs_labels
+from tutorial_lib.models._data import dense_x, obs_labels, require_control_targets, require_unique_genes
 from tutorial_lib.models._module import VAE
 from tutorial_lib.models.training import DEFAULT_SCHEDULE, EpochCallback, TrainingHistory, train_vae
 
@@ -113,6 +113,7 @@ class BaseModel:
         require_conditions(adata, condition_key)
         if adata.n_obs < 2:
             raise DataValidationError(f"adata has {adata.n_obs} cells; at least 2 are needed to train")
+        require_unique_genes(adata, "adata")
         check_log_normalised(adata.X, "adata.X")
         self.adata = adata
         self.condition_key = condition_key
@@ -231,8 +232,12 @@ class BaseModel:
         return self.module.encode(x)[0]
 
     def get_latent(self, adata: AnnData | None = None, *, batch_size: int = 1024) -> np.ndarray:
-        """Posterior means of the cells of ``adata`` (default: the training data), cells × n_latent."""
-        x = dense_x(self.adata if adata is None else adata, self.var_names)
+        """Posterior means of the cells of ``adata`` (default: the training data), cells × n_latent.
+
+        ``adata`` is checked like ``predict``'s targets (:meth:`_check_expression`): NaN, raw counts
+        or scaled values would give latents that mean nothing, without any other error.
+        """
+        x = dense_x(self.adata, self.var_names) if adata is None else self._check_expression(adata, "adata")
         return self._batched(self._encode_mean, x, batch_size, self.module.n_latent)
 
     def decode(self, z: np.ndarray, *, batch_size: int = 1024) -> np.ndarray:
@@ -294,6 +299,7 @@ class BaseModel:
                 raise DataValidationError("adata_to_predict is empty")
             if cell_type is None and self.cell_type_key not in adata_to_predict.obs.columns:
                 raise DataValidationError(f"adata_to_predict.obs has no column {self.cell_type_key!r}; pass cell_type")
+            require_control_targets(adata_to_predict, self.condition_key, ctrl_key)
             self._check_expression(adata_to_predict)
             return adata_to_predict
         if cell_type is None:
@@ -306,25 +312,27 @@ class BaseModel:
             raise DataValidationError(f"No {ctrl_key!r} cells of cell type {cell_type!r} in the training data")
         return self.adata[mask]
 
-    def _check_expression(self, adata: AnnData) -> None:
-        """Raise unless ``adata`` holds finite, non-negative, log1p-normalised values for the model's genes.
+    def _check_expression(self, adata: AnnData, what: str = "adata_to_predict") -> np.ndarray:
+        """The model's genes of ``adata`` as a dense array, if finite, non-negative and log1p-normalised.
 
         Checks every value of the model's genes (NaN anywhere would give a NaN predicted cell), with
         the same rules as the training data (:func:`~tutorial_lib.data.checks.check_log_normalised`):
         raw counts or scaled (negative) values are refused instead of being predicted from silently.
+        ``what`` names ``adata`` in the errors.
         """
-        x = dense_x(adata, self.var_names)
+        x = dense_x(adata, self.var_names, what=what)
         bad_rows = ~np.isfinite(x).all(axis=1)
         if bad_rows.any():
             names = list(adata.obs_names[bad_rows][:3])
             raise DataValidationError(
-                f"adata_to_predict.X has NaN or infinite values in {int(bad_rows.sum())} cells (e.g. {names}); "
+                f"{what}.X has NaN or infinite values in {int(bad_rows.sum())} cells (e.g. {names}); "
                 "expected finite log1p-normalised expression"
             )
         try:
-            check_log_normalised(x, "adata_to_predict.X")
+            check_log_normalised(x, f"{what}.X")
         except DataValidationError as err:
             raise DataValidationError(f"{err} (the model was trained on log1p-normalised data)") from None
+        return x
 
     def decode_delta(
         self,

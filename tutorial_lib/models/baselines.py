@@ -4,7 +4,9 @@ All take ``train_adata`` (training cells: every cell type's controls, stimulated
 non-held-out types) and ``adata_to_predict`` (the control cells to predict from; ``ctrl_adata=``,
 its old name, still works with a ``FutureWarning``). The perturbation
 effect is learnt from the training cell types with both conditions, *excluding* ``cell_type``
-(the held-out type, whose stimulated cells are unseen).
+(the held-out type, whose stimulated cells are unseen). Both inputs are checked as the models
+check theirs: log1p-normalised expression (finite, non-negative, not raw counts, on any number of
+genes), each training gene once in the targets, and control cells only among the targets.
 
 * :func:`no_change`: the control cells themselves.
 * :func:`mean_shift`: controls + (mean stimulated − mean control) in gene space, clipped at 0.
@@ -20,9 +22,41 @@ from anndata import AnnData
 from sklearn.decomposition import PCA
 
 from tutorial_lib._renames import renamed_keywords
-from tutorial_lib.data.checks import CELL_TYPE_KEY, CONDITION_KEY, CONTROL, STIMULATED, require_conditions
-from tutorial_lib.models._data import dense_x, obs_labels, prediction_adata, shared_cell_types
+from tutorial_lib.data.checks import (
+    CELL_TYPE_KEY,
+    CONDITION_KEY,
+    CONTROL,
+    STIMULATED,
+    check_log_normalised,
+    require_conditions,
+)
+from tutorial_lib.models._data import (
+    dense_x,
+    obs_labels,
+    prediction_adata,
+    require_control_targets,
+    require_unique_genes,
+    shared_cell_types,
+)
 from tutorial_lib.models._params import check_int
+
+
+def _checked_targets(
+    train_adata: AnnData, adata_to_predict: AnnData, condition_key: str, ctrl_key: str = CONTROL
+) -> np.ndarray:
+    """``adata_to_predict``'s expression in the training gene order, once both inputs are checked.
+
+    Both must be log1p-normalised (:func:`~tutorial_lib.data.checks.check_log_normalised`: finite,
+    non-negative, not raw counts, on any number of genes), as for the models: a NaN control cell
+    would give a NaN prediction, raw controls a count matrix plus a log-scale shift. The targets
+    must be control cells only and hold each training gene once.
+    """
+    require_unique_genes(train_adata, "train_adata")
+    check_log_normalised(train_adata.X, "train_adata.X")
+    require_control_targets(adata_to_predict, condition_key, ctrl_key)
+    x = dense_x(adata_to_predict, train_adata.var_names, what="adata_to_predict")
+    check_log_normalised(x, "adata_to_predict.X")
+    return x
 
 
 def _effect_cells(
@@ -68,7 +102,7 @@ def no_change(
     cell_type_key: str = CELL_TYPE_KEY,
 ) -> AnnData:
     """The control cells as the prediction (genes in the training order)."""
-    x = dense_x(adata_to_predict, train_adata.var_names)
+    x = _checked_targets(train_adata, adata_to_predict, condition_key)
     return _output(x, adata_to_predict, train_adata.var_names, "no_change", cell_type, condition_key, cell_type_key)
 
 
@@ -84,10 +118,11 @@ def mean_shift(
     stim_key: str = STIMULATED,
 ) -> AnnData:
     """Controls + (mean stimulated − mean control of the training cell types other than ``cell_type``), clipped at 0."""
+    x_targets = _checked_targets(train_adata, adata_to_predict, condition_key, ctrl_key)
     ctrl_mask, stim_mask = _effect_cells(train_adata, cell_type, condition_key, cell_type_key, ctrl_key, stim_key)
     x_train = dense_x(train_adata)
     delta = x_train[stim_mask].mean(axis=0) - x_train[ctrl_mask].mean(axis=0)
-    x = np.clip(dense_x(adata_to_predict, train_adata.var_names) + delta, 0.0, None)
+    x = np.clip(x_targets + delta, 0.0, None)
     return _output(x, adata_to_predict, train_adata.var_names, "mean_shift", cell_type, condition_key, cell_type_key)
 
 
@@ -109,12 +144,13 @@ def pca_arithmetic(
     ``n_components`` is capped at ``min(n_cells, n_genes)``; ``seed`` seeds the randomised SVD.
     """
     check_int("n_components", n_components, 1)
+    x_targets = _checked_targets(train_adata, adata_to_predict, condition_key, ctrl_key)
     ctrl_mask, stim_mask = _effect_cells(train_adata, cell_type, condition_key, cell_type_key, ctrl_key, stim_key)
     x_train = dense_x(train_adata)
     pca = PCA(n_components=min(n_components, *x_train.shape), random_state=seed).fit(x_train)
     scores = pca.transform(x_train)
     delta = scores[stim_mask].mean(axis=0) - scores[ctrl_mask].mean(axis=0)
-    target = pca.transform(dense_x(adata_to_predict, train_adata.var_names))
+    target = pca.transform(x_targets)
     x = np.clip(pca.inverse_transform(target + delta), 0.0, None)
     return _output(
         x, adata_to_predict, train_adata.var_names, "pca_arithmetic", cell_type, condition_key, cell_type_key

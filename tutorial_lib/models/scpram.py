@@ -20,7 +20,8 @@ setting can also be overridden by keyword.
 2. Reference pools (``reference="all"``): every control cell not of ``cell_type``
    and every stimulated cell of the training data, no subsampling, no cell-type balancing.
    (The release always names a cell type; without one, e.g. for held-out donors, the control
-   pool leaves out the target cells themselves.)
+   pool leaves out the target cells themselves: every training control cell with a target's
+   expression on the model's genes and its annotations, whatever the cells' names.)
 3. Exact optimal transport (``ot.emd``, uniform marginals, at most 100,000 network-simplex
    iterations as released) on the unscaled *Euclidean* cost between stimulated (rows) and
    control (columns) latents, computed in float32.
@@ -79,7 +80,7 @@ from anndata import AnnData
 
 from tutorial_lib._renames import renamed_keywords
 from tutorial_lib.data.checks import CELL_TYPE_KEY, CONDITION_KEY, CONTROL, STIMULATED, DataValidationError
-from tutorial_lib.models._data import dense_x, obs_labels, prediction_adata, shared_cell_types
+from tutorial_lib.models._data import dense_x, obs_labels, prediction_adata, rows_in, shared_cell_types
 from tutorial_lib.models._params import check_choice, check_float, check_int
 from tutorial_lib.models.base import BaseModel, check_sample
 from tutorial_lib.models.ot_attention import (
@@ -312,7 +313,7 @@ class SCPRAM(BaseModel):
         elif exclude:
             ctrl_mask &= ~np.isin(types, exclude)
         else:  # no cell type to leave out (e.g. held-out donors): leave out the target cells themselves
-            ctrl_mask &= ~self.adata.obs_names.isin(targets.obs_names)
+            ctrl_mask &= ~self._copies_of(targets, ctrl_mask)
         if ctrl_mask.sum() == 0 or stim_mask.sum() == 0:
             raise DataValidationError(
                 f"No reference {ctrl_key!r} or {stim_key!r} cells in the training data outside {exclude}; "
@@ -402,6 +403,27 @@ class SCPRAM(BaseModel):
         )
         pred.uns["scpram"] = by_products
         return (pred, weights) if return_attention else pred
+
+    def _copies_of(self, targets: AnnData, candidates: np.ndarray) -> np.ndarray:
+        """Mask of the training cells among ``candidates`` (a mask) that are copies of a target.
+
+        Targets are usually copies of training cells (held-out donors' controls stay in training).
+        A copy is recognised by its content, not its name (names can change, and ``AnnData(array)``
+        names any cells ``'0'``, ``'1'``...): the same expression on the model's genes and the same
+        annotations in the ``obs`` columns both have (condition, cell type, donor...).
+        """
+        idx = np.flatnonzero(candidates)
+        copies = np.zeros(len(candidates), dtype=bool)
+        if len(idx):
+            train = self.adata[idx]
+            shared = [c for c in train.obs.columns if c in targets.obs.columns]
+            copies[idx] = rows_in(
+                dense_x(train, self.var_names),
+                dense_x(targets, self.var_names),
+                train.obs[shared],
+                targets.obs[shared],
+            )
+        return copies
 
     def _latents(self, x: np.ndarray, latent: str, rng: np.random.Generator) -> np.ndarray:
         """Posterior means of ``x``, or seeded posterior samples (one ``rng.standard_normal`` draw per call)."""
