@@ -6,7 +6,7 @@
 #                 and the shared-tuning test on PostgreSQL: `make postgres` installs Debian's postgresql)
 #   make lab      set up .venv and open JupyterLab on notebooks/ in it (the course environment)
 #
-# Other targets: env, data, notebooks, book, browser, postgres, lint, lab, clean. Variables (override on the command line):
+# Other targets: env, data, notebooks, book, times, browser, postgres, lint, lab, clean. Variables (override on the command line):
 #   PYTHON        interpreter that creates the virtual environment (default: python3.11)
 #   VENV          where the virtual environment lives (default: .venv)
 #   TORCH         the PyTorch requirement installed first (default: torch==2.13.0)
@@ -37,7 +37,7 @@ STAMP := $(VENV)/.tutorial-installed
 # Tools of the virtual environment (jupyter, jupyter-book) come first on PATH.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help env course data notebooks book browser postgres test clean
+.PHONY: help env course data notebooks book times browser postgres test clean
 
 help:
 	@awk '!/^#/ {exit} {sub(/^# ?/, ""); print}' Makefile
@@ -63,6 +63,10 @@ notebooks: env
 
 book: env
 	bash scripts/run_course.sh book
+
+# Time every notebook in fast mode (outputs untouched) and copy the times into the pages.
+times: env
+	NB_TIMEOUT=$(NB_TIMEOUT) bash scripts/run_course.sh times
 
 course: env
 	NB_TIMEOUT=$(NB_TIMEOUT) bash scripts/run_course.sh all

@@ -2,11 +2,12 @@
 # Run the course end to end with the Python environment found on PATH (the Makefile puts .venv
 # first; with conda, activate the module's environment first).
 #
-#   bash scripts/run_course.sh [all|data|notebooks|book]     (default: all)
+#   bash scripts/run_course.sh [all|data|notebooks|book|times]     (default: all)
 #
 #   data       fetch Kang et al. 2018 into the cache (python -m tutorial_lib.data.kang)
 #   notebooks  execute every notebooks/*.ipynb in full mode (TUTORIAL_FAST=0), in place, in order
 #   book       build the book (jupyter-book build . --all -W --keep-going) into _build/html
+#   times      time every notebook in fast mode without changing its outputs (metadata tutorial_timings)
 #   all        data, notebooks, book
 #
 # NB_TIMEOUT: per-cell timeout in seconds (default 7200; -1 for none). TUTORIAL_FAST=1 runs the
@@ -37,6 +38,18 @@ run_notebooks() {
     # a record of the run (mode, date, wall time, versions: metadata "tutorial_execution") are
     # written back in place, only if every cell succeeded. Stops at the first failing notebook.
     python -m tutorial_lib.execution --mode "$mode" --timeout "$NB_TIMEOUT" "${notebooks[@]}"
+    # The pages that quote run times (README, set-up, workshop, notebook headers) follow the record.
+    python -m tutorial_lib.run_times --write
+}
+
+time_fast() {
+    # Time every notebook in fast mode on a throwaway copy (the stored outputs stay), then update
+    # the pages that quote run times. Run it on an idle machine: the load is recorded beside.
+    shopt -s nullglob
+    local notebooks=(notebooks/*.ipynb)
+    shopt -u nullglob
+    python -m tutorial_lib.execution --time-only --mode fast --timeout "$NB_TIMEOUT" "${notebooks[@]}"
+    python -m tutorial_lib.run_times --write
 }
 
 build_book() {
@@ -49,6 +62,7 @@ case "$step" in
     data) fetch_data ;;
     notebooks) run_notebooks ;;
     book) build_book ;;
+    times) time_fast ;;
     all) fetch_data; run_notebooks; build_book ;;
-    *) echo "usage: $0 [all|data|notebooks|book]" >&2; exit 2 ;;
+    *) echo "usage: $0 [all|data|notebooks|book|times]" >&2; exit 2 ;;
 esac

@@ -9,7 +9,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from tutorial_lib.config import REPO_ROOT
-from tutorial_lib.execution import RECORD_KEY, execute_notebook, execution_problems, main
+from tutorial_lib.execution import RECORD_KEY, TIMINGS_KEY, execute_notebook, execution_problems, main
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 
@@ -88,3 +88,20 @@ def test_a_failing_notebook_is_left_untouched(tmp_path):
         execute_notebook(path, mode="slow")
     with pytest.raises(FileNotFoundError, match="not a notebook file"):
         execute_notebook(tmp_path / "missing.ipynb")
+
+
+def test_time_only_records_the_timing_and_keeps_the_stored_outputs(tmp_path):
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell(MODE_CELL), new_code_cell("1 + 1")]), path)
+    full = execute_notebook(path, mode="full", timeout=120)
+    stored = nbformat.read(path, as_version=4)
+    fast = execute_notebook(path, mode="fast", timeout=120, time_only=True)
+    nb = nbformat.read(path, as_version=4)
+    assert nb.cells == stored.cells  # the full-mode outputs stay
+    assert nb.metadata[RECORD_KEY] == full  # and so does the record of the run behind them
+    timings = nb.metadata[TIMINGS_KEY]
+    assert set(timings) == {"full", "fast"}
+    assert timings["fast"]["wall_s"] == fast["wall_s"] and timings["full"]["wall_s"] == full["wall_s"]
+    for field in ("cpu_count", "torch_threads", "device", "load_start", "load_mean"):
+        assert timings["fast"][field] == fast[field]
+    assert fast["load_mean"] >= 0 and fast["torch_threads"] >= 1

@@ -1,44 +1,21 @@
-"""The workshop page quotes the run times recorded in the notebooks (so a re-run updates it)."""
+"""The workshop page: run times quoted from the notebooks, a timetable that adds up, exercises that exist."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
-
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE = REPO / "book" / "workshop.md"
 
 
-def _recorded() -> dict[str, float]:
-    out = {}
-    for path in sorted((REPO / "notebooks").glob("*.ipynb")):
-        record = json.loads(path.read_text(encoding="utf-8"))["metadata"].get("tutorial_execution", {})
-        out[path.stem] = record.get("wall_s")
-    return out
+def test_pages_quote_the_run_times_recorded_in_the_notebooks():
+    from tutorial_lib.run_times import differences
 
-
-def _quoted() -> dict[str, float]:
-    rows = re.findall(r"^\| `([0-9]{2}_[a-z0-9_]+)` \| ([0-9.]+) \|", PAGE.read_text(encoding="utf-8"), re.M)
-    return {name: float(value) for name, value in rows}
-
-
-def test_timetable_quotes_every_notebooks_recorded_wall_time():
-    recorded, quoted = _recorded(), _quoted()
-    assert set(quoted) == set(recorded), f"workshop.md lists {sorted(quoted)}, notebooks are {sorted(recorded)}"
-    stale = {
-        k: (quoted[k], recorded[k])
-        for k in recorded
-        if recorded[k] is None or quoted[k] != pytest.approx(recorded[k], abs=0.05)
-    }
+    stale = differences(REPO)
     assert not stale, (
-        "book/workshop.md's run-time table differs from metadata['tutorial_execution']['wall_s'] "
-        f"(quoted, recorded): {stale}; copy the new times (and re-check the timetable)"
+        f"run times differ from the notebooks' metadata in {stale}: python -m tutorial_lib.run_times --write"
     )
-    total = re.search(r"^\| all five \| ([0-9.]+) \|", PAGE.read_text(encoding="utf-8"), re.M)
-    assert total and float(total.group(1)) == pytest.approx(sum(recorded.values()), abs=0.1)
 
 
 def test_timetable_fills_three_and_a_half_hours():
