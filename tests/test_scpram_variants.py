@@ -173,6 +173,19 @@ def test_emd_iteration_limit_is_reported():
     assert log["converged"]
 
 
+def test_the_releases_iteration_limit_is_recorded_without_a_warning(model, ctrl_a, monkeypatch):
+    import tutorial_lib.models.scpram as scpram_module
+
+    monkeypatch.setattr(scpram_module, "EMD_MAX_ITER_RELEASE", 5)  # a limit these small pools reach
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # stopping at the release's own limit is the published method
+        pred = model.predict(HELD_OUT, adata_to_predict=ctrl_a, seed=1, num_iter_max=5)
+    assert not pred.uns["scpram"]["plan"]["converged"]
+    with pytest.warns(UserWarning, match="before reaching the optimum"):  # any other limit warns
+        pred = model.predict(HELD_OUT, adata_to_predict=ctrl_a, seed=1, num_iter_max=6)
+    assert not pred.uns["scpram"]["plan"]["converged"]
+
+
 # -- pure prediction ------------------------------------------------------------------------------
 @pytest.mark.parametrize("cls", [SCGEN, SCPRAM])
 def test_predict_does_not_change_the_model(cls, train_data, ctrl_a):

@@ -101,7 +101,7 @@ class BenchmarkConfig:
     default, :func:`tutorial_lib.config.get_config`; ``n_epochs=`` is its old name, accepted with a
     ``FutureWarning``); ``method_kwargs[name]`` go to that method's
     constructor, ``train`` and ``predict`` by name (e.g. a step budget or patience of the training
-    loop, so that two settings can be trained to equal optimizer steps or to convergence).
+    loop, so that two settings can be trained to equal optimizer steps or with the default early stopping).
     ``gene_selection`` is ``"per_run"`` (default: each run's own training cells) or ``"shared"``.
     ``n_bootstrap`` and ``n_bootstrap_degs`` are :func:`~tutorial_lib.metrics.evaluate`'s.
     """

@@ -6,8 +6,9 @@ library and tests agree.
 Fast mode (``TUTORIAL_FAST=1`` or ``CI`` set) uses the small committed subset of Kang 2018
 and a capped training budget (a few epochs: the models may stop before they converge), so that
 every notebook runs end to end in CI within minutes. Full mode uses the whole data set and
-trains scGen and scPRAM to convergence (their default early-stopping schedule, see
-:func:`tutorial_lib.models.training.train_vae`).
+trains scGen and scPRAM with their default schedule (early stopping on the validation loss with a
+step cap, see :func:`tutorial_lib.models.training.train_vae`; on the full data they usually reach
+the cap).
 """
 
 from __future__ import annotations
@@ -90,8 +91,9 @@ class RunConfig:
             from tutorial_lib.models.training import DEFAULT_SCHEDULE as s
 
             return (
-                f"to convergence (early stopping on the smoothed validation loss, patience {s['patience']} "
-                f"steps, at least {s['min_steps']}, at most {s['max_steps']} steps)"
+                f"the default schedule: early stopping on the smoothed validation loss (patience {s['patience']} "
+                f"steps, at least {s['min_steps']}), capped at {s['max_steps']} steps; "
+                "each training says which ended it"
             )
         return f"capped at {self.max_epochs} epochs (a fixed budget: the models may stop before they converge)"
 

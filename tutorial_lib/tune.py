@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-epochs",
         type=int,
         default=cfg.max_epochs,
-        help="epoch cap of each trial's training (default: the mode's; none in full mode: to convergence)",
+        help="epoch cap of each trial's training (default: the mode's; none in full mode: the default schedule)",
     )
     p.add_argument("--n-epochs", type=int, default=None, dest="n_epochs", help=argparse.SUPPRESS)  # old name
     p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default: the model's)")

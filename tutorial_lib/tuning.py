@@ -104,10 +104,10 @@ def fit_and_score(
     (the single final scoring). ``train_kwargs`` go to ``Model.train`` (e.g. ``batch_size``,
     ``lr``; a preset from :func:`tutorial_lib.models.presets.train_preset`); ``max_epochs`` (the
     epoch cap; ``None``: the mode's budget, :attr:`tutorial_lib.config.RunConfig.max_epochs`, i.e.
-    capped in fast mode and trained to convergence in full mode; ``n_epochs`` is its old name,
-    accepted with a ``FutureWarning``) and ``seed`` are set by their own arguments. Runs under
-    :func:`tutorial_lib.config.fixed_threads`, so a trial's value is reproduced exactly by calling
-    this again with its parameters.
+    capped in fast mode and the default schedule (early stopping, step cap) in full mode;
+    ``n_epochs`` is its old name, accepted with a ``FutureWarning``) and ``seed`` are set by their
+    own arguments. Runs under :func:`tutorial_lib.config.fixed_threads`, so a trial's value is
+    reproduced exactly by calling this again with its parameters.
     """
     from tutorial_lib.metrics import e_distance, fit_shared_pca
 
