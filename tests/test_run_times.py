@@ -59,7 +59,7 @@ def test_write_copies_the_recorded_times_and_check_then_agrees(tmp_path):
     assert "| `00_intro` | 70 s | 5 min |" in readme
     assert "| `01_scgen` | not measured | 95 s |" in readme
     assert "| all | not measured | 7 min |" in readme  # 395 s; a total needs every notebook
-    assert "2 cores of a Test CPU, 1 PyTorch thread(s), device cpu, 2026-12-06" in readme
+    assert "on 2 CPU cores (Test CPU), 1 PyTorch thread, device cpu, 2026-12-06" in readme
     workshop = (repo / "book" / "workshop.md").read_text()
     assert "| Module 00: data | 70 s | talk |" in workshop
     assert "| Module 01: scGen | not measured | talk |" in workshop

@@ -59,11 +59,11 @@ def _machines(timings: dict[str, dict[str, dict]], mode: str) -> str:
     kinds = {(r["cpu_model"], r["cpu_count"], r["torch_threads"], r["device"]) for r in runs}
     dates = sorted({r["date"][:10] for r in runs})
     loads = [r["load_mean"] for r in runs]
-    where = (
-        "on {1} cores of a {0}, {2} PyTorch thread(s), device {3}".format(*kinds.pop())
-        if len(kinds) == 1
-        else "on several machines (see each notebook's metadata)"
-    )
+    if len(kinds) == 1:
+        model, cores, threads, device = kinds.pop()
+        where = f"on {cores} CPU cores ({model}), {threads} PyTorch thread{'s' * (threads != 1)}, device {device}"
+    else:
+        where = "on several machines (see each notebook's metadata)"
     when = dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
     return f"{mode} mode {where}, {when}, mean 1-minute load {min(loads):.1f}–{max(loads):.1f}"
 
@@ -98,7 +98,8 @@ def run_time_paragraph(t: dict[str, dict]) -> str:
     )
     if full:
         text += (
-            f" Measured on {full['cpu_count']} CPU cores with {full['torch_threads']} PyTorch thread(s) and a mean"
+            f" Measured on {full['cpu_count']} CPU cores with {full['torch_threads']} PyTorch"
+            f" thread{'s' * (full['torch_threads'] != 1)} and a mean"
             f" 1-minute load of {full['load_mean']:.1f}; the metadata `tutorial_timings` holds the details."
         )
     return text
