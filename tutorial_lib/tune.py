@@ -30,11 +30,10 @@ import socket
 import sys
 import warnings
 
-from tutorial_lib.config import get_config
+from tutorial_lib.config import SEED_MAX, get_config
 from tutorial_lib.data import load_kang2018, prepare_holdout, split_views
 from tutorial_lib.data.split import DEFAULT_TEST_CELL_TYPE, DEFAULT_VALIDATION_CELL_TYPE
 from tutorial_lib.tuning import (
-    MAX_SEED,
     SEARCH_SPACES,
     check_space,
     check_storage,
@@ -147,11 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     ]:
         if value is not None and value < low:
             problems.append(f"{name} must be >= {low}, got {value}")
-    if args.seed > MAX_SEED:
-        problems.append(f"--seed must be <= {MAX_SEED} (NumPy's seed range), got {args.seed}")
-    elif min(args.seed, args.worker) >= 0 and args.seed + args.worker > MAX_SEED:
+    if args.seed > SEED_MAX:
+        problems.append(f"--seed must be <= {SEED_MAX} (NumPy's seed range), got {args.seed}")
+    elif min(args.seed, args.worker) >= 0 and args.seed + args.worker > SEED_MAX:
         problems.append(
-            f"--seed + --worker (the sampler's seed) must be <= {MAX_SEED} (NumPy's seed range), "
+            f"--seed + --worker (the sampler's seed) must be <= {SEED_MAX} (NumPy's seed range), "
             f"got {args.seed + args.worker}"
         )
     if not args.study.strip():

@@ -26,7 +26,6 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
 from tutorial_lib._renames import UNSET, deprecated_alias, renamed
-from tutorial_lib.config import fixed_threads, get_config
+from tutorial_lib.config import check_seed, fixed_threads, get_config
 from tutorial_lib.data.split import HoldoutData
 from tutorial_lib.models._views import SpecFieldView
 from tutorial_lib.search_space import validate_space
@@ -469,10 +468,6 @@ def _retry_stale_trials(max_retry: int) -> dict[str, Any]:
     return {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=max_retry)}
 
 
-MAX_SEED = 2**32 - 1
-"""Largest seed NumPy's random generators (and so Optuna's TPE sampler) accept."""
-
-
 def create_study(
     name: str,
     storage: str | Path | None = None,
@@ -487,11 +482,11 @@ def create_study(
     (:func:`sampler_seed`): a fresh study with the same ``seed`` gives the same trials, and a worker
     restarted on a study that has trials draws new points instead of repeating the ones it drew
     before its restart (with a plain ``seed``, its random start-up trials were the same again).
-    ``seed`` must be a NumPy seed (0 to :data:`MAX_SEED`); it, ``pruner`` and ``storage`` are
-    checked before the storage is opened.
+    ``seed`` is checked by :func:`tutorial_lib.config.check_seed` (0 to ``2**32 - 1``, the range of
+    NumPy's generators and so of Optuna's TPE sampler); it, ``pruner`` and ``storage`` are checked
+    before the storage is opened.
     """
-    if isinstance(seed, bool) or not isinstance(seed, Integral) or not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"seed must be in [0, {MAX_SEED}] (NumPy's seed range), got {seed!r}")
+    seed = check_seed(seed)
     pruners = {
         "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=3),
         "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=2),
