@@ -1,7 +1,7 @@
 # Generative AI for single-cell perturbation modelling: set-up, course run and tests.
 #
 #   make course   set up .venv, fetch the data, run every notebook in full mode, build the book
-#   make test     set up .venv, run the unit tests, the notebooks in fast mode and the book build
+#   make test     set up .venv, run the unit tests, the notebooks in fast mode (smoke-test budget) and the book build
 #                 (with its browser test: `make browser` installs Debian's chromium first if missing;
 #                 and the shared-tuning test on PostgreSQL: `make postgres` installs Debian's postgresql)
 #   make lab      set up .venv and open JupyterLab on notebooks/ in it (the course environment)
@@ -96,7 +96,8 @@ postgres:
 	    || echo "make postgres: installing postgresql failed"; fi
 
 # Unit tests (tests/, including the book build and the environment checks) and every notebook
-# in fast mode (nbmake) in one pytest-xdist run, one BLAS/torch thread per worker (2 workers on 2 cores;
+# in fast mode with the smoke-test budget (TUTORIAL_SMOKE=1: training capped at a few epochs)
+# (nbmake) in one pytest-xdist run, one BLAS/torch thread per worker (2 workers on 2 cores;
 # NUMBA_NUM_THREADS too: scanpy's numba kernels share libgomp with torch and would raise torch to
 # one thread per core). pytest's exit code 5 ("no tests collected")
 # is not an error here: notebooks/ may still be empty. The style check (lint) runs first.
@@ -106,7 +107,7 @@ test: env browser postgres lint
 	if [ $${#notebooks[@]} -gt 0 ]; then args+=(--nbmake --nbmake-timeout=$(NB_TEST_TIMEOUT) "$${notebooks[@]}"); \
 	else echo "make test: no notebooks in notebooks/ yet; running tests/ only"; fi; \
 	rc=0; \
-	TUTORIAL_FAST=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(VPY) -m pytest -n $(PYTEST_WORKERS) --durations=10 "$${args[@]}" || rc=$$?; \
+	TUTORIAL_FAST=1 TUTORIAL_SMOKE=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(VPY) -m pytest -n $(PYTEST_WORKERS) --durations=10 "$${args[@]}" || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5), treated as success"; rc=0; fi; \
 	exit $$rc
 

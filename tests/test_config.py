@@ -10,21 +10,34 @@ from tutorial_lib import config
 
 
 @pytest.mark.parametrize(
-    ("env", "fast"),
+    ("env", "expected"),
     [
-        ({}, False),
-        ({"CI": "true"}, True),
-        ({"TUTORIAL_FAST": "1"}, True),
-        ({"CI": "true", "TUTORIAL_FAST": "0"}, False),
+        ({}, config.FULL),
+        ({"CI": "true"}, config.FAST),
+        ({"TUTORIAL_FAST": "1"}, config.FAST),
+        ({"CI": "true", "TUTORIAL_FAST": "0"}, config.FULL),
+        ({"TUTORIAL_SMOKE": "1"}, config.SMOKE),
+        ({"TUTORIAL_FAST": "1", "TUTORIAL_SMOKE": "1"}, config.SMOKE),
+        ({"TUTORIAL_FAST": "0", "TUTORIAL_SMOKE": "1"}, config.FULL),
     ],
 )
-def test_fast_mode_from_environment(monkeypatch, env, fast):
-    monkeypatch.delenv("CI", raising=False)
-    monkeypatch.delenv("TUTORIAL_FAST", raising=False)
+def test_mode_from_environment(monkeypatch, env, expected):
+    for key in ("CI", "TUTORIAL_FAST", "TUTORIAL_SMOKE"):
+        monkeypatch.delenv(key, raising=False)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    assert config.is_fast_mode() is fast
-    assert config.get_config().dataset == ("mini" if fast else "full")
+    assert config.is_fast_mode() is expected.fast
+    assert config.get_config() == expected
+
+
+def test_the_live_session_and_the_test_suite_have_their_own_budgets():
+    assert config.FAST.dataset == config.SMOKE.dataset == "mini"
+    assert config.FAST.max_epochs is None and config.FULL.max_epochs is None  # the same schedule as the book
+    assert config.SMOKE.max_epochs == 5 and config.SMOKE.smoke and not config.FAST.smoke
+    assert "smoke-test budget" in config.SMOKE.training and "capped at 5 epochs" in config.SMOKE.training
+    assert config.FAST.training == config.FULL.training and "default schedule" in config.FAST.training
+    assert config.get_config(True, smoke=False) is config.FAST and config.get_config(True, smoke=True) is config.SMOKE
+    assert config.get_config(False, smoke=True) is config.FULL
 
 
 def test_bad_flag_value(monkeypatch):

@@ -37,10 +37,10 @@ def test_benchmark_config_old_name_warns_and_means_the_same():
 
 def test_run_config_old_name_is_a_warning_alias():
     for fast in (True, False):
-        cfg = get_config(fast)
+        cfg = get_config(fast, smoke=True)
         with pytest.warns(FutureWarning, match="RunConfig"):
             assert cfg.n_epochs == cfg.max_epochs
-    assert get_config(True).max_epochs == 5 and get_config(False).max_epochs is None
+    assert get_config(True, smoke=True).max_epochs == 5 and get_config(False).max_epochs is None
 
 
 def test_fit_predict_and_tuning_accept_the_old_keyword(mini_counts):

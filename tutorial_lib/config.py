@@ -3,9 +3,11 @@
 Everything that depends on the environment is resolved here, once, so that notebooks,
 library and tests agree.
 
-Fast mode (``TUTORIAL_FAST=1`` or ``CI`` set) uses the small committed subset of Kang 2018
-and a capped training budget (a few epochs: the models may stop before they converge), so that
-every notebook runs end to end in CI within minutes. Full mode uses the whole data set and
+Fast mode (``TUTORIAL_FAST=1`` or ``CI`` set), the live session's, uses the small committed
+subset of Kang 2018 with the same training schedule as full mode: on the subset the stopping rule
+ends training within a minute or two, so learners see converged models. The test suite adds
+``TUTORIAL_SMOKE=1``: the subset with training capped at a few epochs (the *smoke-test budget*),
+which checks that the code runs and gives no numbers worth reading. Full mode uses the whole data set and
 trains scGen and scPRAM with their default schedule (early stopping on the validation loss with a
 step cap, see :func:`tutorial_lib.models.training.train_vae`; on the full data they usually reach
 the cap).
@@ -48,23 +50,29 @@ def _flag(name: str) -> bool | None:
 
 
 def is_fast_mode() -> bool:
-    """True when ``TUTORIAL_FAST`` is set to a true value, or when ``CI`` is set.
+    """True when ``TUTORIAL_FAST`` or ``TUTORIAL_SMOKE`` is set to a true value, or when ``CI`` is set.
 
     ``TUTORIAL_FAST=0`` forces full mode even on CI.
     """
     fast = _flag("TUTORIAL_FAST")
     if fast is not None:
         return fast
-    return os.environ.get("CI", "").strip().lower() not in _FALSE
+    return bool(_flag("TUTORIAL_SMOKE")) or os.environ.get("CI", "").strip().lower() not in _FALSE
+
+
+def is_smoke_test() -> bool:
+    """True when ``TUTORIAL_SMOKE`` is set to a true value: fast mode's data, training capped (tests only)."""
+    return bool(_flag("TUTORIAL_SMOKE"))
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """Settings that differ between fast and full mode.
 
-    ``max_epochs`` caps training in epochs; ``None`` (full mode) means no cap beyond the models'
-    own: they train until early stopping on the validation loss. (``n_epochs``: its old name, a
-    read-only alias that warns.)
+    ``max_epochs`` caps training in epochs; ``None`` (full and fast mode) means no cap beyond the
+    models' own default schedule: early stopping on the validation loss with a step cap.
+    ``smoke`` marks the test suite's budget (fast mode's data, ``max_epochs`` set). (``n_epochs``:
+    the old name of ``max_epochs``, a read-only alias that warns.)
     """
 
     fast: bool
@@ -73,6 +81,7 @@ class RunConfig:
     n_bootstrap: int
     n_top_genes: int
     dataset: str
+    smoke: bool = False
 
     @property
     def n_epochs(self) -> int | None:
@@ -95,18 +104,33 @@ class RunConfig:
                 f"steps, at least {s['min_steps']}), capped at {s['max_steps']} steps; "
                 "each training says which ended it"
             )
+        if self.smoke:
+            return (
+                f"the smoke-test budget (TUTORIAL_SMOKE=1, for the test suite): capped at {self.max_epochs} epochs, "
+                "so the models stop long before they converge and their scores are no result"
+            )
         return f"capped at {self.max_epochs} epochs (a fixed budget: the models may stop before they converge)"
 
 
-FAST = RunConfig(fast=True, max_epochs=5, n_seeds=2, n_bootstrap=20, n_top_genes=1000, dataset="mini")
+#: The live session's mode: the committed subset, the default training schedule.
+FAST = RunConfig(fast=True, max_epochs=None, n_seeds=2, n_bootstrap=20, n_top_genes=1000, dataset="mini")
+#: The test suite's budget (``TUTORIAL_SMOKE=1``): fast mode's data with training capped at 5 epochs.
+SMOKE = RunConfig(fast=True, max_epochs=5, n_seeds=2, n_bootstrap=20, n_top_genes=1000, dataset="mini", smoke=True)
 FULL = RunConfig(fast=False, max_epochs=None, n_seeds=3, n_bootstrap=100, n_top_genes=2000, dataset="full")
 
 
-def get_config(fast: bool | None = None) -> RunConfig:
-    """The run configuration for ``fast`` (default: from the environment)."""
+def get_config(fast: bool | None = None, smoke: bool | None = None) -> RunConfig:
+    """The run configuration for ``fast`` and ``smoke`` (default: from the environment).
+
+    Full mode ignores ``smoke``; fast mode with ``smoke`` is the test suite's capped budget.
+    """
     if fast is None:
         fast = is_fast_mode()
-    return FAST if fast else FULL
+    if not fast:
+        return FULL
+    if smoke is None:
+        smoke = is_smoke_test()
+    return SMOKE if smoke else FAST
 
 
 def cache_dir() -> Path:

@@ -48,15 +48,18 @@ _MODE_LINE = re.compile(r"^mode: (\w+)", re.MULTILINE)
 
 @contextmanager
 def _fast_env(mode: str):
-    old = os.environ.get("TUTORIAL_FAST")
+    """``TUTORIAL_FAST`` for ``mode``, and no ``TUTORIAL_SMOKE``: a run is the learner's, never the tests' budget."""
+    old = {key: os.environ.get(key) for key in ("TUTORIAL_FAST", "TUTORIAL_SMOKE")}
     os.environ["TUTORIAL_FAST"] = "1" if mode == "fast" else "0"
+    os.environ.pop("TUTORIAL_SMOKE", None)
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop("TUTORIAL_FAST", None)
-        else:
-            os.environ["TUTORIAL_FAST"] = old
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _versions() -> dict[str, str]:

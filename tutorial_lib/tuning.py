@@ -103,7 +103,7 @@ def fit_and_score(
     (the single final scoring). ``train_kwargs`` go to ``Model.train`` (e.g. ``batch_size``,
     ``lr``; a preset from :func:`tutorial_lib.models.presets.train_preset`); ``max_epochs`` (the
     epoch cap; ``None``: the mode's budget, :attr:`tutorial_lib.config.RunConfig.max_epochs`, i.e.
-    capped in fast mode and the default schedule (early stopping, step cap) in full mode;
+    the default schedule (early stopping, step cap), capped only under ``TUTORIAL_SMOKE=1``;
     ``n_epochs`` is its old name, accepted with a ``FutureWarning``) and ``seed`` are set by their
     own arguments. Runs under :func:`tutorial_lib.config.fixed_threads`, so a trial's value is
     reproduced exactly by calling this again with its parameters.
@@ -114,7 +114,7 @@ def fit_and_score(
         max_epochs, n_epochs, old="n_epochs", new="max_epochs", where="fit_and_score", new_default=None
     )
     if max_epochs is None:
-        max_epochs = get_config().max_epochs  # the mode's budget: capped in fast mode, converged in full mode
+        max_epochs = get_config().max_epochs  # the mode's budget: None (default schedule) unless smoke-testing
     if target == "validation":
         if parts.val is None:
             raise ValueError("the split has no validation cell type; assign_holdout(..., validation_cell_type=...)")

@@ -166,7 +166,7 @@ class BaseModel:
 
         The default trains to convergence: early stopping on the smoothed validation loss with
         ``patience`` and ``min_steps`` counted in optimizer steps, capped at ``max_steps``.
-        ``max_epochs`` adds a cap in epochs (a *capped budget*, e.g. fast mode: training may
+        ``max_epochs`` adds a cap in epochs (a *capped budget*, e.g. the test suite's: training may
         stop before convergence). See :func:`~tutorial_lib.models.training.train_vae` for all
         arguments. ``seed``: an integer from 0 to ``2**32 - 1``, NumPy integers included
         (:func:`~tutorial_lib.config.check_seed`). Returns the history (also kept as

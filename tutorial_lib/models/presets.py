@@ -72,7 +72,7 @@ def train_preset(
 ) -> dict[str, Any]:
     """A copy of ``TRAIN_PRESETS[method][setting]`` (keyword arguments of ``train``).
 
-    ``max_epochs`` caps training at that many epochs (e.g. in fast mode: ``cfg.max_epochs``;
+    ``max_epochs`` caps training at that many epochs (e.g. the test suite's ``cfg.max_epochs``;
     ``None`` keeps the preset's cap, none for ``"default"``). ``with_epochs=False`` leaves
     ``max_epochs`` out, for callers that set the epochs themselves (``BenchmarkConfig.max_epochs``,
     ``fit_and_score(max_epochs=...)``).
