@@ -210,7 +210,10 @@ the same machine. Not across machines: the CPU's floating-point kernels also fix
 sums (MKL picks its code path by CPU), so a model trained on another CPU moves in the last digits
 (``benchmarks/repeat_grid_run.py``; ``benchmarks/README.md``, "Repeating a run of the table").
 The course's models are small; more threads speed training up by well under 2x on a
-laptop (set ``TUTORIAL_TORCH_THREADS=4`` to trade exact reproducibility for speed).
+laptop (set ``TUTORIAL_TORCH_THREADS=4`` to trade exact reproducibility for speed). One thread is
+also the setting a busy laptop slows least: beside one busy process on 2 cores, scGen's steps took
+as long as on the idle machine with one thread and 8.7x as long with two
+(``benchmarks/bench_busy.py``).
 """
 
 
