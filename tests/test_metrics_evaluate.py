@@ -51,8 +51,8 @@ def test_table_structure(groups):
     expected = {(m, s) for m in GENE_METRICS for s in ("all", gs)} | {
         ("e_distance", "all"),
         ("mmd", "all"),
-        ("deg_overlap_count", gs),
-        ("deg_jaccard", gs),
+        ("deg_overlap_by_change", gs),
+        ("deg_jaccard_by_change", gs),
     }
     assert set(zip(tab.metric, tab.gene_set)) == expected
     assert len(tab) == len(expected)
@@ -61,7 +61,7 @@ def test_table_structure(groups):
     assert set(tab.attrs["degs"]) == {f"g{i}" for i in range(K)}
     row = tab.set_index(["metric", "gene_set"])
     assert row.loc[("pearson_delta", gs), "value"] > 0.9
-    assert row.loc[("deg_jaccard", gs), "n_boot"] == 2
+    assert row.loc[("deg_jaccard_by_change", gs), "n_boot"] == 2
     assert row.loc[("e_distance", "all"), "n_boot"] == 8
     assert (tab.ci_low <= tab.ci_high).all()
     assert tab.space[tab.metric == "e_distance"].item() == "pca10"
@@ -83,7 +83,7 @@ def test_control_as_prediction_pearson_delta_undefined(groups):
     assert pdl.value.isna().all()
     assert pdl.note.str.contains("undefined: prediction has no change").all()
     # with no change at all, no gene ranks above another: DEG overlap is undefined too
-    deg = tab[tab.metric.isin(["deg_jaccard", "deg_overlap_count"])]
+    deg = tab[tab.metric.isin(["deg_jaccard_by_change", "deg_overlap_by_change"])]
     assert deg.value.isna().all() and deg.note.str.contains("no change").all()
     # the mean-R² a no-change baseline gets is still a number (and misleadingly high)
     assert tab.set_index(["metric", "gene_set"]).loc[("r2_pearson_mean", "all"), "value"] > 0.5
@@ -99,8 +99,8 @@ def test_perfect_prediction(groups):
         assert tab.loc[("mean_var_kde_distance", gs), "estimate"] == pytest.approx(0.0, abs=1e-12)
     assert tab.loc[("e_distance", "all"), "estimate"] == 0.0
     assert tab.loc[("mmd", "all"), "estimate"] == pytest.approx(0.0, abs=1e-12)
-    assert tab.loc[("deg_jaccard", f"top{K}_degs"), "estimate"] == 1.0
-    assert tab.loc[("deg_overlap_count", f"top{K}_degs"), "estimate"] == K
+    assert tab.loc[("deg_jaccard_by_change", f"top{K}_degs"), "estimate"] == 1.0
+    assert tab.loc[("deg_overlap_by_change", f"top{K}_degs"), "estimate"] == K
 
 
 def test_variance_only_change_seen_by_distances_not_means():
@@ -230,7 +230,7 @@ def test_value_is_the_full_sample_estimate_and_deg_intervals_are_not_degenerate(
     defined = tab[tab["value"].notna()]
     np.testing.assert_array_equal(defined["value"], defined["estimate"])
     assert (defined["ci_low"] <= defined["ci_high"]).all()
-    deg = tab.set_index("metric").loc["deg_overlap_count"]
+    deg = tab.set_index("metric").loc["deg_overlap_by_change"]
     assert deg["ci_high"] > deg["ci_low"]
     e = tab.set_index("metric").loc["e_distance"]
     assert e["ci_low"] < e["value"] < e["ci_high"]

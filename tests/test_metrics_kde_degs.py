@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tutorial_lib.data.checks import DataValidationError
 from tutorial_lib.metrics import (
     deg_jaccard,
     deg_overlap_count,
+    deg_scores,
+    top_k_by_abs,
     mean_var_kde_distance,
     rank_degs,
 )
@@ -88,3 +91,49 @@ def test_overlap_against_loops():
     assert deg_jaccard(a, b) == pytest.approx(len(inter) / len(union))
     assert deg_jaccard(a, a) == 1.0
     assert deg_jaccard(a, ["x"]) == 0.0
+
+
+def test_chance_levels_are_those_of_random_gene_lists():
+    from tutorial_lib.metrics.degs import chance_jaccard, chance_overlap
+
+    assert chance_overlap(100, 2000) == 5.0
+    rng = np.random.default_rng(0)
+    real = set(range(20))
+    draws = [rng.choice(200, 20, replace=False) for _ in range(20000)]
+    overlaps = np.array([len(real & set(d)) for d in draws])
+    assert overlaps.mean() == pytest.approx(chance_overlap(20, 200), abs=0.05)
+    assert (overlaps / (40 - overlaps)).mean() == pytest.approx(chance_jaccard(20, 200), abs=0.002)
+
+
+def test_deg_overlap_ranks_a_shift_by_its_size_not_by_its_ties():
+    """A mean-shift prediction (the controls plus one shift per gene, clipped at 0) on sparse data: a
+    Wilcoxon test of prediction vs control ranks any shift of a mostly-zero gene as maximal, so its top
+    genes are those with many zeros, not those that change most; ranking by the predicted mean change
+    recovers the real responders."""
+    import anndata as ad
+
+    from tutorial_lib.metrics import evaluate
+
+    rng = np.random.default_rng(3)
+    n_genes, k, n = 300, 20, 200
+    rate = rng.uniform(0.05, 3.0, n_genes)
+    ctrl_x = np.log1p(rng.poisson(rate, size=(n, n_genes)).astype(float))
+    effect = np.zeros(n_genes)
+    effect[:k] = np.log(4.0)  # strong responders among the well-expressed genes
+    effect[:k] *= rate[:k] > 1.0
+    effect[k:] = rng.normal(0, 0.02, n_genes - k)  # every other gene moves a little
+    real_x = np.log1p(rng.poisson(rate * np.exp(effect), size=(n, n_genes)).astype(float))
+    delta = real_x.mean(0) - ctrl_x.mean(0)
+    pred_x = np.clip(ctrl_x + delta, 0, None)
+    genes = [f"g{i}" for i in range(n_genes)]
+
+    def cells(x):
+        return ad.AnnData(X=x, var=pd.DataFrame(index=genes), obs=pd.DataFrame(index=[f"c{i}" for i in range(n)]))
+
+    tab = evaluate(cells(real_x), cells(pred_x), cells(ctrl_x), n_top_degs=k, n_bootstrap=0, n_bootstrap_degs=0)
+    row = tab.set_index("metric").loc["deg_overlap_by_change"]
+    wilcoxon_top = set(top_k_by_abs(deg_scores(pred_x, ctrl_x, var_names=genes), k))
+    wilcoxon_overlap = len(wilcoxon_top & set(tab.attrs["degs"]))
+    assert row["value"] >= wilcoxon_overlap + 4  # 18 vs 13 of 20 here
+    assert row["chance"] == pytest.approx(k * k / n_genes)
+    assert row["value"] > 3 * row["chance"]

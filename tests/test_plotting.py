@@ -104,7 +104,7 @@ def test_metric_bars_hue_and_grid(table):
     with pytest.raises(DataValidationError, match="several rows"):
         metric_bars(two, "mmd")
     fig = metric_bar_grid(
-        table, [("e_distance", "all"), ("mmd", "all"), ("r2_score_mean", "all"), ("deg_jaccard", "top5_degs")]
+        table, [("e_distance", "all"), ("mmd", "all"), ("r2_score_mean", "all"), ("deg_jaccard_by_change", "top5_degs")]
     )
     visible = [a for a in fig.axes if a.get_visible()]
     assert len(visible) == 4 and all(len(a.patches) == 3 for a in visible)

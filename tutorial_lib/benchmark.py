@@ -4,10 +4,11 @@ Every (method, setting, seed) run is keyed by its settings; finished runs are st
 file that is rewritten atomically (``.part`` file, then rename) after each run, so an
 interrupted benchmark loses at most the run in progress and a re-run skips what is done.
 
-Genes (``BenchmarkConfig.gene_selection``): by default highly variable genes are chosen for each
-run on that run's own training cells (after an unbalanced setting's subsampling for that seed),
-as a user with only that training set would choose them; ``"shared"`` instead chooses one list
-on the cells that train in *every* setting. Either way no held-out stimulated cell influences
+Genes (``BenchmarkConfig.gene_selection``): by default (``"per_run"``) highly variable genes are
+chosen for each run on its setting's training cells *before* an unbalanced setting drops
+stimulated cells, so that a balanced and an unbalanced setting with the same held-out cell type are
+scored on one gene panel and differ only in their training cells; ``"shared"`` instead chooses one
+list on the cells that train in *every* setting. Either way no held-out stimulated cell influences
 them, and the top DEGs that are scored come from the real held-out data of each run only.
 """
 
@@ -102,7 +103,8 @@ class BenchmarkConfig:
     ``FutureWarning``); ``method_kwargs[name]`` go to that method's
     constructor, ``train`` and ``predict`` by name (e.g. a step budget or patience of the training
     loop, so that two settings can be trained to equal optimizer steps or with the default early stopping).
-    ``gene_selection`` is ``"per_run"`` (default: each run's own training cells) or ``"shared"``.
+    ``gene_selection`` is ``"per_run"`` (default: each setting's training cells, before any
+    stimulated cells are dropped) or ``"shared"``.
     ``n_bootstrap`` and ``n_bootstrap_degs`` are :func:`~tutorial_lib.metrics.evaluate`'s.
     """
 
@@ -314,10 +316,12 @@ def run_benchmark(
         work = data.copy()
         setting.assign(work)
         for seed in seeds:
+            # genes are chosen on the setting's training cells before any stimulated cells are dropped,
+            # so an unbalanced setting is scored on the same gene panel as its balanced twin
+            run_genes_ = genes if genes is not None else run_genes(work, config.n_top_genes)
             run = work
             if setting.stimulated_fraction is not None:
                 run = subsample_stimulated(work, setting.stimulated_fraction, seed=seed)
-            run_genes_ = genes if genes is not None else run_genes(run, config.n_top_genes)
             if genes is None:
                 run = run[:, run_genes_].copy()
             parts = split_views(run)

@@ -7,8 +7,8 @@
   registered variant), unless ``--methods`` names a subset;
 - leave-one-cell-type-out over every cell type, balanced (``loco/<type>/balanced``);
 - the same with 20% of the stimulated training cells kept (``loco/<type>/stim20``) for
-  ``--imbalance-cell-types`` (default: the 3 cell types with most cells, a rule that looks at no
-  score), genes chosen on each run's own training cells;
+  ``--imbalance-cell-types`` (default: every cell type), scored on the gene panel of its balanced
+  twin (genes chosen on the setting's training cells before stimulated cells are dropped);
 - held-out donors (``donors/<ids>``), scored within each cell type (``score_group``), never pooled;
 - ``--seeds`` seeds (default 5).
 
@@ -84,19 +84,21 @@ class GridBusyError(RuntimeError):
 def grid_settings(
     adata: AnnData,
     cell_types: Sequence[str] | None = None,
-    imbalance_cell_types: Sequence[str] | int = 3,
+    imbalance_cell_types: Sequence[str] | int | None = None,
     donors: Sequence[str] | None = DEFAULT_DONORS,
     stimulated_fraction: float = STIMULATED_FRACTION,
 ) -> tuple[list[Setting], pd.DataFrame]:
     """The grid's settings and a table describing them (``setting, held_out, design``).
 
-    ``imbalance_cell_types`` is a list of names, or a number ``k``: the ``k`` cell types with the
-    most cells (ties by name).
+    ``imbalance_cell_types`` is a list of names, a number ``k`` (the ``k`` cell types with the most
+    cells, ties by name) or ``None`` (every cell type).
     """
     counts = adata.obs[CELL_TYPE_KEY].astype(str).value_counts()
     known = sorted(counts.index)
     cell_types = known if cell_types is None else list(cell_types)
-    if isinstance(imbalance_cell_types, int):
+    if imbalance_cell_types is None:
+        imbalance_cell_types = known
+    elif isinstance(imbalance_cell_types, int):
         ranked = sorted(known, key=lambda c: (-counts[c], c))
         imbalance_cell_types = ranked[:imbalance_cell_types]
     unknown = sorted((set(cell_types) | set(imbalance_cell_types)) - set(known))
@@ -186,7 +188,7 @@ def run_grid(
     seeds: Sequence[int] = (0, 1, 2, 3, 4),
     config: BenchmarkConfig | None = None,
     cell_types: Sequence[str] | None = None,
-    imbalance_cell_types: Sequence[str] | int = 3,
+    imbalance_cell_types: Sequence[str] | int | None = None,
     donors: Sequence[str] | None = DEFAULT_DONORS,
     progress: bool = True,
     shard: tuple[int, int] | None = None,
@@ -300,7 +302,7 @@ def _run_grid(
     seeds: Sequence[int],
     config: BenchmarkConfig,
     cell_types: Sequence[str] | None,
-    imbalance_cell_types: Sequence[str] | int,
+    imbalance_cell_types: Sequence[str] | int | None,
     donors: Sequence[str] | None,
     progress: bool,
     shard: tuple[int, int] | None,
@@ -523,7 +525,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--imbalance-cell-types",
         nargs="*",
-        help="cell types of the 20%% settings (default: the 3 with most cells; the flag alone: none)",
+        help="cell types of the 20%% settings (default: every cell type; the flag alone: none)",
     )
     p.add_argument("--donors", nargs="*", default=list(DEFAULT_DONORS), help="held-out donors; none: no donor setting")
     p.add_argument(
@@ -568,7 +570,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         n_top_degs=args.n_top_degs,
         method_kwargs=args.method_kwargs,
     )
-    imbalance = args.imbalance_cell_types if args.imbalance_cell_types is not None else 3
+    imbalance = args.imbalance_cell_types  # None: every cell type; the flag alone: none
     start = time.perf_counter()
     try:
         table = run_grid(

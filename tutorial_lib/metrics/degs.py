@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import scanpy as sc
 import scipy.sparse as sp
+from scipy.stats import hypergeom
 from anndata import AnnData
 
 from tutorial_lib.data.checks import DataValidationError
@@ -132,3 +133,18 @@ def deg_jaccard(degs_a: Sequence[str], degs_b: Sequence[str]) -> float:
     if not a and not b:
         raise DataValidationError("both DEG lists are empty")
     return len(a & b) / len(a | b)
+
+
+def chance_overlap(k: int, n_genes: int) -> float:
+    """Expected overlap of a random list of ``k`` of ``n_genes`` genes with a fixed list of ``k``: k²/n."""
+    return k * k / n_genes
+
+
+def chance_jaccard(k: int, n_genes: int) -> float:
+    """Expected Jaccard index of a random list of ``k`` of ``n_genes`` genes with a fixed list of ``k``.
+
+    The overlap ``o`` is hypergeometric; the index is ``o / (2k - o)``, averaged over its distribution.
+    """
+    o = np.arange(k + 1)
+    pmf = hypergeom(n_genes, k, k).pmf(o)
+    return float(np.sum(pmf * o / (2 * k - o)))

@@ -29,7 +29,6 @@ from tutorial_lib.metrics.bootstrap import (
 )
 from tutorial_lib.metrics.degs import (
     deg_gene_set_name,
-    deg_scores,
     has_no_change,
     rank_degs,
     top_k,
@@ -58,6 +57,7 @@ COLUMNS = [
     "estimate",
     "n_genes",
     "space",
+    "chance",
 ]
 
 # LOWER_IS_BETTER, GENE_METRICS and INTERVALS are views derived from the metric records of
@@ -82,6 +82,7 @@ def _row(
     space: str,
     why_undefined: Callable[[], str],
     fraction: float | None = None,
+    bounds: tuple[float, float] | None = None,
 ) -> dict:
     notes = []
     kind = INTERVALS[metric]  # the metric's record
@@ -96,6 +97,8 @@ def _row(
     else:
         iv = interval(estimate, boots, kind, fraction=fraction)
         lo, hi = iv.ci_low, iv.ci_high
+        if bounds is not None and np.isfinite(lo):  # a count or share cannot leave its range
+            lo, hi = float(np.clip(lo, *bounds)), float(np.clip(hi, *bounds))
         if not np.isfinite(lo):
             notes.append(f"no interval: defined on {iv.n_boot - iv.n_undefined} of {iv.n_boot} resamples")
         elif iv.n_undefined:
@@ -112,6 +115,7 @@ def _row(
         "estimate": estimate,
         "n_genes": n_genes,
         "space": space,
+        "chance": float("nan"),
     }
 
 
@@ -275,8 +279,8 @@ def evaluate(
         row set per :class:`~tutorial_lib.metrics.registry.Metric` registered (in registration
         order within each level: per-gene, cells, DEGs); built in: ``r2_pearson_mean``,
         ``r2_score_mean``, ``r2_pearson_var``, ``r2_score_var``, ``pearson_delta``, ``mse_mean``,
-        ``mean_var_kde_distance`` (per gene set), ``e_distance``, ``mmd``, ``deg_overlap_count``,
-        ``deg_jaccard``. A value that is undefined (e.g.
+        ``mean_var_kde_distance`` (per gene set), ``e_distance``, ``mmd``, ``deg_overlap_by_change``,
+        ``deg_jaccard_by_change`` (with their chance level in ``chance``). A value that is undefined (e.g.
         ``pearson_delta`` of a prediction with no change) is NaN with the reason in ``note``;
         ``note`` is never empty where a number is NaN.
     """
@@ -357,21 +361,21 @@ def evaluate(
         frac = subsample_fraction
         rows.append(_row(m.name, "all", d_est, d_b[m.name], genes.size, sp_.name, m.why_undefined, fraction=frac))
 
-    # DEG overlap: top-k of pred vs ctrl against the fixed real top-k
+    # DEG overlap: the prediction's k genes of largest predicted mean change against the real top-k DEGs
     deg_recs = list_metrics("degs")
     k = len(deg_list)
-    pred_scores = deg_scores(mats["pred"], mats["ctrl"], var_names=genes)
-    no_change = has_no_change(pred_scores)
-    pred_degs = [] if no_change else top_k(pred_scores, k, deg_direction)
+    pred_change = pd.Series(full.pred_mean - full.ctrl_mean, index=genes)
+    no_change = has_no_change(pred_change)
+    pred_degs = [] if no_change else top_k(pred_change, k, deg_direction)
     deg_b: dict[str, list[float]] = {m.name: [] for m in deg_recs}
     if not no_change:
         for ir, ip, ic in resample_indices(sizes, n_bootstrap_degs, seed + 2, pairs):
-            sc_b = deg_scores(mats["pred"][ip], mats["ctrl"][ic], var_names=genes)
-            if has_no_change(sc_b):
+            change_b = pd.Series(gene_means(mats["pred"][ip]) - gene_means(mats["ctrl"][ic]), index=genes)
+            if has_no_change(change_b):
                 for m in deg_recs:
                     deg_b[m.name].append(float("nan"))
                 continue
-            d = top_k(sc_b, k, deg_direction)
+            d = top_k(change_b, k, deg_direction)
             # a given DEG list is fixed; a ranked one is re-ranked on the same resample of real cells
             ref = (
                 deg_list
@@ -382,7 +386,9 @@ def evaluate(
                 deg_b[m.name].append(m.fn(d, ref))
     for m in deg_recs:
         value = float("nan") if no_change else m.fn(pred_degs, deg_list)
-        rows.append(_row(m.name, deg_set_name, value, deg_b[m.name], k, "genes", m.why_undefined))
+        row = _row(m.name, deg_set_name, value, deg_b[m.name], k, "genes", m.why_undefined, bounds=m.bounds)
+        row["chance"] = m.chance(k, genes.size) if m.chance is not None else float("nan")
+        rows.append(row)
 
     table = pd.DataFrame(rows, columns=COLUMNS)
     table["n_boot"] = table["n_boot"].astype(int)

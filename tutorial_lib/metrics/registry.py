@@ -21,8 +21,11 @@ Levels
     ``fn`` is a :class:`~tutorial_lib.metrics.distances.PairDistance` between real and predicted
     cells in the shared space; one row, gene set ``"all"``. Interval: subsampling (``"subsample"``).
 ``"degs"``
-    ``fn(pred_degs, real_degs) -> float`` on the top-k DEG lists; one row, gene set of the DEGs.
-    Interval: few bootstrap resamples (``"normal"``).
+    ``fn(pred_degs, real_degs) -> float`` on two top-k gene lists: the real top-k DEGs (Wilcoxon,
+    real stimulated vs control cells) and the prediction's k genes of largest predicted mean change
+    (mean of predicted minus mean of control cells); one row, gene set of the DEGs, with the value a
+    random list of k genes would reach on average (``chance``). Interval: few bootstrap resamples
+    (``"normal"``), kept inside the metric's ``bounds``.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import numpy as np
 
 from tutorial_lib.metrics import means as mm
 from tutorial_lib.metrics.bootstrap import INTERVAL_KINDS
-from tutorial_lib.metrics.degs import deg_jaccard, deg_overlap_count
+from tutorial_lib.metrics.degs import chance_jaccard, chance_overlap, deg_jaccard, deg_overlap_count
 from tutorial_lib.metrics.distances import ENERGY, RBF_MMD
 from tutorial_lib.metrics.kde import mean_var_kde_distance
 
@@ -96,6 +99,11 @@ class Metric:
         ``"cells"``: the one naming the U- or V-statistic, e.g. ``"e_estimator"``).
     doc
         One line for tables of metrics: what it measures, in words.
+    bounds
+        The range of the metric (e.g. ``(0, 1)`` for a share): interval limits are clipped to it.
+    chance
+        ``"degs"`` only: ``(k, n_genes) -> float``, the expected value for a random list of k of the
+        n genes, printed beside the value (column ``chance`` of the table).
     """
 
     name: str
@@ -106,6 +114,8 @@ class Metric:
     undefined: Callable[..., str] | None = None
     options: tuple[str, ...] = ()
     doc: str = ""
+    bounds: tuple[float, float] | None = None
+    chance: Callable[[int, int], float] | None = None
 
     def __post_init__(self) -> None:
         if self.level not in DEFAULT_INTERVAL:
@@ -246,7 +256,7 @@ def _constant_note(stat: str, pearson: bool) -> Callable[[GeneSummaries], str]:
     return note
 
 
-_NO_CHANGE = "undefined: prediction has no change (all DEG scores of pred vs control are 0)"
+_NO_CHANGE = "undefined: prediction has no change (its mean equals the controls' in every gene)"
 
 for _m in (
     Metric(
@@ -313,18 +323,22 @@ for _m in (
         doc="squared MMD (RBF mixture) between real and predicted cells in the shared space",
     ),
     Metric(
-        "deg_overlap_count",
+        "deg_overlap_by_change",
         lambda pred, real: float(deg_overlap_count(pred, real)),
         level="degs",
         undefined=lambda: _NO_CHANGE,
-        doc="number of real top-k DEGs among the predicted top k",
+        doc="number of the real top-k DEGs among the k genes of largest predicted mean change",
+        bounds=(0.0, np.inf),
+        chance=chance_overlap,
     ),
     Metric(
-        "deg_jaccard",
+        "deg_jaccard_by_change",
         deg_jaccard,
         level="degs",
         undefined=lambda: _NO_CHANGE,
-        doc="Jaccard index of the real and predicted top-k DEG lists",
+        doc="Jaccard index of the real top-k DEGs and the k genes of largest predicted mean change",
+        bounds=(0.0, 1.0),
+        chance=chance_jaccard,
     ),
 ):
     register_metric(_m)
