@@ -31,7 +31,9 @@ from tutorial_lib.metrics.means import (
     r2_score,
 )
 from tutorial_lib.metrics.registry import (
+    KEY_METRICS,
     GeneSummaries,
+    KeyMetric,
     Metric,
     get_metric,
     is_lower_better,
@@ -47,10 +49,12 @@ __all__ = [
     "ENERGY",
     "GENE_METRICS",
     "INTERVALS",
+    "KEY_METRICS",
     "LOWER_IS_BETTER",
     "RBF_MMD",
     "GeneSummaries",
     "Interval",
+    "KeyMetric",
     "Metric",
     "PairDistance",
     "PairwiseCache",

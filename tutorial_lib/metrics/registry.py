@@ -343,3 +343,25 @@ for _m in (
 ):
     register_metric(_m)
 del _m
+
+
+@dataclass(frozen=True)
+class KeyMetric:
+    """One of the four metrics the course reads first, with what it asks in one sentence."""
+
+    metric: str
+    gene_set: str
+    question: str
+
+
+#: The course's four key metrics, in the order the notebooks show them (top-100 DEGs of real data).
+KEY_METRICS = (
+    KeyMetric("pearson_delta", "top100_degs", "Does the prediction move the responding genes in the right direction?"),
+    KeyMetric("r2_pearson_mean", "top100_degs", "Does it get the mean expression of the responding genes right?"),
+    KeyMetric("e_distance", "all", "How far are the predicted cells, as a population, from the real ones?"),
+    KeyMetric(
+        "deg_overlap_by_change",
+        "top100_degs",
+        "How many of the 100 real top responders are among the 100 genes it changes most?",
+    ),
+)
