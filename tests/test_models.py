@@ -6,6 +6,7 @@ first 10 genes in stimulated cells) and tiny networks keep the whole file to sec
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import anndata as ad
@@ -21,6 +22,7 @@ from tutorial_lib.data.checks import DataValidationError
 from tutorial_lib.models import SCGEN, SCPRAM, StopTraining, baselines
 from tutorial_lib.models.ot_attention import attention_weights, cost_matrix, match, n_top, transport_plan
 from tutorial_lib.models.scgen import balanced_indices
+from tutorial_lib.models.scpram import VARIANTS, SCPRAMOptions
 
 TINY = {"n_hidden": 32, "n_latent": 8}
 HELD_OUT = "A"
@@ -240,14 +242,14 @@ def test_balanced_indices():
 
 
 def test_scgen_delta_is_balanced_mean_difference(scgen, train_data):
-    delta = scgen.get_delta(seed=3)
     ctrl, stim = balanced_indices(
         train_data.obs["cell_type"].astype(str).to_numpy(), train_data.obs["condition"].astype(str).to_numpy(), seed=3
     )
     latent = scgen.get_latent()
-    np.testing.assert_allclose(delta, latent[stim].mean(0) - latent[ctrl].mean(0), rtol=1e-5, atol=1e-6)
+    delta = latent[stim].mean(0) - latent[ctrl].mean(0)
     pred = scgen.predict(HELD_OUT, seed=3)
-    np.testing.assert_allclose(pred.uns["scgen"]["delta"], delta)
+    np.testing.assert_allclose(pred.uns["scgen"]["delta"], delta, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(scgen.predict(HELD_OUT, seed=4).uns["scgen"]["delta"], delta)  # the resampling is seeded
     np.testing.assert_allclose(pred.obsm["delta"], np.broadcast_to(delta, pred.obsm["delta"].shape))
     np.testing.assert_allclose(pred.obsm["X_latent"], scgen.get_latent(pred_source(train_data)) + delta, atol=1e-5)
 
@@ -276,7 +278,7 @@ def test_decode_delta(scgen, train_data):
     effect = scgen.decode_delta(pred)
     assert effect.shape == (50,) and list(effect.index) == list(scgen.var_names)
     z_ref = scgen.get_latent(pred_source(train_data)).mean(0)
-    delta = scgen.get_delta()
+    delta = pred.uns["scgen"]["delta"]
     np.testing.assert_allclose(effect.to_numpy(), scgen.decode(z_ref + delta)[0] - scgen.decode(z_ref)[0], atol=1e-5)
     np.testing.assert_allclose(scgen.decode_delta(delta=delta, z_ref=z_ref).to_numpy(), effect.to_numpy(), atol=1e-5)
     with pytest.raises(ValueError, match="prediction"):
@@ -302,7 +304,9 @@ def test_batch_removal(scgen, train_data):
 @pytest.mark.parametrize("method", ["sinkhorn_log", "emd"])
 def test_plan_marginals_uniform(method):
     rng = np.random.default_rng(0)
-    cost = cost_matrix(rng.normal(size=(30, 4)), rng.normal(size=(20, 4)) + 1)
+    cost = cost_matrix(
+        rng.normal(size=(30, 4)), rng.normal(size=(20, 4)) + 1, metric="sqeuclidean", normalization="max"
+    )
     assert cost.max() == pytest.approx(1.0)
     plan = transport_plan(cost, method=method, reg=0.05)
     np.testing.assert_allclose(plan.sum(1), np.full(30, 1 / 30), atol=1e-6)
@@ -315,7 +319,7 @@ def test_matching_recovers_permutation(method):
     x = rng.normal(size=(40, 6))
     perm = rng.permutation(40)
     y = x[perm] + 0.3  # stimulated = shifted, shuffled copy of control
-    plan = transport_plan(cost_matrix(x, y), method=method, reg=0.002)
+    plan = transport_plan(cost_matrix(x, y, metric="sqeuclidean", normalization="max"), method=method, reg=0.002)
     z_matched, partner = match(plan, y)
     np.testing.assert_array_equal(partner, np.argsort(perm))
     np.testing.assert_allclose(z_matched - x, 0.3, atol=1e-9)
@@ -326,7 +330,7 @@ def test_matching_recovers_permutation(method):
 @pytest.mark.parametrize("ratio", [0.01, 0.05, 0.3, 1.0])
 def test_attention_rows(ratio):
     rng = np.random.default_rng(2)
-    w = attention_weights(rng.normal(size=(15, 5)), rng.normal(size=(101, 5)), ratio=ratio)
+    w = attention_weights(rng.normal(size=(15, 5)), rng.normal(size=(101, 5)), ratio=ratio, weighting="softmax")
     k = math.ceil(ratio * 101)
     assert n_top(ratio, 101) == k
     np.testing.assert_allclose(np.asarray(w.sum(1)).ravel(), 1.0)
@@ -348,9 +352,8 @@ def test_attention_picks_most_similar():
 # -- scPRAM model ---------------------------------------------------------------------------
 @pytest.mark.parametrize("variant", ["released", "percell"])
 def test_scpram_attention_and_plan(scpram, ctrl_a, variant):
-    pred, weights = scpram.predict(
-        HELD_OUT, variant=variant, ratio=0.1, return_attention=True, reference="shared", keep_plan=True
-    )
+    options = dataclasses.replace(VARIANTS[variant], reference="shared")
+    pred, weights = scpram.predict(HELD_OUT, variant=options, ratio=0.1, return_attention=True, keep_plan=True)
     n_ref = 120  # B and C control cells; A (held out, no stimulated cells) is no reference
     assert weights.shape == (ctrl_a.n_obs, n_ref)
     assert np.all(np.diff(weights.indptr) == 12)
@@ -358,7 +361,13 @@ def test_scpram_attention_and_plan(scpram, ctrl_a, variant):
     assert list(by_type.columns) == ["B", "C"] and by_type.shape[0] == ctrl_a.n_obs
     np.testing.assert_allclose(by_type.sum(1), 1.0, rtol=1e-6)
     info = pred.uns["scpram"]
-    assert info["variant"] == variant and info["ot_plan"].shape == (120, 120)
+    assert info["variant"] == "custom" and info["settings"] == {
+        **dataclasses.asdict(options),
+        "max_ot_cells": "none",
+        "cost_normalization": "none",
+        "ratio": 0.1,
+    }
+    assert info["ot_plan"].shape == (120, 120)
     np.testing.assert_allclose(info["ot_plan"].sum(1), 1 / 120, rtol=1e-3)
     assert info["plan"]["converged"] and info["plan"]["row_max_share_mean"] == pytest.approx(1.0)  # EMD, n = m
     pairs = info["ot_pairs"]
@@ -367,24 +376,23 @@ def test_scpram_attention_and_plan(scpram, ctrl_a, variant):
 
 
 def test_scpram_first_cell_vs_per_cell(scpram):
-    first = scpram.predict(HELD_OUT, attention="first_cell").obsm["delta"]
-    per_cell = scpram.predict(HELD_OUT, attention="per_cell").obsm["delta"]
+    first = scpram.predict(HELD_OUT, variant=SCPRAMOptions(attention="first_cell")).obsm["delta"]
+    per_cell = scpram.predict(HELD_OUT, variant=SCPRAMOptions(attention="per_cell")).obsm["delta"]
     np.testing.assert_allclose(first, np.broadcast_to(first[0], first.shape))
     np.testing.assert_allclose(first[0], per_cell[0], rtol=1e-5, atol=1e-6)
     assert not np.allclose(per_cell, per_cell[0])
 
 
 def test_scpram_options_and_subsampling(scpram):
-    pred = scpram.predict(
-        HELD_OUT,
+    options = SCPRAMOptions(
         ot_method="sinkhorn_log",
         matching="barycentric",
         max_ot_cells=50,
         weighting="softmax",
         latent="mean",
         reference="shared",
-        keep_plan=True,
     )
+    pred = scpram.predict(HELD_OUT, variant=options, keep_plan=True)
     assert pred.uns["scpram"]["ot_plan"].shape == (50, 50) and pred.uns["scpram"]["attention"].shape[1] == 50
     assert np.isfinite(pred.X).all()
 
@@ -468,7 +476,12 @@ def test_bad_hyperparameters(cls, kwargs, name, train_data):
 )
 def test_bad_predict_arguments(scpram, kwargs, name):
     with pytest.raises(ValueError, match=name):
-        scpram.predict(HELD_OUT, **kwargs)
+        scpram.predict(HELD_OUT, variant=SCPRAMOptions(**kwargs))
+    if name == "ratio":  # the one setting predict also takes by keyword
+        with pytest.raises(ValueError, match=name):
+            scpram.predict(HELD_OUT, **kwargs)
+    with pytest.raises(ValueError, match="variant"):
+        scpram.predict(HELD_OUT, variant="published")
 
 
 def test_bad_training_arguments(train_data):
@@ -526,7 +539,7 @@ def test_data_validation(train_data, scgen, ctrl_a):
 @pytest.mark.parametrize("fixture", ["scgen", "scpram"])
 def test_predict_sample_modes(fixture, request, ctrl_a):
     model = request.getfixturevalue(fixture)
-    kw = {"latent": "mean"} if fixture == "scpram" else {}  # released scPRAM samples latents itself
+    kw = {"variant": SCPRAMOptions(latent="mean")} if fixture == "scpram" else {}  # released scPRAM samples latents
     base = model.predict(HELD_OUT, **kw)
     assert np.array_equal(model.predict(HELD_OUT, sample=False, **kw).X, base.X)  # default unchanged
     post = model.predict(HELD_OUT, sample="posterior", seed=1, **kw)

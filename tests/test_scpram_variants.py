@@ -6,6 +6,8 @@ the comparison with the release itself (same weights) is ``benchmarks/compare_sc
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import warnings
 
 import numpy as np
@@ -16,8 +18,8 @@ from test_models import HELD_OUT, TINY, make_synthetic
 
 import tutorial_lib.models as M
 from tutorial_lib.models import SCGEN, SCPRAM
-from tutorial_lib.models.ot_attention import attention_weights, cost_matrix, plan_sharpness, transport_plan
-from tutorial_lib.models.scpram import attention_by_cell_type
+from tutorial_lib.models.ot_attention import attention_weights, cost_matrix, match, plan_sharpness, transport_plan
+from tutorial_lib.models.scpram import VARIANTS, SCPRAMOptions, attention_by_cell_type
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -83,7 +85,7 @@ def test_released_weights_are_cos_over_sum_cos_unclipped():
 
 def test_released_prediction_matches_hand_computation(model, train_data, ctrl_a):
     """Means instead of samples (latent="mean") so that the steps can be recomputed exactly."""
-    pred = model.predict(HELD_OUT, adata_to_predict=ctrl_a, variant="released", latent="mean")
+    pred = model.predict(HELD_OUT, adata_to_predict=ctrl_a, variant=SCPRAMOptions(latent="mean"))
     types, conds = train_data.obs.cell_type.to_numpy(), train_data.obs.condition.to_numpy()
     z = model.get_latent()
     ctrl = z[(types != HELD_OUT) & (conds == "control")]
@@ -129,12 +131,82 @@ def test_percell_differs_from_released_only_in_attention(model, ctrl_a):
     np.testing.assert_allclose(released.obsm["delta"][0], percell.obsm["delta"][0], rtol=1e-5, atol=1e-6)
     assert not np.allclose(percell.obsm["delta"], percell.obsm["delta"][0])
     # an explicit setting overrides the variant's
-    same = model.predict(HELD_OUT, adata_to_predict=ctrl_a, variant="released", attention="per_cell", seed=1)
+    same = model.predict(HELD_OUT, adata_to_predict=ctrl_a, variant=SCPRAMOptions(attention="per_cell"), seed=1)
     np.testing.assert_array_equal(same.X, percell.X)
+    assert same.uns["scpram"]["variant"] == "percell"  # the options of a named variant carry its name
     with pytest.raises(ValueError, match="variant"):
         model.predict(HELD_OUT, variant="published")
     with pytest.raises(ValueError, match="latent='mean'"):
         model.predict(HELD_OUT, sample="posterior")
+
+
+def test_building_block_defaults_are_the_release():
+    """Called with no options, the building blocks are scpram 0.0.3's steps; SCPRAMOptions() is the release."""
+    defaults = {
+        f.__name__: {k: p.default for k, p in inspect.signature(f).parameters.items()}
+        for f in (cost_matrix, transport_plan, match, attention_weights)
+    }
+    assert (defaults["cost_matrix"]["metric"], defaults["cost_matrix"]["normalization"]) == ("euclidean", None)
+    assert defaults["cost_matrix"]["dtype"] is np.float32  # the release's ot.dist on float32 latents
+    assert (defaults["transport_plan"]["method"], defaults["transport_plan"]["num_iter_max"]) == ("emd", 100_000)
+    assert defaults["match"]["mode"] == "argmax"
+    assert (defaults["attention_weights"]["ratio"], defaults["attention_weights"]["weighting"]) == (0.05, "normalised")
+    released = SCPRAMOptions()
+    assert VARIANTS["released"] == released
+    assert (released.cost, released.cost_normalization, released.cost_dtype) == (
+        defaults["cost_matrix"]["metric"],
+        defaults["cost_matrix"]["normalization"],
+        defaults["cost_matrix"]["dtype"],
+    )
+    assert (released.ot_method, released.num_iter_max) == ("emd", defaults["transport_plan"]["num_iter_max"])
+    assert (released.matching, released.ratio, released.weighting) == (
+        defaults["match"]["mode"],
+        defaults["attention_weights"]["ratio"],
+        defaults["attention_weights"]["weighting"],
+    )
+    assert (released.latent, released.reference, released.attention) == ("sample", "all", "first_cell")
+    predict = inspect.signature(SCPRAM.predict).parameters
+    assert predict["variant"].default == "released" and predict["ratio"].default is None
+    assert SCPRAM.predict_defaults()["ratio"] == released.ratio
+
+
+def test_default_prediction_is_the_building_blocks_called_without_options(model, train_data, ctrl_a):
+    """predict() equals the release's steps written out with the building blocks; each variant is one changed line."""
+    pred = model.predict(HELD_OUT, adata_to_predict=ctrl_a, seed=7)
+    obs = train_data.obs
+    ref = train_data[((obs.condition == "control") & (obs.cell_type != HELD_OUT)).to_numpy()]
+    stim = train_data[(obs.condition == "stimulated").to_numpy()]
+    rng = np.random.default_rng(7)  # predict(seed=7) draws the posterior samples in this order
+    z_ref, z_stim, z_t = (model.get_latent(cells, rng=rng) for cells in (ref, stim, ctrl_a))
+    cost = cost_matrix(z_stim, z_ref)
+    plan = transport_plan(cost)
+    cell_deltas = z_stim[plan.argmax(axis=0)] - z_ref
+    delta = attention_weights(z_t[:1], z_ref) @ cell_deltas
+    np.testing.assert_allclose(pred.X, model.decode(z_t + delta), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(pred.obsm["X_latent_control"], z_t)
+
+    percell = model.predict(HELD_OUT, adata_to_predict=ctrl_a, seed=7, variant="percell")
+    by_hand = model.decode(z_t + attention_weights(z_t, z_ref) @ cell_deltas)
+    np.testing.assert_allclose(percell.X, by_hand, rtol=1e-6, atol=1e-6)
+    assert not np.allclose(percell.X, pred.X)
+
+    exact = model.predict(HELD_OUT, adata_to_predict=ctrl_a, seed=7, variant="percell_exact")
+    exact_deltas = z_stim[transport_plan(cost, num_iter_max=None).argmax(axis=0)] - z_ref
+    by_hand = model.decode(z_t + attention_weights(z_t, z_ref) @ exact_deltas)
+    np.testing.assert_allclose(exact.X, by_hand, rtol=1e-6, atol=1e-6)
+
+
+def test_get_latent_draws_from_the_posterior_with_a_generator(model, ctrl_a):
+    means = model.get_latent(ctrl_a)
+    draws = model.get_latent(ctrl_a, rng=np.random.default_rng(3))
+    np.testing.assert_array_equal(draws, model.get_latent(ctrl_a, rng=np.random.default_rng(3)))
+    assert not np.allclose(draws, means) and draws.dtype == np.float32
+    with torch.no_grad():
+        _, logvar = model.module.encode(torch.as_tensor(np.asarray(ctrl_a.X)))
+    eps = np.random.default_rng(3).standard_normal(means.shape).astype(np.float32)
+    np.testing.assert_allclose(draws, means + np.exp(0.5 * logvar.numpy()) * eps, rtol=1e-5, atol=1e-5)
+    with pytest.raises(TypeError, match="default_rng"):
+        model.get_latent(ctrl_a, rng=3)
 
 
 # -- OT diagnostics -----------------------------------------------------------------------------
@@ -174,15 +246,15 @@ def test_emd_iteration_limit_is_reported():
 
 
 def test_the_releases_iteration_limit_is_recorded_without_a_warning(model, ctrl_a, monkeypatch):
-    import tutorial_lib.models.scpram as scpram_module
+    import tutorial_lib.models.ot_attention as ot_attention
 
-    monkeypatch.setattr(scpram_module, "EMD_MAX_ITER_RELEASE", 5)  # a limit these small pools reach
+    monkeypatch.setattr(ot_attention, "EMD_MAX_ITER_RELEASE", 5)  # a limit these small pools reach
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # stopping at the release's own limit is the published method
-        pred = model.predict(HELD_OUT, adata_to_predict=ctrl_a, seed=1, num_iter_max=5)
+        pred = model.predict(HELD_OUT, adata_to_predict=ctrl_a, seed=1, variant=SCPRAMOptions(num_iter_max=5))
     assert not pred.uns["scpram"]["plan"]["converged"]
     with pytest.warns(UserWarning, match="before reaching the optimum"):  # any other limit warns
-        pred = model.predict(HELD_OUT, adata_to_predict=ctrl_a, seed=1, num_iter_max=6)
+        pred = model.predict(HELD_OUT, adata_to_predict=ctrl_a, seed=1, variant=SCPRAMOptions(num_iter_max=6))
     assert not pred.uns["scpram"]["plan"]["converged"]
 
 
@@ -247,17 +319,15 @@ def test_variants_share_one_trained_model(train_data, ctrl_a):
 
 
 def test_without_a_cell_type_the_targets_leave_the_control_pool(model, train_data, ctrl_a):
-    pred = model.predict(adata_to_predict=ctrl_a, latent="mean")
+    pred = model.predict(adata_to_predict=ctrl_a, variant=SCPRAMOptions(latent="mean"))
     ref = pred.uns["scpram"]["reference_cells"]
     assert not set(ref.index) & set(ctrl_a.obs_names)
     assert len(ref) == int((train_data.obs.condition == "control").sum()) - ctrl_a.n_obs
 
 
 def test_percell_exact_runs_ot_to_its_optimum(model, ctrl_a):
-    from tutorial_lib.models.scpram import VARIANTS
-
-    assert VARIANTS["percell_exact"] == {**VARIANTS["percell"], "num_iter_max": None}
-    assert VARIANTS["released"]["num_iter_max"] == 100_000
+    assert VARIANTS["percell_exact"] == dataclasses.replace(VARIANTS["percell"], num_iter_max=None)
+    assert VARIANTS["released"].num_iter_max == 100_000
     pred = model.predict(HELD_OUT, adata_to_predict=ctrl_a, variant="percell_exact", seed=1)
     percell = model.predict(HELD_OUT, adata_to_predict=ctrl_a, variant="percell", seed=1)
     assert pred.uns["scpram"]["plan"]["converged"]

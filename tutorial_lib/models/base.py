@@ -231,14 +231,28 @@ class BaseModel:
     def _encode_mean(self, x: torch.Tensor) -> torch.Tensor:
         return self.module.encode(x)[0]
 
-    def get_latent(self, adata: AnnData | None = None, *, batch_size: int = 1024) -> np.ndarray:
-        """Posterior means of the cells of ``adata`` (default: the training data), cells × n_latent.
+    def get_latent(
+        self, adata: AnnData | None = None, *, rng: np.random.Generator | None = None, batch_size: int = 1024
+    ) -> np.ndarray:
+        """Latent codes of the cells of ``adata`` (default: the training data), cells × n_latent, float32.
 
+        ``rng=None`` gives the posterior means (scGen's latents). With a NumPy generator, each cell's
+        code is one draw from its posterior, ``mean + exp(logvar / 2) · rng.standard_normal(...)``,
+        as the scPRAM release encodes cells: the same generator in the same state gives the same
+        draws, so ``SCPRAM.predict(seed=s)`` can be recomputed from ``np.random.default_rng(s)``.
         ``adata`` is checked like ``predict``'s targets (:meth:`_check_expression`): NaN, raw counts
         or scaled values would give latents that mean nothing, without any other error.
         """
+        if rng is not None and not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)) or None; got {rng!r}")
         x = dense_x(self.adata, self.var_names) if adata is None else self._check_expression(adata, "adata")
-        return self._batched(self._encode_mean, x, batch_size, self.module.n_latent)
+        n = self.module.n_latent
+        if rng is None:
+            return self._batched(self._encode_mean, x, batch_size, n)
+        stats = self._batched(lambda t: torch.cat(self.module.encode(t), dim=1), x, batch_size, 2 * n)
+        mean, logvar = np.split(stats, 2, axis=1)
+        noise = rng.standard_normal(mean.shape).astype(np.float32)
+        return (mean + np.exp(0.5 * logvar) * noise).astype(np.float32)
 
     def decode(self, z: np.ndarray, *, batch_size: int = 1024) -> np.ndarray:
         """Expression (cells × genes) decoded from latent vectors ``z`` (cells × n_latent)."""

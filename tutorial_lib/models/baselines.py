@@ -1,8 +1,7 @@
 """Simple baselines every model must beat. AnnData in, AnnData out, like the models' ``predict``.
 
 All take ``train_adata`` (training cells: every cell type's controls, stimulated cells of the
-non-held-out types) and ``adata_to_predict`` (the control cells to predict from; ``ctrl_adata=``,
-its old name, still works with a ``FutureWarning``). The perturbation
+non-held-out types) and ``adata_to_predict`` (the control cells to predict from). The perturbation
 effect is learnt from the training cell types with both conditions, *excluding* ``cell_type``
 (the held-out type, whose stimulated cells are unseen). Both inputs are checked as the models
 check theirs: log1p-normalised expression (finite, non-negative, not raw counts, on any number of
@@ -21,7 +20,6 @@ import numpy as np
 from anndata import AnnData
 from sklearn.decomposition import PCA
 
-from tutorial_lib._renames import renamed_keywords
 from tutorial_lib.data.checks import (
     CELL_TYPE_KEY,
     CONDITION_KEY,
@@ -92,7 +90,6 @@ def _output(
     )
 
 
-@renamed_keywords(ctrl_adata="adata_to_predict")
 def no_change(
     train_adata: AnnData,
     adata_to_predict: AnnData,
@@ -106,7 +103,6 @@ def no_change(
     return _output(x, adata_to_predict, train_adata.var_names, "no_change", cell_type, condition_key, cell_type_key)
 
 
-@renamed_keywords(ctrl_adata="adata_to_predict")
 def mean_shift(
     train_adata: AnnData,
     adata_to_predict: AnnData,
@@ -126,7 +122,6 @@ def mean_shift(
     return _output(x, adata_to_predict, train_adata.var_names, "mean_shift", cell_type, condition_key, cell_type_key)
 
 
-@renamed_keywords(ctrl_adata="adata_to_predict")
 def pca_arithmetic(
     train_adata: AnnData,
     adata_to_predict: AnnData,

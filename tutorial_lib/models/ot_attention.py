@@ -1,26 +1,26 @@
 """Optimal-transport matching and attention weights of scPRAM (pure array maths, no model).
 
-* :func:`cost_matrix`: pairwise cost between two sets of latents: Euclidean (the scPRAM
-  release, unscaled) or squared Euclidean, optionally divided by its maximum (or mean) so that
-  an entropic ``reg`` has the same meaning whatever the latent scale.
-* :func:`transport_plan`: plan with uniform marginals, exact (``ot.emd``, as in the scPRAM
-  release) or entropic (POT's ``ot.sinkhorn``, e.g. the log-domain ``method="sinkhorn_log"``,
-  stable for small ``reg``).
-* :func:`match`: each control cell's stimulated counterpart: the stimulated cell receiving
-  most of its mass (``"argmax"``, the release) or the barycentric projection
-  ``sum_j P_ij z_j / sum_j P_ij`` (``"barycentric"``).
-* :func:`plan_sharpness`: how close a plan is to a matching (row-maximum share of each row's
-  mass) and how often its argmax agrees with another plan's (e.g. the exact one).
-* :func:`attention_weights`: for each query, cosine similarity to every key, the top
-  ``k = ceil(ratio · n_keys)`` keys kept, weights by similarity / sum of similarities
-  (``"normalised"``, the release: negative similarities are *not* clipped),
-  ``"normalised_clipped"`` (negatives set to 0 first; the course's earlier default) or
-  softmax(similarity / temperature) (``"softmax"``).
+scPRAM (Jiang et al., Bioinformatics 2024) pairs each control cell with a stimulated cell by
+optimal transport between their latent codes, and then lets a new control cell borrow the
+responses of the paired control cells it resembles, weighted by attention. Every function's
+defaults are those of the scPRAM release (scpram 0.0.3, ``SCPRAM.predict``), so that calling
+them with no options reproduces the published method step by step:
 
-With entropic regularisation the plan spreads each row's mass: on a synthetic check at
-``reg=0.05`` (relative to the max-normalised squared cost) a row's largest entry held about 1%
-of its mass and the argmax agreed with the exact plan for about half of the cells (issue 13),
-so argmax matching from such a plan is close to arbitrary; check with :func:`plan_sharpness`.
+* :func:`cost_matrix`: unscaled Euclidean distances between two sets of latents, computed in
+  float32 (the release calls ``ot.dist(..., metric="euclidean")`` on float32 latents).
+* :func:`transport_plan`: exact optimal transport between uniform marginals (``ot.emd``), stopped
+  after at most 100,000 network-simplex iterations (:data:`EMD_MAX_ITER_RELEASE`) as released.
+* :func:`match`: the stimulated partner of each control cell, the one receiving most of its mass.
+* :func:`attention_weights`: cosine similarity of a query to every key, the top
+  ``ceil(0.05 · n_keys)`` keys kept, weights ``cos / sum(cos)`` (negative similarities are not
+  clipped, as released).
+
+Course options, none of them in the release: squared or scaled costs, entropic OT (POT's
+``ot.sinkhorn``, e.g. the log-domain ``method="sinkhorn_log"``), exact OT run to its optimum
+(``num_iter_max=None``), barycentric matching, clipped weights and ``softmax(cos / temperature)``.
+:func:`plan_sharpness` says how close a plan is to a one-to-one matching: an entropic plan
+spreads each row's mass (at ``reg=0.05`` on a max-normalised squared cost a row's largest
+entry can hold about 1% of its mass), so that its argmax matches are close to arbitrary.
 """
 
 from __future__ import annotations
@@ -49,14 +49,16 @@ def cost_matrix(
     a: np.ndarray,
     b: np.ndarray,
     *,
-    metric: str = "sqeuclidean",
-    normalization: str | None = "max",
-    dtype: type = np.float64,
+    metric: str = "euclidean",
+    normalization: str | None = None,
+    dtype: type = np.float32,
 ) -> np.ndarray:
-    """Pairwise cost (rows of ``a`` × rows of ``b``), optionally scaled to max/mean 1.
+    """Pairwise cost (rows of ``a`` × rows of ``b``); the defaults are the release's.
 
-    ``dtype`` is the precision the distances are computed in (``np.float32`` reproduces the
-    release, which calls ``ot.dist`` on float32 latents).
+    ``metric``: ``"euclidean"`` (the release) or ``"sqeuclidean"``. ``normalization``: ``None``
+    (the release), ``"max"`` or ``"mean"`` (divide by the cost's maximum or mean, so that an
+    entropic ``reg`` means the same whatever the latent scale). ``dtype``: the precision the
+    distances are computed in (``np.float32``, the release's, or ``np.float64``).
     """
     check_choice("cost", metric, COST_METRICS)
     check_choice("cost_normalization", normalization, COST_NORMALISATIONS)
@@ -68,27 +70,40 @@ def cost_matrix(
 def transport_plan(
     cost: np.ndarray,
     *,
-    method: str = "sinkhorn_log",
+    method: str = "emd",
+    num_iter_max: int | None = EMD_MAX_ITER_RELEASE,
     reg: float = 0.05,
-    num_iter_max: int | None = None,
     stop_thr: float = 1e-6,
     device: str = "cpu",
     return_log: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, dict]:
     """Transport plan between uniform marginals for ``cost`` (n × m); rows sum to 1/n, columns to 1/m.
 
-    ``num_iter_max``: for ``"emd"`` the network-simplex iteration limit (default
-    ``max(100_000, 50·n·m)``, enough to reach the optimum on Kang-sized pools;
-    :data:`EMD_MAX_ITER_RELEASE` is the release's limit), for Sinkhorn the number of iterations
-    (default 1000). A plan stopped at the limit is returned with a warning (as POT does), and
-    ``return_log=True`` also returns ``{"converged": bool, "method": method}``.
+    The default is the release's: exact optimal transport (``ot.emd``), stopped after
+    :data:`EMD_MAX_ITER_RELEASE` network-simplex iterations. On pools of a few thousand cells that
+    limit is reached before the optimum; the plan returned is then feasible but not optimal. That
+    is the published method, so it is not warned about; ``return_log=True`` also returns
+    ``{"converged": bool, "method": method}``.
 
-    ``reg`` (entropic regularisation relative to the normalised cost, > 0) is ignored by
-    ``method="emd"``. Sinkhorn runs on POT's torch backend in float32 on ``device`` (about
-    2-4× faster than NumPy float64 on CPU; 3000 × 3000 Gaussian clouds, reg 0.05: 1-3 s on 2
-    cores). Smaller ``reg`` gives a sharper plan but needs more iterations; a warning is
-    raised when the marginals are still off by more than ``MARGINAL_TOLERANCE`` (L1) after
-    ``num_iter_max`` iterations.
+    Parameters
+    ----------
+    cost
+        Cost matrix (:func:`cost_matrix`).
+    method
+        ``"emd"`` (exact, the release) or an entropic solver of POT's ``ot.sinkhorn``
+        (``"sinkhorn_log"``, log-domain and stable for small ``reg``; ``"sinkhorn"``;
+        ``"sinkhorn_stabilized"``).
+    num_iter_max
+        Iteration limit (the release's by default). ``None``: for ``"emd"`` up to ``max(100_000,
+        50·n·m)`` iterations, enough to reach the optimum on pools of Kang 2018's size; for
+        Sinkhorn 1000. A limit other than the release's that stops ``ot.emd`` before the optimum
+        warns (as POT does); Sinkhorn warns when its marginals are still off by more than
+        :data:`MARGINAL_TOLERANCE` (L1).
+    reg
+        Entropic regularisation (> 0), relative to the cost (use a normalised cost); ignored by
+        ``"emd"``. Smaller values give sharper plans and need more iterations.
+    stop_thr, device
+        Sinkhorn's stopping threshold, and the device of POT's torch backend it runs on (float32).
     """
     check_choice("ot_method", method, OT_METHODS)
     n, m = cost.shape
@@ -99,7 +114,7 @@ def transport_plan(
             warnings.simplefilter("ignore", UserWarning)  # POT's "numItermax reached"; re-raised below
             plan, log = ot.emd(a, b, np.asarray(cost, dtype=np.float64), numItermax=limit, log=True)
         converged = int(log["result_code"]) == 1
-        if not converged:
+        if not converged and limit != EMD_MAX_ITER_RELEASE:  # the release's own limit is the published method
             warnings.warn(
                 f"ot.emd stopped after {limit} iterations before reaching the optimum ({log['warning']}); "
                 "the plan is feasible but not the exact optimal transport plan",
@@ -193,17 +208,19 @@ def attention_weights(
     keys: np.ndarray,
     *,
     ratio: float = 0.05,
+    weighting: str = "normalised",
     temperature: float = 0.1,
-    weighting: str = "softmax",
     chunk_size: int = 1024,
 ) -> sp.csr_matrix:
     """Sparse attention (queries × keys): each row has ``n_top(ratio, n_keys)`` entries summing to 1.
 
-    ``weighting="normalised"`` is the release's ``cos / sum(cos)`` over the top-k keys, negative
+    Each query keeps its ``ceil(ratio · n_keys)`` most cosine-similar keys. The default is the
+    release's: ``weighting="normalised"``, weights ``cos / sum(cos)`` over those keys, negative
     similarities included (a row whose top-k similarities sum to less than 0 warns, one summing
-    to exactly 0 raises ``ValueError``). ``"normalised_clipped"`` clips negative similarities to 0 first
-    (uniform weights when all are <= 0). ``"softmax"``: ``softmax(cos / temperature)``
-    (``temperature`` is ignored otherwise).
+    to exactly 0 raises ``ValueError``). In scPRAM the keys are the reference control cells.
+    Course options: ``"normalised_clipped"`` clips negative similarities to 0 first (uniform
+    weights when all are <= 0); ``"softmax"`` uses ``softmax(cos / temperature)`` (``temperature``
+    is ignored otherwise).
     """
     check_choice("weighting", weighting, WEIGHTINGS)
     check_float("temperature", temperature, 0.0, low_inclusive=False)

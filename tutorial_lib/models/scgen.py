@@ -20,14 +20,18 @@ The optimizer settings matter: with PyTorch's default ``eps=1e-8`` and no decay,
 decode markedly worse means on Kang 2018 (R² of means 0.90 against 0.96 at batch 32;
 ``benchmarks/README.md``).
 
-Prediction: ``delta = mean latent(stimulated) − mean latent(control)`` over the training cells
-of the cell types present in both conditions, after *balancing*: within each condition every
-cell type is resampled (with replacement) to the size of that condition's largest cell type,
-then both conditions are subsampled (without replacement) to the same number of cells, as in
-the original scGen. (The original also keeps the held-out type's control cells in the control
-pool; here only cell types with both conditions enter, so both means describe the same cell
-types.) Latents are posterior means; the resampling is seeded. The control cells of the
-target are encoded, shifted by ``delta`` and decoded.
+Prediction (:meth:`SCGEN.predict`, a few lines, in the paper's order):
+
+1. latents of the training cells (posterior means);
+2. balanced means: within each condition every cell type is resampled (with replacement) to the
+   size of that condition's largest cell type, then both conditions are subsampled (without
+   replacement) to the same number of cells (:func:`balanced_indices`, seeded), as in the
+   original scGen, so that abundant cell types do not dominate;
+3. ``delta = mean latent(stimulated) − mean latent(control)`` over those cells;
+4. the held-out control cells' latents plus ``delta``, decoded: ``decode(z + delta)``.
+
+Difference from the original: it keeps the held-out type's control cells in the control pool;
+here only cell types with both conditions enter, so both means describe the same cell types.
 """
 
 from __future__ import annotations
@@ -37,7 +41,6 @@ from collections.abc import Iterable
 import numpy as np
 from anndata import AnnData
 
-from tutorial_lib._renames import renamed_keywords
 from tutorial_lib.config import check_seed
 from tutorial_lib.data.checks import (
     CELL_TYPE_KEY,
@@ -129,9 +132,8 @@ class SCGEN(BaseModel):
     fixed_module_kwargs = {"activation": "leaky_relu", "output_activation": "relu"}
     #: The default schedule (:data:`~tutorial_lib.models.training.DEFAULT_SCHEDULE`: to convergence)
     #: with scvi-tools'/pertpy's Adam settings (lr 1e-3, eps 0.01, weight decay 1e-6) as peak rate;
-    #: batch 128 instead of pertpy's 32: a step costs about 2× the time but 4× the cells (issue 12:
-    #: 63 vs 30 GFLOP/s on 2 cores). lr 3e-3 and 1e-2 were queued on the B-cell validation split but
-    #: not finished (machine load); see ``benchmarks/README.md``.
+    #: batch 128 instead of pertpy's 32: a step costs about twice the time but sees four times the
+    #: cells (``benchmarks/README.md``).
     train_defaults = {**BaseModel.train_defaults, "weight_decay": 1e-6, "adam_eps": 0.01}
 
     def __init__(
@@ -167,28 +169,6 @@ class SCGEN(BaseModel):
             noise_type=noise_type,
         )
 
-    def get_delta(
-        self,
-        *,
-        ctrl_key: str = CONTROL,
-        stim_key: str = STIMULATED,
-        restrict_arithmetic_to: Iterable[str] | None = None,
-        seed: int = 0,
-    ) -> np.ndarray:
-        """Balanced mean latent difference stimulated − control of the training data (not stored)."""
-        self._check_trained()
-        ctrl_idx, stim_idx = balanced_indices(
-            obs_labels(self.adata, self.cell_type_key),
-            obs_labels(self.adata, self.condition_key),
-            ctrl_key=ctrl_key,
-            stim_key=stim_key,
-            restrict_to=restrict_arithmetic_to,
-            seed=seed,
-        )
-        latent = self.get_latent()
-        return latent[stim_idx].mean(axis=0) - latent[ctrl_idx].mean(axis=0)
-
-    @renamed_keywords(celltype_to_predict="cell_type")
     def predict(
         self,
         cell_type: str | None = None,
@@ -200,14 +180,13 @@ class SCGEN(BaseModel):
         seed: int = 0,
         sample: bool | str = False,
     ) -> AnnData:
-        """Predicted stimulated cells, one per control cell of the target.
+        """Predicted stimulated cells, one per control cell of the target: ``decode(z + delta)``.
 
         Parameters
         ----------
         cell_type
-            Cell type whose training control cells are shifted (and the label of the output).
-            pertpy's ``Scgen.predict`` calls it ``celltype_to_predict``; that name still works here,
-            with a ``FutureWarning`` (one name per idea: ``cell_type``, as in the registry).
+            Cell type whose training control cells are shifted (and the label of the output);
+            pertpy's ``Scgen.predict`` calls it ``celltype_to_predict``.
         adata_to_predict
             Control cells to shift instead (same genes); their ``obs[cell_type_key]`` is kept.
         ctrl_key, stim_key
@@ -218,12 +197,11 @@ class SCGEN(BaseModel):
             Seed of the balancing resampling (and of ``sample="posterior"``): an integer from 0 to
             ``2**32 - 1``, NumPy integers included (:func:`~tutorial_lib.config.check_seed`).
         sample
-            ``False`` (default, as published): decode the shifted posterior means.
-            ``"posterior"`` (or ``True``): shift a seeded draw from each cell's posterior.
-            ``"residual"`` (a course variant, registered as ``scgen_residual``): add each control
-            cell's reconstruction residual back to its decoded prediction (copies the controls'
-            noise and sparsity); its assumption is stated in
-            :meth:`~tutorial_lib.models.base.BaseModel._shifted_expression`.
+            ``False`` (default, as published): decode the shifted posterior means. Course
+            variants of the decoding: ``"posterior"`` (or ``True``) shifts a seeded draw from each
+            cell's posterior; ``"residual"`` (registered as ``scgen_residual``) adds each control
+            cell's reconstruction residual back (copies the controls' noise and sparsity; its
+            assumption is stated in :meth:`~tutorial_lib.models.base.BaseModel._shifted_expression`).
 
         Returns
         -------
@@ -233,16 +211,23 @@ class SCGEN(BaseModel):
         ``uns["scgen"]["delta"]``.
         """
         self._check_trained()
-        check_sample(sample)
+        mode = check_sample(sample)
         seed = check_seed(seed)
         targets = self._targets(cell_type, adata_to_predict, ctrl_key)
-        delta = self.get_delta(
-            ctrl_key=ctrl_key, stim_key=stim_key, restrict_arithmetic_to=restrict_arithmetic_to, seed=seed
+        types, conditions = obs_labels(self.adata, self.cell_type_key), obs_labels(self.adata, self.condition_key)
+        ctrl_idx, stim_idx = balanced_indices(
+            types, conditions, ctrl_key=ctrl_key, stim_key=stim_key, restrict_to=restrict_arithmetic_to, seed=seed
         )
-        x = dense_x(targets, self.var_names)
-        z = self._batched(self._encode_mean, x, 1024, self.module.n_latent)
-        x_pred, z_pred = self._shifted_expression(x, z, delta, sample=sample, seed=seed)
-        delta = np.asarray(delta, dtype=np.float32)
+        z_train = self.get_latent()  # 1. latents of the training cells (posterior means)
+        delta = z_train[stim_idx].mean(axis=0) - z_train[ctrl_idx].mean(axis=0)  # 2-3. balanced means, delta
+        z = self.get_latent(targets)  # 4. latents of the control cells to predict from ...
+        if mode is False:
+            z_pred = z + delta  # ... plus delta,
+            x_pred = self.decode(z_pred)  # decoded: the published prediction
+        else:  # course variants of the decoding
+            x_pred, z_pred = self._shifted_expression(
+                dense_x(targets, self.var_names), z, delta, sample=mode, seed=seed
+            )
         pred = prediction_adata(
             x_pred,
             targets,
@@ -251,11 +236,7 @@ class SCGEN(BaseModel):
             condition_key=self.condition_key,
             cell_type_key=self.cell_type_key,
             cell_type=cell_type,
-            obsm={
-                "X_latent": z_pred,
-                "X_latent_control": z,
-                "delta": np.broadcast_to(delta, z.shape).copy(),
-            },
+            obsm={"X_latent": z_pred, "X_latent_control": z, "delta": np.broadcast_to(delta, z.shape).copy()},
         )
         pred.uns["scgen"] = {"delta": delta}
         return pred

@@ -1,5 +1,10 @@
 """scPRAM (Jiang et al., Bioinformatics 2024): denoising VAE + optimal transport + attention.
 
+scPRAM predicts a held-out cell type's response from pairs of training cells: optimal transport
+matches each control cell of the other cell types with a stimulated cell, each pair gives a
+response vector in latent space, and a new control cell borrows the responses of the paired
+control cells it resembles, weighted by attention.
+
 Network defaults follow the scPRAM release (0.0.3): encoder and decoder 2 × 1000 hidden
 units with ReLU (no batch norm, no dropout), 100 latent dimensions, ReLU output, Gaussian input
 noise 0.1 during training, KL weight 5e-4, Adam (lr 5e-4, weight decay 1e-5, batch 128),
@@ -9,55 +14,49 @@ cells for a validation loss, stops early on it and restores the best weights at 
 the release trains every epoch on all training cells and keeps the last weights; the encoder's
 log-variance is clamped to [-15, 15] (the release does not clamp).
 
-Prediction (:meth:`SCPRAM.predict`) comes in named variants (:data:`VARIANTS`); every
-setting can also be overridden by keyword.
+Prediction (:meth:`SCPRAM.predict`) follows the steps of scpram 0.0.3's ``SCPRAM.predict``
+(``models.py``), each a building block of :mod:`tutorial_lib.models.ot_attention` whose
+defaults are the release's:
 
-``"released"`` — exactly the steps of scpram 0.0.3's ``SCPRAM.predict`` (``models.py``):
+1. Reference pools: every training control cell not of the target cell type and every
+   stimulated training cell, no subsampling, no cell-type balancing. (The release always names
+   a cell type; without one, e.g. for held-out donors, the control pool leaves out the target
+   cells themselves, recognised by their expression and annotations.)
+2. Latents: one posterior *sample* per cell (the release's ``get_latent_adata`` uses the
+   reparameterisation trick), drawn from ``np.random.default_rng(seed)`` in the order
+   reference controls, stimulated cells, targets (:meth:`~tutorial_lib.models.base.BaseModel.get_latent`).
+3. Cost matrix: unscaled Euclidean distances, stimulated (rows) × reference controls
+   (columns), in float32 (:func:`~tutorial_lib.models.ot_attention.cost_matrix`).
+4. OT plan: exact optimal transport with uniform marginals, ``ot.emd`` stopped after 100,000
+   iterations (:func:`~tutorial_lib.models.ot_attention.transport_plan`).
+5. Matched pairs: each reference control cell takes the stimulated cell with the most mass in
+   its column; its delta is that cell's latent minus its own.
+6. Attention: cosine similarity of the *first* target cell to every reference control cell, the
+   top ``ceil(0.05 · n)`` kept, weights ``cos / sum(cos)``
+   (:func:`~tutorial_lib.models.ot_attention.attention_weights`); this one weighted mean of the
+   deltas is added to every target's latent.
+7. Decoding: ``decode(z + delta)``.
 
-1. Latents are *posterior samples* (the release's ``get_latent_adata`` encodes with the
-   reparameterisation trick), here drawn from a numpy generator seeded with ``seed``, in the
-   release's order: reference controls, reference stimulated cells, targets.
-2. Reference pools (``reference="all"``): every control cell not of ``cell_type``
-   and every stimulated cell of the training data, no subsampling, no cell-type balancing.
-   (The release always names a cell type; without one, e.g. for held-out donors, the control
-   pool leaves out the target cells themselves: every training control cell with a target's
-   expression on the model's genes and its annotations, whatever the cells' names.)
-3. Exact optimal transport (``ot.emd``, uniform marginals, at most 100,000 network-simplex
-   iterations as released) on the unscaled *Euclidean* cost between stimulated (rows) and
-   control (columns) latents, computed in float32.
-4. Each reference control cell takes the stimulated cell with the most mass in its column of
-   the plan (argmax); its delta is that cell's latent minus its own.
-5. Attention: cosine similarity of the *first* target cell to all reference control cells,
-   the top ``ceil(0.05 · n)`` kept, weights ``cos / sum(cos)`` (negative similarities not
-   clipped); this one weighted mean of deltas is added to every target's latent, which is decoded.
+The settings are one :class:`SCPRAMOptions`; :data:`VARIANTS` names the release's and the
+course's variants, each a copy of the release with one change:
 
-``"percell"`` (a course variant) — the released steps with one change: every target cell
-computes its own attention weights (step 5 per cell), so each cell gets its own delta. No
-parameter was tuned for it (it keeps the release's ratio 0.05 and weighting), so nothing was
-chosen on the test cell type.
+* ``"percell"``: every target cell computes its own attention weights (step 6 per cell) and
+  gets its own delta. No parameter was tuned for it (it keeps the release's ratio and weights).
+* ``"percell_exact"``: ``"percell"`` with the OT of step 4 run to its optimum
+  (``num_iter_max=None``). On pools of a few thousand cells the release's 100,000 iterations
+  stop before the optimum: on Kang 2018 with CD4+ T cells held out (4,522 reference controls ×
+  4,788 stimulated cells) the truncated plan's matches agreed with the optimal plan's for 36% of
+  the control cells (``benchmarks/bench_scpram_ot.py``). Each prediction records whether its
+  plan converged (``uns["scpram"]["plan"]["converged"]``).
 
-``"percell_exact"`` (a course variant) — ``"percell"`` with the exact OT plan: the network
-simplex runs until it reaches the optimum (``num_iter_max=None``, i.e. up to ``max(100_000,
-50·n·m)`` iterations). The release stops ``ot.emd`` after 100,000 iterations; on pools of a few
-thousand cells that is not enough: on Kang 2018 with CD4+ T cells held out (4,522 reference
-controls × 4,788 stimulated cells, fast preset, seed 0) the truncated plan's matches agreed with
-the optimal plan's for 36% of the control cells, and the exact plan took 20 s against 12 s on a
-loaded 2-core machine (``benchmarks/bench_scpram_ot.py``). So the released matching is then not
-exact OT; each prediction reports whether its plan converged
-(``uns["scpram"]["plan"]["converged"]``; a warning only when a limit other than the release's
-stopped it). No parameter is tuned.
-
-Other settings reachable by keyword (course options, not published): posterior means
-(``latent="mean"``), reference pools restricted to cell types with both conditions
-(``reference="shared"``) and subsampled (``max_ot_cells``), entropic OT (``ot_method=
-"sinkhorn_log"`` with ``reg``, squared or max-normalised cost), barycentric matching, softmax
-or clipped attention weights. Before this module had variants, its default was such a mix
-(log-domain Sinkhorn at ``reg=0.05`` on the max-normalised squared cost, argmax, softmax(cos /
-0.1), posterior means, pools of at most 3,000 cells); at that ``reg`` the plan is nearly uniform
-within a cluster: on Kang 2018 a row's largest entry held 0.7% of its mass and the argmax agreed
-with the exact plan on the same pools for 21% of the cells (``benchmarks/bench_scpram_ot.py``); use
-:func:`~tutorial_lib.models.ot_attention.plan_sharpness` (reported in every prediction's
-``uns["scpram"]["plan"]``) before relying on Sinkhorn matches.
+Other :class:`SCPRAMOptions` are course options, not published: posterior means
+(``latent="mean"``), pools restricted to cell types with both conditions (``reference="shared"``)
+or subsampled (``max_ot_cells``), entropic OT (``ot_method="sinkhorn_log"`` with ``reg``, best on
+a max-normalised squared cost), barycentric matching, softmax or clipped attention weights. An
+entropic plan at ``reg=0.05`` is nearly uniform within a cluster (on Kang 2018 a row's largest
+entry held 0.7% of its mass and its argmax agreed with the exact plan for 21% of the cells), so
+check :func:`~tutorial_lib.models.ot_attention.plan_sharpness` (reported in every prediction's
+``uns["scpram"]["plan"]``) before relying on its matches.
 
 Prediction is pure: the model is not changed. The by-products are returned in the prediction:
 ``obsm["delta"]`` (each target's latent delta), ``obsm["X_latent_control"]`` (each target's
@@ -71,22 +70,26 @@ stimulated). :func:`attention_by_cell_type` reads them.
 
 from __future__ import annotations
 
-import warnings
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import torch
 from anndata import AnnData
 
-from tutorial_lib._renames import renamed_keywords
 from tutorial_lib.data.checks import CELL_TYPE_KEY, CONDITION_KEY, CONTROL, STIMULATED, DataValidationError
 from tutorial_lib.models._data import dense_x, obs_labels, prediction_adata, rows_in, shared_cell_types
 from tutorial_lib.models._params import check_choice, check_float, check_int
 from tutorial_lib.models.base import BaseModel, check_sample
 from tutorial_lib.models.ot_attention import (
+    COST_METRICS,
+    COST_NORMALISATIONS,
     EMD_MAX_ITER_RELEASE,
+    MATCHINGS,
+    OT_METHODS,
+    WEIGHTINGS,
     attention_weights,
     cost_matrix,
     match,
@@ -94,42 +97,102 @@ from tutorial_lib.models.ot_attention import (
     transport_plan,
 )
 
-ATTENTION_MODES = ("per_cell", "first_cell")
+ATTENTION_MODES = ("first_cell", "per_cell")
 LATENT_MODES = ("sample", "mean")
 REFERENCE_MODES = ("all", "shared")
 
 
-class _FromVariant:
-    """Default of a :meth:`SCPRAM.predict` setting: take the value of the chosen variant."""
+@dataclass(frozen=True)
+class SCPRAMOptions:
+    """Settings of :meth:`SCPRAM.predict`; the defaults are the release's (scpram 0.0.3).
 
-    def __repr__(self) -> str:
-        return "FROM_VARIANT"
+    Parameters
+    ----------
+    latent
+        ``"sample"`` (one seeded posterior draw per cell; the release) or ``"mean"``.
+    reference
+        Reference pools: ``"all"`` (every control cell not of the target type, every stimulated
+        cell; the release) or ``"shared"`` (only cell types with both conditions).
+    max_ot_cells
+        ``None`` (no subsampling, the release) or the most reference cells per condition kept
+        (a seeded subsample), to keep OT tractable.
+    cost, cost_normalization
+        Cost of the OT (:func:`~tutorial_lib.models.ot_attention.cost_matrix`): ``"euclidean"``
+        and ``None`` as released, computed in float32 then; any other cost in float64.
+    ot_method, num_iter_max, reg
+        The OT solver (:func:`~tutorial_lib.models.ot_attention.transport_plan`): ``"emd"`` with
+        the release's 100,000 iterations, ``num_iter_max=None`` to run it to the optimum, or an
+        entropic solver with regularisation ``reg``.
+    matching
+        ``"argmax"`` (the release) or ``"barycentric"`` (:func:`~tutorial_lib.models.ot_attention.match`).
+    attention
+        ``"first_cell"`` (the first target's weights for every target; the release) or ``"per_cell"``.
+    ratio, weighting, temperature
+        Attention (:func:`~tutorial_lib.models.ot_attention.attention_weights`): the fraction of
+        reference control cells each target attends to, in (0, 1], and the weights
+        (``"normalised"``: cos / sum cos, the release; ``temperature`` only for ``"softmax"``).
+    """
+
+    latent: str = "sample"
+    reference: str = "all"
+    max_ot_cells: int | None = None
+    cost: str = "euclidean"
+    cost_normalization: str | None = None
+    ot_method: str = "emd"
+    num_iter_max: int | None = EMD_MAX_ITER_RELEASE
+    reg: float = 0.05
+    matching: str = "argmax"
+    attention: str = "first_cell"
+    ratio: float = 0.05
+    weighting: str = "normalised"
+    temperature: float = 0.1
+
+    def __post_init__(self) -> None:
+        check_choice("latent", self.latent, LATENT_MODES)
+        check_choice("reference", self.reference, REFERENCE_MODES)
+        if self.max_ot_cells is not None:
+            check_int("max_ot_cells", self.max_ot_cells, 2)
+        check_choice("cost", self.cost, COST_METRICS)
+        check_choice("cost_normalization", self.cost_normalization, COST_NORMALISATIONS)
+        check_choice("ot_method", self.ot_method, OT_METHODS)
+        if self.num_iter_max is not None:
+            check_int("num_iter_max", self.num_iter_max, 1)
+        check_float("reg", self.reg, 0.0, low_inclusive=False)  # checked even when the solver ignores it
+        check_choice("matching", self.matching, MATCHINGS)
+        check_choice("attention", self.attention, ATTENTION_MODES)
+        check_float("ratio", self.ratio, 0.0, 1.0, low_inclusive=False)
+        check_choice("weighting", self.weighting, WEIGHTINGS)
+        check_float("temperature", self.temperature, 0.0, low_inclusive=False)
+
+    @property
+    def cost_dtype(self) -> type:
+        """Precision of the cost matrix: float32 for the release's cost (as released), else float64."""
+        return np.float32 if (self.cost, self.cost_normalization) == ("euclidean", None) else np.float64
 
 
-FROM_VARIANT: Any = _FromVariant()
-
-_RELEASED: dict[str, Any] = {
-    "latent": "sample",
-    "reference": "all",
-    "max_ot_cells": None,
-    "ot_method": "emd",
-    "num_iter_max": EMD_MAX_ITER_RELEASE,
-    "reg": 0.05,
-    "cost": "euclidean",
-    "cost_normalization": None,
-    "matching": "argmax",
-    "attention": "first_cell",
-    "ratio": 0.05,
-    "weighting": "normalised",
-    "temperature": 0.1,
+#: The named prediction settings: the release and the course's variants (see the module docstring).
+VARIANTS: dict[str, SCPRAMOptions] = {
+    "released": SCPRAMOptions(),
+    "percell": SCPRAMOptions(attention="per_cell"),
+    "percell_exact": SCPRAMOptions(attention="per_cell", num_iter_max=None),
 }
 
-#: Prediction settings of each named variant (see the module docstring for what each is).
-VARIANTS: dict[str, dict[str, Any]] = {
-    "released": dict(_RELEASED),
-    "percell": {**_RELEASED, "attention": "per_cell"},
-    "percell_exact": {**_RELEASED, "attention": "per_cell", "num_iter_max": None},
-}
+
+def resolve_options(variant: str | SCPRAMOptions, ratio: float | None = None) -> tuple[str, SCPRAMOptions]:
+    """``(name, options)`` of a ``variant`` (a name of :data:`VARIANTS` or options), ``ratio`` applied.
+
+    The name of options passed as such is the variant they equal, else ``"custom"``.
+    """
+    if isinstance(variant, SCPRAMOptions):
+        options = variant
+        name = next((k for k, v in VARIANTS.items() if v == options), "custom")
+    elif isinstance(variant, str) and variant in VARIANTS:
+        name, options = variant, VARIANTS[variant]
+    else:
+        raise ValueError(f"variant must be one of {list(VARIANTS)} or an SCPRAMOptions; got {variant!r}")
+    if ratio is not None:
+        options = dataclasses.replace(options, ratio=ratio)
+    return name, options
 
 
 def subsample(idx: np.ndarray, n_max: int, rng: np.random.Generator) -> np.ndarray:
@@ -194,15 +257,11 @@ class SCPRAM(BaseModel):
 
     @classmethod
     def predict_defaults(cls, **fixed: Any) -> dict[str, Any]:
-        """``predict``'s defaults with ``fixed`` applied and ``FROM_VARIANT`` settings resolved.
-
-        Every ``FROM_VARIANT`` setting is replaced by the value of its variant (:data:`VARIANTS`).
-        """
+        """``predict``'s defaults with ``fixed`` applied, ``ratio`` resolved from the variant."""
         settings = super().predict_defaults(**fixed)
-        variant = VARIANTS[settings["variant"]]
-        return {k: (variant[k] if v is FROM_VARIANT else v) for k, v in settings.items()}
+        settings["ratio"] = resolve_options(settings["variant"], settings["ratio"])[1].ratio
+        return settings
 
-    @renamed_keywords(celltype_to_predict="cell_type")
     def predict(
         self,
         cell_type: str | None = None,
@@ -210,63 +269,36 @@ class SCPRAM(BaseModel):
         adata_to_predict: AnnData | None = None,
         ctrl_key: str = CONTROL,
         stim_key: str = STIMULATED,
-        variant: str = "released",
-        latent: str = FROM_VARIANT,
-        reference: str = FROM_VARIANT,
-        max_ot_cells: int | None = FROM_VARIANT,
-        ot_method: str = FROM_VARIANT,
-        num_iter_max: int | None = FROM_VARIANT,
-        reg: float = FROM_VARIANT,
-        cost: str = FROM_VARIANT,
-        cost_normalization: str | None = FROM_VARIANT,
-        matching: str = FROM_VARIANT,
-        attention: str = FROM_VARIANT,
-        ratio: float = FROM_VARIANT,
-        weighting: str = FROM_VARIANT,
-        temperature: float = FROM_VARIANT,
+        variant: str | SCPRAMOptions = "released",
+        ratio: float | None = None,
         seed: int = 0,
+        sample: bool | str = False,
         keep_plan: bool = False,
         return_attention: bool = False,
-        sample: bool | str = False,
     ) -> AnnData | tuple[AnnData, sp.csr_matrix]:
-        """Predicted stimulated cells, one per control cell of the target (see the module docstring).
-
-        Every setting left at ``FROM_VARIANT`` takes the value of ``VARIANTS[variant]``.
+        """Predicted stimulated cells, one per control cell of the target (steps: module docstring).
 
         Parameters
         ----------
         cell_type, adata_to_predict, ctrl_key, stim_key
-            As in :meth:`tutorial_lib.models.scgen.SCGEN.predict` (``celltype_to_predict``, pertpy's
-            name for ``cell_type``, still works with a ``FutureWarning``).
+            As in :meth:`tutorial_lib.models.scgen.SCGEN.predict`.
         variant
-            ``"released"`` (scpram 0.0.3), ``"percell"`` (per-cell attention) or ``"percell_exact"``
-            (per-cell attention, OT run to its optimum), see :data:`VARIANTS`.
-        latent
-            ``"sample"`` (posterior samples, seeded with ``seed``; the release) or ``"mean"``.
-        reference
-            Reference pools: ``"all"`` (every control cell not of the target type, every
-            stimulated cell; the release) or ``"shared"`` (cell types with both conditions).
-        max_ot_cells
-            ``None`` (no subsampling, the release) or the maximum reference cells per condition
-            (seeded subsample) to keep OT tractable.
-        ot_method, num_iter_max, reg, cost, cost_normalization, matching
-            Optimal transport settings (:func:`~tutorial_lib.models.ot_attention.transport_plan`,
-            :func:`~tutorial_lib.models.ot_attention.cost_matrix`, :func:`~tutorial_lib.models.ot_attention.match`).
-        attention
-            ``"first_cell"`` (the first target's weights for every target; the release) or ``"per_cell"``.
-        ratio, weighting, temperature
-            Attention: the fraction of reference control cells each target attends to, in (0, 1],
-            and the weights (:func:`~tutorial_lib.models.ot_attention.attention_weights`).
+            ``"released"`` (scpram 0.0.3), ``"percell"`` (per-cell attention), ``"percell_exact"``
+            (per-cell attention, OT run to its optimum), or any :class:`SCPRAMOptions`, e.g.
+            ``dataclasses.replace(VARIANTS["percell"], ot_method="sinkhorn_log")``.
+        ratio
+            The fraction of reference control cells each target attends to (the one setting
+            tuned, :mod:`tutorial_lib.tuning`); ``None``: the variant's.
         seed
             Seed of the posterior samples and of the subsampling (and of ``sample="posterior"``).
-        keep_plan
-            Also return the transport plan (controls × stimulated, float32) in ``uns["scpram"]["ot_plan"]``.
-        return_attention
-            Also return the attention matrix (targets × reference control cells).
         sample
             Decoding: ``False`` (as published) decodes the shifted latents; ``"residual"`` is the
             course variant of :meth:`~tutorial_lib.models.base.BaseModel._shifted_expression`;
             ``"posterior"``/``True`` draws target latents, only with ``latent="mean"``.
+        keep_plan
+            Also return the transport plan (controls × stimulated, float32) in ``uns["scpram"]["ot_plan"]``.
+        return_attention
+            Also return the attention matrix (targets × reference control cells).
 
         Returns
         -------
@@ -276,40 +308,85 @@ class SCPRAM(BaseModel):
         """
         self._check_trained()
         mode = check_sample(sample)
-        check_choice("variant", variant, VARIANTS)
-        given = {
-            "latent": latent,
-            "reference": reference,
-            "max_ot_cells": max_ot_cells,
-            "ot_method": ot_method,
-            "num_iter_max": num_iter_max,
-            "reg": reg,
-            "cost": cost,
-            "cost_normalization": cost_normalization,
-            "matching": matching,
-            "attention": attention,
-            "ratio": ratio,
-            "weighting": weighting,
-            "temperature": temperature,
-        }
-        opts = {k: VARIANTS[variant][k] if v is FROM_VARIANT else v for k, v in given.items()}
-        check_choice("latent", opts["latent"], LATENT_MODES)
-        check_choice("reference", opts["reference"], REFERENCE_MODES)
-        check_choice("attention", opts["attention"], ATTENTION_MODES)
-        if opts["max_ot_cells"] is not None:
-            check_int("max_ot_cells", opts["max_ot_cells"], 2)
-        check_float("reg", opts["reg"], 0.0, low_inclusive=False)  # checked even when the solver ignores it
-        if mode == "posterior" and opts["latent"] == "sample":
+        name, opts = resolve_options(variant, ratio)
+        if mode == "posterior" and opts.latent == "sample":
             raise ValueError(
                 "sample='posterior' draws the targets' latents, but latent='sample' already does; "
-                "pass latent='mean' with sample='posterior', or sample=False"
+                "pass options with latent='mean' with sample='posterior', or sample=False"
             )
         targets = self._targets(cell_type, adata_to_predict, ctrl_key)
+        rng = np.random.default_rng(seed)
+        ref_idx, stim_idx = self._reference_pools(targets, cell_type, ctrl_key, stim_key, opts, rng)  # 1.
+
+        draw = rng if opts.latent == "sample" else None  # 2. latents, drawn in the release's order
+        z_ref = self.get_latent(self.adata[ref_idx], rng=draw)
+        z_stim = self.get_latent(self.adata[stim_idx], rng=draw)
+        z_t = self.get_latent(targets, rng=draw)
+
+        cost = cost_matrix(  # 3. stimulated (rows) × reference controls (columns), as released
+            z_stim, z_ref, metric=opts.cost, normalization=opts.cost_normalization, dtype=opts.cost_dtype
+        )
+        plan, log = transport_plan(  # 4.
+            cost,
+            method=opts.ot_method,
+            num_iter_max=opts.num_iter_max,
+            reg=opts.reg,
+            device=self.device,
+            return_log=True,
+        )
+        z_matched, partner = match(plan.T, z_stim, mode=opts.matching)  # 5. each reference control's partner
+        cell_deltas = (np.asarray(z_matched, dtype=np.float64) - z_ref).astype(np.float32)
+
+        first_only = opts.attention == "first_cell"  # 6. the release computes the first target's weights only
+        weights = attention_weights(
+            z_t[:1] if first_only else z_t,
+            z_ref,
+            ratio=opts.ratio,
+            weighting=opts.weighting,
+            temperature=opts.temperature,
+        )
+        if first_only:
+            weights = sp.csr_matrix(sp.vstack([weights] * len(z_t)))
+        deltas = np.asarray(weights @ cell_deltas, dtype=np.float32)
+
+        if mode is False:  # 7. decode the shifted latents (as published)
+            z_pred = z_t + deltas
+            x_pred = self.decode(z_pred)
+        else:  # course variants of the decoding
+            x_pred, z_pred = self._shifted_expression(
+                dense_x(targets, self.var_names), z_t, deltas, sample=mode, seed=seed
+            )
+
+        pred = prediction_adata(
+            x_pred,
+            targets,
+            self.var_names,
+            method=self.method_name,
+            condition_key=self.condition_key,
+            cell_type_key=self.cell_type_key,
+            cell_type=cell_type,
+            obsm={"X_latent": z_pred, "delta": deltas, "X_latent_control": z_t},
+        )
+        pred.uns["scpram"] = self._by_products(
+            name, opts, ref_idx, stim_idx, cost, plan, log, partner, weights, cell_deltas, keep_plan
+        )
+        return (pred, weights) if return_attention else pred
+
+    def _reference_pools(
+        self,
+        targets: AnnData,
+        cell_type: str | None,
+        ctrl_key: str,
+        stim_key: str,
+        opts: SCPRAMOptions,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of the training cells of the reference control and stimulated pools (step 1)."""
         types = obs_labels(self.adata, self.cell_type_key)
         conds = obs_labels(self.adata, self.condition_key)
         exclude = [cell_type] if cell_type is not None else []
         ctrl_mask, stim_mask = conds == ctrl_key, conds == stim_key
-        if opts["reference"] == "shared":
+        if opts.reference == "shared":
             ref_types = shared_cell_types(types, conds, ctrl_key=ctrl_key, stim_key=stim_key, exclude=exclude)
             ctrl_mask, stim_mask = ctrl_mask & np.isin(types, ref_types), stim_mask & np.isin(types, ref_types)
         elif exclude:
@@ -321,95 +398,60 @@ class SCPRAM(BaseModel):
                 f"No reference {ctrl_key!r} or {stim_key!r} cells in the training data outside {exclude}; "
                 "scPRAM needs both to learn a response"
             )
-        rng = np.random.default_rng(seed)
-        ctrl_idx, stim_idx = np.flatnonzero(ctrl_mask), np.flatnonzero(stim_mask)
-        if opts["max_ot_cells"] is not None:
-            ctrl_idx = subsample(ctrl_idx, opts["max_ot_cells"], rng)
-            stim_idx = subsample(stim_idx, opts["max_ot_cells"], rng)
+        ref_idx, stim_idx = np.flatnonzero(ctrl_mask), np.flatnonzero(stim_mask)
+        if opts.max_ot_cells is not None:
+            ref_idx = subsample(ref_idx, opts.max_ot_cells, rng)
+            stim_idx = subsample(stim_idx, opts.max_ot_cells, rng)
+        return ref_idx, stim_idx
 
-        x_t = dense_x(targets, self.var_names)
-        z_ctrl = self._latents(dense_x(self.adata[ctrl_idx], self.var_names), opts["latent"], rng)
-        z_stim = self._latents(dense_x(self.adata[stim_idx], self.var_names), opts["latent"], rng)
-        z_t = self._latents(x_t, opts["latent"], rng)
-
-        # the release solves stimulated (rows) x control (columns) and takes each column's argmax;
-        # solving that orientation and transposing reproduces it, ties and iteration limit included
-        dtype = np.float32 if opts["cost"] == "euclidean" and opts["cost_normalization"] is None else np.float64
-        cost_sc = cost_matrix(
-            z_stim, z_ctrl, metric=opts["cost"], normalization=opts["cost_normalization"], dtype=dtype
-        )
-        with warnings.catch_warnings():
-            if opts["num_iter_max"] == EMD_MAX_ITER_RELEASE:
-                # the release stops ot.emd at this limit: a truncated plan is the published method,
-                # recorded in uns["scpram"]["plan"]["converged"], not a fault worth a warning
-                warnings.filterwarnings("ignore", message="ot.emd stopped after", category=UserWarning)
-            plan_sc, log = transport_plan(
-                cost_sc,
-                method=opts["ot_method"],
-                reg=opts["reg"],
-                num_iter_max=opts["num_iter_max"],
-                device=self.device,
-                return_log=True,
-            )
-        plan = plan_sc.T
-        z_matched, partner = match(plan, z_stim, mode=opts["matching"])
-        cell_deltas = (np.asarray(z_matched, dtype=np.float64) - z_ctrl).astype(np.float32)
-
-        first_only = opts["attention"] == "first_cell"  # the release computes the first target's weights only
-        weights = attention_weights(
-            z_t[:1] if first_only else z_t,
-            z_ctrl,
-            ratio=opts["ratio"],
-            temperature=opts["temperature"],
-            weighting=opts["weighting"],
-        )
-        if first_only:
-            weights = sp.csr_matrix(sp.vstack([weights] * len(z_t)))
-        deltas = np.asarray(weights @ cell_deltas, dtype=np.float32)
-        x_pred, z_pred = self._shifted_expression(x_t, z_t, deltas, sample=mode, seed=seed)
-
-        ctrl_names, stim_names = self.adata.obs_names[ctrl_idx], self.adata.obs_names[stim_idx]
+    def _by_products(
+        self,
+        name: str,
+        opts: SCPRAMOptions,
+        ref_idx: np.ndarray,
+        stim_idx: np.ndarray,
+        cost: np.ndarray,
+        plan: np.ndarray,
+        log: dict,
+        partner: np.ndarray,
+        weights: sp.csr_matrix,
+        cell_deltas: np.ndarray,
+        keep_plan: bool,
+    ) -> dict[str, Any]:
+        """``uns["scpram"]`` of a prediction (``plan`` and ``cost``: stimulated × reference controls)."""
+        types = obs_labels(self.adata, self.cell_type_key)
+        ctrl_names, stim_names = self.adata.obs_names[ref_idx], self.adata.obs_names[stim_idx]
+        plan_cs = plan.T
         rows = np.arange(len(partner))
         ot_pairs = pd.DataFrame(
             {
                 "ctrl_cell": ctrl_names,
-                "ctrl_cell_type": types[ctrl_idx],
+                "ctrl_cell_type": types[ref_idx],
                 "stim_cell": stim_names[partner],
                 "stim_cell_type": types[stim_idx][partner],
-                "cost": cost_sc.T[rows, partner],
-                "plan_mass": plan[rows, partner],
-                "row_max_share": plan[rows, partner] * len(partner),
+                "cost": cost.T[rows, partner],
+                "plan_mass": plan_cs[rows, partner],
+                "row_max_share": plan_cs[rows, partner] * len(partner),
             }
         )
-        by_products: dict[str, Any] = {
-            "variant": variant,
-            "settings": {k: ("none" if v is None else v) for k, v in opts.items()},
+        out: dict[str, Any] = {
+            "variant": name,
+            "settings": {k: ("none" if v is None else v) for k, v in dataclasses.asdict(opts).items()},
             "reference_cells": pd.DataFrame(
-                {self.cell_type_key: types[ctrl_idx]}, index=pd.Index(ctrl_names, dtype=str)
+                {self.cell_type_key: types[ref_idx]}, index=pd.Index(ctrl_names, dtype=str)
             ),
             "attention": weights,
             "cell_deltas": cell_deltas,
             "ot_pairs": ot_pairs,
             "plan": {
-                **plan_sharpness(plan).drop("argmax_agreement").to_dict(),
+                **plan_sharpness(plan_cs).drop("argmax_agreement").to_dict(),
                 "converged": log["converged"],
                 "n_stim": len(stim_idx),
             },
         }
         if keep_plan:
-            by_products["ot_plan"] = plan.astype(np.float32)
-        pred = prediction_adata(
-            x_pred,
-            targets,
-            self.var_names,
-            method=self.method_name,
-            condition_key=self.condition_key,
-            cell_type_key=self.cell_type_key,
-            cell_type=cell_type,
-            obsm={"X_latent": z_pred, "delta": deltas, "X_latent_control": z_t.astype(np.float32)},
-        )
-        pred.uns["scpram"] = by_products
-        return (pred, weights) if return_attention else pred
+            out["ot_plan"] = plan_cs.astype(np.float32)
+        return out
 
     def _copies_of(self, targets: AnnData, candidates: np.ndarray) -> np.ndarray:
         """Mask of the training cells among ``candidates`` (a mask) that are copies of a target.
@@ -431,15 +473,6 @@ class SCPRAM(BaseModel):
                 targets.obs[shared],
             )
         return copies
-
-    def _latents(self, x: np.ndarray, latent: str, rng: np.random.Generator) -> np.ndarray:
-        """Posterior means of ``x``, or seeded posterior samples (one ``rng.standard_normal`` draw per call)."""
-        if latent == "mean":
-            return self._batched(self._encode_mean, x, 1024, self.module.n_latent)
-        stats = self._batched(lambda t: torch.cat(self.module.encode(t), dim=1), x, 1024, 2 * self.module.n_latent)
-        mean, logvar = np.split(stats, 2, axis=1)
-        noise = rng.standard_normal(mean.shape).astype(np.float32)
-        return (mean + np.exp(0.5 * logvar) * noise).astype(np.float32)
 
     def attention_by_cell_type(self, prediction: AnnData) -> pd.DataFrame:
         """Attention mass of each target cell on each reference cell type (see :func:`attention_by_cell_type`)."""
