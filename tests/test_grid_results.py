@@ -126,33 +126,40 @@ def test_gene_set_and_design_are_read_from_the_table():
 
 def test_imbalance_effects_find_the_effect_put_in():
     table = _grid({"scgen": -0.2, "scpram": 0.0, "mean_shift": 0.1})
-    eff = gr.imbalance_effects(table, [("pearson_delta", "top20_degs")]).set_index("method")
+    # 3 held-out cell types: no rank test can reach 5%, so by default nothing is judged
+    default = gr.imbalance_effects(table, [("pearson_delta", "top20_degs")]).set_index("method")
+    assert default.loc["scgen", "effect"] == "not testable (n=3 blocks by held_out; a rank test needs 6 to reach p < 0.05)"
+    eff = gr.imbalance_effects(table, [("pearson_delta", "top20_degs")], min_units=3).set_index("method")
     assert "no_change" not in eff.index  # undefined metric: no verdict
     assert eff.loc["scgen", "effect"] == "imbalance hurts"
     assert eff.loc["mean_shift", "effect"] == "imbalance helps"
     assert eff.loc["scpram", "effect"] == "no clear change"
     # several held-out cell types: each is one unit, the mean of its seeds
     assert eff.loc["scgen", "n"] == len(CELL_TYPES) and eff.loc["scgen", "unit"] == "held_out"
-    assert eff.loc["scgen", "diff"] == pytest.approx(-0.2, abs=0.02)
+    assert eff.loc["scgen", "estimate"] == pytest.approx(-0.2, abs=0.02)
 
 
 def test_interactions_read_the_direction_of_the_metric():
     # higher is better: a drop of scgen's pearson_delta hurts scgen
     table = _grid({"scgen": -0.2})
-    inter = gr.imbalance_interactions(table, [("pearson_delta", "top20_degs")], [("scgen", "mean_shift")])
+    inter = gr.imbalance_interactions(table, [("pearson_delta", "top20_degs")], [("scgen", "mean_shift")], min_units=3)
     assert inter.loc[0, "hurt"] == "imbalance is worse for scgen than for mean_shift"
     assert inter.loc[0, "interaction"] == pytest.approx(-0.2, abs=0.02)
     # lower is better: a rise of scgen's E-distance hurts scgen; a fall hurts the other method relatively
     up = gr.imbalance_interactions(
-        _grid({"scgen": 0.3}, "e_distance", "all"), [("e_distance", "all")], [("scgen", "scpram")]
+        _grid({"scgen": 0.3}, "e_distance", "all"), [("e_distance", "all")], [("scgen", "scpram")], min_units=3
     )
-    assert up.loc[0, "hurt"] == "imbalance is worse for scgen than for scpram"
+    assert up.loc[0, "hurt"] == "imbalance is worse for scgen than for scpram" and up.loc[0, "scale"] == "ratio"
+    assert up.loc[0, "interaction"] == pytest.approx((0.85 + 0.3) / 0.85 / 1.0, abs=0.02)  # ratio of ratios
     down = gr.imbalance_interactions(
-        _grid({"scgen": -0.3}, "e_distance", "all"), [("e_distance", "all")], [("scgen", "scpram")]
+        _grid({"scgen": -0.3}, "e_distance", "all"), [("e_distance", "all")], [("scgen", "scpram")], min_units=3
     )
     assert down.loc[0, "hurt"] == "imbalance is worse for scpram than for scgen"
-    same = gr.imbalance_interactions(_grid({}), [("pearson_delta", "top20_degs")], [("scgen", "scpram")])
+    same = gr.imbalance_interactions(_grid({}), [("pearson_delta", "top20_degs")], [("scgen", "scpram")], min_units=3)
     assert same.loc[0, "hurt"] == "no clear difference"
+    assert gr.imbalance_interactions(_grid({}), [("pearson_delta", "top20_degs")], [("scgen", "scpram")]).loc[
+        0, "hurt"
+    ].startswith("not testable (n=3 blocks by held_out")
     # a method undefined on the metric is left out
     none = gr.imbalance_interactions(_grid({}), [("pearson_delta", "top20_degs")], [("scgen", "no_change")])
     assert none.empty
@@ -169,15 +176,19 @@ def test_interactions_read_the_direction_of_the_metric():
 )
 def test_expectation_most_hurt(effects, expected):
     metrics = [("pearson_delta", "top20_degs")]
-    inter = gr.imbalance_interactions(_grid(effects), metrics, [("scpram", "scgen"), ("scpram", "mean_shift")])
+    pairs = [("scpram", "scgen"), ("scpram", "mean_shift")]
+    inter = gr.imbalance_interactions(_grid(effects), metrics, pairs, min_units=3)
     out = gr.expectation_most_hurt(inter, "scpram", "pearson_delta", "top20_degs")
     assert out["verdict"] == expected and len(out["lines"]) == 2
+    # with the default rule, 3 cell types cannot test it whatever the effects
+    untested = gr.imbalance_interactions(_grid(effects), metrics, pairs)
+    assert gr.expectation_most_hurt(untested, "scpram", "pearson_delta", "top20_degs")["verdict"] == "not testable"
 
 
 def test_expectation_can_leave_out_a_method():
     metrics = [("pearson_delta", "top20_degs")]
     pairs = [("scpram", "scgen"), ("scpram", "mean_shift")]
-    inter = gr.imbalance_interactions(_grid({"scpram": -0.3, "mean_shift": -0.6}), metrics, pairs)
+    inter = gr.imbalance_interactions(_grid({"scpram": -0.3, "mean_shift": -0.6}), metrics, pairs, min_units=3)
     assert gr.expectation_most_hurt(inter, "scpram", *metrics[0])["verdict"] == "refuted"
     kept = gr.expectation_most_hurt(inter, "scpram", *metrics[0], others=["scgen"])
     assert kept["verdict"] == "supported" and len(kept["lines"]) == 1
@@ -200,7 +211,9 @@ def test_describe_verdicts_names_direction_and_skips_undefined():
         table[table["design"] == "donors"], [("e_distance", "all")], [("scgen", "mean_shift")], by=("score_group",)
     )
     text = gr.describe_verdicts(vt, by=("score_group",))
-    assert text.count("\n") == 1 and text.startswith("B: e_distance (all, lower is better): scgen - mean_shift =")
+    assert text.count("\n") == 1 and text.startswith("B: e_distance (all, lower is better): scgen / mean_shift = ×")
+    row = vt.iloc[0]  # a distance: the geometric mean ratio over the seeds, with its interval
+    assert f"×{row['estimate']:.3f} [×{row['ci_low']:.3f}, ×{row['ci_high']:.3f}] over 4 matched runs" in text
     vt2 = verdict_table(_grid({}), [("pearson_delta", "top20_degs")], [("scgen", "no_change")], by=("design",))
     assert "not compared" in gr.describe_verdicts(vt2, by=("design",))
 

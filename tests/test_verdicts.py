@@ -39,7 +39,7 @@ def test_paired_verdict_uses_the_matched_differences_and_the_direction():
     b = [0.5, 0.9, 0.6, 0.8, 0.7]
     t = _table({"A": [x + 0.1 for x in b], "B": b})
     v = paired_verdict(t, "A", "B", "pearson_delta")
-    assert v["n"] == 5 and v["diff"] == pytest.approx(0.1)
+    assert v["n"] == 5 and v["estimate"] == pytest.approx(0.1) and v["scale"] == "difference"
     assert v["ci_low"] == pytest.approx(0.1) and v["ci_high"] == pytest.approx(0.1)
     assert v["verdict"] == "A better" and v["direction"] == "higher"
     assert paired_verdict(t, "B", "A", "pearson_delta")["verdict"] == "A better"
@@ -107,7 +107,7 @@ def test_verdict_table_over_pairs_settings_and_metrics():
     pooled = verdict_table(t, [("pearson_delta", "all")], pairs=[("A", "B")], by=())
     # pooled over two settings: the units are the settings (seed means), too few to judge
     assert len(pooled) == 1 and pooled["n"].item() == 2 and pooled["unit"].item() == "setting"
-    assert pooled["diff"].item() == pytest.approx(0.05)
+    assert pooled["estimate"].item() == pytest.approx(0.05)
     assert pooled["verdict"].item() == "too few blocks by setting to judge (n=2, need 3)"
 
 
@@ -123,9 +123,9 @@ def test_pooled_settings_are_the_units_each_the_mean_of_its_seeds():
     )
     v = paired_verdict(t, "A", "B", "pearson_delta")
     lo_hi = paired_difference([0.1, 0.2, 0.6], [0.0, 0.0, 0.0])
-    assert v["n"] == 3 and v["unit"] == "setting" and v["diff"] == pytest.approx(0.3)
+    assert v["n"] == 3 and v["unit"] == "setting" and v["estimate"] == pytest.approx(0.3)
     assert (v["ci_low"], v["ci_high"]) == pytest.approx(lo_hi[1:])  # t over the 3 setting means, 2 df
-    assert v["mean_a"] - v["mean_b"] == pytest.approx(v["diff"])
+    assert v["mean_a"] - v["mean_b"] == pytest.approx(v["estimate"])
     assert "over 3 blocks by setting (each the mean of its seeds)" in describe_verdict(v)
     # one setting alone: its seeds are the units, as before
     one = paired_verdict(t, "A", "B", "pearson_delta", settings="s1")
@@ -185,12 +185,20 @@ def test_interaction_is_a_difference_of_paired_differences():
                     },
                 ]
     t = pd.DataFrame(rows)
-    v = interaction(t, "A", "B", "e_distance", factor="design", levels=("stim20", "balanced"))
+    v = interaction(t, "A", "B", "e_distance", factor="design", levels=("stim20", "balanced"), scale="difference")
     assert v["n"] == 3 and v["unit"] == "held_out"  # three cell types, each the mean of its 3 seeds
-    assert v["interaction"] == pytest.approx(0.3)
-    assert v["diff_1"] == pytest.approx(-0.1 + 0.01)  # mean over seeds 0, 1, 2 of 0.01 * seed - 0.1
+    assert v["interaction"] == pytest.approx(0.3) and v["scale"] == "difference"
+    assert v["contrast_1"] == pytest.approx(-0.1 + 0.01)  # mean over seeds 0, 1, 2 of 0.01 * seed - 0.1
     # A - B is larger at stim20, and lower is better: A fares better against B when balanced
     assert v["verdict"] == "A fares better against B at balanced" and v["direction"] == "lower"
+    # a distance's default scale: the ratio of the ratios A / B per cell type (of its seed means), geometric mean
+    r = interaction(t, "A", "B", "e_distance", factor="design", levels=("stim20", "balanced"))
+    means = t.groupby(["held_out", "design", "method"])["value"].mean().unstack("method")
+    ratio = (means["A"] / means["B"]).unstack("design")
+    assert r["scale"] == "ratio"
+    assert r["interaction"] == pytest.approx(np.exp(np.log(ratio["stim20"] / ratio["balanced"]).mean()))
+    assert r["contrast_0"] == pytest.approx(np.exp(np.log(ratio["stim20"]).mean()))
+    assert r["verdict"] == "A fares better against B at balanced"
     up = interaction(
         t.assign(metric="pearson_delta"), "A", "B", "pearson_delta", factor="design", levels=("stim20", "balanced")
     )
@@ -213,7 +221,7 @@ def test_paired_verdict_can_compare_two_settings_of_one_method():
         [_table({"A": [0.8, 0.7, 0.9]}, setting="balanced"), _table({"A": [0.6, 0.55, 0.7]}, setting="unbalanced")]
     )
     v = paired_verdict(t, "unbalanced", "balanced", "pearson_delta", compare="setting", match_on=("seed",))
-    assert v["n"] == 3 and v["diff"] == pytest.approx(-0.55 / 3)
+    assert v["n"] == 3 and v["estimate"] == pytest.approx(-0.55 / 3)
     assert v["verdict"] == "balanced better"
 
 

@@ -11,15 +11,19 @@ its conclusions from it instead of training a grid live; this module holds what 
   the unbalanced-training questions, as paired verdicts (:mod:`tutorial_lib.verdicts`) over runs
   matched by held-out cell type and seed (each held-out cell type one unit, the mean of its seeds,
   when there are several);
+- :data:`DEVELOPMENT_CELL_TYPES`, :data:`WITHDRAWN_METRICS` and :func:`same_gene_panels`: what
+  the verdicts must say about the units and the scores they rest on;
+- :func:`interval_bias`: per metric, how many per-run intervals exclude their own estimate, and the
+  bootstrap bias that explains it;
 - :func:`describe_verdicts`: one printed line per verdict;
 - :func:`per_seed`: one method's values per seed, side by side (the exercises' inputs);
 - :func:`compare_live` and :func:`describe_live`: whether a slice recomputed live lies within the
   table's intervals.
 
 Nothing here chooses a setting or a default: every function reads the numbers the table holds
-and applies the paired rule of :mod:`tutorial_lib.verdicts` (mean paired difference with a
-paired-t 95% interval over its units; "no clear difference" when it includes zero; too few units:
-no verdict).
+and applies the paired rule of :mod:`tutorial_lib.verdicts` (mean paired contrast, a difference or
+for distances a ratio, with a paired-t 95% interval over its units; "no clear difference" when it
+includes no-difference; too few units: no verdict).
 """
 
 from __future__ import annotations
@@ -38,7 +42,18 @@ import pandas as pd
 
 from tutorial_lib.config import REPO_ROOT
 from tutorial_lib.data.checks import DataValidationError
-from tutorial_lib.verdicts import MIN_RUNS, RUN_UNIT, describe_units, interaction, paired_verdict
+from tutorial_lib.metrics.bootstrap import bias_from_interval
+from tutorial_lib.verdicts import (
+    MIN_RANK_UNITS,
+    MIN_RUNS,
+    RUN_UNIT,
+    contrast_name,
+    describe_units,
+    format_estimate,
+    interaction,
+    is_distance,
+    paired_verdict,
+)
 
 #: The committed table (``python -m tutorial_lib.grid`` writes it there by default).
 GRID_FILE = REPO_ROOT / "results" / "grid.csv.gz"
@@ -83,6 +98,24 @@ UNREADABLE_ERRORS = (
     gzip.BadGzipFile,
     zlib.error,
 )
+#: Held-out cell types that were also used while the course was developed, with what for. They are
+#: test units of the pooled verdicts all the same; reports show the primary verdicts without them too.
+DEVELOPMENT_CELL_TYPES = {
+    "B": "defaults",
+    "CD14+ Monocytes": "sweeps, tuning",
+    "CD4+ T cells": "an acceptance check",
+}
+#: Metrics whose verdicts are withdrawn from reports, with why; the table keeps their rows.
+WITHDRAWN_METRICS = {
+    name: (
+        "the predicted DEGs were ranked by a Wilcoxon test of prediction vs control, which ranks a "
+        "deterministic shift by ties and sparsity rather than by the size of the change; a metric that "
+        "ranks genes by the predicted mean change comes with the grid's re-run"
+    )
+    for name in ("deg_overlap_count", "deg_jaccard")
+}
+#: Column of the table naming the gene panel a run was scored on (e.g. a hash of its genes), when recorded.
+PANEL_COLUMN = "gene_panel"
 
 
 def damaged_table_message(path: str | Path, error: BaseException) -> str:
@@ -173,7 +206,9 @@ def label_intervals(table: pd.DataFrame) -> pd.DataFrame:
     Rows without a ``ci_kind`` (written before the column existed) took their metric's scheme of
     that time: ``"percentile"`` for the per-gene metrics (now ``"basic"``), the same as today for the
     others. The percentile intervals are set to NaN with :data:`WITHDRAWN_NOTE`; the others are
-    labelled with their scheme. A copy is returned.
+    labelled with their scheme. A distance's interval (:func:`tutorial_lib.verdicts.is_distance`)
+    is clipped at 0 from below, with :data:`CLIPPED_NOTE` and the old bound in ``note``: the subsample
+    interval can reach below 0 for a small distance, and no distance is negative. A copy is returned.
     """
     from tutorial_lib.metrics.evaluate import INTERVALS
 
@@ -192,7 +227,69 @@ def label_intervals(table: pd.DataFrame) -> pd.DataFrame:
     table.loc[old, "ci_kind"] = "percentile (withdrawn)"
     table.loc[old, "note"] = [f"{n}; {WITHDRAWN_NOTE}" if n else WITHDRAWN_NOTE for n in table.loc[old, "note"]]
     table["ci_kind"] = table["ci_kind"].fillna("")
+    distance = table["metric"].map(lambda m: is_distance(str(m))).astype(bool)
+    below = distance & (table["ci_low"] < 0)
+    if below.any():
+        notes = [f"{CLIPPED_NOTE} (was {lo:.4g})" for lo in table.loc[below, "ci_low"]]
+        table.loc[below, "note"] = [f"{n}; {c}" if n else c for n, c in zip(table.loc[below, "note"], notes)]
+        table.loc[below, "ci_low"] = 0.0
+        table.loc[below & (table["ci_high"] < 0), "ci_high"] = 0.0
     return table
+
+
+#: Note on a distance's interval whose lower bound :func:`label_intervals` raised to 0.
+CLIPPED_NOTE = "interval lower bound clipped at 0: a distance is >= 0"
+
+
+def interval_bias(table: pd.DataFrame) -> pd.DataFrame:
+    """How often a run's interval excludes its own estimate, per metric, gene set and interval scheme.
+
+    A basic (or subsample) interval excludes its estimate when nearly all resamples lie on one side
+    of it: the metric is biased (e.g. sampling noise lowers an R² of means), the estimate carries the
+    bias and the interval, reflected around it, does not (:mod:`tutorial_lib.metrics.bootstrap`).
+    The table keeps no resamples, so the bias is read from each interval
+    (:func:`~tutorial_lib.metrics.bootstrap.bias_from_interval`: the midpoint of the resamples'
+    2.5-97.5% percentiles minus the estimate).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per ``metric, gene_set, ci_kind`` with intervals: ``intervals`` (rows with one),
+        ``outside`` (rows whose value lies outside its own interval), ``bias_median``, ``bias_low``
+        and ``bias_high`` (median and range of the bias over those rows; NaN when there are none),
+        ``half_width_median`` (their intervals' median half-width) and ``clipped`` (distance
+        intervals whose lower bound was raised to 0 by :func:`label_intervals`).
+    """
+    keys = ["metric", "gene_set", "ci_kind"]
+    rows = table[table["ci_low"].notna() & table["ci_high"].notna() & table["value"].notna()].copy()
+    for column in ("ci_kind", "note"):  # a table not read by load_grid may lack them
+        rows[column] = rows[column].fillna("").astype(str) if column in rows.columns else ""
+    if rows.empty:
+        return pd.DataFrame(
+            columns=[*keys, "intervals", "outside", "bias_median", "bias_low", "bias_high", "half_width_median", "clipped"]
+        )
+    rows["outside"] = (rows["value"] < rows["ci_low"]) | (rows["value"] > rows["ci_high"])
+    rows["bias"] = np.nan
+    for kind, part in rows.groupby("ci_kind", sort=False):
+        rows.loc[part.index, "bias"] = bias_from_interval(part["value"], part["ci_low"], part["ci_high"], str(kind))
+    rows["half_width"] = (rows["ci_high"] - rows["ci_low"]) / 2
+    rows["clipped"] = rows["note"].str.contains(CLIPPED_NOTE, regex=False)
+    out = []
+    for key, part in rows.groupby(keys, sort=False):
+        out_rows = part[part["outside"]]
+        out.append(
+            {
+                **dict(zip(keys, key)),
+                "intervals": len(part),
+                "outside": len(out_rows),
+                "bias_median": float(out_rows["bias"].median()) if len(out_rows) else np.nan,
+                "bias_low": float(out_rows["bias"].min()) if len(out_rows) else np.nan,
+                "bias_high": float(out_rows["bias"].max()) if len(out_rows) else np.nan,
+                "half_width_median": float(out_rows["half_width"].median()) if len(out_rows) else np.nan,
+                "clipped": int(part["clipped"].sum()),
+            }
+        )
+    return pd.DataFrame(out)
 
 
 def _runs(table: pd.DataFrame) -> pd.DataFrame:
@@ -370,6 +467,28 @@ def _imbalance_rows(table: pd.DataFrame, levels: tuple[str, str]) -> pd.DataFram
     return rows[rows["held_out"].isin(both)]
 
 
+def _not_testable(n: int, unit: str, min_units: int) -> str:
+    what = "matched runs" if unit == RUN_UNIT else f"blocks by {unit}"
+    return f"not testable (n={n} {what}; a rank test needs {min_units} to reach p < 0.05)"
+
+
+def same_gene_panels(table: pd.DataFrame, levels: tuple[str, str]) -> bool:
+    """Whether the runs of the two designs were scored on the same gene panels.
+
+    True only when the table records each run's panel (column :data:`PANEL_COLUMN`) and every
+    held-out cell type and seed has one panel in both designs. A table without the column cannot
+    show it: runs that chose their genes on their own training cells (the grid before it chose an
+    unbalanced setting's genes on its balanced twin's cells) were scored on different panels, which
+    moves every method's score, ``no_change``'s too.
+    """
+    if PANEL_COLUMN not in table.columns:
+        return False
+    rows = _imbalance_rows(table, levels)
+    panels = rows.dropna(subset=[PANEL_COLUMN]).groupby(["held_out", "seed"])[PANEL_COLUMN].nunique()
+    designs = rows.dropna(subset=[PANEL_COLUMN]).groupby(["held_out", "seed"])["design"].nunique()
+    return bool(len(panels)) and bool((panels == 1).all()) and bool((designs == 2).all())
+
+
 def imbalance_effects(
     table: pd.DataFrame,
     metrics: Sequence[tuple[str, str]],
@@ -377,25 +496,32 @@ def imbalance_effects(
     *,
     levels: tuple[str, str] | None = None,
     min_runs: int = MIN_RUNS,
+    min_units: int = MIN_RANK_UNITS,
 ) -> pd.DataFrame:
     """Does unbalanced training change each method's score? Paired verdicts, design vs design.
 
     For each method and metric, :func:`tutorial_lib.verdicts.paired_verdict` of the unbalanced
     design against the balanced one (``compare="design"``), matched by held-out cell type and
     seed (the same test cells; only the training data differ), over the cell types that have both
-    designs; with several such cell types each is one unit (the mean of its seeds).
+    designs; with several such cell types each is one unit (the mean of its seeds). Distances are
+    compared as ratios. Read it only when both designs were scored on the same genes
+    (:func:`same_gene_panels`).
 
     Parameters
     ----------
     levels
         ``(unbalanced, balanced)``; default ``(imbalance_design(table), "balanced")``.
+    min_units
+        Fewest units for a judgement (default :data:`~tutorial_lib.verdicts.MIN_RANK_UNITS`: with
+        fewer, no distribution-free test could reach 5%); below it ``effect`` says "not testable".
 
     Returns
     -------
     pandas.DataFrame
         ``method`` then the verdict columns (``method_a``/``method_b`` hold the two designs;
-        ``diff`` is unbalanced - balanced), and ``effect``: ``"imbalance hurts"``, ``"imbalance
-        helps"``, ``"no clear change"`` or the too-few-runs sentence.
+        ``estimate`` is unbalanced - balanced, or unbalanced / balanced), and ``effect``:
+        ``"imbalance hurts"``, ``"imbalance helps"``, ``"no clear change"``, ``"not testable (...)"``
+        or the too-few-runs sentence.
     """
     levels = levels or _default_levels(table)
     rows = _imbalance_rows(table, levels)
@@ -417,7 +543,9 @@ def imbalance_effects(
                 match_on=("held_out", "seed"),
                 min_runs=min_runs,
             )
-            if v["verdict"] == f"{levels[0]} better":
+            if v["n"] >= min_runs and v["n"] < min_units:
+                effect = _not_testable(v["n"], v["unit"], min_units)
+            elif v["verdict"] == f"{levels[0]} better":
                 effect = "imbalance helps"
             elif v["verdict"] == f"{levels[1]} better":
                 effect = "imbalance hurts"
@@ -429,19 +557,17 @@ def imbalance_effects(
     return pd.DataFrame(out)
 
 
-def _hurt_words(row: dict, min_runs: int) -> str:
+def _hurt_words(row: dict, unbalanced: str, min_runs: int, min_units: int) -> str:
     a, b = row["method_a"], row["method_b"]
     if row["n"] < min_runs:
         return row["verdict"]
-    lo, hi = row["ci_low"], row["ci_high"]
-    if lo <= 0 <= hi:
+    if row["n"] < min_units:
+        return _not_testable(row["n"], row["unit"], min_units)
+    if row["verdict"] == "no clear interaction":
         return "no clear difference"
-    # interaction = change of A - change of B (unbalanced - balanced), read in the metric's direction:
-    # "worse for A" means A's score moved further in the worse direction than B's, or less far in
-    # the better one (both may improve: then imbalance helps A less)
-    a_changed_up = lo > 0
-    a_worse = a_changed_up == (row["direction"] == "lower")
-    return f"{WORSE_FOR} {a} than for {b}" if a_worse else f"{WORSE_FOR} {b} than for {a}"
+    # A fares better against B when unbalanced: imbalance is worse for B (it lost more, or gained less)
+    a_gains = row["verdict"].endswith(f" at {unbalanced}")
+    return f"{WORSE_FOR} {b} than for {a}" if a_gains else f"{WORSE_FOR} {a} than for {b}"
 
 
 #: Words of an interaction that favours one method (:func:`imbalance_interactions`, ``hurt``).
@@ -455,16 +581,18 @@ def imbalance_interactions(
     *,
     levels: tuple[str, str] | None = None,
     min_runs: int = MIN_RUNS,
+    min_units: int = MIN_RANK_UNITS,
 ) -> pd.DataFrame:
     """Does imbalance hurt method A more than method B? The method x design interaction per pair.
 
     :func:`tutorial_lib.verdicts.interaction` with ``factor="design"`` and ``levels=(unbalanced,
     balanced)``, matched by held-out cell type and seed: per unit, (A - B when unbalanced) minus
-    (A - B when balanced), i.e. A's change minus B's change, with its paired-t interval. ``hurt``
-    reads it with the metric's direction: ``"imbalance is worse for A than for B"`` (A's score moved
-    further in the worse direction than B's, or less far in the better one), the reverse,
-    ``"no clear difference"`` (the interval includes zero) or the too-few-units sentence. Pairs
-    with no matched unit on a metric (a method undefined there) are left out.
+    (A - B when balanced), i.e. A's change minus B's change (for distances the ratio of the two
+    ratios A / B), with its paired-t interval. ``hurt`` reads it with the metric's direction:
+    ``"imbalance is worse for A than for B"`` (A's score moved further in the worse direction than
+    B's, or less far in the better one), the reverse, ``"no clear difference"`` (the interval
+    includes no-difference), ``"not testable (...)"`` (fewer than ``min_units`` units) or the
+    too-few-units sentence. Pairs with no matched unit on a metric (a method undefined there) are left out.
     """
     levels = levels or _default_levels(table)
     rows = _imbalance_rows(table, levels)
@@ -486,7 +614,7 @@ def imbalance_interactions(
                 match_on=("held_out", "seed"),
                 min_runs=min_runs,
             )
-            out.append({**r, "hurt": _hurt_words(r, min_runs)})
+            out.append({**r, "hurt": _hurt_words(r, levels[0], min_runs, min_units)})
     return pd.DataFrame(out)
 
 
@@ -502,6 +630,7 @@ def expectation_most_hurt(
     Reads the rows that pair ``method`` with another method (one of ``others``; default every
     method it is paired with) on ``metric``/``gene_set``:
 
+    - ``"not testable"`` if any pair has too few units for a judgement (its ``hurt`` says so);
     - ``"refuted"`` if any says that imbalance is worse for the other method;
     - ``"supported"`` if every one says that it hurts ``method`` more;
     - ``"no clear difference"`` otherwise (at least one pair cannot be told apart);
@@ -523,7 +652,9 @@ def expectation_most_hurt(
     if rows.empty:
         raise DataValidationError(f"no interaction pairs {method!r} with another method on {metric!r}/{gene_set!r}")
     judged = [h for h in rows["hurt"] if h.startswith(WORSE_FOR) or h == "no clear difference"]
-    if not judged:
+    if any(h.startswith("not testable") for h in rows["hurt"]):
+        verdict = "not testable"
+    elif not judged:
         verdict = "too few runs to judge"
     elif any(h.startswith(WORSE_FOR) and not h.startswith(f"{WORSE_FOR} {method} ") for h in judged):
         verdict = "refuted"
@@ -544,9 +675,9 @@ def describe_verdicts(verdicts: pd.DataFrame, by: Sequence[str] = (), digits: in
     """One line per row of a :func:`~tutorial_lib.verdicts.verdict_table` (or of :func:`imbalance_effects`).
 
     A line names its group (the ``by`` columns), the metric with its direction ("lower is better"
-    or "higher is better"), ``A - B`` with its 95% interval, the number of units (matched runs, or
-    blocks of them: :func:`tutorial_lib.verdicts.describe_units`) and the verdict;
-    :func:`imbalance_interactions` rows print their interaction and ``hurt`` words.
+    or "higher is better"), ``A - B`` (or ``A / B`` for distances) with its 95% interval, the number
+    of units (matched runs, or blocks of them: :func:`tutorial_lib.verdicts.describe_units`) and the
+    verdict; :func:`imbalance_interactions` rows print their interaction and ``hurt`` words.
     """
     lines, skipped = [], []
     for row in verdicts.to_dict("records"):
@@ -554,20 +685,22 @@ def describe_verdicts(verdicts: pd.DataFrame, by: Sequence[str] = (), digits: in
         if row["n"] == 0:  # a metric undefined for one method (e.g. no_change's pearson_delta)
             skipped.append(f"{group + ': ' if group else ''}{row['method_a']} vs {row['method_b']} on {row['metric']}")
             continue
-        lo, hi = row["ci_low"], row["ci_high"]
-        ci = f"[{lo:+.{digits}f}, {hi:+.{digits}f}]" if np.isfinite(lo) else "[no interval]"
+        scale = row.get("scale", "difference")
         metric = f"{row['metric']} ({row['gene_set']}, {row['direction']} is better)"
         unit = row.get("unit", RUN_UNIT)
         if "interaction" in row:
+            change = "ratio" if scale == "ratio" else "change"
+            of = "/" if scale == "ratio" else "-"
             text = (
-                f"{metric}: change of {row['method_a']} - change of {row['method_b']} ({row['levels']}) = "
-                f"{row['interaction']:+.{digits}f} {ci} over {describe_units(row['n'], unit, 'matched units')} "
-                f"-> {row['hurt']}"
+                f"{metric}: {change} of {row['method_a']} {of} {change} of {row['method_b']} ({row['levels']}) = "
+                f"{format_estimate(row['interaction'], row['ci_low'], row['ci_high'], scale, digits)} "
+                f"over {describe_units(row['n'], unit, 'matched units')} -> {row['hurt']}"
             )
         else:
             verdict = row.get("effect", row["verdict"])
             text = (
-                f"{metric}: {row['method_a']} - {row['method_b']} = {row['diff']:+.{digits}f} {ci} "
+                f"{metric}: {contrast_name(row['method_a'], row['method_b'], scale)} = "
+                f"{format_estimate(row['estimate'], row['ci_low'], row['ci_high'], scale, digits)} "
                 f"over {describe_units(row['n'], unit)} -> {verdict}"
             )
         prefix = f"[{row['method']}] " if "effect" in row else ""

@@ -2,15 +2,22 @@
 
 Both compare *matched runs*: rows of a tidy results table (:func:`tutorial_lib.benchmark.run_benchmark`
 or the grid) with the same setting and seed, hence the same held-out cells, genes and training
-randomness. The cell-level bootstrap intervals of each run are not used (they describe one run's
-cell sampling, not the seed-to-seed and setting-to-setting variation that a ranking must survive).
+randomness. The cell-level bootstrap intervals of each run are not used: the intervals here cover
+seed-to-seed and setting-to-setting variation, not the sampling of the test cells.
 
-Rule (one rule everywhere, replacing the earlier "beyond the seed sd" and "gap larger than the
-bootstrap half-width" rules): the mean paired difference ``A - B`` over ``n`` units with a
-paired-t interval ``mean ± t_{n-1, 0.975} sd / sqrt(n)``. When the interval excludes 0 the
-verdict names the better method, using the metric's direction
-(:data:`tutorial_lib.metrics.LOWER_IS_BETTER`); otherwise it says "no clear difference". With
-fewer than :data:`MIN_RUNS` units it does not judge.
+Rule (one rule everywhere): a paired contrast of A and B per unit, its mean over ``n`` units with a
+paired-t interval ``mean ± t_{n-1, 0.975} sd / sqrt(n)`` and the two-sided p-value of "no difference".
+When the interval excludes no-difference the verdict names the better method, using the metric's
+direction (:data:`tutorial_lib.metrics.LOWER_IS_BETTER`); otherwise it says "no clear difference".
+With fewer than :data:`MIN_RUNS` units it does not judge.
+
+**The scale of the contrast** (:func:`comparison_scale`). For most metrics the contrast is the
+difference ``A - B``. For distances (:func:`is_distance`: E-distance, MMD, the KDE distance and the
+MSE, all >= 0 and lower is better) it is the log ratio ``log(A / B)``: a distance's size varies by an
+order of magnitude between cell types (a strong response is far from the controls), so raw
+differences pooled over cell types would mostly be those of the cell types with the largest
+distances. The mean log ratio and its interval are reported back on the ratio scale (``exp``): the
+geometric mean ratio ``A / B`` with its interval; no difference is a ratio of 1.
 
 **The unit of replication.** Within one setting (one held-out cell type, one score group) the
 units are the matched runs, i.e. the seeds: the verdict is about that setting, and the interval
@@ -18,20 +25,26 @@ covers seed-to-seed variation. When the matched runs span several settings (e.g.
 cell type of a design pooled), the seeds of one setting are repeats of one experiment, not
 independent draws of the question "is A better than B on a cell type like these": treating the
 pooled runs as exchangeable would count each cell type five times and give an interval far too
-narrow for that question (and one that mixes the cell types' spread into the seed noise for the
-question about these cell types alone). So the paired differences are first averaged over the
-seeds (:data:`REPLICATE`) within each *block* (the match columns other than the seed that vary:
-``setting``, ``score_group``, or ``held_out`` for design-vs-design comparisons), and the blocks are the
-units: ``n`` counts them (column ``unit`` names them), each weighs the same, and the interval
-(``n - 1`` degrees of freedom) is about the mean over blocks like these. With 3 held-out cell types
-it is wide; that is what 3 cell types can say. The coverage of both kinds of interval is checked
-by simulation in ``tests/test_verdicts.py`` (the exchangeable pooled interval is shown to fail there).
+narrow for that question. So A and B are first averaged over the seeds (:data:`REPLICATE`) within
+each *block* (the match columns other than the seed that vary: ``setting``, ``score_group``, or
+``held_out`` for design-vs-design comparisons), the contrast is taken per block (for distances:
+the log ratio of the two seed means), and the blocks are the units: ``n`` counts them (column
+``unit`` names them), each weighs the same, and the interval (``n - 1`` degrees of freedom) is about
+the mean over blocks like these. The coverage of both kinds of interval is checked by simulation in
+``tests/test_verdicts.py`` and ``tests/test_coverage_realistic.py``.
+
+**The primary question** (:data:`PRIMARY`, :func:`primary_verdicts`) is declared here, in code,
+before any table is read: four comparisons with Holm's correction (Holm 1979) and margins of
+practical equivalence (:class:`Margin`), so that its verdicts read "better", "worse", "equivalent
+within ±m" or "inconclusive". Every other verdict is exploratory (no multiplicity control).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import combinations
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -54,6 +67,10 @@ RUN_UNIT = "run"
 #: is added when the table has it (settings scored within cell types).
 MATCH_ON = ("setting", "seed")
 
+Scale = Literal["difference", "ratio"]
+#: The scales of a contrast (module docstring).
+SCALES: tuple[str, ...] = ("difference", "ratio")
+
 
 def _match_on(results: pd.DataFrame, match_on: Sequence[str] | None) -> list[str]:
     if match_on is not None:
@@ -70,9 +87,11 @@ VERDICT_COLUMNS = [
     "unit",
     "mean_a",
     "mean_b",
-    "diff",
+    "scale",
+    "estimate",
     "ci_low",
     "ci_high",
+    "p_value",
     "direction",
     "verdict",
 ]
@@ -82,6 +101,22 @@ def _direction(metric: str) -> str:
     from tutorial_lib.metrics import LOWER_IS_BETTER
 
     return "lower" if metric in LOWER_IS_BETTER else "higher"
+
+
+def is_distance(metric: str) -> bool:
+    """Whether ``metric`` is a distance: a registered metric where lower is better.
+
+    Those are the distances and errors between real and predicted cells or per-gene summaries
+    (``e_distance``, ``mmd``, ``mean_var_kde_distance``, ``mse_mean``): all >= 0, 0 for a perfect
+    prediction, and of a size that grows with the cell type's response. They are compared as ratios
+    (:func:`comparison_scale`) and their interval bounds are >= 0.
+    """
+    return _direction(metric) == "lower"
+
+
+def comparison_scale(metric: str) -> Scale:
+    """``"ratio"`` for a distance (:func:`is_distance`), else ``"difference"`` (module docstring)."""
+    return "ratio" if is_distance(metric) else "difference"
 
 
 def _check(results: pd.DataFrame, needed: Sequence[str]) -> None:
@@ -123,8 +158,8 @@ def replication_units(wide: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     The matched runs themselves (``unit`` :data:`RUN_UNIT`) when they belong to one block (they
     agree on every match column other than :data:`REPLICATE`), or when there is no seed column to
     average over; else one row per block, the mean of its runs (``unit``: the block columns that
-    vary, joined by ``+``). Every column of ``wide`` (e.g. A and B, or two paired differences) is
-    averaged alike.
+    vary, joined by ``+``). Every column of ``wide`` (e.g. A and B, at one or two levels) is averaged
+    alike; contrasts are taken afterwards.
     """
     names = [n for n in wide.index.names if n is not None]
     if REPLICATE not in names or wide.empty:
@@ -143,25 +178,76 @@ def describe_units(n: int, unit: str = RUN_UNIT, runs: str = "matched runs") -> 
     return f"{n} blocks by {unit} (each the mean of its seeds)"
 
 
-def _paired_summary(d: np.ndarray, level: float) -> tuple[float, float, float]:
+def contrast(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, scale: Scale) -> np.ndarray:
+    """Per-unit contrast of A and B: ``a - b`` (``"difference"``) or ``log(a / b)`` (``"ratio"``).
+
+    A ratio needs positive values on both sides; a value <= 0 raises ``DataValidationError``.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if scale == "difference":
+        return a - b
+    if scale != "ratio":
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    if np.any(a <= 0) or np.any(b <= 0):
+        raise DataValidationError(
+            "a ratio needs values > 0 on both sides, got "
+            f"min {float(np.min(a)) if a.size else float('nan'):.3g} and {float(np.min(b)) if b.size else float('nan'):.3g}; "
+            "compare on scale='difference'"
+        )
+    return np.log(a) - np.log(b)
+
+
+def paired_t(d: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
+    """Mean of the paired contrasts ``d``, its Student-t interval and the two-sided p-value of mean 0.
+
+    Returns ``(mean, low, high, p)``; with fewer than 2 values the interval and ``p`` are NaN. When
+    every contrast is equal (zero spread) the interval has zero width and ``p`` is 0 (1 if they are 0).
+    """
+    d = np.asarray(d, dtype=np.float64)
     n = d.size
     mean = float(d.mean()) if n else float("nan")
     if n < 2:
-        return mean, float("nan"), float("nan")
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * d.std(ddof=1) / np.sqrt(n))
-    return mean, mean - half, mean + half
+        return mean, float("nan"), float("nan"), float("nan")
+    se = float(d.std(ddof=1) / np.sqrt(n))
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * se)
+    if se == 0.0:
+        p = 1.0 if mean == 0.0 else 0.0
+    else:
+        p = float(2 * stats.t.sf(abs(mean) / se, n - 1))
+    return mean, mean - half, mean + half, p
+
+
+def _back(mean: float, lo: float, hi: float, scale: Scale) -> tuple[float, float, float]:
+    """A contrast's mean and interval on the scale they are reported on (``exp`` for ratios)."""
+    if scale == "ratio":
+        return float(np.exp(mean)), float(np.exp(lo)), float(np.exp(hi))
+    return mean, lo, hi
 
 
 def paired_difference(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
     """Mean of the paired differences ``a - b`` (matched runs, e.g. by seed) and its Student-t interval.
 
-    The interval of :func:`paired_verdict`, for two plain sequences. Returns ``(mean, low, high)``;
-    needs at least two finite pairs.
+    The interval of :func:`paired_verdict` on the difference scale, for two plain sequences. Returns
+    ``(mean, low, high)``; needs at least two finite pairs.
     """
     d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
     if d.ndim != 1 or d.size < 2 or not np.all(np.isfinite(d)):
         raise ValueError("need at least two finite paired scores per method, as 1-D sequences of equal length")
-    return _paired_summary(d, level)
+    return paired_t(d, level)[:3]
+
+
+def paired_ratio(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Geometric mean of the paired ratios ``a / b`` and its interval (exp of the paired-t interval of the logs).
+
+    The interval of :func:`paired_verdict` on the ratio scale, for two plain sequences of positive
+    values (e.g. one distance per cell type, each the mean of its seeds). Returns ``(ratio, low, high)``.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.ndim != 1 or a.shape != b.shape or a.size < 2 or not np.all(np.isfinite(a) & np.isfinite(b)):
+        raise ValueError("need at least two finite paired scores per method, as 1-D sequences of equal length")
+    return _back(*paired_t(contrast(a, b, "ratio"), level)[:3], "ratio")
 
 
 def _too_few(n: int, unit: str, min_runs: int, runs: str = "matched runs") -> str:
@@ -170,12 +256,61 @@ def _too_few(n: int, unit: str, min_runs: int, runs: str = "matched runs") -> st
 
 
 def _words(a: str, b: str, n: int, unit: str, lo: float, hi: float, direction: str, min_runs: int) -> str:
+    """Verdict words from the interval of the contrast (its log for ratios: no difference is 0)."""
     if n < min_runs:
         return _too_few(n, unit, min_runs)
     if lo > 0 or hi < 0:
         a_higher = lo > 0
         return f"{a} better" if a_higher == (direction == "higher") else f"{b} better"
     return "no clear difference"
+
+
+def _restrict(rows: pd.DataFrame, column: str, wanted: str | Sequence[str] | None) -> pd.DataFrame:
+    if wanted is None:
+        return rows
+    wanted = [wanted] if isinstance(wanted, str) else list(wanted)
+    unknown = sorted(set(wanted) - set(rows[column]))
+    if unknown:
+        raise DataValidationError(f"{column}s {unknown} are not in the table; it has {sorted(rows[column].unique())}")
+    return rows[rows[column].isin(wanted)]
+
+
+def paired_units(
+    results: pd.DataFrame,
+    method_a: str,
+    method_b: str,
+    metric: str,
+    gene_set: str = "all",
+    *,
+    scale: Scale | None = None,
+    settings: str | Sequence[str] | None = None,
+    match_on: Sequence[str] | None = None,
+    compare: str = "method",
+) -> tuple[pd.DataFrame, str]:
+    """The units of :func:`paired_verdict`: one row per unit with A, B and their contrast.
+
+    Returns ``(units, unit)``: ``units`` is indexed by the match columns (matched runs) or the
+    block columns (blocks, each the mean of its seeds), with columns ``method_a``, ``method_b`` and
+    ``contrast`` (``A - B``, or ``A / B`` on the ratio scale: for a block, the ratio of the two seed
+    means); ``unit`` says what a row is (:func:`replication_units`).
+    """
+    if method_a == method_b:
+        raise ValueError(f"compare two different methods, got {method_a!r} twice")
+    scale = comparison_scale(metric) if scale is None else scale
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    match_on = _match_on(results, match_on)
+    _check(results, [compare, "metric", "gene_set", "value", *match_on])
+    rows = _metric_rows(results, metric, gene_set)
+    if settings is not None:
+        _check(rows, ["setting"])
+        rows = _restrict(rows, "setting", settings)
+    wide, unit = replication_units(_matched(rows, method_a, method_b, match_on, compare))
+    d = contrast(wide[method_a], wide[method_b], scale)
+    out = wide[[method_a, method_b]].copy()
+    out["contrast"] = np.exp(d) if scale == "ratio" else d
+    out.attrs["scale"] = scale
+    return out, unit
 
 
 def paired_verdict(
@@ -188,6 +323,7 @@ def paired_verdict(
     settings: str | Sequence[str] | None = None,
     match_on: Sequence[str] | None = None,
     compare: str = "method",
+    scale: Scale | None = None,
     level: float = 0.95,
     min_runs: int = MIN_RUNS,
 ) -> dict:
@@ -198,7 +334,7 @@ def paired_verdict(
     results
         Tidy results with columns ``method, metric, gene_set, value`` and the ``match_on`` columns.
     method_a, method_b
-        The two methods; ``diff`` is ``A - B``.
+        The two methods; the contrast is ``A - B`` (or ``A / B``).
     metric, gene_set
         Which score to compare.
     settings
@@ -211,6 +347,8 @@ def paired_verdict(
         The column holding ``method_a`` and ``method_b`` (default ``"method"``). E.g.
         ``compare="setting", match_on=("seed",)`` on one method's runs compares two settings of it
         (``method_a``/``method_b`` are then setting names).
+    scale
+        ``"difference"`` or ``"ratio"``; default :func:`comparison_scale` (ratios for distances).
     level
         Coverage of the paired-t interval.
     min_runs
@@ -222,43 +360,38 @@ def paired_verdict(
         ``method_a, method_b, metric, gene_set``, ``n`` (units where both are defined: matched
         runs, or blocks of them when several settings are pooled; see the module docstring) and
         ``unit`` (:data:`RUN_UNIT` or the block columns), ``mean_a, mean_b`` (their means over those
-        units), ``diff, ci_low, ci_high`` (mean paired difference A - B and its interval),
-        ``direction`` ("higher"/"lower" is better) and ``verdict``: ``"<A> better"``, ``"<B>
-        better"``, ``"no clear difference"`` or a sentence saying there are too few units to judge.
+        units), ``scale``, ``estimate, ci_low, ci_high`` (the mean difference ``A - B``, or the
+        geometric mean ratio ``A / B``, and its interval), ``p_value`` (paired t, two-sided, of no
+        difference), ``direction`` ("higher"/"lower" is better) and ``verdict``: ``"<A> better"``,
+        ``"<B> better"``, ``"no clear difference"`` or a sentence saying there are too few units to judge.
     """
-    if method_a == method_b:
-        raise ValueError(f"compare two different methods, got {method_a!r} twice")
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    match_on = _match_on(results, match_on)
-    _check(results, [compare, "metric", "gene_set", "value", *match_on])
-    rows = _metric_rows(results, metric, gene_set)
-    if settings is not None:
-        wanted = [settings] if isinstance(settings, str) else list(settings)
-        unknown = sorted(set(wanted) - set(rows["setting"]))
-        if unknown:
-            raise DataValidationError(
-                f"settings {unknown} are not in the table; it has {sorted(rows['setting'].unique())}"
-            )
-        rows = rows[rows["setting"].isin(wanted)]
-    wide, unit = replication_units(_matched(rows, method_a, method_b, match_on, compare))
-    d = (wide[method_a] - wide[method_b]).to_numpy(dtype=np.float64)
-    mean, lo, hi = _paired_summary(d, level)
+    units, unit = paired_units(
+        results, method_a, method_b, metric, gene_set, scale=scale, settings=settings, match_on=match_on, compare=compare
+    )
+    scale = units.attrs["scale"]
+    d = contrast(units[method_a], units[method_b], scale)
+    mean, lo, hi, p = paired_t(d, level)
     direction = _direction(metric)
+    n = int(d.size)
+    estimate, ci_low, ci_high = _back(mean, lo, hi, scale)
     return {
         "method_a": method_a,
         "method_b": method_b,
         "metric": metric,
         "gene_set": gene_set,
-        "n": int(d.size),
+        "n": n,
         "unit": unit,
-        "mean_a": float(wide[method_a].mean()) if d.size else float("nan"),
-        "mean_b": float(wide[method_b].mean()) if d.size else float("nan"),
-        "diff": mean,
-        "ci_low": lo,
-        "ci_high": hi,
+        "mean_a": float(units[method_a].mean()) if n else float("nan"),
+        "mean_b": float(units[method_b].mean()) if n else float("nan"),
+        "scale": scale,
+        "estimate": estimate,
+        "ci_low": ci_low,
+        "ci_high": ci_high,
+        "p_value": p,
         "direction": direction,
-        "verdict": _words(method_a, method_b, int(d.size), unit, lo, hi, direction, min_runs),
+        "verdict": _words(method_a, method_b, n, unit, lo, hi, direction, min_runs),
     }
 
 
@@ -277,7 +410,7 @@ def verdict_table(
     Parameters
     ----------
     metrics
-        ``(metric, gene_set)`` pairs.
+        ``(metric, gene_set)`` pairs; each is compared on its own scale (:func:`comparison_scale`).
     pairs
         ``(method_a, method_b)`` pairs; default every pair of the table's methods in table order.
     by
@@ -319,45 +452,49 @@ def interaction(
     factor: str,
     levels: tuple[str, str],
     match_on: Sequence[str] = ("held_out", "seed"),
+    scale: Scale | None = None,
     level: float = 0.95,
     min_runs: int = MIN_RUNS,
 ) -> dict:
     """Method x setting interaction: whether A's advantage over B changes between two levels of a factor.
 
     For each matched unit (same ``match_on`` values, e.g. the same held-out cell type and seed) the
-    paired difference ``A - B`` at ``levels[0]`` minus the one at ``levels[1]`` (a difference of
-    paired differences), then its mean with a paired-t interval over the units (matched runs within
-    one held-out cell type; when several are pooled, one mean per cell type, as for
-    :func:`paired_verdict`: see the module docstring). Example: with
-    ``factor="design"``, ``levels=("stim20", "balanced")`` it says whether imbalance hurts A more
-    than B.
+    contrast of A and B at ``levels[0]`` minus the one at ``levels[1]`` (a difference of paired
+    differences; for distances of log ratios, reported as a ratio of ratios), then its mean with a
+    paired-t interval over the units (matched runs within one held-out cell type; when several are
+    pooled, one unit per cell type, each value the mean of its seeds, as for :func:`paired_verdict`).
+    Example: with ``factor="design"``, ``levels=("stim20", "balanced")`` it says whether imbalance
+    hurts A more than B.
 
     Returns
     -------
     dict
         ``method_a, method_b, metric, gene_set, factor, levels`` (as ``"l0 vs l1"``), ``n`` (units
-        where all four values are defined) and ``unit`` (what they are), ``diff_0`` and ``diff_1``
-        (mean A - B at each level),
-        ``interaction, ci_low, ci_high`` (signed: read them with the metric's ``direction``) and
-        ``verdict``: ``"A fares better against B at <level>"`` (the level where A's standing
-        relative to B is better, in the metric's direction; e.g. for E-distance, lower is better,
-        a negative interaction means A gains on B at ``levels[0]``), ``"no clear interaction"``,
-        or a sentence saying there are too few units to judge.
+        where all four values are defined) and ``unit`` (what they are), ``scale``, ``contrast_0``
+        and ``contrast_1`` (A - B, or the geometric mean A / B, at each level), ``interaction, ci_low,
+        ci_high`` (their difference, or ratio, with its interval: read them with the metric's
+        ``direction``), ``p_value`` and ``verdict``: ``"A fares better against B at <level>"`` (the
+        level where A's standing relative to B is better, in the metric's direction; e.g. for
+        E-distance, lower is better, a ratio below 1 means A gains on B at ``levels[0]``), ``"no clear
+        interaction"``, or a sentence saying there are too few units to judge.
     """
+    scale = comparison_scale(metric) if scale is None else scale
     _check(results, ["method", "metric", "gene_set", "value", factor, *match_on])
     rows = _metric_rows(results, metric, gene_set)
     l0, l1 = levels
-    diffs = []
+    parts = []
     for lev in (l0, l1):
         part = rows[rows[factor] == lev]
         if part.empty:
             raise DataValidationError(f"no rows with {factor} == {lev!r}; it has {sorted(rows[factor].unique())}")
         wide = _matched(part, method_a, method_b, match_on)
-        diffs.append((wide[method_a] - wide[method_b]).rename(lev))
-    both, unit = replication_units(pd.concat(diffs, axis=1, join="inner").dropna())
-    d = (both[l0] - both[l1]).to_numpy(dtype=np.float64)
-    mean, lo, hi = _paired_summary(d, level)
-    # in the metric's direction: a larger A - B favours A when higher is better, B when lower is
+        parts.append(wide.set_axis([f"a{lev}", f"b{lev}"], axis=1))
+    both, unit = replication_units(pd.concat(parts, axis=1, join="inner").dropna())
+    c0 = contrast(both[f"a{l0}"], both[f"b{l0}"], scale)
+    c1 = contrast(both[f"a{l1}"], both[f"b{l1}"], scale)
+    d = c0 - c1
+    mean, lo, hi, p = paired_t(d, level)
+    # in the metric's direction: a larger contrast favours A when higher is better, B when lower is
     higher = _direction(metric) == "higher"
     if d.size < min_runs:
         verdict = _too_few(d.size, unit, min_runs, runs="matched units")
@@ -366,6 +503,8 @@ def interaction(
         verdict = f"{method_a} fares better against {method_b} at {at}"
     else:
         verdict = "no clear interaction"
+    estimate, ci_low, ci_high = _back(mean, lo, hi, scale)
+    nan = float("nan")
     return {
         "method_a": method_a,
         "method_b": method_b,
@@ -375,23 +514,370 @@ def interaction(
         "levels": f"{l0} vs {l1}",
         "n": int(d.size),
         "unit": unit,
-        "diff_0": float(both[l0].mean()) if d.size else float("nan"),
-        "diff_1": float(both[l1].mean()) if d.size else float("nan"),
-        "interaction": mean,
-        "ci_low": lo,
-        "ci_high": hi,
+        "scale": scale,
+        "contrast_0": _back(float(c0.mean()), nan, nan, scale)[0] if d.size else nan,
+        "contrast_1": _back(float(c1.mean()), nan, nan, scale)[0] if d.size else nan,
+        "interaction": estimate,
+        "ci_low": ci_low,
+        "ci_high": ci_high,
+        "p_value": p,
         "direction": _direction(metric),
         "verdict": verdict,
     }
 
 
+def format_estimate(estimate: float, low: float, high: float, scale: Scale, digits: int = 3) -> str:
+    """``"+0.087 [+0.049, +0.124]"`` (difference) or ``"×0.812 [×0.503, ×1.311]"`` (ratio); NaN: ``–``."""
+
+    def one(x: float) -> str:
+        if pd.isna(x):
+            return "–"
+        return f"×{x:.{digits}f}" if scale == "ratio" else f"{x:+.{digits}f}"
+
+    ci = f"[{one(low)}, {one(high)}]" if np.isfinite(low) else "[no interval]"
+    return f"{one(estimate)} {ci}"
+
+
+def contrast_name(a: str, b: str, scale: Scale) -> str:
+    """``"A - B"`` or ``"A / B"``."""
+    return f"{a} / {b}" if scale == "ratio" else f"{a} - {b}"
+
+
 def describe_verdict(v: dict, digits: int = 3) -> str:
     """One line for a :func:`paired_verdict` result."""
-    if np.isfinite(v["ci_low"]):
-        ci = f"[{v['ci_low']:+.{digits}f}, {v['ci_high']:+.{digits}f}]"
-    else:
-        ci = "[no interval]"
+    scale = v.get("scale", "difference")
+    what = contrast_name(v["method_a"], v["method_b"], scale)
+    how = " (geometric mean ratio)" if scale == "ratio" else ""
     return (
-        f"{v['metric']} ({v['gene_set']}, {v['direction']} is better): {v['method_a']} - {v['method_b']} = "
-        f"{v['diff']:+.{digits}f} {ci} over {describe_units(v['n'], v.get('unit', RUN_UNIT))} -> {v['verdict']}"
+        f"{v['metric']} ({v['gene_set']}, {v['direction']} is better): {what} = "
+        f"{format_estimate(v['estimate'], v['ci_low'], v['ci_high'], scale, digits)}{how} "
+        f"over {describe_units(v['n'], v.get('unit', RUN_UNIT))} -> {v['verdict']}"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Multiplicity, margins and the primary question
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm 1979, Scand. J. Stat. 6:65-70).
+
+    Sorted ascending, the ``i``-th smallest of ``m`` p-values (``i`` from 1) is multiplied by
+    ``m - i + 1``; the adjusted values are made non-decreasing in that order and capped at 1.
+    Rejecting where the adjusted p-value is below ``alpha`` controls the family-wise error rate at
+    ``alpha`` under any dependence between the tests. NaN p-values (comparisons that could not be
+    tested) stay NaN, still count in ``m`` and are ordered last.
+    """
+    p = np.asarray(p_values, dtype=np.float64).ravel()
+    if np.any((p < 0) | (p > 1)):
+        raise ValueError(f"p-values must lie in [0, 1], got {p}")
+    m = p.size
+    order = np.argsort(np.where(np.isnan(p), np.inf, p), kind="stable")
+    scaled = (m - np.arange(m)) * p[order]
+    adjusted = np.minimum(1.0, np.fmax.accumulate(scaled))
+    adjusted[np.isnan(scaled)] = np.nan
+    out = np.empty(m)
+    out[order] = adjusted
+    return out
+
+
+def holm_levels(p_values: Sequence[float], alpha: float = 0.05) -> np.ndarray:
+    """Interval level of each comparison at its step of Holm's procedure: ``1 - alpha / (m - i + 1)``.
+
+    ``i`` is the comparison's rank among the ``m`` p-values (smallest first, NaN last): the level
+    at which Holm tests it. Its interval excludes no-difference exactly when its own p-value is
+    below that step's threshold.
+    """
+    p = np.asarray(p_values, dtype=np.float64).ravel()
+    m = p.size
+    order = np.argsort(np.where(np.isnan(p), np.inf, p), kind="stable")
+    out = np.empty(m)
+    out[order] = 1.0 - alpha / (m - np.arange(m))
+    return out
+
+
+@dataclass(frozen=True)
+class Margin:
+    """A margin of practical equivalence for one metric.
+
+    Attributes
+    ----------
+    metric, gene_set
+        The score it applies to.
+    scale
+        ``"difference"``: differences within ``±value`` are negligible; ``"ratio"``: ratios within
+        ``[1 / value, value]`` are (``value`` > 1).
+    value
+        The margin.
+    """
+
+    metric: str
+    gene_set: str
+    scale: Scale
+    value: float
+
+    def __post_init__(self) -> None:
+        if self.scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}, got {self.scale!r}")
+        if self.scale == "difference" and not self.value > 0:
+            raise ValueError(f"a difference margin must be > 0, got {self.value}")
+        if self.scale == "ratio" and not self.value > 1:
+            raise ValueError(f"a ratio margin must be > 1 (ratios within [1/m, m] are equivalent), got {self.value}")
+
+    def contains(self, low: float, high: float) -> bool:
+        """Whether the interval ``[low, high]`` (on this margin's scale) lies inside the margin."""
+        if not (np.isfinite(low) and np.isfinite(high)):
+            return False
+        if self.scale == "ratio":
+            return 1.0 / self.value < low and high < self.value
+        return -self.value < low and high < self.value
+
+    def describe(self) -> str:
+        """``"±0.02"`` or ``"×/÷1.1"``."""
+        return f"×/÷{self.value:g}" if self.scale == "ratio" else f"±{self.value:g}"
+
+
+@dataclass(frozen=True)
+class PrimaryQuestion:
+    """The benchmark's primary question, declared before any table is read.
+
+    "Does each model beat the baseline on each metric, pooled over the held-out cell types of the
+    design?" With the defaults: does scGen, and does scPRAM, beat the mean shift on Pearson-Δ over
+    the top-100 DEGs and on E-distance (all genes), pooled over the 8 held-out cell types of the
+    balanced design? Four comparisons (2 models x 2 metrics), one family: Holm's correction at
+    family-wise ``alpha`` (:func:`primary_verdicts`).
+
+    Margins of practical equivalence (:class:`Margin`), chosen with the question, before the
+    verdicts were computed, from what the metrics measure and not from the scores:
+
+    - **Pearson-Δ, ±0.02.** A correlation between predicted and real per-gene changes; near the
+      values a useful prediction reaches (r around 0.9), 0.02 in r moves the share of the real
+      changes' variance that the prediction accounts for (r²) by under 4 percentage points
+      (``2 r 0.02``): less than a user choosing between two methods would act on.
+    - **E-distance, ratio 1.1.** A distance whose size varies by an order of magnitude between cell
+      types, so the margin is relative: a prediction within 10% of the baseline's distance, either
+      way (ratio in ``[1/1.1, 1.1]``), is as close to the real cells for practical purposes.
+
+    Attributes
+    ----------
+    models
+        The methods judged.
+    baseline
+        What they must beat.
+    margins
+        One :class:`Margin` per metric compared (its ``metric``, ``gene_set`` and ``scale``).
+    design
+        The design whose held-out cell types are pooled (each one unit, the mean of its seeds).
+    alpha
+        Family-wise error rate.
+    """
+
+    models: tuple[str, ...] = ("scgen", "scpram")
+    baseline: str = "mean_shift"
+    margins: tuple[Margin, ...] = (
+        Margin("pearson_delta", "top100_degs", "difference", 0.02),
+        Margin("e_distance", "all", "ratio", 1.1),
+    )
+    design: str = "balanced"
+    alpha: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.alpha < 1.0:
+            raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
+        if not self.models or not self.margins:
+            raise ValueError("a primary question needs at least one model and one margin")
+        if self.baseline in self.models:
+            raise ValueError(f"the baseline {self.baseline!r} cannot also be a model")
+
+    @property
+    def family_size(self) -> int:
+        """Number of comparisons in the family (models x metrics)."""
+        return len(self.models) * len(self.margins)
+
+    def describe(self) -> str:
+        """The question in one sentence."""
+        models = ", ".join(self.models)
+        metrics = " and on ".join(f"{m.metric} ({m.gene_set})" for m in self.margins)
+        return (
+            f"Does each model ({models}) beat {self.baseline} on {metrics}, pooled over the held-out cell types "
+            f"of the {self.design} design (each the mean of its seeds)? {self.family_size} comparisons, Holm's "
+            f"correction at family-wise {self.alpha:g}; margins of practical equivalence: "
+            + ", ".join(f"{m.metric} {m.describe()}" for m in self.margins)
+            + "."
+        )
+
+
+#: The course's primary question (:class:`PrimaryQuestion` with its defaults).
+PRIMARY = PrimaryQuestion()
+
+#: Columns of :func:`primary_verdicts`.
+PRIMARY_COLUMNS = [
+    "model",
+    "baseline",
+    "metric",
+    "gene_set",
+    "scale",
+    "n",
+    "unit",
+    "mean_model",
+    "mean_baseline",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "level",
+    "p_value",
+    "p_holm",
+    "margin",
+    "verdict",
+]
+
+
+def _primary_words(p_holm: float, lo: float, hi: float, margin: Margin, direction: str, alpha: float) -> str:
+    """``equivalent`` (interval inside the margin) before ``better``/``worse`` (Holm p < alpha), else ``inconclusive``."""
+    if margin.contains(lo, hi):
+        return f"equivalent within {margin.describe()}"
+    if np.isfinite(p_holm) and p_holm < alpha:
+        no_diff = 1.0 if margin.scale == "ratio" else 0.0
+        model_higher = lo > no_diff
+        return "better" if model_higher == (direction == "higher") else "worse"
+    return "inconclusive"
+
+
+def primary_verdicts(
+    results: pd.DataFrame,
+    question: PrimaryQuestion = PRIMARY,
+    *,
+    exclude: Sequence[str] = (),
+    min_runs: int = MIN_RUNS,
+) -> pd.DataFrame:
+    """The verdicts of the primary question, Holm-corrected within its family.
+
+    Each comparison is :func:`paired_verdict` of a model against the baseline on the runs of
+    ``question.design``, pooled over its held-out cell types (each one unit, the mean of its seeds),
+    on the margin's scale (difference, or geometric mean ratio). The family's two-sided paired-t
+    p-values are adjusted by :func:`holm` (``p_holm``); each interval is computed at the level of its
+    step of Holm's procedure (:func:`holm_levels`, column ``level``), so that it excludes
+    no-difference when that step rejects. Verdict, from the model's side:
+
+    - ``"equivalent within ±m"``: the interval lies inside the margin (whether or not it excludes 0:
+      a difference smaller than the margin is negligible by declaration);
+    - ``"better"`` / ``"worse"``: otherwise, when ``p_holm < alpha``, in the metric's direction;
+    - ``"inconclusive"``: neither; also with fewer than ``min_runs`` cell types.
+
+    Parameters
+    ----------
+    exclude
+        Held-out cell types left out (a sensitivity check); the family is the same four comparisons.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per comparison (:data:`PRIMARY_COLUMNS`), models in order, metrics within each.
+    """
+    _check(results, ["design", "held_out", "method"])
+    rows = results[(results["design"] == question.design) & ~results["held_out"].isin(list(exclude))]
+    if rows.empty:
+        raise DataValidationError(
+            f"no runs of design {question.design!r} (after leaving out {list(exclude)}); "
+            f"the table has designs {sorted(results['design'].unique())}"
+        )
+    comparisons = [(model, margin) for model in question.models for margin in question.margins]
+    first = [
+        paired_verdict(rows, model, question.baseline, m.metric, m.gene_set, scale=m.scale, min_runs=min_runs)
+        for model, m in comparisons
+    ]
+    p = np.array([v["p_value"] if v["n"] >= min_runs else np.nan for v in first])
+    p_holm = holm(p)
+    levels = holm_levels(p, question.alpha)
+    out = []
+    for (model, margin), v, ph, lev in zip(comparisons, first, p_holm, levels):
+        w = paired_verdict(
+            rows, model, question.baseline, margin.metric, margin.gene_set, scale=margin.scale, level=lev, min_runs=min_runs
+        )
+        if w["n"] < min_runs:
+            verdict = f"inconclusive ({_too_few(w['n'], w['unit'], min_runs)})"
+        else:
+            verdict = _primary_words(ph, w["ci_low"], w["ci_high"], margin, w["direction"], question.alpha)
+        out.append(
+            {
+                "model": model,
+                "baseline": question.baseline,
+                "metric": margin.metric,
+                "gene_set": margin.gene_set,
+                "scale": margin.scale,
+                "n": w["n"],
+                "unit": w["unit"],
+                "mean_model": w["mean_a"],
+                "mean_baseline": w["mean_b"],
+                "estimate": w["estimate"],
+                "ci_low": w["ci_low"],
+                "ci_high": w["ci_high"],
+                "level": float(lev),
+                "p_value": v["p_value"],
+                "p_holm": float(ph),
+                "margin": margin.describe(),
+                "verdict": verdict,
+            }
+        )
+    return pd.DataFrame(out, columns=PRIMARY_COLUMNS)
+
+
+def primary_units(
+    results: pd.DataFrame,
+    question: PrimaryQuestion = PRIMARY,
+    *,
+    by: str = "held_out",
+) -> pd.DataFrame:
+    """The per-unit values behind :func:`primary_verdicts`: one row per comparison and held-out cell type.
+
+    Columns ``model, baseline, metric, gene_set, scale``, ``by`` (the held-out cell type), ``seeds``
+    (matched seeds averaged), ``mean_model, mean_baseline`` (the seed means) and ``contrast``
+    (``model - baseline``, or ``model / baseline`` on the ratio scale).
+    """
+    _check(results, ["design", by, "method", "seed"])
+    rows = results[results["design"] == question.design]
+    out = []
+    for model in question.models:
+        for m in question.margins:
+            sub = _metric_rows(rows, m.metric, m.gene_set)
+            for group, part in sub.groupby(by, sort=False, observed=True):
+                wide = _matched(part, model, question.baseline, _match_on(part, None))
+                if wide.empty:
+                    continue
+                a, b = float(wide[model].mean()), float(wide[question.baseline].mean())
+                c = contrast(np.array([a]), np.array([b]), m.scale)[0]
+                out.append(
+                    {
+                        "model": model,
+                        "baseline": question.baseline,
+                        "metric": m.metric,
+                        "gene_set": m.gene_set,
+                        "scale": m.scale,
+                        by: group,
+                        "seeds": len(wide),
+                        "mean_model": a,
+                        "mean_baseline": b,
+                        "contrast": float(np.exp(c)) if m.scale == "ratio" else float(c),
+                    }
+                )
+    return pd.DataFrame(out)
+
+
+def min_units_for_rank_test(alpha: float = 0.05) -> int:
+    """Fewest paired units with which an exact two-sided sign-flip (rank) test can reach ``p < alpha``.
+
+    With ``n`` units the smallest two-sided p-value of the Wilcoxon signed-rank (or sign) test is
+    ``2 / 2**n`` (every unit favouring the same side): 0.25 with 3 units, 0.0625 with 5, 0.031 with
+    6. Below this many units no distribution-free test can answer the question, and a paired-t
+    verdict rests on its normality assumption alone.
+    """
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    n = 1
+    while 2.0 / 2**n >= alpha:
+        n += 1
+    return n
+
+
+#: :func:`min_units_for_rank_test` at 5%: 6.
+MIN_RANK_UNITS = min_units_for_rank_test(0.05)

@@ -43,6 +43,13 @@ the resamples only give the interval around it.
     uncertainty of ``se`` from ``B`` resamples). Not degenerate whenever the resamples vary.
 
 Coverage of ``"basic"`` and ``"subsample"`` is checked by simulation in ``tests/test_metrics_bootstrap.py``.
+
+**Bias.** A basic interval can exclude its own estimate: when nearly all resamples lie on one side
+of it (a biased statistic such as an R² of noisy means), the reflected interval lies on the other
+side. The interval is then still about the truth, and the estimate is the biased number;
+:func:`bootstrap_bias` gives the size of that bias (mean of the resamples minus the estimate), and
+:func:`bias_from_interval` recovers it from a stored interval, where the resamples were not kept.
+A metric that cannot leave a range (a distance is >= 0) passes ``bounds`` to :func:`interval`.
 """
 
 from __future__ import annotations
@@ -272,7 +279,7 @@ class Interval:
     """A full-sample estimate and its interval.
 
     ``n_boot`` resamples were drawn, ``n_undefined`` of them gave no finite value (left out).
-    ``kind`` names the scheme (module docstring).
+    ``kind`` names the scheme (module docstring); ``bias`` is :func:`bootstrap_bias` of the resamples.
     """
 
     value: float
@@ -281,6 +288,52 @@ class Interval:
     n_boot: int
     n_undefined: int
     kind: str
+    bias: float = float("nan")
+
+
+def _scale(kind: str, fraction: float | None) -> float:
+    """Factor that puts a resample's deviation on the scale of the full estimate's (module docstring)."""
+    if kind != "subsample":
+        return 1.0
+    if fraction is None or not 0.0 < fraction < 1.0:
+        raise ValueError(f"the 'subsample' interval needs the subsampling fraction in (0, 1), got {fraction}")
+    return float(np.sqrt(fraction / (1.0 - fraction)))
+
+
+def bootstrap_bias(
+    estimate: float, resampled: Sequence[float], kind: IntervalKind = "basic", *, fraction: float | None = None
+) -> float:
+    """Bootstrap estimate of a statistic's bias: the mean of the finite resamples minus the estimate.
+
+    For ``"subsample"`` the deviations are rescaled by ``sqrt(f / (1 - f))`` (module docstring), so
+    that the bias is on the scale of the full-sample estimate's. NaN without a finite resample.
+    (Efron and Tibshirani 1993, *An Introduction to the Bootstrap*, ch. 10.)
+    """
+    v = np.asarray(resampled, dtype=np.float64).ravel()
+    ok = v[np.isfinite(v)]
+    if not ok.size:
+        return float("nan")
+    return float(_scale(kind, fraction) * (ok.mean() - estimate))
+
+
+def bias_from_interval(value: float, ci_low: float, ci_high: float, kind: str) -> float:
+    """The resamples' centre minus the estimate, recovered from a stored interval (no resamples kept).
+
+    The centre is the midpoint of the resamples' (2.5, 97.5) percentiles, i.e. the bias for a
+    symmetric resampling distribution: ``value - (ci_low + ci_high) / 2`` for ``"basic"`` and
+    ``"subsample"`` (reflected around the estimate; rescaled deviations for the latter),
+    ``(ci_low + ci_high) / 2 - value`` for ``"percentile"``; NaN for ``"normal"`` (symmetric by
+    construction) and for an unknown scheme or a missing interval. Works on arrays alike.
+    """
+    mid = (np.asarray(ci_low, dtype=np.float64) + np.asarray(ci_high, dtype=np.float64)) / 2
+    value = np.asarray(value, dtype=np.float64)
+    if kind in ("basic", "subsample"):
+        out = value - mid
+    elif kind == "percentile":
+        out = mid - value
+    else:
+        out = np.full(np.broadcast(value, mid).shape, np.nan)
+    return float(out) if np.ndim(out) == 0 else out
 
 
 def interval(
@@ -290,6 +343,7 @@ def interval(
     *,
     level: float = 0.95,
     fraction: float | None = None,
+    bounds: tuple[float, float] | None = None,
 ) -> Interval:
     """Interval of ``kind`` around the full-sample ``estimate`` from the ``resampled`` values.
 
@@ -305,6 +359,10 @@ def interval(
         Nominal coverage.
     fraction
         The subsampling fraction; required for ``"subsample"``.
+    bounds
+        ``(low, high)``: the range the metric cannot leave (e.g. ``(0, inf)`` for a distance); both
+        ends of the interval are clipped to it. Clipping keeps the coverage (the truth lies in the
+        range) and removes impossible values.
 
     With no finite resample (or fewer than 2 for ``"normal"``) the interval is NaN.
     """
@@ -316,11 +374,11 @@ def interval(
     nan = float("nan")
     alpha = 1.0 - level
     lo = hi = nan
+    if bounds is not None and not bounds[0] <= bounds[1]:
+        raise ValueError(f"bounds must be (low, high) with low <= high, got {bounds}")
     if kind in ("basic", "subsample"):  # deviations from the estimate (rescaled), reflected around it
-        if kind == "subsample" and (fraction is None or not 0.0 < fraction < 1.0):
-            raise ValueError(f"the 'subsample' interval needs the subsampling fraction in (0, 1), got {fraction}")
+        scale = _scale(kind, fraction)
         if ok.size:
-            scale = 1.0 if kind == "basic" else np.sqrt(fraction / (1.0 - fraction))
             q_lo, q_hi = np.percentile(scale * (ok - estimate), [50 * alpha, 100 - 50 * alpha])
             lo, hi = estimate - q_hi, estimate - q_lo
     elif kind == "percentile":
@@ -332,4 +390,7 @@ def interval(
             lo, hi = estimate - half, estimate + half
     else:
         raise ValueError(f"kind must be one of {INTERVAL_KINDS}, got {kind!r}")
-    return Interval(float(estimate), float(lo), float(hi), int(v.size), n_bad, kind)
+    if bounds is not None and np.isfinite(lo):
+        lo, hi = np.clip([lo, hi], *bounds)
+    bias = bootstrap_bias(estimate, ok, kind, fraction=fraction)
+    return Interval(float(estimate), float(lo), float(hi), int(v.size), n_bad, kind, bias)
