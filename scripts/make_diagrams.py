@@ -484,13 +484,13 @@ def draw_evaluation_design() -> Figure:
     text(ax, 6.725, up + 1.53, "compared with", size=7, color=MUTED)
     tile(ax, 5.62, up + 1.26, 0.3, 0.16, **HIDDEN)
     text(ax, 6.0, up + 1.34, f"the real stimulated\n{HELD_OUT} (hidden)", size=7, ha="left")
-    text(ax, 5.62, up + 1.06, "on three key metrics:", size=7, ha="left", weight="bold", va="top")
+    text(ax, 5.62, up + 1.06, "on four key metrics:", size=7, ha="left", weight="bold", va="top")
     text(
         ax,
         5.62,
         up + 0.88,
-        "• response of each gene\n   (Pearson-Δ, top 100 DEGs)\n• mean of each gene\n"
-        "   (R², top 100 DEGs)\n• whole distribution of cells\n   (E-distance)",
+        "• direction of the change\n   (Pearson-Δ, top 100 DEGs)\n• mean of each gene (R²)\n"
+        "• distribution of cells (E-distance)\n• responders found (DEG overlap)",
         size=7,
         ha="left",
         va="top",
