@@ -55,8 +55,8 @@ KEY_LABELS = {
         "5 seeds",
         "8 held-out cell types",
         "(Pearson-Δ, top 100 DEGs)",
-        "distribution of cells (E-distance)",
-        "responders found (DEG overlap)",
+        "• distribution of cells (E-distance)",
+        "• responders found (DEG overlap)",
     ],
 }
 
