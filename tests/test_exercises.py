@@ -6,9 +6,8 @@ data or small random data; the checks compute theirs with the library.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -122,52 +121,103 @@ def test_latent_shift():
     assert not ex.check_latent_shift(delta + 0.1, z_ctrl, z_stim)
 
 
+# ---- 01-3: predict, then run
+
+
+def test_balancing_guess(holdout_parts):
+    real, pred, ctrl = holdout_parts
+    genes = list(pred.var_names[:100])
+    same = ex.check_balancing_guess("about the same", pred.X.copy(), pred, real, ctrl, genes=genes)
+    assert same and "about the same without" in same.message
+    # a prediction whose mean change is the real one scores Pearson-delta 1: higher than the mean shift's
+    r, c = _dense_mean(real), _dense_mean(ctrl)
+    perfect = ctrl.X.toarray() + (r - c)
+    assert np.corrcoef(_dense_mean(pred)[:100] - c[:100], r[:100] - c[:100])[0, 1] < 1 - ex.SAME_PEARSON
+    assert ex.check_balancing_guess(" Higher ", perfect, pred, real, ctrl, genes=genes)
+    wrong = ex.check_balancing_guess("lower", perfect, pred, real, ctrl, genes=genes)
+    assert not wrong and "the run says otherwise" in wrong.message and "1.000 without balancing" in wrong.message
+    assert "write your guess first" in ex.check_balancing_guess(..., perfect, pred, real, ctrl, genes=genes).message
+    assert "shape" in ex.check_balancing_guess("lower", perfect[:5], pred, real, ctrl, genes=genes).message
+    assert (
+        "genes of the prediction" in ex.check_balancing_guess("lower", perfect, pred, real, ctrl, genes=["x"]).message
+    )
+    undefined = ex.check_balancing_guess("lower", ctrl.X, pred, real, ctrl, genes=genes)
+    assert not undefined and "undefined" in undefined.message
+
+
 # ---- 02
 
 
-def _learner_attention(q, keys, ratio, temperature, cosine=True, use_t=True, top=True):
-    if cosine:
-        q = q / np.linalg.norm(q)
-        keys = keys / np.linalg.norm(keys, axis=1, keepdims=True)
-    s = keys @ q
-    k = math.ceil(ratio * len(keys))
-    idx = np.argsort(-s)[:k] if top else np.arange(len(keys))
-    w = np.zeros(len(keys))
-    e = np.exp((s[idx] - s[idx].max()) / (temperature if use_t else 1.0))
-    w[idx] = e / e.sum()
-    return w
+class _Decoder:
+    """Stands in for a trained model: a fixed decoder from latents to the genes ``var_names``."""
+
+    def __init__(self, var_names, n_latent: int = 8, linear: bool = False, seed: int = 0):
+        self.var_names = pd.Index(var_names)
+        self.w = np.random.default_rng(seed).normal(0, 0.3, size=(n_latent, len(var_names)))
+        self.linear = linear
+
+    def decode(self, z):
+        x = np.asarray(z, dtype=np.float64) @ self.w
+        return x if self.linear else np.log1p(np.exp(x))  # softplus: smooth and non-negative
 
 
-def test_attention_row():
+def test_attention_spread():
     rng = np.random.default_rng(1)
-    q, keys = rng.normal(size=6), rng.normal(size=(100, 6)) * rng.uniform(0.5, 3, size=(100, 1))
-    kw = dict(ratio=0.05, temperature=0.1)
-    assert ex.check_attention_row(_learner_attention(q, keys, **kw), q, keys, **kw)
-    assert "top 5" in ex.check_attention_row(_learner_attention(q, keys, top=False, **kw), q, keys, **kw).message
-    assert (
-        "temperature" in ex.check_attention_row(_learner_attention(q, keys, use_t=False, **kw), q, keys, **kw).message
+    model = _Decoder([f"g{i}" for i in range(20)], linear=True)
+    z_t, first, per_cell = rng.normal(size=(30, 8)), rng.normal(size=(1, 8)), rng.normal(size=(30, 8))
+    # a linear decoder turns one δ for all into one response for all: no spread at all
+    right = ex.check_attention_spread("per_cell", model, z_t, first, per_cell)
+    assert right and "0.000 with first-cell attention" in right.message
+    wrong = ex.check_attention_spread("first_cell", model, z_t, first, per_cell)
+    assert not wrong and "the run says 'per_cell'" in wrong.message
+    assert ex.check_attention_spread("equal", model, z_t, first, np.repeat(first, 30, axis=0))
+    nonlinear = _Decoder([f"g{i}" for i in range(20)])
+    fb = ex.check_attention_spread("per_cell", nonlinear, z_t, first, per_cell)
+    assert fb and "0.000 with first-cell" not in fb.message  # the decoder spreads even one δ
+    assert "write your guess first" in ex.check_attention_spread(..., model, z_t, first, per_cell).message
+    assert "latent arrays" in ex.check_attention_spread("equal", model, z_t, first, per_cell[:3]).message
+
+
+@pytest.fixture(scope="module")
+def ot_inputs(mini_log):
+    from tutorial_lib.data import prepare_holdout, split_views
+    from tutorial_lib.models import cost_matrix, transport_plan
+
+    parts = split_views(prepare_holdout(mini_log, "B", n_top_genes=200))
+    rng = np.random.default_rng(4)
+    z_stim, z_ref, z_t = rng.normal(size=(80, 8)), rng.normal(size=(70, 8)), rng.normal(size=(20, 8))
+    plan = transport_plan(cost_matrix(z_stim, z_ref))
+    return {
+        "parts": parts,
+        "model": _Decoder(parts.train.var_names),
+        "z_stim": z_stim,
+        "z_ref": z_ref,
+        "z_t": z_t,
+        "plan": plan,
+    }
+
+
+def test_entropic_ot(ot_inputs):
+    from tutorial_lib.models import cost_matrix, plan_sharpness, transport_plan
+
+    d = ot_inputs
+    args = (d["plan"], d["model"], d["z_stim"], d["z_ref"], d["z_t"], d["parts"].test, d["parts"].ctrl)
+    sinkhorn = transport_plan(
+        cost_matrix(d["z_stim"], d["z_ref"], metric="sqeuclidean", normalization="max"), method="sinkhorn_log", reg=0.05
     )
-    assert "cosine" in ex.check_attention_row(_learner_attention(q, keys, cosine=False, **kw), q, keys, **kw).message
-    assert "sum to" in ex.check_attention_row(np.ones(100), q, keys, **kw).message
-    assert "one weight per key" in ex.check_attention_row(np.ones(3), q, keys, **kw).message
-
-
-def test_temperature_effect():
-    rng = np.random.default_rng(2)
-    q, keys = rng.normal(size=(5, 6)), rng.normal(size=(200, 6))
-
-    # the learner's reasoning: entropy of each row at both temperatures
-    def entropy(t):
-        w = np.array([_learner_attention(qi, keys, 0.05, t) for qi in q])
-        w = w[w > 0]
-        return -(w * np.log(w)).sum()
-
-    right = "flatter" if entropy(1.0) > entropy(0.1) else "sharper"
-    assert right == "flatter"
-    assert ex.check_temperature_effect(right, q, keys)
-    assert ex.check_temperature_effect(" Flatter ", q, keys)
-    assert not ex.check_temperature_effect("sharper", q, keys)
-    assert "one of" in ex.check_temperature_effect("hotter", q, keys).message
+    assert plan_sharpness(sinkhorn.T)["row_max_share_mean"] < plan_sharpness(d["plan"].T)["row_max_share_mean"]
+    first = ex.check_entropic_ot(sinkhorn, ..., *args)
+    assert not first and "your plan is right" in first.message and "Pearson-delta" in first.message
+    right = ex.check_entropic_ot(sinkhorn, "Blurrier", *args)
+    assert right and "agree for" in right.message
+    assert "compare how much" in ex.check_entropic_ot(sinkhorn, "sharper", *args).message
+    assert "exact plan again" in ex.check_entropic_ot(d["plan"], "blurrier", *args).message
+    other_reg = transport_plan(
+        cost_matrix(d["z_stim"], d["z_ref"], metric="sqeuclidean", normalization="max"), method="sinkhorn_log", reg=0.5
+    )
+    assert "max-normalised squared cost" in ex.check_entropic_ot(other_reg, "blurrier", *args).message
+    assert "shape" in ex.check_entropic_ot(sinkhorn[:5], "blurrier", *args).message
+    assert "replace the ..." in ex.check_entropic_ot(..., ..., *args).message
 
 
 # ---- 03
@@ -228,7 +278,7 @@ def test_selection_effect():
 def test_startup_trials():
     import optuna
 
-    from tutorial_lib.tuning import create_study
+    from course_tools.tuning.study import create_study
 
     study = create_study("test-probe", storage="sqlite:///:memory:")
     n = study.sampler._n_startup_trials
@@ -242,10 +292,11 @@ def test_startup_trials():
 # ---- every worked solution, run in a namespace like the notebook's, passes its check
 
 
-class _Model:
-    """Stands in for a trained model: only get_latent is needed."""
+class _Model(_Decoder):
+    """Stands in for a trained model: get_latent (the first cells' codes of z) and a decoder."""
 
-    def __init__(self, z):
+    def __init__(self, z, var_names):
+        super().__init__(var_names, n_latent=z.shape[1])
         self.z = z
 
     def get_latent(self, adata):
@@ -253,7 +304,7 @@ class _Model:
 
 
 @pytest.fixture(scope="module")
-def namespaces(mini_log, holdout_parts):
+def namespaces(mini_log, holdout_parts, ot_inputs):
     from tutorial_lib import plotting as tp
     from tutorial_lib.data import prepare_holdout, split_views
 
@@ -266,10 +317,24 @@ def namespaces(mini_log, holdout_parts):
     base = {"np": np, "tp": tp, "adata": mini_log}
     return {
         "00": base,
-        "01": {**base, "parts": parts, "pred": pred, "degs": degs, "model": _Model(z)},
-        "02": {**base, "z_ctrl": rng.normal(size=(60, 8)), "z_stim": rng.normal(size=(300, 8))},
+        "01": {**base, "parts": parts, "pred": pred, "degs": degs, "model": _Model(z, parts.train.var_names)},
+        "02": {**base, **ot_inputs, **_by_hand_names(ot_inputs)},
         "03": {**base, "a": a, "b": a + 0.3 + rng.normal(0, 0.02, 5)},
         "04": {**base, "test_scores": [3.1, 2.7, 2.9], "honest": 2.9},
+    }
+
+
+def _by_hand_names(d):
+    """What notebook 02's scPRAM-by-hand cell leaves behind for its exercises."""
+    from tutorial_lib.models import attention_weights, cost_matrix, plan_sharpness, transport_plan
+
+    cell_deltas = d["z_stim"][d["plan"].argmax(axis=0)] - d["z_ref"]
+    return {
+        "cell_deltas": cell_deltas,
+        "attention_weights": attention_weights,
+        "cost_matrix": cost_matrix,
+        "transport_plan": transport_plan,
+        "plan_sharpness": plan_sharpness,
     }
 
 

@@ -33,14 +33,15 @@ from tutorial_lib.verdicts import paired_difference
 __all__ = [
     "EXERCISES",
     "Feedback",
-    "check_attention_row",
+    "check_attention_spread",
+    "check_balancing_guess",
+    "check_entropic_ot",
     "check_largest_response",
     "check_latent_shift",
     "check_paired_difference",
     "check_pearson_delta",
     "check_selection_effect",
     "check_startup_trials",
-    "check_temperature_effect",
     "check_training_mask",
     "check_validation_choice",
     "check_verdict",
@@ -269,67 +270,194 @@ def check_latent_shift(delta, z_ctrl: np.ndarray, z_stim: np.ndarray) -> Feedbac
     return _no("take the mean latent code of the stimulated cells minus that of the control cells.")
 
 
+#: Pearson-delta values closer than this count as "about the same" in exercise 01-3.
+SAME_PEARSON = 0.02
+
+
+def _guess(answer, choices: Sequence[str]) -> str | None:
+    """The learner's guess, normalised, if it is one of ``choices``."""
+    if isinstance(answer, str) and answer.strip().lower() in choices:
+        return answer.strip().lower()
+    return None
+
+
+def _predicted(x, like: AnnData) -> np.ndarray | None:
+    """Predicted expression ``x`` (AnnData or cells × genes array, ``like``'s genes) as a dense array."""
+    x = x.X if isinstance(x, AnnData) else x
+    try:
+        x = np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return x if x.shape == like.shape else None
+
+
+def check_balancing_guess(guess, unbalanced, pred: AnnData, real: AnnData, ctrl: AnnData, *, genes) -> Feedback:
+    """Exercise 01-3 (predict, then run): Pearson-delta of scGen's prediction with an unbalanced δ.
+
+    ``unbalanced`` is the prediction decoded from the held-out controls plus the δ of plain means
+    over all training cells (AnnData or cells × genes array, ``pred``'s genes); ``pred`` is
+    scGen's prediction (balanced δ). ``guess`` ("higher", "lower" or "about the same") is compared
+    with :func:`tutorial_lib.metrics.pearson_delta` of both on ``genes`` (e.g. the top-100 DEGs).
+    """
+    from tutorial_lib.metrics import pearson_delta
+
+    choices = ("higher", "lower", "about the same")
+    got = _guess(guess, choices)
+    if got is None:
+        return _no(f"write your guess first, one of {choices}; got {guess!r}.")
+    x = _predicted(unbalanced, pred)
+    if x is None:
+        return _no(f"unbalanced must hold one predicted cell per control cell and pred's genes, shape {pred.shape}.")
+    genes = list(genes)
+    idx = pred.var_names.get_indexer(genes)
+    if len(genes) == 0 or (idx < 0).any():
+        return _no("genes must be a non-empty list of genes of the prediction (e.g. degs[:100]).")
+    real_m, ctrl_m = _means(real[:, genes]), _means(ctrl[:, genes])
+    balanced_pd = pearson_delta(real_m, _means(pred[:, genes]), ctrl_m)
+    unbalanced_pd = pearson_delta(real_m, x[:, idx].mean(axis=0), ctrl_m)
+    gap = unbalanced_pd - balanced_pd
+    if not np.isfinite(gap):
+        return _no(
+            f"Pearson-delta is undefined for one of the predictions ({unbalanced_pd:.3f} without balancing, "
+            f"{balanced_pd:.3f} with it): it does not change these genes. Decode the shifted latents of the controls."
+        )
+    want = "about the same" if abs(gap) < SAME_PEARSON else ("higher" if gap > 0 else "lower")
+    detail = (
+        f"Pearson-delta on these {len(genes)} genes is {unbalanced_pd:.3f} without balancing and "
+        f"{balanced_pd:.3f} with it ({want} without)"
+    )
+    why = (
+        "Without balancing every training cell counts once, so abundant cell types weigh more, and the two "
+        "means need not describe the same cells: the control mean also holds the held-out type's own controls, "
+        "which have no stimulated partners in training, so δ mixes the response with differences between cell "
+        "types."
+    )
+    if got == want:
+        return _ok(f"{detail}. {why}")
+    return _no(f"the run says otherwise: {detail}. {why}")
+
+
 # --------------------------------------------------------------------------------------------
 # Notebook 02: scPRAM
 
 
-def check_attention_row(weights, query: np.ndarray, keys: np.ndarray, *, ratio: float, temperature: float) -> Feedback:
-    """Exercise 02-1: one query's attention weights over ``keys`` (a dense vector, one per key).
+#: Spreads closer than this (relative) count as "equal" in exercise 02-1.
+SAME_SPREAD = 0.05
 
-    The reference is :func:`tutorial_lib.models.attention_weights`: cosine similarity, the top
-    ``ceil(ratio · n_keys)`` keys, softmax of similarity / temperature.
+
+def _response_spread(model, z: np.ndarray, deltas: np.ndarray) -> float:
+    """Mean distance of each cell's predicted response ``decode(z + δ) - decode(z)`` from their mean."""
+    response = model.decode(z + deltas) - model.decode(z)
+    return float(np.linalg.norm(response - response.mean(axis=0), axis=1).mean())
+
+
+def check_attention_spread(guess, model, z_t, deltas_first, deltas_per_cell) -> Feedback:
+    """Exercise 02-1 (predict, then run): which attention spreads the predicted responses more.
+
+    ``z_t``: latents of the held-out control cells; ``deltas_first``: the release's δ (the first
+    cell's weights, one row or one row per cell); ``deltas_per_cell``: one δ per cell. The spread
+    is the mean distance of each cell's decoded response from the mean response; ``guess`` is
+    ``"first_cell"``, ``"per_cell"`` or ``"equal"`` (within :data:`SAME_SPREAD`).
     """
-    from tutorial_lib.models import attention_weights
-    from tutorial_lib.models.ot_attention import n_top
-
-    query = np.asarray(query, dtype=np.float64).reshape(1, -1)
-    keys = np.asarray(keys, dtype=np.float64)
-    want = attention_weights(query, keys, ratio=ratio, temperature=temperature).toarray().ravel()
+    choices = ("first_cell", "per_cell", "equal")
+    got = _guess(guess, choices)
+    if got is None:
+        return _no(f"write your guess first, one of {choices}; got {guess!r}.")
     try:
-        got = np.asarray(weights, dtype=np.float64).ravel()
+        z = np.asarray(z_t, dtype=np.float32)
+        first = np.broadcast_to(np.asarray(deltas_first, dtype=np.float64), z.shape)
+        per_cell = np.broadcast_to(np.asarray(deltas_per_cell, dtype=np.float64), z.shape)
     except (TypeError, ValueError):
-        return _no(f"expected a vector of {len(keys)} weights, got {type(weights).__name__}.")
-    if got.size != want.size:
-        return _no(f"expected one weight per key ({want.size}), got {got.size}.")
-    if np.allclose(got, want, rtol=1e-3, atol=1e-6):
-        return _ok(f"{n_top(ratio, len(keys))} keys get weight, the largest {want.max():.3f}.")
-    if not np.isclose(got.sum(), 1.0, atol=1e-3):
-        return _no(f"the weights sum to {got.sum():.3f}; a softmax normalises them to sum to 1.")
-    k = n_top(ratio, len(keys))
-    if int((got > 1e-12).sum()) > k:
-        return _no(
-            f"{int((got > 1e-12).sum())} keys have weight; "
-            f"keep only the top {k} = ceil(ratio × {len(keys)}) most similar."
-        )
-    plain = attention_weights(query, keys, ratio=ratio, temperature=1.0).toarray().ravel()
-    if temperature != 1.0 and np.allclose(got, plain, rtol=1e-3, atol=1e-6):
-        return _no(f"divide the similarities by the temperature ({temperature}) before the softmax.")
-    return _no("use cosine similarity (normalise query and keys to unit length before the dot product).")
+        return _no("z_t, deltas_first and deltas_per_cell must be latent arrays (cells × latent dimensions).")
+    spread = {"first_cell": _response_spread(model, z, first), "per_cell": _response_spread(model, z, per_cell)}
+    latent = {
+        k: float(np.linalg.norm(d - d.mean(axis=0), axis=1).mean())
+        for k, d in (("first_cell", first), ("per_cell", per_cell))
+    }
+    close = abs(spread["per_cell"] - spread["first_cell"]) <= SAME_SPREAD * max(spread.values())
+    want = "equal" if close else max(spread, key=spread.get)
+    detail = (
+        f"spread of the predicted responses: {spread['first_cell']:.3f} with first-cell attention, "
+        f"{spread['per_cell']:.3f} with per-cell attention (of the latent δ: {latent['first_cell']:.3f} and "
+        f"{latent['per_cell']:.3f})"
+    )
+    why = (
+        "First-cell attention, as released, gives every cell the first cell's δ, so the responses differ only "
+        "where the decoder is nonlinear; per-cell attention gives each cell its own δ, borrowed from the "
+        "reference controls it resembles."
+    )
+    if got == want:
+        return _ok(f"{detail}. {why}")
+    return _no(f"the run says {want!r}: {detail}. {why}")
 
 
-def check_temperature_effect(
-    answer: str, query: np.ndarray, keys: np.ndarray, *, ratio: float = 0.05, low: float = 0.1, high: float = 1.0
-) -> Feedback:
-    """Exercise 02-2: whether raising the temperature makes the weights "flatter" or "sharper".
-
-    The reference compares the entropy of the attention rows at ``low`` and ``high``.
-    """
+def _first_cell_prediction(model, plan: np.ndarray, z_stim, z_ref, z_t) -> np.ndarray:
+    """The release's prediction from a plan (stimulated × reference controls): argmax partners, first-cell attention."""
     from tutorial_lib.models import attention_weights
 
-    def entropy(t: float) -> float:
-        w = attention_weights(np.atleast_2d(query), keys, ratio=ratio, temperature=t).toarray()
-        w = w[w > 0]
-        return float(-(w * np.log(w)).sum() / np.atleast_2d(query).shape[0])
+    cell_deltas = np.asarray(z_stim)[plan.argmax(axis=0)] - np.asarray(z_ref)
+    return model.decode(np.asarray(z_t) + attention_weights(np.asarray(z_t)[:1], z_ref) @ cell_deltas)
 
-    e_low, e_high = entropy(low), entropy(high)
-    want = "flatter" if e_high > e_low else "sharper" if e_high < e_low else "unchanged"
-    choices = ("flatter", "sharper", "unchanged")
-    if not isinstance(answer, str) or answer.strip().lower() not in choices:
-        return _no(f"answer with one of {choices}; got {answer!r}.")
-    detail = f"(entropy {e_low:.2f} at temperature {low}, {e_high:.2f} at {high})"
-    if answer.strip().lower() == want:
-        return _ok(f"the weights get {want} {detail}: a cell borrows from more of its neighbours.")
-    return _no(f"compute the weights at both temperatures and compare how evenly they spread {detail}.")
+
+def check_entropic_ot(
+    plan_sinkhorn, reading, plan, model, z_stim, z_ref, z_t, real: AnnData, ctrl: AnnData
+) -> Feedback:
+    """Exercise 02-2 (change a setting, rerun, interpret): entropic OT instead of the exact plan.
+
+    ``plan_sinkhorn`` is the learner's plan, ``transport_plan(cost_scaled, method="sinkhorn_log",
+    reg=0.05)`` on the max-normalised squared cost; ``plan`` the exact one (stimulated × reference
+    controls). The check reports how sharp both plans are (:func:`~tutorial_lib.models.plan_sharpness`,
+    per reference control), how often their matches agree, and the Pearson-delta on the top-100
+    DEGs (from ``real`` and ``ctrl``) of the release's prediction from each plan; ``reading``
+    ("sharper" or "blurrier") is the learner's interpretation of the entropic plan.
+    """
+    from tutorial_lib.metrics import pearson_delta, rank_degs
+    from tutorial_lib.models import cost_matrix, plan_sharpness, transport_plan
+
+    exact = np.asarray(plan, dtype=np.float64)
+    try:
+        got = np.asarray(plan_sinkhorn, dtype=np.float64)
+    except (TypeError, ValueError):
+        return _no("plan_sinkhorn must be the plan transport_plan returns; replace the ... with that call.")
+    if got.shape != exact.shape:
+        return _no(
+            f"expected a plan of shape {exact.shape} (stimulated × reference controls) like plan; got {got.shape}."
+        )
+    if np.allclose(got, exact, rtol=0.0, atol=1e-12):
+        return _no("that is the exact plan again: call transport_plan with method='sinkhorn_log' and reg=0.05.")
+    cost_scaled = cost_matrix(z_stim, z_ref, metric="sqeuclidean", normalization="max")
+    want = transport_plan(cost_scaled, method="sinkhorn_log", reg=0.05)
+    if not np.allclose(got, want, rtol=1e-3, atol=1e-9):
+        return _no(
+            "expected transport_plan(cost_scaled, method='sinkhorn_log', reg=0.05), on the max-normalised squared "
+            "cost: the regularisation is relative to the cost's scale."
+        )
+    entropic, exact_s = plan_sharpness(got.T, reference=exact.T), plan_sharpness(exact.T)
+    genes = rank_degs(real, ctrl, k=100)
+    idx = pd.Index(model.var_names).get_indexer(genes)
+    real_m, ctrl_m = _means(real[:, genes]), _means(ctrl[:, genes])
+    scores = {
+        name: pearson_delta(real_m, _first_cell_prediction(model, p, z_stim, z_ref, z_t)[:, idx].mean(axis=0), ctrl_m)
+        for name, p in (("entropic", got), ("exact", exact))
+    }
+    detail = (
+        f"a reference control's largest entry holds {entropic['row_max_share_mean']:.1%} of its mass in the "
+        f"entropic plan and {exact_s['row_max_share_mean']:.1%} in the exact one; the matched partners agree for "
+        f"{entropic['argmax_agreement']:.0%} of the reference controls; Pearson-delta on the top-100 DEGs is "
+        f"{scores['entropic']:.3f} from the entropic plan and {scores['exact']:.3f} from the exact one"
+    )
+    got_reading = _guess(reading, ("sharper", "blurrier"))
+    if got_reading is None:
+        return _no(
+            f"your plan is right: {detail}. Now write your reading: is the entropic matching 'sharper' or 'blurrier'?"
+        )
+    want_reading = "blurrier" if entropic["row_max_share_mean"] < exact_s["row_max_share_mean"] else "sharper"
+    if got_reading != want_reading:
+        return _no(f"compare how much of each row's mass its largest entry holds: {detail}.")
+    return _ok(
+        f"{detail}. Entropic regularisation spreads each cell's mass over many partners, so where the plan is flat its "
+        "argmax is close to arbitrary; the attention then averages such matches over the reference controls."
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -564,38 +692,82 @@ EXERCISES: dict[str, dict[str, str]] = {
             "delta = z[is_stim].mean(axis=0) - z[~is_stim].mean(axis=0)   # scGen balances cell types first"
         ),
     },
+    "01-3": {
+        "notebook": "01_scgen",
+        "question": (
+            "Predict, then run: scGen balances the cell types before averaging latents. If δ is instead the plain "
+            'mean over all training cells, is the prediction\'s Pearson-delta on the top-100 DEGs "higher", '
+            '"lower" or "about the same" as scGen\'s?'
+        ),
+        "scaffold": (
+            'guess = ...  # "higher", "lower" or "about the same"\n'
+            "z = model.get_latent(parts.train)\n"
+            "is_stim = (parts.train.obs['condition'] == 'stimulated').to_numpy()\n"
+            "delta_unbalanced = z[is_stim].mean(axis=0) - z[~is_stim].mean(axis=0)   # every training cell once\n"
+            "unbalanced = model.decode(model.get_latent(parts.ctrl) + delta_unbalanced)"
+        ),
+        "check": "check_balancing_guess(guess, unbalanced, pred, parts.test, parts.ctrl, genes=degs[:100])",
+        "solution": (
+            "from tutorial_lib.metrics import pearson_delta\n\n"
+            "z = model.get_latent(parts.train)\n"
+            "is_stim = (parts.train.obs['condition'] == 'stimulated').to_numpy()\n"
+            "delta_unbalanced = z[is_stim].mean(axis=0) - z[~is_stim].mean(axis=0)\n"
+            "unbalanced = model.decode(model.get_latent(parts.ctrl) + delta_unbalanced)\n"
+            "genes = degs[:100]\n"
+            "real_m, ctrl_m = (np.asarray(a[:, genes].X.mean(axis=0)).ravel() for a in (parts.test, parts.ctrl))\n"
+            "idx = pred.var_names.get_indexer(genes)\n"
+            "gap = pearson_delta(real_m, unbalanced[:, idx].mean(axis=0), ctrl_m) - pearson_delta(\n"
+            "    real_m, np.asarray(pred[:, genes].X.mean(axis=0)).ravel(), ctrl_m\n"
+            ")\n"
+            'guess = "about the same" if abs(gap) < 0.02 else ("higher" if gap > 0 else "lower")'
+        ),
+    },
     "02-1": {
         "notebook": "02_scpram",
         "question": (
-            "Compute the attention weights of one control cell (a latent code) over the stimulated training cells."
+            "Predict, then run: which attention spreads the predicted responses (each held-out cell's "
+            "decode(z + δ) − decode(z)) more across the cells: first-cell attention as released, per-cell "
+            "attention, or are they equal?"
         ),
         "scaffold": (
-            "q = z_ctrl[0]            # one query (latent code)\nkeys = z_stim            # the keys\n"
-            "ratio, temperature = 0.05, 0.1\nweights = ...  # one weight per key, zero outside the top keys"
+            'guess = ...  # "first_cell", "per_cell" or "equal"\n'
+            "deltas_first = attention_weights(z_t[:1], z_ref) @ cell_deltas   # as released: the first cell's δ\n"
+            "deltas_per_cell = attention_weights(z_t, z_ref) @ cell_deltas    # the course variant: one δ per cell"
         ),
-        "check": "check_attention_row(weights, q, keys, ratio=ratio, temperature=temperature)",
+        "check": "check_attention_spread(guess, model, z_t, deltas_first, deltas_per_cell)",
         "solution": (
-            "q = z_ctrl[0]\nkeys = z_stim\nratio, temperature = 0.05, 0.1\n"
-            "sim = (keys / np.linalg.norm(keys, axis=1, keepdims=True)) @ (q / np.linalg.norm(q))   # cosine\n"
-            "k = int(np.ceil(ratio * len(keys)))                  # number of keys attended\n"
-            "top = np.argsort(-sim)[:k]\n"
-            "e = np.exp((sim[top] - sim[top].max()) / temperature)   # softmax of similarity / temperature\n"
-            "weights = np.zeros(len(keys))\nweights[top] = e / e.sum()"
+            "deltas_first = attention_weights(z_t[:1], z_ref) @ cell_deltas\n"
+            "deltas_per_cell = attention_weights(z_t, z_ref) @ cell_deltas\n"
+            "spread = {}\n"
+            'for name, d in (("first_cell", deltas_first), ("per_cell", deltas_per_cell)):\n'
+            "    response = model.decode(z_t + d) - model.decode(z_t)   # each cell's predicted response\n"
+            "    spread[name] = np.linalg.norm(response - response.mean(axis=0), axis=1).mean()\n"
+            "# one δ for all: responses differ only through the decoder; one δ per cell: they differ more\n"
+            'guess = max(spread, key=spread.get) if abs(spread["per_cell"] - spread["first_cell"]) > '
+            '0.05 * max(spread.values()) else "equal"'
         ),
     },
     "02-2": {
         "notebook": "02_scpram",
         "question": (
-            'Raise the temperature from 0.1 to 1.0: do the weights get "flatter", "sharper" or stay "unchanged"?'
+            "Change a setting, rerun, interpret: match the cells with entropic OT (Sinkhorn, reg 0.05 on the "
+            'max-normalised squared cost) instead of the exact plan. Is its matching "sharper" or "blurrier" than '
+            "the exact one, and what happens to the prediction's Pearson-delta?"
         ),
-        "scaffold": 'answer = ...  # "flatter", "sharper" or "unchanged"',
-        "check": "check_temperature_effect(answer, z_ctrl[:50], z_stim)",
+        "scaffold": (
+            'cost_scaled = cost_matrix(z_stim, z_ref, metric="sqeuclidean", normalization="max")\n'
+            'plan_sinkhorn = ...  # the one changed line: transport_plan with method="sinkhorn_log", reg=0.05\n'
+            'reading = ...  # after a first run: "sharper" or "blurrier"'
+        ),
+        "check": "check_entropic_ot(plan_sinkhorn, reading, plan, model, z_stim, z_ref, z_t, parts.test, parts.ctrl)",
         "solution": (
-            "from tutorial_lib.models import attention_weights\n\n"
-            "def entropy(t):\n"
-            "    w = attention_weights(z_ctrl[:50], z_stim, ratio=0.05, temperature=t).data   # the non-zero weights\n"
-            "    return -(w * np.log(w)).sum()\n\n"
-            'answer = "flatter" if entropy(1.0) > entropy(0.1) else "sharper"   # more entropy: more even weights'
+            "from tutorial_lib.models import plan_sharpness\n\n"
+            'cost_scaled = cost_matrix(z_stim, z_ref, metric="sqeuclidean", normalization="max")\n'
+            'plan_sinkhorn = transport_plan(cost_scaled, method="sinkhorn_log", reg=0.05)\n'
+            'share = {name: plan_sharpness(p.T)["row_max_share_mean"] for name, p in '
+            '(("entropic", plan_sinkhorn), ("exact", plan))}\n'
+            "# the entropic plan spreads each cell's mass over many partners\n"
+            'reading = "blurrier" if share["entropic"] < share["exact"] else "sharper"'
         ),
     },
     "03-1": {
