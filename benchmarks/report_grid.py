@@ -6,9 +6,11 @@ Usage (from the repository root, course environment)::
     python benchmarks/report_grid.py [results/grid.csv.gz] --write book/results.md  # replace the page's block
     python benchmarks/report_grid.py [results/grid.csv.gz] --check book/results.md  # exit 1 if it is stale
 
-The report is :func:`tutorial_lib.grid_report.grid_report` (what the table holds, how far the
-models trained, paired verdicts per design, per held-out cell type and per donor cell type, and
-the imbalance questions); the page's generated block lies between the marker lines
+The report is :func:`tutorial_lib.grid_report.grid_report`: the primary question with its
+Holm-corrected verdicts (and without the cell types used in development), what the table holds, how
+far the models trained, then the exploratory verdicts (per design, per held-out cell type, per donor
+cell type, the imbalance questions or why they are withdrawn); the page's generated block lies
+between the marker lines
 :data:`tutorial_lib.grid_report.BEGIN` and :data:`~tutorial_lib.grid_report.END`.
 """
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 from test_grid_results import _grid
 
@@ -16,6 +17,7 @@ from tutorial_lib import grid_report as rep
 from tutorial_lib.config import REPO_ROOT
 from tutorial_lib.data.checks import DataValidationError
 from tutorial_lib.grid_results import GRID_FILE, load_grid
+from tutorial_lib.verdicts import PRIMARY, primary_units, primary_verdicts
 
 PAGE = REPO_ROOT / "book" / "results.md"
 
@@ -29,46 +31,105 @@ def test_results_page_block_is_the_committed_tables_report():
 
 def _table():
     table = _grid({"scpram": -0.1}, gene_set="top20_degs", noise=0.0)
+    return _with_training(table)
+
+
+def _with_training(table):
     table["train_steps"] = np.where(table["method"].isin(["scgen", "scpram"]), 3000.0, np.nan)
     table["best_val_loss"] = np.where(table["train_steps"].notna(), 90.0, np.nan)
     table["stopped_early"] = False
     return table
 
 
+def _primary_table():
+    """The primary question's metrics (top-100 DEGs, E-distance), and a withdrawn DEG-overlap metric."""
+    parts = [
+        _grid({"scpram": -0.1}, gene_set="top100_degs", noise=0.0),
+        _grid({}, metric="e_distance", gene_set="all", noise=0.02),
+        _grid({}, metric="deg_jaccard", gene_set="top100_degs", noise=0.01),
+    ]
+    return _with_training(pd.concat(parts, ignore_index=True))
+
+
+def test_report_opens_with_the_primary_question_and_its_corrected_verdicts():
+    table = _primary_table()
+    report = rep.grid_report(table)
+    assert report.startswith("### The primary question\n\n" + PRIMARY.describe())
+    primary = rep.markdown_primary(primary_verdicts(table))
+    assert primary in report and report.index(primary) < report.index("### What the table holds")
+    rows = [ln for ln in primary.splitlines()[2:]]
+    assert len(rows) == 4 and all(ln.count("|") == 11 for ln in rows)  # model, metric, estimate, Holm p, verdict, ...
+    # scgen beats mean_shift by exactly 0.05 on Pearson-delta in every cell type: better, beyond the margin
+    assert "| scgen | mean_shift | pearson_delta (top100_degs) | 3 | model − baseline: +0.050 [+0.050, +0.050] |" in report
+    assert rows[0].endswith("| ±0.02 | **better** |")
+    # E-distance as the geometric mean ratio, and its per-cell-type ratios
+    assert "| scgen | mean_shift | e_distance (all) | 3 | model / baseline: ×" in report
+    units = rep.markdown_primary_units(primary_units(table))
+    assert units in report and "| scgen / mean_shift (e_distance) |" in units
+    # the development cell type B is marked, and the family is repeated without it (2 types: too few)
+    assert "| B | defaults |" in units and "| A | no |" in units
+    dev = report.split("**Validation units are test units.**")[1].split("###")[0]
+    assert "without them (2 cell types: A, C)" in dev and dev.count("inconclusive (too few") == 4
+    # the rest is exploratory
+    rest = report.split("### Exploratory verdicts")[1]
+    assert "**exploratory**" in rest and "| verdict (exploratory) |" in rest
+
+
+def test_withdrawn_metrics_are_named_once_and_give_no_verdict():
+    report = rep.grid_report(_primary_table())
+    assert "**Withdrawn from this page:** the verdicts on `deg_jaccard`:" in report
+    assert "ranks a deterministic shift by ties and sparsity" in report
+    assert "deg_jaccard (" not in report  # no verdict row, pooled, per cell type or per donor group
+    assert all(m not in [mg[0] for mg in rep.report_metrics(_primary_table())] for m in ("deg_overlap_count",))
+
+
 def test_report_has_every_section_with_the_effects_put_in():
     report = rep.grid_report(_table())
     for heading in (
+        "### The primary question",
         "### What the table holds",
-        "### Design `balanced`: 3 held-out cell types",
-        "### Design `stim20`: 3 held-out cell types",
-        "### Design `donors`: per cell type of the held-out donors",
-        "### Imbalance: `stim20` against `balanced`",
+        "### Exploratory verdicts",
+        "#### Design `balanced`: 3 held-out cell types",
+        "#### Design `stim20`: 3 held-out cell types",
+        "#### Design `donors`: per cell type of the held-out donors",
+        "#### Imbalance: `stim20` against `balanced`",
     ):
         assert heading in report
+    # this table lacks E-distance and the top-100 DEGs: the primary question says so instead of judging
+    assert "This table cannot answer it: it lacks pearson_delta on top100_degs, e_distance on all." in report
     # balanced, pooled over the 3 held-out types x 4 seeds: scgen 0.85 vs mean_shift 0.80, no noise;
     # the units are the 3 cell types (each the mean of its seeds)
     assert (
         "| balanced | scgen | mean_shift | pearson_delta (top20_degs) | higher | 3 | setting | 0.850 | 0.800 |"
         in report
     )
-    # stim20 lowers scpram by 0.1 and nobody else: its change and its interaction with scgen
-    assert (
-        "| scpram | stim20 | balanced | pearson_delta (top20_degs) | higher | 3 | held_out | 0.720 | 0.820 | -0.100"
-        in report
-    )
-    lines = [ln for ln in report.splitlines() if ln.startswith("| scpram | scgen | pearson_delta")]
-    assert len(lines) == 1 and "imbalance is worse for scpram than for scgen" in lines[0]
-    assert "- pearson_delta (top20_degs): **SUPPORTED**" in report
-    # donors: one row per cell type and pair, never a pooled one
-    donors = report.split("### Design `donors`")[1].split("###")[0]
+    # donors: one row per cell type and pair, never a pooled one; every verdict "on these donors"
+    donors = report.split("#### Design `donors`")[1].split("####")[0]
     donor_rows = [ln for ln in donors.splitlines() if ln.startswith("| B | scgen | mean_shift")]
     assert len(donor_rows) == 1 and "| NK cells | scgen | mean_shift" in donors
+    assert donor_rows[0].endswith(" on these donors |")
     # per held-out type tables only where a design has several types; no_change's undefined metric left out
     assert "| A | scgen | mean_shift | pearson_delta" in report
     assert "| scgen | no_change | r2_pearson_mean" not in report  # only pearson_delta in this table
     assert "| no_change | pearson_delta" not in report and "| no_change | stim20 |" not in report
     # training summary: one row per design and model
     assert "| balanced | scgen    |     12 |" in report
+
+
+def test_imbalance_is_withdrawn_without_one_gene_panel_and_not_testable_with_three_types():
+    table = _table()
+    withdrawn = rep.grid_report(table).split("#### Imbalance")[1]
+    assert f"**{rep.PANELS_WITHDRAWN}.**" in withdrawn and "imbalance hurts" not in withdrawn
+    assert "| scpram | stim20 | balanced |" not in withdrawn
+    # the same runs scored on one panel per held-out cell type and seed: the comparisons are printed,
+    # but 3 cell types cannot reach 5% with a rank test
+    loco = table["design"] != "donors"
+    table.loc[loco, "gene_panel"] = table.loc[loco, "held_out"] + "-" + table.loc[loco, "seed"].astype(str)
+    shown = rep.grid_report(table).split("#### Imbalance")[1]
+    assert rep.PANELS_WITHDRAWN not in shown
+    assert "| scpram | stim20 | balanced | pearson_delta (top20_degs) | higher | 3 | held_out | 0.720 | 0.820 | -0.100" in shown
+    assert "not testable (n=3 blocks by held_out" in shown
+    assert "- pearson_delta (top20_degs): not testable" in shown
 
 
 def test_training_summary_counts_runs_and_early_stops():
@@ -86,7 +147,7 @@ def test_training_summary_counts_runs_and_early_stops():
 def test_a_table_without_unbalanced_runs_has_no_imbalance_section():
     table = _table()
     report = rep.grid_report(table[table["design"] != "stim20"])
-    assert "### Imbalance" not in report and "### Design `balanced`" in report
+    assert "#### Imbalance" not in report and "#### Design `balanced`" in report
 
 
 def test_write_report_replaces_only_the_block_and_check_finds_stale_pages(tmp_path):

@@ -81,6 +81,46 @@ def test_old_percentile_intervals_are_withdrawn_and_others_labelled(tmp_path):
     np.testing.assert_allclose(labelled["ci_low"], new["ci_low"])
 
 
+def test_distance_lower_bounds_are_clipped_at_zero_when_read(tmp_path):
+    table = pd.concat([_grid({}, metric="e_distance", gene_set="all"), _grid({}, metric="pearson_delta")])
+    table["ci_kind"] = np.where(table["metric"] == "e_distance", "subsample", "basic")
+    table["ci_low"] = table["value"] - 1.0  # below 0 for every distance (values about 0.8)
+    path = tmp_path / "grid.csv.gz"
+    table.to_csv(path, index=False, compression="gzip")
+    back = gr.load_grid(path)
+    dist = back[(back["metric"] == "e_distance") & back["value"].notna()]
+    assert (dist["ci_low"] == 0.0).all() and dist["note"].str.contains(gr.CLIPPED_NOTE, regex=False).all()
+    other = back[(back["metric"] == "pearson_delta") & back["value"].notna()]
+    assert (other["ci_low"] < 0).all() and not other["note"].str.contains("clipped").any()  # a correlation can be < 0
+    summary = gr.interval_bias(back).set_index("metric")
+    assert summary.loc["e_distance", "clipped"] == len(dist) and summary.loc["pearson_delta", "clipped"] == 0
+
+
+def test_interval_bias_counts_intervals_that_exclude_their_estimate():
+    table = _grid({}).assign(ci_kind="basic", note="")
+    defined = table["value"].notna()
+    shifted = defined & (table["seed"] == 0)  # these intervals lie above their estimate, by 0.02 to 0.06
+    table.loc[shifted, "ci_low"] = table.loc[shifted, "value"] + 0.02
+    table.loc[shifted, "ci_high"] = table.loc[shifted, "value"] + 0.06
+    out = gr.interval_bias(table).iloc[0]
+    assert out["intervals"] == defined.sum() and out["outside"] == shifted.sum()
+    # basic interval above the estimate: the resamples lie below it, bias = estimate - midpoint = -0.04
+    assert out["bias_median"] == pytest.approx(-0.04) and out["half_width_median"] == pytest.approx(0.02)
+    assert gr.interval_bias(_grid({}).assign(ci_low=np.nan)).empty
+
+
+def test_imbalance_needs_one_gene_panel_for_both_designs():
+    table = _grid({})
+    levels = ("stim20", "balanced")
+    assert not gr.same_gene_panels(table, levels)  # not recorded: cannot be shown
+    loco = table["design"] != "donors"
+    table.loc[loco, gr.PANEL_COLUMN] = table.loc[loco, "held_out"] + "-" + table.loc[loco, "seed"].astype(str)
+    assert gr.same_gene_panels(table, levels)
+    own = table.copy()
+    own.loc[own["design"] == "stim20", gr.PANEL_COLUMN] += "-own"  # each design chose its own genes
+    assert not gr.same_gene_panels(own, levels)
+
+
 def test_describe_grid_counts_what_the_table_holds():
     table = _grid({})
     text = gr.describe_grid(table)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tutorial_lib.metrics import bootstrap_weights, interval, resample_indices, subsample_masks
+from tutorial_lib.metrics.bootstrap import bias_from_interval, bootstrap_bias
 from tutorial_lib.metrics import means as mm
 from tutorial_lib.metrics.distances import PairwiseCache
 from tutorial_lib.metrics.evaluate import INTERVALS, _bootstrap_summaries, _summaries
@@ -71,6 +72,40 @@ def test_interval_kinds_around_the_estimate():
         interval(1.0, [1.0], "subsample")
     with pytest.raises(ValueError, match="kind"):
         interval(1.0, [1.0], "bca")
+
+
+def test_bias_of_the_resamples_and_from_a_stored_interval():
+    below = np.linspace(0.90, 0.95, 101)  # every resample below the estimate: the basic interval excludes it
+    iv = interval(0.96, below)
+    assert iv.ci_low > iv.value  # the interval excludes its own estimate
+    assert iv.bias == pytest.approx(below.mean() - 0.96) == bootstrap_bias(0.96, below)
+    # from the stored interval: the midpoint of the resamples' 2.5-97.5% percentiles minus the estimate
+    mid = np.mean(np.percentile(below, [2.5, 97.5]))
+    assert bias_from_interval(iv.value, iv.ci_low, iv.ci_high, "basic") == pytest.approx(mid - 0.96)
+    pct = interval(0.96, below, "percentile")
+    assert bias_from_interval(pct.value, pct.ci_low, pct.ci_high, "percentile") == pytest.approx(mid - 0.96)
+    # subsample: deviations rescaled by sqrt(f / (1 - f)) = 2 at f = 0.8, as the interval rescales them
+    boots = np.array([1.0, 2.0, 2.0, 5.0])
+    sub = interval(1.0, boots, "subsample", fraction=0.8)
+    assert sub.bias == pytest.approx(2 * (boots.mean() - 1.0))
+    sub_mid = 2 * (np.mean(np.percentile(boots, [2.5, 97.5])) - 1.0)
+    assert bias_from_interval(sub.value, sub.ci_low, sub.ci_high, "subsample") == pytest.approx(sub_mid)
+    # arrays alike; NaN where the scheme cannot tell (a normal interval is symmetric by construction)
+    np.testing.assert_allclose(bias_from_interval(np.array([1.0, 2.0]), np.array([0.0, 2.5]), np.array([1.0, 3.5]), "basic"), [0.5, -1.0])
+    assert np.isnan(bias_from_interval(1.0, 0.0, 2.0, "normal"))
+    assert np.isnan(bootstrap_bias(1.0, [np.nan]))
+
+
+def test_bounds_clip_an_interval_to_the_metric_range():
+    skew = np.array([0.0, 0.0, 0.0, 10.0])  # a small distance whose subsample interval reaches below 0
+    free = interval(0.5, skew, "subsample", fraction=0.5)
+    assert free.ci_low < 0
+    clipped = interval(0.5, skew, "subsample", fraction=0.5, bounds=(0.0, np.inf))
+    assert clipped.ci_low == 0.0 and clipped.ci_high == free.ci_high and clipped.value == 0.5
+    share = interval(0.98, np.linspace(0.9, 0.99, 50), bounds=(0.0, 1.0))
+    assert share.ci_high <= 1.0
+    with pytest.raises(ValueError, match="bounds"):
+        interval(0.5, skew, bounds=(1.0, 0.0))
 
 
 def test_many_resamples_at_once_match_one_by_one():

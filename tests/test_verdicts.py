@@ -8,10 +8,21 @@ import pytest
 
 from tutorial_lib.data.checks import DataValidationError
 from tutorial_lib.verdicts import (
+    MIN_RANK_UNITS,
+    PRIMARY,
+    Margin,
+    PrimaryQuestion,
+    contrast,
     describe_verdict,
+    holm,
+    holm_levels,
     interaction,
+    min_units_for_rank_test,
     paired_difference,
+    paired_ratio,
     paired_verdict,
+    primary_units,
+    primary_verdicts,
     verdict_table,
 )
 
@@ -233,3 +244,147 @@ def test_runs_scored_within_groups_are_matched_per_group():
     assert paired_verdict(t[t["score_group"] == "B"], "A", "B", "pearson_delta")["n"] == 3  # one group: its seeds
     with pytest.raises(DataValidationError, match="several rows per"):
         paired_verdict(t, "A", "B", "pearson_delta", match_on=("setting", "seed"))
+
+
+def test_holm_on_a_known_example():
+    # sorted: 0.005 x 4 = 0.02, 0.01 x 3 = 0.03, 0.03 x 2 = 0.06, 0.04 x 1 = 0.04 -> 0.06 (monotone)
+    np.testing.assert_allclose(holm([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02])
+    np.testing.assert_allclose(holm([0.5, 0.9]), [1.0, 1.0])  # 0.5 x 2 capped at 1; 0.9 kept monotone above it
+    np.testing.assert_allclose(holm([0.2, 0.01]), [0.2, 0.02])
+    # an untested comparison stays NaN, counts in the family and comes last
+    out = holm([0.01, np.nan, 0.02])
+    assert np.isnan(out[1]) and out[0] == pytest.approx(0.03) and out[2] == pytest.approx(0.04)
+    # each comparison's interval level is the level of its step: 1 - alpha / (m - rank)
+    np.testing.assert_allclose(holm_levels([0.01, 0.04, 0.03, 0.005]), [1 - 0.05 / 3, 1 - 0.05, 1 - 0.05 / 2, 1 - 0.05 / 4])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        holm([0.5, 1.5])
+
+
+def test_rank_test_needs_six_units_at_five_percent():
+    assert MIN_RANK_UNITS == min_units_for_rank_test(0.05) == 6  # 2 / 2**6 = 0.031; 2 / 2**5 = 0.0625
+    assert min_units_for_rank_test(0.25) == 4  # 3 units reach 0.25, not below it
+
+
+def _cell_types(values: dict[str, dict[str, list[float]]], metric: str, design: str = "balanced") -> pd.DataFrame:
+    """values[cell type][method] = one value per seed; a grid-like table of one design."""
+    return pd.concat(
+        [
+            _table(per_method, metric=metric, setting=f"loco/{ct}/{design}", held_out=ct, design=design)
+            for ct, per_method in values.items()
+        ],
+        ignore_index=True,
+    )
+
+
+def test_distances_pool_as_log_ratios_of_the_seed_means():
+    """Cell types an order of magnitude apart: the pooled contrast is the geometric mean of the ratios."""
+    values = {
+        "small": {"A": [0.5, 0.7], "B": [1.0, 1.2]},  # seed means 0.6 vs 1.1
+        "mid": {"A": [3.0, 5.0], "B": [2.0, 2.0]},  # 4 vs 2
+        "large": {"A": [20.0, 24.0], "B": [40.0, 36.0]},  # 22 vs 38
+    }
+    t = _cell_types(values, "e_distance")
+    v = paired_verdict(t, "A", "B", "e_distance")
+    logs = np.log([0.6 / 1.1, 4 / 2, 22 / 38])
+    half = stats_t(2) * logs.std(ddof=1) / np.sqrt(3)
+    assert v["scale"] == "ratio" and v["n"] == 3 and v["unit"] == "setting"
+    assert v["estimate"] == pytest.approx(np.exp(logs.mean()))
+    assert (v["ci_low"], v["ci_high"]) == pytest.approx((np.exp(logs.mean() - half), np.exp(logs.mean() + half)))
+    assert paired_ratio([0.6, 4, 22], [1.1, 2, 38]) == pytest.approx((v["estimate"], v["ci_low"], v["ci_high"]))
+    assert "scgen" not in describe_verdict(v) and "A / B = ×" in describe_verdict(v)
+    # on the raw scale the large cell type would decide alone: -16 of the mean difference -4.83
+    raw = paired_verdict(t, "A", "B", "e_distance", scale="difference")
+    assert raw["estimate"] == pytest.approx(np.mean([0.6 - 1.1, 4 - 2, 22 - 38]))
+    # a ratio needs positive values
+    with pytest.raises(DataValidationError, match="values > 0"):
+        contrast([1.0, 0.0], [1.0, 1.0], "ratio")
+
+
+def stats_t(df: int) -> float:
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, df))
+
+
+def test_margins_and_the_equivalence_rule():
+    pd_margin = Margin("pearson_delta", "top100_degs", "difference", 0.02)
+    assert pd_margin.contains(-0.01, 0.015) and not pd_margin.contains(-0.01, 0.025)
+    assert not pd_margin.contains(np.nan, 0.0)
+    e_margin = Margin("e_distance", "all", "ratio", 1.1)
+    assert e_margin.contains(0.95, 1.05) and not e_margin.contains(0.9, 1.05)  # 1/1.1 = 0.909
+    assert pd_margin.describe() == "±0.02" and e_margin.describe() == "×/÷1.1"
+    with pytest.raises(ValueError, match="> 1"):
+        Margin("e_distance", "all", "ratio", 0.9)
+    with pytest.raises(ValueError, match="cannot also be a model"):
+        PrimaryQuestion(models=("mean_shift",))
+
+
+def _primary_table(gaps: dict[str, tuple[float, float]], n_types: int = 8, noise: float = 0.002, seed: int = 0):
+    """A balanced design: per model (pearson_delta gap, e_distance ratio) to mean_shift, 8 types x 3 seeds."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in range(n_types):
+        base_pd, base_e = 0.8 + 0.01 * k, 0.5 * 2.0 ** (k % 4)  # E-distance 0.5 to 4 between cell types
+        for s in range(3):
+            for method, (gap, ratio) in {"mean_shift": (0.0, 1.0), **gaps}.items():
+                for metric, gene_set, value in (
+                    ("pearson_delta", "top100_degs", base_pd + gap + rng.normal(0, noise)),
+                    ("e_distance", "all", base_e * ratio * np.exp(rng.normal(0, noise))),
+                ):
+                    rows.append(
+                        {
+                            "method": method,
+                            "setting": f"loco/t{k}/balanced",
+                            "held_out": f"t{k}",
+                            "design": "balanced",
+                            "seed": s,
+                            "metric": metric,
+                            "gene_set": gene_set,
+                            "value": value,
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+def test_primary_verdicts_read_better_worse_equivalent_and_inconclusive():
+    table = _primary_table({"scgen": (0.1, 0.5), "scpram": (0.005, 1.0)})
+    # make scpram's E-distance ratio vary a lot between cell types: inconclusive
+    noisy = (table["method"] == "scpram") & (table["metric"] == "e_distance")
+    spread = np.exp(np.where(table.loc[noisy, "held_out"].str[1:].astype(int) % 2 == 0, 1.0, -1.0))
+    table.loc[noisy, "value"] *= spread
+    out = primary_verdicts(table)
+    assert len(out) == PRIMARY.family_size == 4
+    got = out.set_index(["model", "metric"])
+    assert got.loc[("scgen", "pearson_delta"), "verdict"] == "better"  # +0.1, far beyond the margin
+    assert got.loc[("scgen", "e_distance"), "verdict"] == "better"  # half the baseline's distance, lower is better
+    assert got.loc[("scgen", "e_distance"), "estimate"] == pytest.approx(0.5, rel=0.01)
+    assert got.loc[("scpram", "pearson_delta"), "verdict"] == "equivalent within ±0.02"  # +0.005 with a tight interval
+    assert got.loc[("scpram", "e_distance"), "verdict"] == "inconclusive"
+    # Holm across the family; each interval at the level of its step
+    np.testing.assert_allclose(out["p_holm"], holm(out["p_value"]))
+    np.testing.assert_allclose(out["level"], holm_levels(out["p_value"]))
+    v = paired_verdict(table, "scgen", "mean_shift", "pearson_delta", "top100_degs", level=got.loc[("scgen", "pearson_delta"), "level"])
+    assert got.loc[("scgen", "pearson_delta"), "ci_low"] == pytest.approx(v["ci_low"])
+    # worse: the model's E-distance is twice the baseline's
+    worse = primary_verdicts(_primary_table({"scgen": (0.1, 2.0), "scpram": (0.1, 2.0)}))
+    assert set(worse.loc[worse["metric"] == "e_distance", "verdict"]) == {"worse"}
+    # leaving cell types out: fewer units, same family
+    part = primary_verdicts(table, exclude=["t0", "t1", "t2"])
+    assert (part["n"] == 5).all() and len(part) == 4
+    few = primary_verdicts(table, exclude=[f"t{k}" for k in range(6)])
+    assert few["verdict"].str.startswith("inconclusive (too few").all()
+    with pytest.raises(DataValidationError, match="no runs of design"):
+        primary_verdicts(table, exclude=[f"t{k}" for k in range(8)])
+
+
+def test_primary_units_are_the_seed_means_per_cell_type():
+    table = _primary_table({"scgen": (0.1, 0.5), "scpram": (0.0, 1.0)})
+    units = primary_units(table)
+    assert len(units) == 4 * 8 and set(units["seeds"]) == {3}
+    row = units[(units["model"] == "scgen") & (units["metric"] == "e_distance") & (units["held_out"] == "t3")].iloc[0]
+    means = table[(table["held_out"] == "t3") & (table["metric"] == "e_distance")].groupby("method")["value"].mean()
+    assert row["contrast"] == pytest.approx(means["scgen"] / means["mean_shift"]) and row["scale"] == "ratio"
+    # the pooled estimate is the geometric mean of these per-type ratios
+    pooled = primary_verdicts(table).set_index(["model", "metric"]).loc[("scgen", "e_distance"), "estimate"]
+    per = units[(units["model"] == "scgen") & (units["metric"] == "e_distance")]["contrast"]
+    assert pooled == pytest.approx(np.exp(np.log(per).mean()))
