@@ -6,8 +6,8 @@ Usage (from the repository root)::
                                               [--storages sqlite journal postgresql]
 
 For each storage (SQLite file, journal file, a PostgreSQL server started in a temporary folder by
-:mod:`tutorial_lib.postgres`), it creates one study, starts ``--workers`` processes of
-``python -m tutorial_lib.tune`` on it (mini data, tiny scGen networks, no pruning: the trials are
+:mod:`course_tools.tuning.postgres`), it creates one study, starts ``--workers`` processes of
+``python -m course_tools.tuning.cli`` on it (mini data, tiny scGen networks, no pruning: the trials are
 short so that the storage's share of the time shows) and waits until the study holds
 ``--n-trials`` finished trials. Reported per storage:
 
@@ -35,8 +35,9 @@ from pathlib import Path
 
 import optuna
 
-from tutorial_lib.postgres import PostgresUnavailable, temporary_server
-from tutorial_lib.tuning import create_study, make_storage
+from course_tools.tuning.postgres import PostgresUnavailable, temporary_server
+from course_tools.tuning.storage import make_storage
+from course_tools.tuning.study import create_study
 
 SPACE = (
     '{"n_hidden": ["categorical", [16, 32, 64]], "n_latent": ["categorical", [4, 8]], '
@@ -51,7 +52,7 @@ def run_storage(kind: str, url: str, workers: int, n_trials: int, epochs: int, l
     cmd = [
         sys.executable,
         "-m",
-        "tutorial_lib.tune",
+        "course_tools.tuning.cli",
         "--study",
         name,
         "--storage",

@@ -9,16 +9,16 @@ every cell succeeded (written to a ``.part`` file first, then renamed), so a fai
 previous outputs intact. ``metadata["tutorial_timings"]`` keeps the latest timing of each mode:
 a full run in place sets its ``"full"`` entry, and ``--time-only`` runs a notebook on a throwaway
 copy to time it (its ``"fast"`` entry, say) without touching the stored outputs. The pages that
-quote run times read them from there (:mod:`tutorial_lib.run_times`). :func:`execution_problems` lists what makes a
+quote run times read them from there (:mod:`course_tools.run_times`). :func:`execution_problems` lists what makes a
 notebook unfit to publish: a code cell not executed, cells executed out of order, an error
 output, no record of the run, or a record whose mode differs from the mode the notebook itself
 printed (``mode: full`` from :func:`tutorial_lib.config.setup_notebook`).
 
 Command line (what ``scripts/run_course.sh notebooks`` runs)::
 
-    python -m tutorial_lib.execution [--mode full|fast] [--timeout S] notebooks/*.ipynb
-    python -m tutorial_lib.execution --time-only --mode fast notebooks/*.ipynb
-    python -m tutorial_lib.execution --check notebooks/*.ipynb
+    python -m course_tools.execution [--mode full|fast] [--timeout S] notebooks/*.ipynb
+    python -m course_tools.execution --time-only --mode fast notebooks/*.ipynb
+    python -m course_tools.execution --check notebooks/*.ipynb
 """
 
 from __future__ import annotations
@@ -221,7 +221,7 @@ def execution_problems(nb: Any, *, mode: str = "full") -> list[str]:
         problems.append(f"execution counts are {counts}, not 1..{len(counts)} in order (not one top-to-bottom run)")
     record = nb.metadata.get(RECORD_KEY)
     if not record:
-        problems.append(f"no metadata[{RECORD_KEY!r}]: run it with `python -m tutorial_lib.execution`")
+        problems.append(f"no metadata[{RECORD_KEY!r}]: run it with `python -m course_tools.execution`")
     elif record.get("mode") != mode:
         problems.append(f"executed in {record.get('mode')!r} mode, expected {mode!r}")
     shown = printed_mode(nb)
@@ -234,7 +234,7 @@ def execution_problems(nb: Any, *, mode: str = "full") -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Execute (default) or check (``--check``) notebooks; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m tutorial_lib.execution", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m course_tools.execution", description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--mode", choices=MODES, default="full")
     parser.add_argument("--timeout", type=int, default=7200, help="seconds per cell (-1: none)")

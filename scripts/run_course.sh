@@ -37,9 +37,9 @@ run_notebooks() {
     # One fresh kernel per notebook, run in the notebook's folder, top to bottom; the outputs and
     # a record of the run (mode, date, wall time, versions: metadata "tutorial_execution") are
     # written back in place, only if every cell succeeded. Stops at the first failing notebook.
-    python -m tutorial_lib.execution --mode "$mode" --timeout "$NB_TIMEOUT" "${notebooks[@]}"
+    python -m course_tools.execution --mode "$mode" --timeout "$NB_TIMEOUT" "${notebooks[@]}"
     # The pages that quote run times (README, set-up, workshop, notebook headers) follow the record.
-    python -m tutorial_lib.run_times --write
+    python -m course_tools.run_times --write
 }
 
 time_fast() {
@@ -48,8 +48,8 @@ time_fast() {
     shopt -s nullglob
     local notebooks=(notebooks/*.ipynb)
     shopt -u nullglob
-    python -m tutorial_lib.execution --time-only --mode fast --timeout "$NB_TIMEOUT" "${notebooks[@]}"
-    python -m tutorial_lib.run_times --write
+    python -m course_tools.execution --time-only --mode fast --timeout "$NB_TIMEOUT" "${notebooks[@]}"
+    python -m course_tools.run_times --write
 }
 
 build_book() {

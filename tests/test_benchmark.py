@@ -311,8 +311,8 @@ def test_run_key_changes_with_the_models_training_defaults(monkeypatch):
 
 
 def test_default_params_resolve_the_variant_settings():
+    from course_tools.tuning.study import SEARCH_SPACES, default_params
     from tutorial_lib.models.scpram import FROM_VARIANT, VARIANTS
-    from tutorial_lib.tuning import SEARCH_SPACES, default_params
 
     assert default_params("scpram")["ratio"] == VARIANTS["released"]["ratio"]
     for method in SEARCH_SPACES:

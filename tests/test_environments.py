@@ -65,8 +65,8 @@ PROVIDED_BY = {
     "python-dateutil": {"pandas", "matplotlib"},
 }
 
-# The course library, installed by the pip line of every environment file.
-LIBRARY_IMPORTS = {"tutorial_lib"}
+# The course library and its machinery, installed by the pip line of every environment file.
+LIBRARY_IMPORTS = {"tutorial_lib", "course_tools"}
 
 
 # --------------------------------------------------------------------------------------------

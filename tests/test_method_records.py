@@ -9,10 +9,10 @@ import optuna
 import pytest
 from toy_method import TOY_SPEC, ToyShift
 
+from course_tools.tuning.study import SEARCH_SPACES, fit_and_score, make_objective, model_class, predict_params
 from tutorial_lib.benchmark import BenchmarkConfig, Setting, run_benchmark
 from tutorial_lib.models import METHODS, SCGEN, SPECS, MethodSpec, get_method, get_spec, register_method, registered
 from tutorial_lib.models.presets import PREDICT_PRESETS, TRAIN_PRESETS, train_preset
-from tutorial_lib.tuning import SEARCH_SPACES, fit_and_score, make_objective, model_class, predict_params
 
 
 def _absent(name: str) -> bool:

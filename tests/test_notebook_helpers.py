@@ -7,11 +7,11 @@ import optuna
 import pandas as pd
 import pytest
 
+from course_tools.tuning.study import SEARCH_SPACES
+from course_tools.tuning.tables import describe_trials, search_space_table, trials_table
 from tutorial_lib import plotting as tp
 from tutorial_lib.analysis import delta_spread, ot_partner_index
 from tutorial_lib.data.checks import DataValidationError
-from tutorial_lib.tuning import SEARCH_SPACES
-from tutorial_lib.tuning_tables import describe_trials, search_space_table, trials_table
 
 
 def test_ot_partner_index_maps_each_control_to_its_partner():

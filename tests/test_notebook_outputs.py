@@ -8,8 +8,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from course_tools.execution import RECORD_KEY, TIMINGS_KEY, execute_notebook, execution_problems, main
 from tutorial_lib.config import REPO_ROOT
-from tutorial_lib.execution import RECORD_KEY, TIMINGS_KEY, execute_notebook, execution_problems, main
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 

@@ -25,11 +25,12 @@ from test_data_kang import _fake_kang_wheel
 import tutorial_lib.data.fetch as fetch
 import tutorial_lib.data.kang as kang
 import tutorial_lib.metrics as metrics_module
+from course_tools.tuning.storage import make_storage
+from course_tools.tuning.study import create_study, optimise, suggest
 from tutorial_lib.benchmark import BenchmarkConfig, Setting, read_results, run_benchmark, write_results
 from tutorial_lib.data import DataValidationError, harmonise, prepare_holdout, split_views
 from tutorial_lib.data.fetch import DataUnavailableError, RemoteFile, copy_wheel_getter, fetch_file
 from tutorial_lib.models import SCGEN
-from tutorial_lib.tuning import create_study, make_storage, optimise, suggest
 
 
 # -- 1. a corrupted harmonised cache file is rebuilt --------------------------------------------
@@ -213,7 +214,7 @@ def _trials(storage):
     ],
 )
 def test_tune_cli_checks_numbers_first(args, message, tmp_path, capsys, monkeypatch):
-    import tutorial_lib.tune as tune
+    import course_tools.tuning.cli as tune
 
     def must_not_load(*a, **k):
         raise AssertionError("data were loaded before the arguments were checked")
@@ -227,7 +228,7 @@ def test_tune_cli_checks_numbers_first(args, message, tmp_path, capsys, monkeypa
 
 # -- 7. --check reports every notebook, even after an unreadable one ----------------------------
 def test_check_goes_on_after_an_unreadable_notebook(tmp_path, capsys):
-    from tutorial_lib.execution import main
+    from course_tools.execution import main
 
     broken = tmp_path / "a_broken.ipynb"
     broken.write_text('{"cells": [')
@@ -343,7 +344,7 @@ _THREADS_SCRIPT = textwrap.dedent(
     import json, sys
     import scanpy as sc, torch
     from tutorial_lib.data import load_kang2018, prepare_holdout, split_views
-    from tutorial_lib.tuning import fit_and_score
+    from course_tools.tuning.study import fit_and_score
 
     a = load_kang2018("mini")
     if sys.argv[1] == "numba-first":

@@ -1,11 +1,11 @@
 """Tuning arguments are checked before any data are loaded and before any trial is created.
 
-``python -m tutorial_lib.tune`` promises that a bad argument stops the worker with status 2 and a
+``python -m course_tools.tuning.cli`` promises that a bad argument stops the worker with status 2 and a
 message naming it, before the data load (minutes on the full data set) and before the shared study
 is touched. Each case here replaces the data loader and the study creation by functions that fail
 the test if called, so a check that comes too late fails the test rather than loading data. The
-same checks guard the Python API (:func:`tutorial_lib.tuning.create_study`,
-:func:`tutorial_lib.tuning.check_space`), which must refuse a bad argument before it writes
+same checks guard the Python API (:func:`course_tools.tuning.study.create_study`,
+:func:`course_tools.tuning.study.check_space`), which must refuse a bad argument before it writes
 anything to a storage.
 """
 
@@ -16,9 +16,10 @@ import sys
 import pytest
 from sqlalchemy.engine import make_url
 
-import tutorial_lib.tune as tune
+import course_tools.tuning.cli as tune
+from course_tools.tuning.storage import check_storage
+from course_tools.tuning.study import check_space, create_study
 from tutorial_lib.config import SEED_MAX
-from tutorial_lib.tuning import check_space, check_storage, create_study
 
 STUDY = ["--study", "s", "--method", "scgen", "--n-trials", "2"]
 

@@ -8,8 +8,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_markdown_cell, new_notebook
 
-from tutorial_lib import run_times
-from tutorial_lib.execution import TIMINGS_KEY
+from course_tools import run_times
+from course_tools.execution import TIMINGS_KEY
 
 
 def _timing(wall_s: float, load: float = 1.0) -> dict:

@@ -13,21 +13,21 @@ import warnings
 import optuna
 import pytest
 
-from tutorial_lib.tuning import (
+from course_tools.tuning.storage import make_storage
+from course_tools.tuning.study import (
     SEARCH_SPACES,
     create_study,
     default_params,
     fit_and_score,
     make_objective,
-    make_storage,
-    validate_space,
 )
+from tutorial_lib.search_space import validate_space
 
 States = optuna.trial.TrialState
 WORKER = [
     sys.executable,
     "-m",
-    "tutorial_lib.tune",
+    "course_tools.tuning.cli",
     "--method",
     "scgen",
     "--data",
@@ -178,7 +178,7 @@ def test_killed_study_resumes(tmp_path):
 
 
 def test_worker_refuses_bad_arguments_before_loading_anything(tmp_path, capsys):
-    from tutorial_lib.tune import main
+    from course_tools.tuning.cli import main
 
     storage = str(tmp_path / "study.db")
     assert (

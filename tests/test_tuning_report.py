@@ -6,7 +6,7 @@ import numpy as np
 import optuna
 import pytest
 
-from tutorial_lib import tuning_report as tr
+from course_tools.tuning import report as tr
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

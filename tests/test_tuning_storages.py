@@ -1,13 +1,13 @@
 """One contract for the three tuning storages: SQLite file, journal file and a real PostgreSQL server.
 
-Four ``python -m tutorial_lib.tune`` workers share one study; one is killed (SIGKILL) in the middle
+Four ``python -m course_tools.tuning.cli`` workers share one study; one is killed (SIGKILL) in the middle
 of a trial and restarted at once, as a supervisor would. Whatever the storage, the study must end
 with exactly the requested number of finished trials, no parameter set finished twice, the killed
 trial retried once with its parameters, and a best trial whose value is reproduced by retraining
 with its parameters.
 
 The PostgreSQL server comes from Debian's ``postgresql`` package (``make postgres``, run by
-``make test``) and runs in a temporary folder (:mod:`tutorial_lib.postgres`). Where it cannot be
+``make test``) and runs in a temporary folder (:mod:`course_tools.tuning.postgres`). Where it cannot be
 installed the PostgreSQL case is skipped, saying why; on CI (``CI`` set) it fails instead.
 """
 
@@ -25,10 +25,11 @@ import optuna
 import pytest
 from sqlalchemy.engine import make_url
 
+from course_tools.tuning.cli import load_parts
+from course_tools.tuning.postgres import PostgresUnavailable, temporary_server
+from course_tools.tuning.storage import make_storage
+from course_tools.tuning.study import create_study, fit_and_score
 from tutorial_lib.data.split import DEFAULT_TEST_CELL_TYPE, DEFAULT_VALIDATION_CELL_TYPE
-from tutorial_lib.postgres import PostgresUnavailable, temporary_server
-from tutorial_lib.tune import load_parts
-from tutorial_lib.tuning import create_study, fit_and_score, make_storage
 
 States = optuna.trial.TrialState
 N_TRIALS = 5
@@ -42,7 +43,7 @@ SPACE = (
 WORKER = [
     sys.executable,
     "-m",
-    "tutorial_lib.tune",
+    "course_tools.tuning.cli",
     "--method",
     "scgen",
     "--data",

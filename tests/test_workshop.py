@@ -10,11 +10,11 @@ PAGE = REPO / "book" / "workshop.md"
 
 
 def test_pages_quote_the_run_times_recorded_in_the_notebooks():
-    from tutorial_lib.run_times import differences
+    from course_tools.run_times import differences
 
     stale = differences(REPO)
     assert not stale, (
-        f"run times differ from the notebooks' metadata in {stale}: python -m tutorial_lib.run_times --write"
+        f"run times differ from the notebooks' metadata in {stale}: python -m course_tools.run_times --write"
     )
 
 

@@ -2,7 +2,7 @@
 
 A search space maps a parameter name to ``(kind, spec)``: ``("int"|"float", (low, high, log))``
 or ``("categorical", choices)``. Method records (:class:`tutorial_lib.models.registry.MethodSpec`)
-hold one each; :mod:`tutorial_lib.tuning` draws from them.
+hold one each; :mod:`course_tools.tuning.study` draws from them.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def validate_space(space: Mapping[str, tuple[str, Any]]) -> None:
     Checks the form only: the kind, integer bounds for ``"int"`` (Optuna's ``suggest_int`` fails
     on a float), finite numbers for ``"float"``, ``low < high``, a boolean ``log`` and ``low > 0``
     on a log scale. Whether the model accepts the values is checked by
-    :func:`tutorial_lib.tuning.check_space`.
+    :func:`course_tools.tuning.study.check_space`.
     """
     if not space:
         raise ValueError("the search space is empty")

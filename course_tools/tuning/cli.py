@@ -2,7 +2,7 @@
 
 Start the same command on as many machines as you like; they share trials through the storage::
 
-    python -m tutorial_lib.tune --study scgen-cd4 --method scgen \
+    python -m course_tools.tuning.cli --study scgen-cd4 --method scgen \
         --storage postgresql://user:password@host/db --n-trials 50 --worker K
 
 (``K`` = 0, 1, 2, ... a different number on each worker.) A ``postgresql://`` URL needs the
@@ -11,11 +11,11 @@ the ``test`` extra) from SQLAlchemy 2.1 on, ``psycopg2`` before; a missing drive
 its ``pip`` command, before anything is loaded.
 
 With the default storage (SQLite at ``<cache dir>/optuna.db``, see
-:func:`tutorial_lib.tuning.default_storage_path`) several workers on one machine share a study, and
+:func:`course_tools.tuning.storage.default_storage_path`) several workers on one machine share a study, and
 an interrupted study resumes where it stopped. Every argument is checked before any data are
 loaded or any study is created: the numbers, the search space (against the model's own limits,
-:func:`tutorial_lib.tuning.check_space`), the seeds (NumPy's range) and the storage
-(:func:`tutorial_lib.tuning.check_storage`). A bad one exits with status 2 and a message naming it.
+:func:`course_tools.tuning.study.check_space`), the seeds (NumPy's range) and the storage
+(:func:`course_tools.tuning.storage.check_storage`). A bad one exits with status 2 and a message naming it.
 
 Each trial records which worker ran it in its user attributes ``worker`` (the ``--worker``
 number), ``host`` and ``pid``.
@@ -30,24 +30,24 @@ import socket
 import sys
 import warnings
 
-from tutorial_lib.config import SEED_MAX, get_config
-from tutorial_lib.data import load_kang2018, prepare_holdout, split_views
-from tutorial_lib.data.split import DEFAULT_TEST_CELL_TYPE, DEFAULT_VALIDATION_CELL_TYPE
-from tutorial_lib.tuning import (
+from course_tools.tuning.storage import check_storage
+from course_tools.tuning.study import (
     SEARCH_SPACES,
     check_space,
-    check_storage,
     create_study,
     make_objective,
     n_finished,
     optimise,
 )
+from tutorial_lib.config import SEED_MAX, get_config
+from tutorial_lib.data import load_kang2018, prepare_holdout, split_views
+from tutorial_lib.data.split import DEFAULT_TEST_CELL_TYPE, DEFAULT_VALIDATION_CELL_TYPE
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of a tuning worker."""
     cfg = get_config()
-    p = argparse.ArgumentParser(prog="python -m tutorial_lib.tune", description="Run an Optuna tuning worker.")
+    p = argparse.ArgumentParser(prog="python -m course_tools.tuning.cli", description="Run an Optuna tuning worker.")
     p.add_argument("--study", required=True, help="study name (shared by all workers)")
     p.add_argument("--method", required=True, choices=sorted(SEARCH_SPACES))
     p.add_argument(
@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--space",
         default=None,
-        help="search space as JSON, replacing the method's (tutorial_lib.tuning.SEARCH_SPACES), e.g. "
+        help="search space as JSON, replacing the method's (course_tools.tuning.study.SEARCH_SPACES), e.g. "
         '\'{"n_hidden": ["categorical", [64, 128]], "dropout_rate": ["float", [0.0, 0.3, false]]}\'',
     )
     return p
@@ -93,7 +93,7 @@ def parse_space(text: str) -> dict:
     """A search space from its JSON form (``name: [kind, spec]``), validated; ``ValueError`` names the problem."""
     import json
 
-    from tutorial_lib.tuning import validate_space
+    from tutorial_lib.search_space import validate_space
 
     try:
         raw = json.loads(text)

@@ -3,8 +3,8 @@
 :func:`temporary_server` runs ``initdb`` and ``pg_ctl`` from Debian's ``postgresql`` package
 (``make postgres`` installs it) in a fresh temporary folder, listening on 127.0.0.1 at a free port
 with password-less ("trust") access for the ``postgres`` role, and yields its URL in the plain
-``postgresql://`` form that the course documents, which :func:`tutorial_lib.tuning.create_study`
-and ``python -m tutorial_lib.tune --storage`` accept. The
+``postgresql://`` form that the course documents, which :func:`course_tools.tuning.study.create_study`
+and ``python -m course_tools.tuning.cli --storage`` accept. The
 server is stopped and the folder removed at the end of the ``with`` block. It is a stand-in for a
 real database server in tests; never use trust authentication on a machine others can reach.
 
@@ -92,7 +92,7 @@ def temporary_server(*, timeout: int = 60) -> Iterator[str]:
     account (under root) or the driver of ``postgresql://`` URLs are missing, or the server does
     not start within ``timeout`` seconds (then the server log is quoted).
     """
-    from tutorial_lib.tuning import check_storage
+    from course_tools.tuning.storage import check_storage
 
     try:
         check_storage("postgresql://postgres@127.0.0.1/postgres")  # the driver only: nothing is connected

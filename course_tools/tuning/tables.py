@@ -1,6 +1,6 @@
 """Tables and one-line summaries of a tuning study, as notebook 04 shows them.
 
-Reads an Optuna study and the search spaces of :mod:`tutorial_lib.tuning`; changes nothing.
+Reads an Optuna study and the search spaces of :mod:`course_tools.tuning.study`; changes nothing.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from tutorial_lib.tuning import SEARCH_SPACES, default_params
+from course_tools.tuning.study import SEARCH_SPACES, default_params
 
 #: Columns of :func:`trials_table` before the parameters.
 TRIAL_ATTRS = ("number", "value", "state", "params", "duration")
@@ -19,7 +19,7 @@ def search_space_table(method: str) -> pd.DataFrame:
     """The search space of ``method``: one row per parameter with its kind, range or choices, and default.
 
     Columns ``parameter, kind, values (low, high, log) or choices, default``; the defaults are the
-    model's own (:func:`~tutorial_lib.tuning.default_params`).
+    model's own (:func:`~course_tools.tuning.study.default_params`).
     """
     if method not in SEARCH_SPACES:
         raise KeyError(f"no search space for {method!r}; methods with one: {sorted(SEARCH_SPACES)}")
