@@ -329,7 +329,7 @@ def check_balancing_guess(guess, unbalanced, pred: AnnData, real: AnnData, ctrl:
     why = (
         "Without balancing every training cell counts once, so abundant cell types weigh more, and the two "
         "means need not describe the same cells: the control mean also holds the held-out type's own controls, "
-        "which have no stimulated partners in training, so δ mixes the response with differences between cell "
+        "which have no stimulated partners in training, so δ can mix the response with differences between cell "
         "types."
     )
     if got == want:
