@@ -1,7 +1,10 @@
 """Models: scGen, scPRAM and baselines over one shared VAE and one training loop.
 
 * :class:`SCGEN`, :class:`SCPRAM`: user-facing models (``train``, ``get_latent``, ``predict``,
-  ``save``/``load``), built on :class:`~tutorial_lib.models.base.BaseModel`.
+  ``save``/``load``), built on :class:`~tutorial_lib.models.base.BaseModel`; :class:`SCPRAMOptions`:
+  scPRAM's prediction settings (the release's by default).
+* :mod:`~tutorial_lib.models.ot_attention`: scPRAM's building blocks (``cost_matrix``,
+  ``transport_plan``, ``match``, ``attention_weights``), whose defaults are the release's.
 * :class:`VAE`: the ``torch.nn.Module`` both use; :func:`train_vae`: the training loop.
 * :mod:`~tutorial_lib.models.baselines`: ``no_change``, ``mean_shift``, ``pca_arithmetic``.
 * :data:`METHODS` / :func:`get_method`: every method behind one ``fit_predict`` signature,
@@ -24,7 +27,7 @@ from tutorial_lib.models.registry import (
     unregister_method,
 )
 from tutorial_lib.models.scgen import SCGEN, balanced_indices
-from tutorial_lib.models.scpram import SCPRAM
+from tutorial_lib.models.scpram import SCPRAM, SCPRAMOptions
 from tutorial_lib.models.training import StopTraining, TrainingHistory, train_vae
 
 __all__ = [
@@ -32,6 +35,7 @@ __all__ = [
     "SCGEN",
     "SPECS",
     "SCPRAM",
+    "SCPRAMOptions",
     "VAE",
     "BaseModel",
     "MethodSpec",

@@ -12,7 +12,7 @@ method records (:class:`tutorial_lib.models.registry.MethodSpec`), where the val
 * ``"capped"``: a *fixed, small budget* of a few epochs (the former ``fast``
   preset: scGen 10 epochs at batch 128, scPRAM 6 epochs at lr 1e-3, on top of the default
   schedule). Cheap, but 8.6% (scGen) and 34% (scPRAM) above the converged validation loss on
-  Kang 2018 and below the baselines on smaller data sets (issues 11 and 12); kept so that
+  Kang 2018 and below the baselines on smaller data sets (``benchmarks/README.md``); kept so that
   old results can be reproduced and for demonstrations of what undertraining does.
 * ``"reference"``: the fixed budgets of the reference implementations' tutorials measured in
   ``benchmarks/compare_references.py`` (pertpy 1.0.3 ``Scgen``: 10 epochs, batch 32, lr 1e-3;

@@ -265,8 +265,8 @@ def replay_stopping(history: pd.DataFrame, *, max_steps: int | None = None, **ru
 #: because a step, not an epoch, is the unit of progress (a 1,600-cell training set has 13
 #: minibatches of 128 per epoch, Kang 2018 about 80), so the old 100-epoch default gave small
 #: data sets 6× fewer steps. ``min_steps`` 600: the former ``fast`` presets (about 520 and 870
-#: steps on Kang) stopped 34% (scPRAM) and 8.6% (scGen) above the converged validation loss
-#: (issue 12), so no run should stop before about that many steps; ``patience`` 400 steps (8
+#: steps on Kang) stopped 34% (scPRAM) and 8.6% (scGen) above the converged validation loss,
+#: so no run should stop before about that many steps; ``patience`` 400 steps (8
 #: validation passes) with ``smoothing`` 0.5 keeps one noisy pass from stopping or prolonging
 #: training; the cap of 3,000 steps bounds the cost (about 38 epochs of Kang at batch 128, a
 #: tenth of the old default's 31,000 steps at batch 32). Checked on (a) the synthetic problem of
@@ -274,9 +274,8 @@ def replay_stopping(history: pd.DataFrame, *, max_steps: int | None = None, **ru
 #: constant-rate run twice as long as its cap, and (b) scPRAM on a random 2,000-cell subsample
 #: of Kang 2018 with B cells as the held-out validation type (CD4+ T cells held out as well and
 #: not scored), where a shorter variant (``min_steps`` 400, ``patience`` 300, cap 1,500) stopped
-#: by itself after 770 steps, well inside these budgets (``benchmarks/README.md``). Not yet
-#: compared on real data (the shared machine was too loaded): other ``min_steps``/``patience``
-#: values, one-cycle schedules, larger batches.
+#: by itself after 770 steps, well inside these budgets (``benchmarks/README.md``). Not compared
+#: on real data: other ``min_steps``/``patience`` values, one-cycle schedules, larger batches.
 DEFAULT_SCHEDULE: dict[str, object] = {
     "max_steps": 3000,
     "min_steps": 600,
