@@ -312,7 +312,7 @@ class SCPRAM(BaseModel):
         if mode == "posterior" and opts.latent == "sample":
             raise ValueError(
                 "sample='posterior' draws the targets' latents, but latent='sample' already does; "
-                "pass options with latent='mean' with sample='posterior', or sample=False"
+                "pass variant=SCPRAMOptions(latent='mean', ...) with sample='posterior', or sample=False"
             )
         targets = self._targets(cell_type, adata_to_predict, ctrl_key)
         rng = np.random.default_rng(seed)
