@@ -251,9 +251,14 @@ def test_describe_verdicts_names_direction_and_skips_undefined():
         table[table["design"] == "donors"], [("e_distance", "all")], [("scgen", "mean_shift")], by=("score_group",)
     )
     text = gr.describe_verdicts(vt, by=("score_group",))
-    assert text.count("\n") == 1 and text.startswith("B: e_distance (all, lower is better): scgen / mean_shift = ×")
-    row = vt.iloc[0]  # a distance: the geometric mean ratio over the seeds, with its interval
-    assert f"×{row['estimate']:.3f} [×{row['ci_low']:.3f}, ×{row['ci_high']:.3f}] over 4 matched runs" in text
+    # within one cell type (units: its seeds) a distance is compared as a difference, in its units
+    assert text.count("\n") == 1 and text.startswith("B: e_distance (all, lower is better): scgen - mean_shift = +")
+    pooled = verdict_table(table[table["design"] == "balanced"], [("e_distance", "all")], [("scgen", "mean_shift")], by=())
+    row = pooled.iloc[0]  # pooled over cell types: the geometric mean ratio, with its interval
+    assert row["scale"] == "ratio" and row["unit"] == "setting"
+    assert f"scgen / mean_shift = ×{row['estimate']:.3f} [×{row['ci_low']:.3f}, ×{row['ci_high']:.3f}] over 3 blocks" in (
+        gr.describe_verdicts(pooled)
+    )
     vt2 = verdict_table(_grid({}), [("pearson_delta", "top20_degs")], [("scgen", "no_change")], by=("design",))
     assert "not compared" in gr.describe_verdicts(vt2, by=("design",))
 

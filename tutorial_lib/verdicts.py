@@ -13,11 +13,13 @@ With fewer than :data:`MIN_RUNS` units it does not judge.
 
 **The scale of the contrast** (:func:`comparison_scale`). For most metrics the contrast is the
 difference ``A - B``. For distances (:func:`is_distance`: E-distance, MMD, the KDE distance and the
-MSE, all >= 0 and lower is better) it is the log ratio ``log(A / B)``: a distance's size varies by an
-order of magnitude between cell types (a strong response is far from the controls), so raw
-differences pooled over cell types would mostly be those of the cell types with the largest
-distances. The mean log ratio and its interval are reported back on the ratio scale (``exp``): the
-geometric mean ratio ``A / B`` with its interval; no difference is a ratio of 1.
+MSE, all >= 0 and lower is better) pooled over several settings it is the log ratio ``log(A / B)``:
+a distance's size varies by an order of magnitude between cell types (a strong response is far
+from the controls), so raw differences pooled over cell types would mostly be those of the cell
+types with the largest distances. The mean log ratio and its interval are reported back on the
+ratio scale (``exp``): the geometric mean ratio ``A / B`` with its interval; no difference is a
+ratio of 1. Within one setting (the units are its seeds) the scale is that setting's, and the
+contrast stays the difference, in the metric's units.
 
 **The unit of replication.** Within one setting (one held-out cell type, one score group) the
 units are the matched runs, i.e. the seeds: the verdict is about that setting, and the interval
@@ -108,15 +110,20 @@ def is_distance(metric: str) -> bool:
 
     Those are the distances and errors between real and predicted cells or per-gene summaries
     (``e_distance``, ``mmd``, ``mean_var_kde_distance``, ``mse_mean``): all >= 0, 0 for a perfect
-    prediction, and of a size that grows with the cell type's response. They are compared as ratios
-    (:func:`comparison_scale`) and their interval bounds are >= 0.
+    prediction, and of a size that grows with the cell type's response. Pooled over cell types they
+    are compared as ratios (:func:`comparison_scale`); their interval bounds are >= 0.
     """
     return _direction(metric) == "lower"
 
 
-def comparison_scale(metric: str) -> Scale:
-    """``"ratio"`` for a distance (:func:`is_distance`), else ``"difference"`` (module docstring)."""
-    return "ratio" if is_distance(metric) else "difference"
+def comparison_scale(metric: str, unit: str = "setting") -> Scale:
+    """How units are contrasted: ``"ratio"`` for a distance (:func:`is_distance`) pooled over blocks.
+
+    ``unit`` is what the units are (:func:`replication_units`): with :data:`RUN_UNIT` (the seeds of
+    one setting) the contrast is always ``"difference"``; with blocks (e.g. held-out cell types)
+    a distance is contrasted as a ratio (module docstring).
+    """
+    return "ratio" if is_distance(metric) and unit != RUN_UNIT else "difference"
 
 
 def _check(results: pd.DataFrame, needed: Sequence[str]) -> None:
@@ -218,6 +225,11 @@ def paired_t(d: np.ndarray, level: float = 0.95) -> tuple[float, float, float, f
     return mean, mean - half, mean + half, p
 
 
+def _paired_summary(d: np.ndarray, level: float) -> tuple[float, float, float]:
+    """``(mean, low, high)`` of :func:`paired_t`: the interval the verdicts and their plots draw."""
+    return paired_t(d, level)[:3]
+
+
 def _back(mean: float, lo: float, hi: float, scale: Scale) -> tuple[float, float, float]:
     """A contrast's mean and interval on the scale they are reported on (``exp`` for ratios)."""
     if scale == "ratio":
@@ -234,7 +246,7 @@ def paired_difference(a: Sequence[float], b: Sequence[float], level: float = 0.9
     d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
     if d.ndim != 1 or d.size < 2 or not np.all(np.isfinite(d)):
         raise ValueError("need at least two finite paired scores per method, as 1-D sequences of equal length")
-    return paired_t(d, level)[:3]
+    return _paired_summary(d, level)
 
 
 def paired_ratio(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
@@ -296,8 +308,7 @@ def paired_units(
     """
     if method_a == method_b:
         raise ValueError(f"compare two different methods, got {method_a!r} twice")
-    scale = comparison_scale(metric) if scale is None else scale
-    if scale not in SCALES:
+    if scale is not None and scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     match_on = _match_on(results, match_on)
     _check(results, [compare, "metric", "gene_set", "value", *match_on])
@@ -306,6 +317,7 @@ def paired_units(
         _check(rows, ["setting"])
         rows = _restrict(rows, "setting", settings)
     wide, unit = replication_units(_matched(rows, method_a, method_b, match_on, compare))
+    scale = comparison_scale(metric, unit) if scale is None else scale
     d = contrast(wide[method_a], wide[method_b], scale)
     out = wide[[method_a, method_b]].copy()
     out["contrast"] = np.exp(d) if scale == "ratio" else d
@@ -348,7 +360,8 @@ def paired_verdict(
         ``compare="setting", match_on=("seed",)`` on one method's runs compares two settings of it
         (``method_a``/``method_b`` are then setting names).
     scale
-        ``"difference"`` or ``"ratio"``; default :func:`comparison_scale` (ratios for distances).
+        ``"difference"`` or ``"ratio"``; default :func:`comparison_scale` (ratios for distances pooled
+        over settings, differences within one).
     level
         Coverage of the paired-t interval.
     min_runs
@@ -410,7 +423,7 @@ def verdict_table(
     Parameters
     ----------
     metrics
-        ``(metric, gene_set)`` pairs; each is compared on its own scale (:func:`comparison_scale`).
+        ``(metric, gene_set)`` pairs; each is compared on its scale (:func:`comparison_scale`).
     pairs
         ``(method_a, method_b)`` pairs; default every pair of the table's methods in table order.
     by
@@ -460,7 +473,8 @@ def interaction(
 
     For each matched unit (same ``match_on`` values, e.g. the same held-out cell type and seed) the
     contrast of A and B at ``levels[0]`` minus the one at ``levels[1]`` (a difference of paired
-    differences; for distances of log ratios, reported as a ratio of ratios), then its mean with a
+    differences; for distances pooled over cell types, of log ratios, reported as a ratio of
+    ratios: :func:`comparison_scale`), then its mean with a
     paired-t interval over the units (matched runs within one held-out cell type; when several are
     pooled, one unit per cell type, each value the mean of its seeds, as for :func:`paired_verdict`).
     Example: with ``factor="design"``, ``levels=("stim20", "balanced")`` it says whether imbalance
@@ -478,7 +492,6 @@ def interaction(
         E-distance, lower is better, a ratio below 1 means A gains on B at ``levels[0]``), ``"no clear
         interaction"``, or a sentence saying there are too few units to judge.
     """
-    scale = comparison_scale(metric) if scale is None else scale
     _check(results, ["method", "metric", "gene_set", "value", factor, *match_on])
     rows = _metric_rows(results, metric, gene_set)
     l0, l1 = levels
@@ -490,6 +503,7 @@ def interaction(
         wide = _matched(part, method_a, method_b, match_on)
         parts.append(wide.set_axis([f"a{lev}", f"b{lev}"], axis=1))
     both, unit = replication_units(pd.concat(parts, axis=1, join="inner").dropna())
+    scale = comparison_scale(metric, unit) if scale is None else scale
     c0 = contrast(both[f"a{l0}"], both[f"b{l0}"], scale)
     c1 = contrast(both[f"a{l1}"], both[f"b{l1}"], scale)
     d = c0 - c1
