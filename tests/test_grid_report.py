@@ -83,6 +83,15 @@ def test_withdrawn_metrics_are_named_once_and_give_no_verdict():
     assert all(m not in [mg[0] for mg in rep.report_metrics(_primary_table())] for m in ("deg_overlap_count",))
 
 
+def test_the_deg_overlap_by_predicted_change_is_reported_with_its_chance_level():
+    by_change = _grid({}, metric="deg_jaccard_by_change", gene_set="top100_degs", noise=0.01).assign(chance=0.026)
+    table = _with_training(pd.concat([_primary_table(), by_change], ignore_index=True))
+    report = rep.grid_report(table)
+    assert "| balanced | scgen | mean_shift | deg_jaccard_by_change (top100_degs) | higher | 3 | setting |" in report
+    assert "deg_jaccard_by_change (top100_degs) of a random list of genes: 0.026 (chance level)" in report
+    assert "deg_jaccard (" not in report  # the withdrawn one still gives no verdict
+
+
 def test_report_has_every_section_with_the_effects_put_in():
     report = rep.grid_report(_table())
     for heading in (

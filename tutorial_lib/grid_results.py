@@ -162,8 +162,9 @@ def load_grid(path: str | Path | None = None) -> pd.DataFrame:
         per-gene metrics, which miss the truth for biased metrics such as R² (simulation: about
         0% coverage, see :mod:`tutorial_lib.metrics.bootstrap`): those intervals are withdrawn
         here (``ci_low``/``ci_high`` NaN, ``ci_kind`` ``"percentile (withdrawn)"``, a note says
-        why); the other schemes were unchanged and are labelled with their name. Paired verdicts
-        never use the per-run intervals.
+        why); the other schemes were unchanged and are labelled with their name. A distance's
+        interval is clipped at 0 from below (:func:`label_intervals`). Paired verdicts never use
+        the per-run intervals.
 
     Raises
     ------
