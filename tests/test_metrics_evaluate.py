@@ -234,3 +234,18 @@ def test_value_is_the_full_sample_estimate_and_deg_intervals_are_not_degenerate(
     assert deg["ci_high"] > deg["ci_low"]
     e = tab.set_index("metric").loc["e_distance"]
     assert e["ci_low"] < e["value"] < e["ci_high"]
+
+
+def test_interval_limits_stay_inside_each_metrics_range(groups):
+    """A distance or a count cannot be negative, a Jaccard index not above 1: interval limits are clipped
+    to the metric's range (the estimate is never moved)."""
+    from tutorial_lib.metrics import get_metric
+
+    real, _, ctrl = groups
+    # a prediction equal to the real cells: E-distance and MMD near 0, their raw subsampling limits below 0
+    tab = evaluate(real, real, ctrl, n_bootstrap=20, n_bootstrap_degs=4, n_top_degs=K, n_comps=10)
+    for metric in ("e_distance", "mmd", "deg_overlap_by_change", "deg_jaccard_by_change"):
+        row = tab.set_index("metric").loc[metric]
+        low, high = get_metric(metric).bounds
+        assert low <= row["ci_low"] <= row["ci_high"] <= high
+    assert (tab.set_index("metric").loc[["e_distance", "mmd"], "ci_low"] == 0).any()

@@ -97,7 +97,7 @@ def _row(
     else:
         iv = interval(estimate, boots, kind, fraction=fraction)
         lo, hi = iv.ci_low, iv.ci_high
-        if bounds is not None and np.isfinite(lo):  # a count or share cannot leave its range
+        if bounds is not None and np.isfinite(lo):  # a distance, count or share cannot leave its range
             lo, hi = float(np.clip(lo, *bounds)), float(np.clip(hi, *bounds))
         if not np.isfinite(lo):
             notes.append(f"no interval: defined on {iv.n_boot - iv.n_undefined} of {iv.n_boot} resamples")
@@ -359,7 +359,9 @@ def evaluate(
         estimator = opts[m.options[0]]
         d_est = cache.statistic(m.fn, all_r, all_p, estimator)
         frac = subsample_fraction
-        rows.append(_row(m.name, "all", d_est, d_b[m.name], genes.size, sp_.name, m.why_undefined, fraction=frac))
+        rows.append(
+            _row(m.name, "all", d_est, d_b[m.name], genes.size, sp_.name, m.why_undefined, fraction=frac, bounds=m.bounds)
+        )
 
     # DEG overlap: the prediction's k genes of largest predicted mean change against the real top-k DEGs
     deg_recs = list_metrics("degs")

@@ -313,6 +313,7 @@ for _m in (
         lower_is_better=True,
         options=("e_estimator",),
         doc="energy distance between real and predicted cells in the shared space",
+        bounds=(0.0, np.inf),
     ),
     Metric(
         "mmd",
@@ -321,6 +322,7 @@ for _m in (
         lower_is_better=True,
         options=("mmd_estimator",),
         doc="squared MMD (RBF mixture) between real and predicted cells in the shared space",
+        bounds=(0.0, np.inf),
     ),
     Metric(
         "deg_overlap_by_change",
