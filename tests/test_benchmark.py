@@ -236,7 +236,9 @@ def test_an_unbalanced_setting_is_scored_on_its_balanced_twins_gene_panel(mini_c
     unchanged = scores.loc["no_change"]
     np.testing.assert_array_equal(unchanged["CD4 balanced"], unchanged["CD4 20%"])
     # mean shift's training cells differ (fewer stimulated cells): its scores move
-    assert not np.allclose(scores.loc["mean_shift", "CD4 balanced"], scores.loc["mean_shift", "CD4 20%"], equal_nan=True)
+    assert not np.allclose(
+        scores.loc["mean_shift", "CD4 balanced"], scores.loc["mean_shift", "CD4 20%"], equal_nan=True
+    )
     assert {"fit_predict_s", "evaluate_s"} <= set(table.columns)
     assert (table["evaluate_s"] > 0).all() and (table["fit_predict_s"] >= 0).all()
     assert (table["score_group"] == "all").all()

@@ -11,9 +11,9 @@ from tutorial_lib.metrics import (
     deg_jaccard,
     deg_overlap_count,
     deg_scores,
-    top_k_by_abs,
     mean_var_kde_distance,
     rank_degs,
+    top_k_by_abs,
 )
 
 

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import scanpy as sc
 import scipy.sparse as sp
-from scipy.stats import hypergeom
 from anndata import AnnData
+from scipy.stats import hypergeom
 
 from tutorial_lib.data.checks import DataValidationError
 from tutorial_lib.metrics._inputs import CellsLike, aligned_matrices

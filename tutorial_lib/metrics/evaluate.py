@@ -360,7 +360,9 @@ def evaluate(
         d_est = cache.statistic(m.fn, all_r, all_p, estimator)
         frac = subsample_fraction
         rows.append(
-            _row(m.name, "all", d_est, d_b[m.name], genes.size, sp_.name, m.why_undefined, fraction=frac, bounds=m.bounds)
+            _row(
+                m.name, "all", d_est, d_b[m.name], genes.size, sp_.name, m.why_undefined, fraction=frac, bounds=m.bounds
+            )
         )
 
     # DEG overlap: the prediction's k genes of largest predicted mean change against the real top-k DEGs
