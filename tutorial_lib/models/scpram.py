@@ -288,7 +288,7 @@ class SCPRAM(BaseModel):
             ``dataclasses.replace(VARIANTS["percell"], ot_method="sinkhorn_log")``.
         ratio
             The fraction of reference control cells each target attends to (the one setting
-            tuned, :mod:`tutorial_lib.tuning`); ``None``: the variant's.
+            tuned, :mod:`course_tools.tuning`); ``None``: the variant's.
         seed
             Seed of the posterior samples and of the subsampling (and of ``sample="posterior"``).
         sample
