@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import tutorial_lib.metrics as metrics_module
-from tutorial_lib.benchmark import BenchmarkConfig, Setting, read_results, run_benchmark, shared_genes, summarise
+from course_tools.benchmark import BenchmarkConfig, Setting, read_results, run_benchmark, shared_genes, summarise
 from tutorial_lib.data import DataValidationError, normalise_log
 
 SETTINGS = [
@@ -99,10 +99,10 @@ def test_bad_inputs(mini_counts, tmp_path):
 
 
 def test_evaluate_methods_shares_space_and_degs_and_formats(mini_counts):
-    from tutorial_lib.benchmark import evaluate_methods, format_scores
+    from course_tools.benchmark import evaluate_methods, format_scores
+    from course_tools.methods import get_method
     from tutorial_lib.data import prepare_holdout, split_views
     from tutorial_lib.metrics import evaluate, fit_shared_pca, rank_degs
-    from tutorial_lib.models import get_method
 
     parts = split_views(prepare_holdout(mini_counts, n_top_genes=200))
     preds = {m: get_method(m)(parts.train, parts.ctrl, cell_type="CD4+ T cells") for m in METHODS}
@@ -133,7 +133,7 @@ def _runs(rows):
 
 
 def test_rank_methods_orders_by_direction_and_measures_spread():
-    from tutorial_lib.benchmark import describe_ranking, rank_methods
+    from course_tools.benchmark import describe_ranking, rank_methods
 
     table = _runs(
         [
@@ -176,7 +176,7 @@ def test_rank_methods_orders_by_direction_and_measures_spread():
 
 
 def test_rank_methods_refuses_ambiguous_or_missing_rows():
-    from tutorial_lib.benchmark import rank_methods
+    from course_tools.benchmark import rank_methods
 
     table = _runs(
         [("a", "s1", 0, "e_distance", "all", 1.0, 0.9, 1.1), ("a", "s2", 0, "e_distance", "all", 2.0, 1.9, 2.1)]
@@ -191,7 +191,7 @@ def test_rank_methods_refuses_ambiguous_or_missing_rows():
 
 
 def test_mean_sd_table_of_a_benchmark(mini_counts):
-    from tutorial_lib.benchmark import mean_sd_table
+    from course_tools.benchmark import mean_sd_table
 
     table = run_benchmark(mini_counts, METHODS, SETTINGS[:1], seeds=[0, 1], config=CONFIG, progress=False)
     summary = summarise(table)
@@ -214,7 +214,7 @@ def test_an_unbalanced_setting_is_scored_on_its_balanced_twins_gene_panel(mini_c
     """Genes are chosen on the setting's training cells before stimulated cells are dropped: the 20%
     setting and the balanced one share one panel, so a method whose predictions and test cells are the
     same in both (no_change) scores exactly the same in both."""
-    import tutorial_lib.benchmark as bm
+    import course_tools.benchmark as bm
     from tutorial_lib.data.split import SPLIT_KEY
 
     seen = []
@@ -264,7 +264,7 @@ def test_an_unbalanced_setting_is_scored_on_its_balanced_twins_gene_panel(mini_c
 
 
 def test_donor_setting_is_scored_within_cell_types(mini_counts):
-    from tutorial_lib.benchmark import MIN_GROUP_CELLS
+    from course_tools.benchmark import MIN_GROUP_CELLS
 
     donors = tuple(sorted(mini_counts.obs["donor"].astype(str).unique())[:2])
     setting = Setting("donors", donors=donors, score_by="cell_type")
@@ -278,7 +278,7 @@ def test_donor_setting_is_scored_within_cell_types(mini_counts):
 
 
 def test_custom_fit_predict_replaces_the_registry_one(mini_counts):
-    from tutorial_lib.models import get_method
+    from course_tools.methods import get_method
 
     calls = []
 
@@ -301,7 +301,7 @@ def test_custom_fit_predict_replaces_the_registry_one(mini_counts):
 
 
 def test_run_key_changes_with_the_models_training_defaults(monkeypatch):
-    from tutorial_lib.benchmark import BenchmarkConfig, Setting, run_key
+    from course_tools.benchmark import BenchmarkConfig, Setting, run_key
     from tutorial_lib.models import SCGEN
 
     setting, config, genes = Setting("s", cell_type="B"), BenchmarkConfig(), ["g1", "g2"]
@@ -313,9 +313,7 @@ def test_run_key_changes_with_the_models_training_defaults(monkeypatch):
 
 
 def test_default_params_resolve_the_variant_settings():
-    from course_tools.tuning.study import SEARCH_SPACES, default_params
-    from tutorial_lib.models.scpram import FROM_VARIANT, VARIANTS
+    from course_tools.tuning.study import default_params
+    from tutorial_lib.models.scpram import VARIANTS
 
-    assert default_params("scpram")["ratio"] == VARIANTS["released"]["ratio"]
-    for method in SEARCH_SPACES:
-        assert all(v is not FROM_VARIANT for v in default_params(method).values()), method
+    assert default_params("scpram")["ratio"] == VARIANTS["released"].ratio

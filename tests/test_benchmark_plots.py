@@ -13,9 +13,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.collections import PathCollection  # noqa: E402
 
-from tutorial_lib.benchmark import summarise  # noqa: E402
-from tutorial_lib.data.checks import DataValidationError  # noqa: E402
-from tutorial_lib.plotting.benchmark_plots import (  # noqa: E402
+from course_tools.benchmark import summarise  # noqa: E402
+from course_tools.plots import (  # noqa: E402
     contour_top_params,
     method_by_setting_heatmap,
     optimisation_history,
@@ -25,6 +24,7 @@ from tutorial_lib.plotting.benchmark_plots import (  # noqa: E402
     summary_grid,
     top_params,
 )
+from tutorial_lib.data.checks import DataValidationError  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -3,12 +3,12 @@
 Three simulations, each with enough replicates to tell 90% from 95% coverage (the band is the
 nominal rate ± 3 binomial sd of the replicate count):
 
-- the pooled ratio interval of a distance (:func:`tutorial_lib.verdicts.paired_ratio`, the interval
-  of :func:`~tutorial_lib.verdicts.paired_verdict` for distances pooled over cell types) on cell
+- the pooled ratio interval of a distance (:func:`course_tools.verdicts.paired_ratio`, the interval
+  of :func:`~course_tools.verdicts.paired_verdict` for distances pooled over cell types) on cell
   types whose distances differ by an order of magnitude (log-normal scale), with seeds correlated
   within a cell type and shared by the two methods;
 - the family-wise error of the primary question's Holm-corrected verdicts
-  (:func:`~tutorial_lib.verdicts.family_verdicts`) under the null, with correlated comparisons,
+  (:func:`~course_tools.verdicts.family_verdicts`) under the null, with correlated comparisons,
   and the error of an "equivalent" verdict at the margin;
 - the per-run basic bootstrap interval of per-gene metrics on sparse, overdispersed counts
   (negative binomial) with a shared cell size factor, correlated gene programs and two donors
@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from course_tools.verdicts import Margin, family_verdicts, paired_ratio, paired_verdict
 from tutorial_lib.metrics import interval
 from tutorial_lib.metrics import means as mm
 from tutorial_lib.metrics.evaluate import _bootstrap_summaries, _summaries
 from tutorial_lib.metrics.registry import get_metric
-from tutorial_lib.verdicts import Margin, family_verdicts, paired_ratio, paired_verdict
 
 N_REP = 2000
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import pytest
 
-from tutorial_lib.benchmark import evaluate_methods
+from course_tools.benchmark import evaluate_methods
+from course_tools.methods import get_method
+from course_tools.presets import train_preset
 from tutorial_lib.config import FAST, get_config
 from tutorial_lib.data import load_kang2018, prepare_holdout, split_views
-from tutorial_lib.models import SCGEN, SCPRAM, get_method
-from tutorial_lib.models.presets import train_preset
+from tutorial_lib.models import SCGEN, SCPRAM
 
 HELD_OUT = "CD4+ T cells"
 

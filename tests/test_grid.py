@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tutorial_lib.benchmark import read_results, write_results
+from course_tools.benchmark import read_results, write_results
+from course_tools.grid import grid_settings, main
+from course_tools.grid_results import PROVENANCE_COLUMNS
 from tutorial_lib.config import REPO_ROOT
 from tutorial_lib.data.checks import DataValidationError
-from tutorial_lib.grid import grid_settings, main
-from tutorial_lib.grid_results import PROVENANCE_COLUMNS
 
 TINY = [
     "--dataset",
@@ -62,7 +62,7 @@ def test_grid_resumes_after_a_kill_and_writes_one_table(tmp_path):
     work = tmp_path / "grid.work.csv"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tutorial_lib.grid", "--out", str(out), *TINY],
+        [sys.executable, "-m", "course_tools.grid", "--out", str(out), *TINY],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -188,7 +188,7 @@ def test_device_names_the_thread_count_and_kernels_training_uses(monkeypatch):
     """Not the process's count at start: the library sets its own before training and predicting."""
     import torch
 
-    from tutorial_lib.grid import _device
+    from course_tools.grid import _device
 
     if torch.cuda.is_available():
         pytest.skip("on a GPU the device is the GPU's name")

@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 from test_grid_results import _grid
 
-from tutorial_lib import grid_report as rep
+from course_tools import grid_report as rep
+from course_tools.grid_results import GRID_FILE, load_grid
+from course_tools.verdicts import PRIMARY, primary_units, primary_verdicts
 from tutorial_lib.config import REPO_ROOT
 from tutorial_lib.data.checks import DataValidationError
-from tutorial_lib.grid_results import GRID_FILE, load_grid
-from tutorial_lib.verdicts import PRIMARY, primary_units, primary_verdicts
 
 PAGE = REPO_ROOT / "book" / "results.md"
 
@@ -190,4 +190,4 @@ def test_report_cli_checks_and_writes_a_page(tmp_path):
     assert run("--check", str(page)).returncode == 0
     assert rep.page_report(page) == run().stdout
     missing = subprocess.run([sys.executable, script, str(tmp_path / "none.csv.gz")], capture_output=True, text=True)
-    assert missing.returncode == 2 and "python -m tutorial_lib.grid" in missing.stderr
+    assert missing.returncode == 2 and "python -m course_tools.grid" in missing.stderr

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tutorial_lib import grid_results as gr
+from course_tools import grid_results as gr
 from tutorial_lib.data.checks import DataValidationError
 
 CELL_TYPES = ["A", "B", "C"]
@@ -51,7 +51,7 @@ def test_load_grid_reads_a_table_and_names_the_command_when_missing(tmp_path, mo
     assert len(back) == len(table) and back["held_out"].dtype == object
     monkeypatch.setenv(gr.GRID_ENV, str(path))
     assert len(gr.load_grid()) == len(table)
-    with pytest.raises(FileNotFoundError, match="python -m tutorial_lib.grid") as err:
+    with pytest.raises(FileNotFoundError, match="python -m course_tools.grid") as err:
         gr.load_grid(tmp_path / "nope.csv.gz")
     assert "nope.csv.gz" in str(err.value)
     table.drop(columns=["design"]).to_csv(path, index=False, compression="gzip")
@@ -244,7 +244,7 @@ def test_expectation_with_too_few_runs_does_not_judge():
 
 
 def test_describe_verdicts_names_direction_and_skips_undefined():
-    from tutorial_lib.verdicts import verdict_table
+    from course_tools.verdicts import verdict_table
 
     table = _grid({}, "e_distance", "all")
     vt = verdict_table(
@@ -306,7 +306,7 @@ def test_compare_live_checks_each_value_against_the_interval():
 
 
 def test_tally_counts_verdicts_per_pair_and_metric():
-    from tutorial_lib.verdicts import verdict_table
+    from course_tools.verdicts import verdict_table
 
     table = _grid({})
     balanced = table[table["design"] == "balanced"].copy()

@@ -9,10 +9,11 @@ import optuna
 import pytest
 from toy_method import TOY_SPEC, ToyShift
 
+from course_tools.benchmark import BenchmarkConfig, Setting, run_benchmark
+from course_tools.methods import METHODS, SPECS, MethodSpec, get_method, get_spec, register_method, registered
+from course_tools.presets import PREDICT_PRESETS, TRAIN_PRESETS, train_preset
 from course_tools.tuning.study import SEARCH_SPACES, fit_and_score, make_objective, model_class, predict_params
-from tutorial_lib.benchmark import BenchmarkConfig, Setting, run_benchmark
-from tutorial_lib.models import METHODS, SCGEN, SPECS, MethodSpec, get_method, get_spec, register_method, registered
-from tutorial_lib.models.presets import PREDICT_PRESETS, TRAIN_PRESETS, train_preset
+from tutorial_lib.models import SCGEN
 
 
 def _absent(name: str) -> bool:

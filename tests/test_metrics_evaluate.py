@@ -209,8 +209,8 @@ def test_real_data_mini():
 
 def test_sparse_control_as_dense_prediction_is_undefined_not_noise(mini_counts):
     """Sparse float32 controls and their dense copy must give a zero change, not rounding noise."""
+    from course_tools.methods import get_method
     from tutorial_lib.data import prepare_holdout, split_views
-    from tutorial_lib.models import get_method
 
     parts = split_views(prepare_holdout(mini_counts, n_top_genes=300))
     pred = get_method("no_change")(parts.train, parts.ctrl, cell_type="CD4+ T cells")

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from course_tools.verdicts import paired_verdict
 from tutorial_lib.metrics import (
     INTERVALS,
     LOWER_IS_BETTER,
@@ -18,7 +19,6 @@ from tutorial_lib.metrics import (
     registered,
 )
 from tutorial_lib.plotting._common import is_lower_better
-from tutorial_lib.verdicts import paired_verdict
 
 FAST = {"n_bootstrap": 8, "n_bootstrap_degs": 2, "n_top_degs": 5, "seed": 0}
 

@@ -17,6 +17,7 @@ import scipy.sparse as sp
 import torch
 
 import tutorial_lib.models as M
+from course_tools import methods
 from tutorial_lib.config import DATA_DIR
 from tutorial_lib.data.checks import DataValidationError
 from tutorial_lib.models import SCGEN, SCPRAM, StopTraining, baselines
@@ -422,10 +423,10 @@ def test_pca_arithmetic_full_rank_equals_mean_shift(train_data, ctrl_a):
     assert low.shape == shift.shape and np.all(low >= 0)
 
 
-@pytest.mark.parametrize("name", list(M.METHODS))
+@pytest.mark.parametrize("name", list(methods.METHODS))
 def test_registry(name, train_data, ctrl_a):
     extra = dict(TINY) if name.startswith(("scgen", "scpram")) else {}
-    pred = M.get_method(name)(train_data, ctrl_a, cell_type=HELD_OUT, seed=0, max_epochs=1, **extra)
+    pred = methods.get_method(name)(train_data, ctrl_a, cell_type=HELD_OUT, seed=0, max_epochs=1, **extra)
     assert pred.shape == ctrl_a.shape
     assert (pred.obs["condition"] == "predicted").all()
     assert (pred.obs["cell_type"] == HELD_OUT).all()
@@ -434,10 +435,10 @@ def test_registry(name, train_data, ctrl_a):
 
 def test_registry_errors(train_data, ctrl_a):
     with pytest.raises(ValueError, match="Unknown method"):
-        M.get_method("magic")
+        methods.get_method("magic")
     with pytest.raises(TypeError, match="unknown argument"):
-        M.get_method("scgen")(train_data, ctrl_a, cell_type=HELD_OUT, max_epochs=1, not_a_setting=3)
-    pred, model = M.get_method("scpram")(
+        methods.get_method("scgen")(train_data, ctrl_a, cell_type=HELD_OUT, max_epochs=1, not_a_setting=3)
+    pred, model = methods.get_method("scpram")(
         train_data, ctrl_a, cell_type=HELD_OUT, max_epochs=1, return_model=True, ratio=0.2, batch_size=64, **TINY
     )
     assert isinstance(model, SCPRAM) and np.all(np.diff(pred.uns["scpram"]["attention"].indptr) == 24)
@@ -558,7 +559,7 @@ def test_predict_sample_modes(fixture, request, ctrl_a):
 
 
 def test_train_presets(train_data):
-    from tutorial_lib.models.presets import TRAIN_PRESETS, predict_preset, train_preset
+    from course_tools.presets import TRAIN_PRESETS, predict_preset, train_preset
 
     for method, cls in (("scgen", SCGEN), ("scpram", SCPRAM)):
         assert set(TRAIN_PRESETS[method]) == {"default", "capped", "reference"}
@@ -596,5 +597,7 @@ def test_real_data_smoke(mini_counts):
     held_out = "CD4+ T cells"
     parts = split_views(prepare_holdout(mini_counts, held_out, n_top_genes=500))  # genes from training cells only
     for name in ("scgen", "scpram"):
-        pred = M.get_method(name)(parts.train, parts.ctrl, cell_type=held_out, max_epochs=2, n_hidden=64, n_latent=16)
+        pred = methods.get_method(name)(
+            parts.train, parts.ctrl, cell_type=held_out, max_epochs=2, n_hidden=64, n_latent=16
+        )
         assert pred.shape == parts.ctrl.shape and np.isfinite(pred.X).all()

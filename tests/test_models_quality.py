@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from course_tools.methods import get_method
 from tutorial_lib.data import prepare_holdout, split_views
 from tutorial_lib.metrics import evaluate
-from tutorial_lib.models import get_method
 
 
 @pytest.fixture(scope="module")

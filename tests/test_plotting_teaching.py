@@ -14,20 +14,17 @@ import pytest  # noqa: E402
 from matplotlib.collections import PathCollection  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from tutorial_lib.benchmark import summarise  # noqa: E402
-from tutorial_lib.data.checks import DataValidationError  # noqa: E402
-from tutorial_lib.plotting import (  # noqa: E402
-    distance_heatmap,
+from course_tools.benchmark import summarise  # noqa: E402
+from course_tools.plots import (  # noqa: E402
     method_by_setting_heatmap,
-    metric_bar_grid,
-    metric_bars,
     paired_difference_plot,
     paired_differences,
     seed_spread_plot,
-    shared_scale_heatmaps,
 )
+from course_tools.verdicts import paired_verdict, verdict_table  # noqa: E402
+from tutorial_lib.data.checks import DataValidationError  # noqa: E402
+from tutorial_lib.plotting import distance_heatmap, metric_bar_grid, metric_bars, shared_scale_heatmaps  # noqa: E402
 from tutorial_lib.plotting._common import overlapping_texts  # noqa: E402
-from tutorial_lib.verdicts import paired_verdict, verdict_table  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

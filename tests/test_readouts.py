@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tutorial_lib.data.checks import DataValidationError
-from tutorial_lib.readouts import (
+from course_tools.readouts import (
     INTERFERON_STIMULATED_GENES,
     describe_distance_from_controls,
     describe_interval_comparison,
@@ -16,6 +15,7 @@ from tutorial_lib.readouts import (
     interferon_stimulated,
     interval_comparison,
 )
+from tutorial_lib.data.checks import DataValidationError
 
 
 def test_isg_list_catches_the_genes_the_prefix_filter_missed():

@@ -25,9 +25,9 @@ from test_data_kang import _fake_kang_wheel
 import tutorial_lib.data.fetch as fetch
 import tutorial_lib.data.kang as kang
 import tutorial_lib.metrics as metrics_module
+from course_tools.benchmark import BenchmarkConfig, Setting, read_results, run_benchmark, write_results
 from course_tools.tuning.storage import make_storage
 from course_tools.tuning.study import create_study, optimise, suggest
-from tutorial_lib.benchmark import BenchmarkConfig, Setting, read_results, run_benchmark, write_results
 from tutorial_lib.data import DataValidationError, harmonise, prepare_holdout, split_views
 from tutorial_lib.data.fetch import DataUnavailableError, RemoteFile, copy_wheel_getter, fetch_file
 from tutorial_lib.models import SCGEN

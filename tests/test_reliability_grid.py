@@ -21,11 +21,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tutorial_lib import grid_results
-from tutorial_lib.benchmark import BenchmarkConfig, read_results
+from course_tools import grid_results
+from course_tools.benchmark import BenchmarkConfig, read_results
+from course_tools.grid import main, run_grid
 from tutorial_lib.config import REPO_ROOT
 from tutorial_lib.data.checks import DataValidationError
-from tutorial_lib.grid import main, run_grid
 
 #: A small grid on the mini data: 2 held-out cell types (balanced only) x 3 seeds, cheap scoring.
 SMALL = [
@@ -55,7 +55,7 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "MKL_
 
 def _grid_process(out: Path, methods: list[str], *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "tutorial_lib.grid", "--out", str(out), *SMALL, *methods, *extra],
+        [sys.executable, "-m", "course_tools.grid", "--out", str(out), *SMALL, *methods, *extra],
         env=ENV,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

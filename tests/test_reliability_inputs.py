@@ -25,13 +25,14 @@ import tutorial_lib.config as config
 import tutorial_lib.data.kang as kang
 import tutorial_lib.metrics.bootstrap as bootstrap
 import tutorial_lib.models.base as base
-from tutorial_lib.benchmark import BenchmarkConfig, Setting, evaluate_methods, run_benchmark
+from course_tools.benchmark import BenchmarkConfig, Setting, evaluate_methods, run_benchmark
+from course_tools.methods import get_method
 from tutorial_lib.config import set_seed
 from tutorial_lib.data import DataValidationError, harmonise, prepare_holdout, split_views
 from tutorial_lib.data.fetch import RemoteFile, copy_wheel_getter
 from tutorial_lib.metrics import evaluate, resample_indices, subsample_masks
 from tutorial_lib.metrics.evaluate import _bootstrap_summaries, _weighted_summaries
-from tutorial_lib.models import SCGEN, get_method
+from tutorial_lib.models import SCGEN
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -189,7 +190,7 @@ def test_max_epochs_zero_or_non_integer_is_refused(value, error, holdout):
 
 @pytest.mark.parametrize("option", ["max_epochs", "n_bootstrap"])
 def test_run_benchmark_checks_its_options_before_any_work(mini_counts, monkeypatch, option):
-    import tutorial_lib.benchmark as benchmark
+    import course_tools.benchmark as benchmark
 
     def prepare(*args, **kwargs):
         raise AssertionError("the data were prepared before the options were checked")

@@ -14,14 +14,15 @@ import optuna
 import pytest
 from test_models import HELD_OUT, TINY, make_synthetic
 
+from course_tools.benchmark import BenchmarkConfig
+from course_tools.methods import get_method
 from course_tools.tuning import study as tuning
 from course_tools.tuning.cli import main as tune_main
 from course_tools.tuning.study import make_objective
 from tutorial_lib import plotting
-from tutorial_lib.benchmark import BenchmarkConfig
 from tutorial_lib.config import get_config
 from tutorial_lib.data import normalise_log, normalize_log
-from tutorial_lib.models import SCGEN, SCPRAM, baselines, get_method
+from tutorial_lib.models import SCGEN, SCPRAM, baselines
 
 
 def test_benchmark_config_old_name_warns_and_means_the_same():

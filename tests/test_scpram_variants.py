@@ -16,7 +16,7 @@ import pytest
 import torch
 from test_models import HELD_OUT, TINY, make_synthetic
 
-import tutorial_lib.models as M
+from course_tools import methods
 from tutorial_lib.models import SCGEN, SCPRAM
 from tutorial_lib.models.ot_attention import attention_weights, cost_matrix, match, plan_sharpness, transport_plan
 from tutorial_lib.models.scpram import VARIANTS, SCPRAMOptions, attention_by_cell_type
@@ -300,22 +300,22 @@ def test_reconstruct_is_decoded_posterior_mean(model, ctrl_a):
 
 # -- registry: named variants share one trained model -----------------------------------------
 def test_variants_share_one_trained_model(train_data, ctrl_a):
-    M.registry.clear_trained_cache()
+    methods.clear_trained_cache()
     kw = dict(cell_type=HELD_OUT, seed=0, max_epochs=1, return_model=True, **TINY)
-    pred_r, model_r = M.get_method("scpram")(train_data, ctrl_a, **kw)
-    pred_p, model_p = M.get_method("scpram_percell")(train_data, ctrl_a, **kw)
-    pred_res, model_res = M.get_method("scpram_percell_residual")(train_data, ctrl_a, **kw)
+    pred_r, model_r = methods.get_method("scpram")(train_data, ctrl_a, **kw)
+    pred_p, model_p = methods.get_method("scpram_percell")(train_data, ctrl_a, **kw)
+    pred_res, model_res = methods.get_method("scpram_percell_residual")(train_data, ctrl_a, **kw)
     assert model_r is model_p is model_res
     assert pred_r.uns["scpram"]["variant"] == "released" and pred_p.uns["scpram"]["variant"] == "percell"
     assert (pred_p.obs["method"] == "scpram_percell").all()
-    fresh, fresh_model = M.get_method("scpram_percell")(train_data, ctrl_a, reuse_trained=False, **kw)
+    fresh, fresh_model = methods.get_method("scpram_percell")(train_data, ctrl_a, reuse_trained=False, **kw)
     assert fresh_model is not model_p
     np.testing.assert_array_equal(fresh.X, pred_p.X)  # reuse gives what retraining gives
-    other_seed = M.get_method("scpram_percell")(train_data, ctrl_a, **{**kw, "seed": 1})[1]
+    other_seed = methods.get_method("scpram_percell")(train_data, ctrl_a, **{**kw, "seed": 1})[1]
     assert other_seed is not model_p
     with pytest.raises(TypeError, match="fixes"):
-        M.get_method("scpram_percell")(train_data, ctrl_a, cell_type=HELD_OUT, max_epochs=1, variant="released")
-    M.registry.clear_trained_cache()
+        methods.get_method("scpram_percell")(train_data, ctrl_a, cell_type=HELD_OUT, max_epochs=1, variant="released")
+    methods.clear_trained_cache()
 
 
 def test_without_a_cell_type_the_targets_leave_the_control_pool(model, train_data, ctrl_a):

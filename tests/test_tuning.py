@@ -13,6 +13,7 @@ import warnings
 import optuna
 import pytest
 
+from course_tools.tuning.search_space import validate_space
 from course_tools.tuning.storage import make_storage
 from course_tools.tuning.study import (
     SEARCH_SPACES,
@@ -21,7 +22,6 @@ from course_tools.tuning.study import (
     fit_and_score,
     make_objective,
 )
-from tutorial_lib.search_space import validate_space
 
 States = optuna.trial.TrialState
 WORKER = [

@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tutorial_lib.data.checks import DataValidationError
-from tutorial_lib.verdicts import (
+from course_tools.verdicts import (
     MIN_RANK_UNITS,
     PRIMARY,
     Margin,
@@ -25,6 +24,7 @@ from tutorial_lib.verdicts import (
     primary_verdicts,
     verdict_table,
 )
+from tutorial_lib.data.checks import DataValidationError
 
 
 def _table(values: dict[str, list[float]], metric: str = "pearson_delta", setting: str = "s", **extra) -> pd.DataFrame:

@@ -41,7 +41,7 @@ def test_timetables_fill_three_and_a_half_and_two_and_a_half_hours():
 
 
 def test_every_exercise_of_the_kit_exists():
-    from tutorial_lib.exercises import EXERCISES
+    from course_tools.exercises import EXERCISES
 
     named = set(re.findall(r"exercises? (\d\d-\d)", PAGE.read_text(encoding="utf-8")))
     assert named and named <= set(EXERCISES), named - set(EXERCISES)

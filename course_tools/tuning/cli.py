@@ -93,7 +93,7 @@ def parse_space(text: str) -> dict:
     """A search space from its JSON form (``name: [kind, spec]``), validated; ``ValueError`` names the problem."""
     import json
 
-    from tutorial_lib.search_space import validate_space
+    from course_tools.tuning.search_space import validate_space
 
     try:
         raw = json.loads(text)

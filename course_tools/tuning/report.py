@@ -7,8 +7,8 @@
   discrete parameter were pruned; the importances and the slice/contour plots use completed
   trials only, so a value whose trials were all pruned is invisible to them.
 - :func:`flattery`: whether a number selected as the best of several on the test set is better
-  than what fresh runs give (paired rule of :mod:`tutorial_lib.verdicts`: mean difference with a
-  t interval, a verdict only with at least :data:`tutorial_lib.verdicts.MIN_RUNS` fresh runs).
+  than what fresh runs give (paired rule of :mod:`course_tools.verdicts`: mean difference with a
+  t interval, a verdict only with at least :data:`course_tools.verdicts.MIN_RUNS` fresh runs).
 
 Reads studies and numbers; trains nothing and changes no study.
 """
@@ -21,7 +21,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from tutorial_lib.verdicts import MIN_RUNS, paired_difference
+from course_tools.verdicts import MIN_RUNS, paired_difference
 
 _FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 

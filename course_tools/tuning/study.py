@@ -2,7 +2,7 @@
 
 The objective trains a model on the training cells, predicts the **validation** cell type's
 response and scores it; the test cell type is never touched during tuning (score it once, at
-the end, with :func:`tutorial_lib.benchmark.run_benchmark` or :func:`tutorial_lib.metrics.evaluate`).
+the end, with :func:`course_tools.benchmark.run_benchmark` or :func:`tutorial_lib.metrics.evaluate`).
 
 - Intermediate values: the model's per-epoch validation loss (held-out 10% of training cells),
   reported to Optuna so that a pruner (median or Hyperband) stops poor trials early.
@@ -27,22 +27,22 @@ from typing import Any
 import numpy as np
 import optuna
 
+from course_tools._views import SpecFieldView
+from course_tools.tuning.search_space import validate_space
 from course_tools.tuning.storage import make_storage
 from tutorial_lib._renames import UNSET, deprecated_alias, renamed
 from tutorial_lib.config import check_seed, fixed_threads, get_config
 from tutorial_lib.data.split import HoldoutData
-from tutorial_lib.models._views import SpecFieldView
-from tutorial_lib.search_space import validate_space
 
 # name -> ("int"|"float"|"categorical", spec). Numeric specs: (low, high, log); categorical: choices.
 SEARCH_SPACES: Mapping[str, Mapping[str, tuple[str, Any]]] = SpecFieldView("search_space", "SEARCH_SPACES")
 """The course's search spaces (the seed slides' hyperparameter table): a live view of the
-``search_space`` of each method record (:class:`tutorial_lib.models.registry.MethodSpec`)."""
+``search_space`` of each method record (:class:`course_tools.methods.MethodSpec`)."""
 
 
 def predict_params(method: str) -> frozenset[str]:
     """Search-space parameters of ``method`` passed to ``predict`` rather than to its constructor."""
-    from tutorial_lib.models.registry import get_spec
+    from course_tools.methods import get_spec
 
     return get_spec(method).predict_params
 
@@ -73,7 +73,7 @@ def model_class(method: str):
     """The model class tuned for ``method`` (a registered method with a search space, e.g. ``"scgen"``)."""
     if method not in SEARCH_SPACES:
         raise ValueError(f"method must be one of {sorted(SEARCH_SPACES)} (methods with a search space), got {method!r}")
-    from tutorial_lib.models.registry import get_spec
+    from course_tools.methods import get_spec
 
     return get_spec(method).model
 
@@ -94,7 +94,7 @@ def fit_and_score(
 
     ``target="validation"`` predicts the validation group (tuning); ``"test"`` the test group
     (the single final scoring). ``train_kwargs`` go to ``Model.train`` (e.g. ``batch_size``,
-    ``lr``; a preset from :func:`tutorial_lib.models.presets.train_preset`); ``max_epochs`` (the
+    ``lr``; a preset from :func:`course_tools.presets.train_preset`); ``max_epochs`` (the
     epoch cap; ``None``: the mode's budget, :attr:`tutorial_lib.config.RunConfig.max_epochs`, i.e.
     the default schedule (early stopping, step cap), capped only under ``TUTORIAL_SMOKE=1``;
     ``n_epochs`` is its old name, accepted with a ``FutureWarning``) and ``seed`` are set by their
@@ -117,7 +117,7 @@ def fit_and_score(
     else:
         raise ValueError(f"target must be 'validation' or 'test', got {target!r}")
     cls = model_class(method)
-    from tutorial_lib.models.registry import get_spec
+    from course_tools.methods import get_spec
 
     fixed = dict(get_spec(method).fixed_predict)  # what the method's name means (e.g. scpram: variant='released')
     to_predict = predict_params(method)
@@ -175,7 +175,7 @@ def make_objective(
 def check_space(method: str, space: Mapping[str, tuple[str, Any]]) -> None:
     """Raise ``ValueError`` naming the parameter if a trial of ``method`` could fail on ``space``.
 
-    Checks the form (:func:`tutorial_lib.search_space.validate_space`), that every name is a
+    Checks the form (:func:`course_tools.tuning.search_space.validate_space`), that every name is a
     setting of the method (:func:`default_params`), and that the model accepts every value the space
     can give: both ends of a numeric range and every categorical choice. The values are checked by
     the model's own validation: its torch module (``module_class``, which receives the constructor
@@ -350,7 +350,7 @@ def default_params(method: str, space: Mapping[str, tuple[str, Any]] | None = No
     Constructor defaults, and the values a default prediction of ``method`` uses (its name's fixed
     options applied, e.g. scPRAM's released variant), as :meth:`BaseModel.predict_defaults` gives them.
     """
-    from tutorial_lib.models.registry import get_spec
+    from course_tools.methods import get_spec
 
     cls = model_class(method)
     space = SEARCH_SPACES[method] if space is None else space

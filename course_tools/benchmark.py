@@ -157,7 +157,7 @@ def run_genes(adata: AnnData, n_top_genes: int) -> list[str]:
 
 def run_key(method: str, setting: Setting, seed: int, config: BenchmarkConfig, genes: Sequence[str]) -> str:
     """A digest of everything that determines a run's numbers (the method's training defaults included)."""
-    from tutorial_lib.models.registry import training_fingerprint
+    from course_tools.methods import training_fingerprint
 
     payload = {
         "method": method,
@@ -258,7 +258,7 @@ def run_benchmark(
     fit_predicts
         Callables to use instead of :func:`~tutorial_lib.models.get_method`'s for some method
         names (same calling convention), e.g. prediction-only variants that reuse one trained
-        model (:mod:`tutorial_lib.grid`).
+        model (:mod:`course_tools.grid`).
     run_missing
         ``False``: run nothing; return the runs of these methods, settings and seeds that
         ``results_path`` already holds (whole runs only), e.g. to write a table of a grid that is
@@ -274,9 +274,9 @@ def run_benchmark(
     (``"all"`` otherwise), and any further columns of ``evaluate``). The shared PCA space and the
     real DEG list are computed once per (setting, seed, group) and serve every method.
     """
+    from course_tools.methods import get_method
     from tutorial_lib.metrics import evaluate, fit_shared_pca, rank_degs
     from tutorial_lib.metrics.bootstrap import check_n_boot
-    from tutorial_lib.models import get_method
 
     config = config or BenchmarkConfig()
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
@@ -579,11 +579,11 @@ def describe_ranking(
     """One line per ranking, best first, and a line with the paired verdict of #1 against #2.
 
     The ranking shows ``mean ± sd`` when there are several runs. The verdict is
-    :func:`tutorial_lib.verdicts.paired_verdict` over their matched runs; with fewer than 3 it says so
+    :func:`course_tools.verdicts.paired_verdict` over their matched runs; with fewer than 3 it says so
     instead of judging.
     """
+    from course_tools.verdicts import describe_verdict, paired_verdict
     from tutorial_lib.metrics import LOWER_IS_BETTER
-    from tutorial_lib.verdicts import describe_verdict, paired_verdict
 
     ranked = rank_methods(table, metric, gene_set, setting=setting)
     shown = " > ".join(

@@ -1,7 +1,7 @@
 """Search spaces of hyperparameter tuning: their form and its check (no Optuna needed).
 
 A search space maps a parameter name to ``(kind, spec)``: ``("int"|"float", (low, high, log))``
-or ``("categorical", choices)``. Method records (:class:`tutorial_lib.models.registry.MethodSpec`)
+or ``("categorical", choices)``. Method records (:class:`course_tools.methods.MethodSpec`)
 hold one each; :mod:`course_tools.tuning.study` draws from them.
 """
 

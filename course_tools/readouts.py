@@ -2,7 +2,7 @@
 
 The notebooks pose a question in words and let code print the answer from the run's own results,
 so that no sentence can be contradicted by a re-run. This module holds the few read-outs that the
-paired verdicts of :mod:`tutorial_lib.verdicts` do not cover because there is only one run:
+paired verdicts of :mod:`course_tools.verdicts` do not cover because there is only one run:
 
 - :func:`interval_comparison` / :func:`describe_interval_comparison`: two methods scored once (e.g.
   the two deterministic baselines) compared metric by metric from their 95% intervals;
@@ -114,7 +114,7 @@ def interval_comparison(
 ) -> pd.DataFrame:
     """Compare two methods scored once, metric by metric, from their 95% intervals.
 
-    For one run per method (:func:`tutorial_lib.benchmark.evaluate_methods`), where a paired
+    For one run per method (:func:`course_tools.benchmark.evaluate_methods`), where a paired
     verdict over seeds is not available (or not meaningful: the baselines do not depend on the
     seed). The rule: when the two intervals do not overlap, the method with the better value (by
     the metric's direction, :data:`tutorial_lib.metrics.LOWER_IS_BETTER`) is "better"; when they
@@ -199,9 +199,9 @@ def describe_order(
     Separated by commas, never ``>`` (which reads as "larger" and is wrong for a lower-is-better
     metric). With several runs per method each entry is ``mean ± sd`` over the runs. An order is
     not a verdict: whether two neighbours differ is for :func:`interval_comparison` (one run) or
-    :func:`tutorial_lib.verdicts.paired_verdict` (several matched runs).
+    :func:`course_tools.verdicts.paired_verdict` (several matched runs).
     """
-    from tutorial_lib.benchmark import rank_methods
+    from course_tools.benchmark import rank_methods
 
     ranked = rank_methods(table, metric, gene_set, setting=setting)
     shown = ", ".join(

@@ -1,6 +1,6 @@
 """Paired verdicts: whether method A is better than method B, and whether that depends on the setting.
 
-Both compare *matched runs*: rows of a tidy results table (:func:`tutorial_lib.benchmark.run_benchmark`
+Both compare *matched runs*: rows of a tidy results table (:func:`course_tools.benchmark.run_benchmark`
 or the grid) with the same setting and seed, hence the same held-out cells, genes and training
 randomness. The cell-level bootstrap intervals of each run are not used: the intervals here cover
 seed-to-seed and setting-to-setting variation, not the sampling of the test cells.

@@ -1,7 +1,7 @@
 """Read-only live views of one field of the method records, for the names older code imports.
 
-``TRAIN_PRESETS``, ``PREDICT_PRESETS`` (:mod:`tutorial_lib.models.presets`) and ``SEARCH_SPACES``
-(:mod:`tutorial_lib.tuning`) are such views: the records (:class:`~tutorial_lib.models.registry.MethodSpec`)
+``TRAIN_PRESETS``, ``PREDICT_PRESETS`` (:mod:`course_tools.presets`) and ``SEARCH_SPACES``
+(:mod:`course_tools.tuning`) are such views: the records (:class:`~course_tools.methods.MethodSpec`)
 define the values, so a method registered or removed later shows up or disappears in every view.
 """
 
@@ -23,7 +23,7 @@ class SpecFieldView(Mapping):
         self._name = name
 
     def _table(self) -> dict[str, Any]:
-        from tutorial_lib.models.registry import SPECS
+        from course_tools.methods import SPECS
 
         return {m: getattr(spec, self._field) for m, spec in SPECS.items() if getattr(spec, self._field)}
 

@@ -1,9 +1,9 @@
 """The benchmark grid: every method x every setting x seeds, resumable, one compressed table.
 
-``python -m tutorial_lib.grid --out results/grid.csv.gz`` runs, through
-:func:`tutorial_lib.benchmark.run_benchmark` (one runner, its resume and its per-run keys):
+``python -m course_tools.grid --out results/grid.csv.gz`` runs, through
+:func:`course_tools.benchmark.run_benchmark` (one runner, its resume and its per-run keys):
 
-- every method of :data:`tutorial_lib.models.registry.METHODS` (baselines, scGen, scPRAM and any
+- every method of :data:`course_tools.methods.METHODS` (baselines, scGen, scPRAM and any
   registered variant), unless ``--methods`` names a subset;
 - leave-one-cell-type-out over every cell type, balanced (``loco/<type>/balanced``);
 - the same with 20% of the stimulated training cells kept (``loco/<type>/stim20``) for
@@ -61,11 +61,11 @@ import pandas as pd
 from anndata import AnnData
 from filelock import FileLock, Timeout
 
-from tutorial_lib.benchmark import BenchmarkConfig, Setting, read_results, run_benchmark, write_results
+from course_tools.benchmark import BenchmarkConfig, Setting, read_results, run_benchmark, write_results
+from course_tools.grid_results import UNREADABLE_ERRORS, damaged_table_message
 from tutorial_lib.config import torch_threads
 from tutorial_lib.data.checks import CELL_TYPE_KEY, DataValidationError
 from tutorial_lib.data.preprocess import normalise_log
-from tutorial_lib.grid_results import UNREADABLE_ERRORS, damaged_table_message
 
 #: Fraction of stimulated training cells kept in the unbalanced settings (issue 11).
 STIMULATED_FRACTION = 0.2
@@ -227,7 +227,7 @@ def run_grid(
         For an ``out`` that is not a ``.csv.gz``, a wrong ``shard``, an unknown method or a
         ``config.max_epochs`` below 1.
     """
-    from tutorial_lib.models.registry import METHODS
+    from course_tools.methods import METHODS
 
     out = Path(out)
     if not out.name.endswith(".csv.gz"):
@@ -450,7 +450,7 @@ def _gather(target: Path, sources: Sequence[Path], out: Path) -> None:
     dropped. Every existing source is read, so that a damaged one stops the grid before it runs
     anything; ``target`` is rewritten only when a source other than itself adds runs.
     """
-    from tutorial_lib.benchmark import complete_runs
+    from course_tools.benchmark import complete_runs
 
     parts, seen, added = [], set(), False
     for f in sources:
@@ -507,7 +507,7 @@ def _method_kwargs(text: str) -> dict[str, dict]:
             f"each method's keyword arguments must be a JSON object, e.g. {example}; the value of {m!r} is {wrong[m]}"
         )
     if value:
-        from tutorial_lib.models.registry import METHODS
+        from course_tools.methods import METHODS
 
         unknown = sorted(set(value) - set(METHODS))
         if unknown:
@@ -516,7 +516,7 @@ def _method_kwargs(text: str) -> dict[str, dict]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tutorial_lib.grid", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m course_tools.grid", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="results/grid.csv.gz", help="final gzip CSV (default %(default)s)")
     p.add_argument("--dataset", default="full", choices=["full", "mini"], help="Kang 2018 subset")
     p.add_argument("--methods", nargs="+", help="default: every registered method")
@@ -587,7 +587,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_missing=not args.gather_only,
         )
     except GridBusyError as e:
-        print(f"python -m tutorial_lib.grid: {e}", file=sys.stderr)
+        print(f"python -m course_tools.grid: {e}", file=sys.stderr)
         return 1
     if args.shard is not None:
         n_runs = table["key"].nunique() if len(table) else 0

@@ -53,6 +53,7 @@ from typing import Any, Protocol
 
 from anndata import AnnData
 
+from course_tools.tuning.search_space import validate_space
 from tutorial_lib._renames import UNSET, renamed, renamed_keywords
 from tutorial_lib.config import check_seed, check_whole_number, get_config
 from tutorial_lib.models import baselines
@@ -61,7 +62,6 @@ from tutorial_lib.models.base import BaseModel
 from tutorial_lib.models.scgen import SCGEN
 from tutorial_lib.models.scpram import SCPRAM
 from tutorial_lib.models.training import training_summary
-from tutorial_lib.search_space import validate_space
 
 
 class FitPredict(Protocol):
@@ -204,7 +204,7 @@ def _baseline_fit_predict(fn: Callable[..., AnnData]) -> FitPredict:
     return fit_predict
 
 
-#: Settings a method's ``train_presets`` may define (see :mod:`tutorial_lib.models.presets`).
+#: Settings a method's ``train_presets`` may define (see :mod:`course_tools.presets`).
 PRESET_SETTINGS = ("default", "capped", "reference")
 
 
@@ -217,8 +217,8 @@ class MethodSpec:
     """Everything the library knows about one method, in one record.
 
     :data:`METHODS` (and :func:`get_method`), the tuning search spaces and model lookup
-    (:data:`tutorial_lib.tuning.SEARCH_SPACES`, :func:`tutorial_lib.tuning.model_class`) and the
-    presets (:func:`tutorial_lib.models.presets.train_preset` / ``predict_preset``) are read
+    (:data:`course_tools.tuning.SEARCH_SPACES`, :func:`course_tools.tuning.model_class`) and the
+    presets (:func:`course_tools.presets.train_preset` / ``predict_preset``) are read
     from these records; :func:`register_method` adds one.
 
     Parameters
@@ -234,7 +234,7 @@ class MethodSpec:
         ``predict`` keyword arguments the name fixes (e.g. ``variant="percell"``); a caller
         passing one of them gets an error naming the method.
     search_space
-        Hyperparameters tuned by :mod:`tutorial_lib.tuning`: name -> (``"int"``|``"float"``|
+        Hyperparameters tuned by :mod:`course_tools.tuning`: name -> (``"int"``|``"float"``|
         ``"categorical"``, spec); empty: not tunable. Parameters of the model's ``predict``
         (e.g. scPRAM's ``ratio``) go to ``predict``, the others to the constructor.
     train_presets, predict_presets
@@ -317,7 +317,7 @@ class MethodSpec:
 _AS_RELEASED = {"lr_schedule": "constant", "warmup_steps": 0, "min_steps": 10**9}
 _NO_PREDICT_PRESETS = {setting: {} for setting in PRESET_SETTINGS}
 
-#: The built-in methods. How the presets were chosen: :mod:`tutorial_lib.models.presets`;
+#: The built-in methods. How the presets were chosen: :mod:`course_tools.presets`;
 #: the search spaces are the course's (the seed slides' hyperparameter table).
 BUILTIN_SPECS: tuple[MethodSpec, ...] = (
     MethodSpec("no_change", baseline=baselines.no_change, description="control cells as the prediction"),
@@ -398,8 +398,8 @@ METHODS: dict[str, FitPredict] = {}
 def register_method(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:
     """Add ``spec`` to :data:`SPECS` and its ``fit_predict`` to :data:`METHODS`; returns ``spec``.
 
-    After this, the method runs in :func:`~tutorial_lib.benchmark.run_benchmark` and the grid,
-    is tuned by :mod:`tutorial_lib.tuning` (if it has a search space) and has presets (if it has
+    After this, the method runs in :func:`~course_tools.benchmark.run_benchmark` and the grid,
+    is tuned by :mod:`course_tools.tuning` (if it has a search space) and has presets (if it has
     any). A name already registered is refused unless ``replace=True``. Undo with
     :func:`unregister_method`, or use :func:`registered` (a context manager, e.g. in tests).
     """

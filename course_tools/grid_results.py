@@ -1,6 +1,6 @@
 """Reading the committed benchmark table (``results/grid.csv.gz``) and answering questions from it.
 
-The table is written by ``python -m tutorial_lib.grid`` (:mod:`tutorial_lib.grid`): one row per
+The table is written by ``python -m course_tools.grid`` (:mod:`course_tools.grid`): one row per
 method, setting, seed, score group, metric and gene set, with the setting's ``held_out`` and
 ``design`` (``balanced``, ``stim20``, ``donors``) and each run's provenance. Notebook 03 reads
 its conclusions from it instead of training a grid live; this module holds what that needs:
@@ -8,7 +8,7 @@ its conclusions from it instead of training a grid live; this module holds what 
 - :func:`load_grid` and :func:`describe_grid`: the table, what it holds, where and when it was
   computed, and how much compute it took;
 - :func:`imbalance_effects`, :func:`imbalance_interactions` and :func:`expectation_most_hurt`:
-  the unbalanced-training questions, as paired verdicts (:mod:`tutorial_lib.verdicts`) over runs
+  the unbalanced-training questions, as paired verdicts (:mod:`course_tools.verdicts`) over runs
   matched by held-out cell type and seed (each held-out cell type one unit, the mean of its seeds,
   when there are several);
 - :data:`DEVELOPMENT_CELL_TYPES`, :data:`WITHDRAWN_METRICS` and :func:`same_gene_panels`: what
@@ -21,7 +21,7 @@ its conclusions from it instead of training a grid live; this module holds what 
   table's intervals.
 
 Nothing here chooses a setting or a default: every function reads the numbers the table holds
-and applies the paired rule of :mod:`tutorial_lib.verdicts` (mean paired contrast, a difference or
+and applies the paired rule of :mod:`course_tools.verdicts` (mean paired contrast, a difference or
 for distances a ratio, with a paired-t 95% interval over its units; "no clear difference" when it
 includes no-difference; too few units: no verdict).
 """
@@ -40,10 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tutorial_lib.config import REPO_ROOT
-from tutorial_lib.data.checks import DataValidationError
-from tutorial_lib.metrics.bootstrap import bias_from_interval
-from tutorial_lib.verdicts import (
+from course_tools.verdicts import (
     MIN_RANK_UNITS,
     MIN_RUNS,
     RUN_UNIT,
@@ -54,11 +51,14 @@ from tutorial_lib.verdicts import (
     is_distance,
     paired_verdict,
 )
+from tutorial_lib.config import REPO_ROOT
+from tutorial_lib.data.checks import DataValidationError
+from tutorial_lib.metrics.bootstrap import bias_from_interval
 
-#: The committed table (``python -m tutorial_lib.grid`` writes it there by default).
+#: The committed table (``python -m course_tools.grid`` writes it there by default).
 GRID_FILE = REPO_ROOT / "results" / "grid.csv.gz"
 #: The command that makes :data:`GRID_FILE` (see benchmarks/README.md, "The benchmark grid").
-GRID_COMMAND = "python -m tutorial_lib.grid --out results/grid.csv.gz"
+GRID_COMMAND = "python -m course_tools.grid --out results/grid.csv.gz"
 #: Environment variable naming another table for :func:`load_grid` (e.g. a small grid for a workshop).
 GRID_ENV = "TUTORIAL_GRID"
 #: Columns :func:`load_grid` requires.
@@ -76,7 +76,7 @@ GRID_COLUMNS = (
     "held_out",
     "design",
 )
-#: Provenance columns of each run (:func:`tutorial_lib.grid.provenance` and the run's timings).
+#: Provenance columns of each run (:func:`course_tools.grid.provenance` and the run's timings).
 PROVENANCE_COLUMNS = (
     "git_commit",
     "versions",
@@ -139,7 +139,7 @@ def damaged_table_message(path: str | Path, error: BaseException) -> str:
         f"{path} is damaged: it cannot be read as a benchmark table ({type(error).__name__}: {error}). "
         f"It was left as it is. If it is the committed table, restore it with `git checkout -- {quoted}`; "
         f"otherwise move it aside (`mv {quoted} {quoted}.damaged`) and write it again with "
-        f"`python -m tutorial_lib.grid --out {quoted}` and the options it was made with (runs kept in the "
+        f"`python -m course_tools.grid --out {quoted}` and the options it was made with (runs kept in the "
         "grid's work files are not redone; add --gather-only to write it from them without running anything)."
     )
 
@@ -150,7 +150,7 @@ def load_grid(path: str | Path | None = None) -> pd.DataFrame:
     Parameters
     ----------
     path
-        A ``.csv.gz`` written by ``python -m tutorial_lib.grid``. ``None``: the file named by the
+        A ``.csv.gz`` written by ``python -m course_tools.grid``. ``None``: the file named by the
         environment variable ``TUTORIAL_GRID`` if it is set, else the committed :data:`GRID_FILE`.
 
     Returns
@@ -182,7 +182,7 @@ def load_grid(path: str | Path | None = None) -> pd.DataFrame:
         raise FileNotFoundError(
             f"the benchmark table {path} does not exist. It is made by `{GRID_COMMAND}` from the repository "
             "root (hours on 2 CPU cores; resumable; see benchmarks/README.md, 'The benchmark grid'), "
-            f"or point {GRID_ENV} at another table written by `python -m tutorial_lib.grid`."
+            f"or point {GRID_ENV} at another table written by `python -m course_tools.grid`."
         )
     text = {c: str for c in ("method", "setting", "held_out", "design", "score_group", "key", "metric", "gene_set")}
     try:
@@ -192,7 +192,7 @@ def load_grid(path: str | Path | None = None) -> pd.DataFrame:
     missing = [c for c in GRID_COLUMNS if c not in table.columns]
     if missing:
         raise DataValidationError(
-            f"{path} lacks the columns {missing}: expected a table written by `python -m tutorial_lib.grid`"
+            f"{path} lacks the columns {missing}: expected a table written by `python -m course_tools.grid`"
         )
     return label_intervals(table)
 
@@ -207,7 +207,7 @@ def label_intervals(table: pd.DataFrame) -> pd.DataFrame:
     Rows without a ``ci_kind`` (written before the column existed) took their metric's scheme of
     that time: ``"percentile"`` for the per-gene metrics (now ``"basic"``), the same as today for the
     others. The percentile intervals are set to NaN with :data:`WITHDRAWN_NOTE`; the others are
-    labelled with their scheme. A distance's interval (:func:`tutorial_lib.verdicts.is_distance`)
+    labelled with their scheme. A distance's interval (:func:`course_tools.verdicts.is_distance`)
     is clipped at 0 from below, with :data:`CLIPPED_NOTE` and the old bound in ``note``: the subsample
     interval can reach below 0 for a small distance, and no distance is negative. A copy is returned.
     """
@@ -410,7 +410,7 @@ def top_degs_gene_set(table: pd.DataFrame) -> str:
 
 
 def grid_config(table: pd.DataFrame):
-    """The :class:`~tutorial_lib.benchmark.BenchmarkConfig` of the table's scoring, read from its columns.
+    """The :class:`~course_tools.benchmark.BenchmarkConfig` of the table's scoring, read from its columns.
 
     ``n_top_genes`` from ``n_genes`` of the all-genes rows, ``n_top_degs`` from the DEG gene set's
     name, ``n_bootstrap`` and ``n_bootstrap_degs`` from ``n_boot`` of the non-DEG and DEG-overlap
@@ -419,7 +419,7 @@ def grid_config(table: pd.DataFrame):
     with this config has the table's run key (:func:`compare_live`'s ``same_run``) exactly when
     those assumptions and the library's training defaults hold.
     """
-    from tutorial_lib.benchmark import BenchmarkConfig
+    from course_tools.benchmark import BenchmarkConfig
 
     missing = [c for c in ("n_genes", "n_boot") if c not in table.columns]
     if missing:
@@ -501,7 +501,7 @@ def imbalance_effects(
 ) -> pd.DataFrame:
     """Does unbalanced training change each method's score? Paired verdicts, design vs design.
 
-    For each method and metric, :func:`tutorial_lib.verdicts.paired_verdict` of the unbalanced
+    For each method and metric, :func:`course_tools.verdicts.paired_verdict` of the unbalanced
     design against the balanced one (``compare="design"``), matched by held-out cell type and
     seed (the same test cells; only the training data differ), over the cell types that have both
     designs; with several such cell types each is one unit (the mean of its seeds). Distances are
@@ -513,7 +513,7 @@ def imbalance_effects(
     levels
         ``(unbalanced, balanced)``; default ``(imbalance_design(table), "balanced")``.
     min_units
-        Fewest units for a judgement (default :data:`~tutorial_lib.verdicts.MIN_RANK_UNITS`: with
+        Fewest units for a judgement (default :data:`~course_tools.verdicts.MIN_RANK_UNITS`: with
         fewer, no distribution-free test could reach 5%); below it ``effect`` says "not testable".
 
     Returns
@@ -586,7 +586,7 @@ def imbalance_interactions(
 ) -> pd.DataFrame:
     """Does imbalance hurt method A more than method B? The method x design interaction per pair.
 
-    :func:`tutorial_lib.verdicts.interaction` with ``factor="design"`` and ``levels=(unbalanced,
+    :func:`course_tools.verdicts.interaction` with ``factor="design"`` and ``levels=(unbalanced,
     balanced)``, matched by held-out cell type and seed: per unit, (A - B when unbalanced) minus
     (A - B when balanced), i.e. A's change minus B's change (for distances the ratio of the two
     ratios A / B), with its paired-t interval. ``hurt`` reads it with the metric's direction:
@@ -673,11 +673,11 @@ def expectation_most_hurt(
 
 
 def describe_verdicts(verdicts: pd.DataFrame, by: Sequence[str] = (), digits: int = 3) -> str:
-    """One line per row of a :func:`~tutorial_lib.verdicts.verdict_table` (or of :func:`imbalance_effects`).
+    """One line per row of a :func:`~course_tools.verdicts.verdict_table` (or of :func:`imbalance_effects`).
 
     A line names its group (the ``by`` columns), the metric with its direction ("lower is better"
     or "higher is better"), ``A - B`` (or ``A / B`` for distances) with its 95% interval, the number
-    of units (matched runs, or blocks of them: :func:`tutorial_lib.verdicts.describe_units`) and the
+    of units (matched runs, or blocks of them: :func:`course_tools.verdicts.describe_units`) and the
     verdict; :func:`imbalance_interactions` rows print their interaction and ``hurt`` words.
     """
     lines, skipped = [], []
@@ -714,7 +714,7 @@ def describe_verdicts(verdicts: pd.DataFrame, by: Sequence[str] = (), digits: in
 def tally_verdicts(verdicts: pd.DataFrame) -> pd.DataFrame:
     """How many groups gave each verdict, per method pair and metric (rows with no matched run left out).
 
-    For a :func:`~tutorial_lib.verdicts.verdict_table` with one row per group (e.g. per held-out
+    For a :func:`~course_tools.verdicts.verdict_table` with one row per group (e.g. per held-out
     cell type): columns ``method_a, method_b, metric, gene_set, direction`` and one count column
     per verdict found, plus ``groups`` (their total).
     """
@@ -736,7 +736,7 @@ def compare_live(
     Parameters
     ----------
     live
-        :func:`tutorial_lib.benchmark.run_benchmark` output for a slice of the grid (its setting
+        :func:`course_tools.benchmark.run_benchmark` output for a slice of the grid (its setting
         names as the grid writes them, e.g. ``loco/CD4+ T cells/balanced``).
     table
         The benchmark table (:func:`load_grid`).

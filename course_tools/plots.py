@@ -1,14 +1,14 @@
 """Figures of the benchmarking modules (03 and 04): benchmark summaries and Optuna studies.
 
-Benchmark figures read the tables of :mod:`tutorial_lib.benchmark`:
+Benchmark figures read the tables of :mod:`course_tools.benchmark`:
 
-- :func:`method_by_setting_heatmap` draws :func:`~tutorial_lib.benchmark.summarise`'s output
+- :func:`method_by_setting_heatmap` draws :func:`~course_tools.benchmark.summarise`'s output
   as a method x setting grid (e.g. method x held-out cell type), each cell "mean ± std over seeds";
-- :func:`seed_spread_plot` draws a per-seed table (:func:`~tutorial_lib.benchmark.run_benchmark`'s
+- :func:`seed_spread_plot` draws a per-seed table (:func:`~course_tools.benchmark.run_benchmark`'s
   output, or any table with a value per method and seed): mean over seeds as a bar, the
   standard deviation as an error bar, and every seed as a dot;
 - :func:`paired_difference_plot` (seaborn) draws the paired difference between two methods,
-  matched run by matched run (pairs as in :mod:`tutorial_lib.verdicts`), with its mean and
+  matched run by matched run (pairs as in :mod:`course_tools.verdicts`), with its mean and
   interval and the zero line, per setting.
 
 Every panel of a metric says whether lower or higher is better (y label or colour bar).
@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
+from course_tools.verdicts import _match_on, _matched, _paired_summary, replication_units
 from tutorial_lib._renames import deprecated_alias
 from tutorial_lib.data.checks import DataValidationError
 from tutorial_lib.metrics.evaluate import LOWER_IS_BETTER
@@ -41,7 +42,6 @@ from tutorial_lib.plotting._common import (
     select_rows,
     with_direction,
 )
-from tutorial_lib.verdicts import _match_on, _matched, _paired_summary, replication_units
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
@@ -58,7 +58,7 @@ def summary_grid(
 ) -> pd.DataFrame:
     """A method x setting table of one column (``"mean"`` or ``"std"``) of a summary.
 
-    ``summary`` is :func:`~tutorial_lib.benchmark.summarise`'s output. Rows and columns follow
+    ``summary`` is :func:`~course_tools.benchmark.summarise`'s output. Rows and columns follow
     ``methods``/``settings`` (default: their order of appearance); a missing pair is NaN.
     """
     require_columns(summary, ["method", "setting", value], "the summary")
@@ -89,7 +89,7 @@ def method_by_setting_heatmap(
 ) -> Axes:
     """Heatmap of one metric: methods as rows, settings (e.g. held-out cell types) as columns.
 
-    ``summary`` is :func:`~tutorial_lib.benchmark.summarise`'s output. Each cell reads
+    ``summary`` is :func:`~course_tools.benchmark.summarise`'s output. Each cell reads
     ``mean`` and, when more than one seed defined it, ``± std`` over seeds. The colour map runs
     so that darker is better (reversed for metrics in :data:`LOWER_IS_BETTER`, where lower is
     better); undefined cells are grey and read "n/a". ``vmin``/``vmax`` fix the colour scale, so
@@ -147,7 +147,7 @@ def seed_spread_plot(
 
     ``table`` has one row per run: columns ``method_col``, ``value`` and, if ``hue`` is given,
     ``hue`` (e.g. ``"setting"``: side-by-side bars per method). ``metric``/``gene_set`` filter the
-    tidy output of :func:`~tutorial_lib.benchmark.run_benchmark`; pass ``metric=None`` for a table
+    tidy output of :func:`~course_tools.benchmark.run_benchmark`; pass ``metric=None`` for a table
     that holds one metric only. Undefined (NaN) runs are left out of the mean; a group whose runs
     are all undefined is an empty slot labelled "undefined". The y label says whether lower or
     higher is better: ``lower_is_better`` if given, else from ``metric`` (or from the table's one
@@ -221,13 +221,13 @@ def paired_differences(
     by: str | None = None,
     match_on: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Differences ``a - b`` of matched runs, paired exactly as :mod:`tutorial_lib.verdicts` pairs them.
+    """Differences ``a - b`` of matched runs, paired exactly as :mod:`course_tools.verdicts` pairs them.
 
     Runs of ``a`` and ``b`` are matched by the verdicts' own matching (``verdicts._matched``):
     on ``match_on`` if given, else on the verdicts' columns that the table has (``setting``,
     ``seed``, ``score_group``) plus ``pair_col``; ``by`` is always one of them. So the mean of
-    the differences (of one ``by`` group) is the ``diff`` of :func:`~tutorial_lib.verdicts.paired_verdict`
-    (of :func:`~tutorial_lib.verdicts.verdict_table` with ``by=(by,)``) on the same table: a plot
+    the differences (of one ``by`` group) is the ``diff`` of :func:`~course_tools.verdicts.paired_verdict`
+    (of :func:`~course_tools.verdicts.verdict_table` with ``by=(by,)``) on the same table: a plot
     and a verdict pair the same runs. Several rows for one matched run are an error, not averaged.
     Runs where either method is missing or undefined (NaN) are dropped. Columns: the match
     columns (``by`` first), then ``difference``.
@@ -272,7 +272,7 @@ def paired_difference_plot(
 
     Runs are paired by :func:`paired_differences` (``pair_col``, ``match_on``), as the verdicts pair
     them. One column per ``by`` group (e.g. ``"setting"``), or one column. The interval is the verdict's
-    (:func:`tutorial_lib.verdicts.paired_verdict`): the Student-t interval of the mean paired
+    (:func:`course_tools.verdicts.paired_verdict`): the Student-t interval of the mean paired
     difference over its units (the matched runs of one setting; when a column pools several
     settings, one mean per setting), drawn only with at least two units; where it includes zero the
     runs cannot tell the methods apart. The dots are the matched runs. The y label

@@ -2,7 +2,7 @@
 
 ``TRAIN_PRESETS[method][setting]`` holds keyword arguments of ``Model.train``;
 ``PREDICT_PRESETS[method][setting]`` those of ``Model.predict``. Both are read-only views of the
-method records (:class:`tutorial_lib.models.registry.MethodSpec`), where the values are defined.
+method records (:class:`course_tools.methods.MethodSpec`), where the values are defined.
 
 * ``"default"``: no overrides, i.e. each model's ``train_defaults``: early stopping on the
   smoothed validation loss, with patience, minimum budget and cap counted in optimizer steps (on
@@ -24,7 +24,7 @@ method records (:class:`tutorial_lib.models.registry.MethodSpec`), where the val
 Usage::
 
     from tutorial_lib.models import SCGEN
-    from tutorial_lib.models.presets import train_preset
+    from course_tools.presets import train_preset
 
     model = SCGEN(train)
     model.train(**train_preset("scgen"), progress_bar=False)                 # the default schedule
@@ -38,19 +38,19 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from tutorial_lib.models._views import SpecFieldView
+from course_tools._views import SpecFieldView
 
 #: Old preset names still accepted by :func:`train_preset`.
 ALIASES = {"fast": "capped"}
 
 
 #: ``Model.train`` keyword arguments per method and setting: a live view of each method record's
-#: ``train_presets`` (:class:`tutorial_lib.models.registry.MethodSpec`, where they are defined).
+#: ``train_presets`` (:class:`course_tools.methods.MethodSpec`, where they are defined).
 TRAIN_PRESETS: Mapping[str, Mapping[str, Mapping[str, Any]]] = SpecFieldView("train_presets", "TRAIN_PRESETS")
 
 #: ``Model.predict`` keyword arguments per method and setting (empty: the defaults, which are
 #: the published predictions: scGen's, and scPRAM's ``variant="released"``; the course variants
-#: have their own method names in :data:`tutorial_lib.models.registry.METHODS`). A live view of
+#: have their own method names in :data:`course_tools.methods.METHODS`). A live view of
 #: the records' ``predict_presets``.
 PREDICT_PRESETS: Mapping[str, Mapping[str, Mapping[str, Any]]] = SpecFieldView("predict_presets", "PREDICT_PRESETS")
 
