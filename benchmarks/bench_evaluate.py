@@ -16,9 +16,9 @@ import os
 import platform
 import time
 
+from course_tools.methods import get_method
 from tutorial_lib.data import load_kang2018, prepare_holdout, split_views
 from tutorial_lib.metrics import evaluate, fit_shared_pca
-from tutorial_lib.models import get_method
 
 
 def pca_check(parts, pred) -> None:

@@ -27,9 +27,9 @@ def main() -> None:
     parser.add_argument("--dataset", default="full")
     args = parser.parse_args()
 
+    from course_tools.presets import train_preset
     from tutorial_lib.data import load_kang2018, prepare_holdout, split_views
     from tutorial_lib.models import SCPRAM, plan_sharpness
-    from tutorial_lib.models.presets import train_preset
 
     print(f"load average at start: {os.getloadavg()}")
     parts = split_views(prepare_holdout(load_kang2018(args.dataset), "CD4+ T cells", n_top_genes=2000))

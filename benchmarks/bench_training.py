@@ -18,7 +18,7 @@ Schedules:
 Task: Kang 2018 ("full", or ``--subsample N`` random cells of it, seeded by ``--subsample-seed``),
 log-normalised, ``--genes`` HVGs chosen on the training cells, the stimulated cells of
 ``--cell-type`` held out (:func:`tutorial_lib.data.prepare_holdout`). Each trained model predicts
-the held-out type's control cells and is scored with :func:`tutorial_lib.benchmark.evaluate_methods`
+the held-out type's control cells and is scored with :func:`course_tools.benchmark.evaluate_methods`
 (one shared PCA, one DEG list; point estimates on all cells, no bootstrap) beside the
 ``no_change`` and ``mean_shift`` baselines.
 
@@ -133,9 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["TUTORIAL_TORCH_THREADS"] = str(args.threads)
     torch.set_num_threads(args.threads)
     import tutorial_lib
-    from tutorial_lib.benchmark import evaluate_methods
+    from course_tools.benchmark import evaluate_methods
+    from course_tools.methods import get_method
     from tutorial_lib.data import load_kang2018, prepare_holdout, split_views
-    from tutorial_lib.models import SCGEN, SCPRAM, get_method
+    from tutorial_lib.models import SCGEN, SCPRAM
 
     lib_dir = Path(tutorial_lib.__file__).resolve().parent
     overrides = {}

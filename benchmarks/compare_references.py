@@ -9,7 +9,7 @@ Usage (from the repository root, in the course environment)::
 
 Task: Kang 2018 ifnb ("full"), log-normalised, 2,000 HVGs chosen on the training cells, the
 stimulated CD4+ T cells held out (:func:`tutorial_lib.data.prepare_holdout`). Each of our models
-is trained with the presets of :mod:`tutorial_lib.models.presets` named by ``--settings``
+is trained with the presets of :mod:`course_tools.presets` named by ``--settings``
 (default: ``"default"``, the library's schedule; overridable with ``--set``); the ``no_change``
 and ``mean_shift`` baselines are added; and, when the reference packages can be imported, each
 reference is trained with its published settings (pertpy's scGen tutorial: 100 epochs, batch 32,
@@ -17,7 +17,7 @@ early stopping with patience 25; scpram 0.0.3's defaults: 100 epochs, batch 128,
 *same* training cells (in a subprocess, so that it may live in another environment: ``--reference-python``,
 see ``environments/reference.yml``) and predicts the same control cells.
 
-All predictions are scored with :func:`tutorial_lib.benchmark.evaluate_methods` on one shared
+All predictions are scored with :func:`course_tools.benchmark.evaluate_methods` on one shared
 PCA and one DEG list, and a side-by-side table is printed: method, setting, train seconds,
 predict seconds, R² of means (squared Pearson, all genes), Pearson delta (top-100 DEGs),
 E-distance (shared PCA; lower is better) and R² of variances (all genes), with the 1-minute load
@@ -256,10 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     import anndata as ad
 
-    from tutorial_lib.benchmark import evaluate_methods
+    from course_tools.benchmark import evaluate_methods
+    from course_tools.methods import get_method
+    from course_tools.presets import predict_preset, train_preset
     from tutorial_lib.data import load_kang2018, prepare_holdout, split_views
-    from tutorial_lib.models import SCGEN, SCPRAM, get_method
-    from tutorial_lib.models.presets import predict_preset, train_preset
+    from tutorial_lib.models import SCGEN, SCPRAM
 
     overrides = parse_overrides(args.overrides)
     methods = [m for m in args.methods.split(",") if m]

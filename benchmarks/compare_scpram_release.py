@@ -71,9 +71,9 @@ def main() -> int:
     import scpram
     from scpram.models import SCPRAM as Released
 
+    from course_tools.presets import train_preset
     from tutorial_lib.data import load_kang2018, prepare_holdout, split_views
     from tutorial_lib.models import SCPRAM
-    from tutorial_lib.models.presets import train_preset
 
     torch.set_num_threads(1)
     print(

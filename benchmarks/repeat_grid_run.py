@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from tutorial_lib.benchmark import run_benchmark
+from course_tools.benchmark import run_benchmark
+from course_tools.grid import grid_settings, provenance
+from course_tools.grid_results import compare_live, describe_live, grid_config, load_grid
 from tutorial_lib.data import load_kang2018
-from tutorial_lib.grid import grid_settings, provenance
-from tutorial_lib.grid_results import compare_live, describe_live, grid_config, load_grid
 
 
 def main() -> None:

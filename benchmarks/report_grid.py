@@ -6,12 +6,12 @@ Usage (from the repository root, course environment)::
     python benchmarks/report_grid.py [results/grid.csv.gz] --write book/results.md  # replace the page's block
     python benchmarks/report_grid.py [results/grid.csv.gz] --check book/results.md  # exit 1 if it is stale
 
-The report is :func:`tutorial_lib.grid_report.grid_report`: the primary question with its
+The report is :func:`course_tools.grid_report.grid_report`: the primary question with its
 Holm-corrected verdicts (and without the cell types used in development), what the table holds, how
 far the models trained, then the exploratory verdicts (per design, per held-out cell type, per donor
 cell type, the imbalance questions or why they are withdrawn); the page's generated block lies
 between the marker lines
-:data:`tutorial_lib.grid_report.BEGIN` and :data:`~tutorial_lib.grid_report.END`.
+:data:`course_tools.grid_report.BEGIN` and :data:`~course_tools.grid_report.END`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from tutorial_lib.grid_report import grid_report, page_report, write_report
-from tutorial_lib.grid_results import GRID_COMMAND, load_grid
+from course_tools.grid_report import grid_report, page_report, write_report
+from course_tools.grid_results import GRID_COMMAND, load_grid
 
 
 def main(argv: list[str] | None = None) -> int:

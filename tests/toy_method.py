@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tutorial_lib.models import VAE, BaseModel, MethodSpec
+from course_tools.methods import MethodSpec
+from tutorial_lib.models import VAE, BaseModel
 from tutorial_lib.models._data import dense_x, obs_labels, prediction_adata
 
 

@@ -10,7 +10,7 @@ Each old name below still works and warns ``FutureWarning``; it will be removed.
 * ``celltype_to_predict`` -> ``cell_type`` (the held-out cell type; pertpy's name):
   ``SCGEN.predict``, ``SCPRAM.predict``.
 * British spelling, as in ``harmonise`` / ``summarise``: ``data.normalise_log`` ->
-  :func:`tutorial_lib.data.normalise_log`, ``tuning.optimize`` -> :func:`tutorial_lib.tuning.optimise`,
+  :func:`tutorial_lib.data.normalise_log`, ``tuning.optimize`` -> :func:`course_tools.tuning.optimise`,
   ``plotting.optimization_history`` -> :func:`tutorial_lib.plotting.optimisation_history`.
   Names of other packages (scanpy's ``normalize_total``, Optuna's ``study.optimize``) are theirs.
 """

@@ -5,7 +5,7 @@ that function's docstring), on which cells or genes (``level``), which direction
 interval it carries and why it can be undefined. Everything else is derived from these records:
 the rows of :func:`~tutorial_lib.metrics.evaluate`, :data:`LOWER_IS_BETTER`, :data:`INTERVALS`,
 :data:`GENE_METRICS`, the "lower/higher is better" labels of the plots and the direction of
-:func:`~tutorial_lib.verdicts.paired_verdict`.
+:func:`~course_tools.verdicts.paired_verdict`.
 
 Adding a metric (see CONTRIBUTING.md, "Add a metric"): write its function, then
 ``register_metric(Metric(...))``; inside a test, ``with registered(Metric(...)):`` adds it and

@@ -7,53 +7,32 @@
   ``transport_plan``, ``match``, ``attention_weights``), whose defaults are the release's.
 * :class:`VAE`: the ``torch.nn.Module`` both use; :func:`train_vae`: the training loop.
 * :mod:`~tutorial_lib.models.baselines`: ``no_change``, ``mean_shift``, ``pca_arithmetic``.
-* :data:`METHODS` / :func:`get_method`: every method behind one ``fit_predict`` signature,
-  derived from one :class:`MethodSpec` record per method (:data:`SPECS`;
-  :func:`register_method` / :func:`registered` add one).
 """
 
 from tutorial_lib.models._module import VAE
 from tutorial_lib.models.base import BaseModel
 from tutorial_lib.models.baselines import mean_shift, no_change, pca_arithmetic
 from tutorial_lib.models.ot_attention import attention_weights, cost_matrix, match, plan_sharpness, transport_plan
-from tutorial_lib.models.registry import (
-    METHODS,
-    SPECS,
-    MethodSpec,
-    get_method,
-    get_spec,
-    register_method,
-    registered,
-    unregister_method,
-)
 from tutorial_lib.models.scgen import SCGEN, balanced_indices
 from tutorial_lib.models.scpram import SCPRAM, SCPRAMOptions
 from tutorial_lib.models.training import StopTraining, TrainingHistory, train_vae
 
 __all__ = [
-    "METHODS",
     "SCGEN",
-    "SPECS",
     "SCPRAM",
     "SCPRAMOptions",
     "VAE",
     "BaseModel",
-    "MethodSpec",
     "StopTraining",
     "TrainingHistory",
     "attention_weights",
     "balanced_indices",
     "cost_matrix",
-    "get_method",
-    "get_spec",
     "match",
     "mean_shift",
     "no_change",
     "pca_arithmetic",
     "plan_sharpness",
-    "register_method",
-    "registered",
     "train_vae",
     "transport_plan",
-    "unregister_method",
 ]

@@ -1,19 +1,6 @@
 """Figures of the course's evaluation: each function takes ``ax=None`` and returns its Axes/Figure."""
 
 from tutorial_lib.plotting.bars import metric_bar_grid, metric_bars
-from tutorial_lib.plotting.benchmark_plots import (
-    contour_top_params,
-    method_by_setting_heatmap,
-    optimisation_history,
-    optimization_history,
-    paired_difference_plot,
-    paired_differences,
-    param_importances,
-    seed_spread_plot,
-    slice_top_params,
-    summary_grid,
-    top_params,
-)
 from tutorial_lib.plotting.dotplot import deg_dotplot
 from tutorial_lib.plotting.embedding import embedding_plot
 from tutorial_lib.plotting.heatmap import distance_heatmap, shared_scale_heatmaps
@@ -30,17 +17,6 @@ from tutorial_lib.plotting.overview import (
 from tutorial_lib.plotting.scatter import mean_scatter, summary_scatter, var_scatter
 
 __all__ = [
-    "contour_top_params",
-    "method_by_setting_heatmap",
-    "optimisation_history",
-    "optimization_history",
-    "paired_difference_plot",
-    "paired_differences",
-    "param_importances",
-    "seed_spread_plot",
-    "slice_top_params",
-    "summary_grid",
-    "top_params",
     "ISG_GENES",
     "attention_heatmap",
     "delta_spread_hist",
