@@ -7,9 +7,9 @@ Benchmark figures read the tables of :mod:`course_tools.benchmark`:
 - :func:`seed_spread_plot` draws a per-seed table (:func:`~course_tools.benchmark.run_benchmark`'s
   output, or any table with a value per method and seed): mean over seeds as a bar, the
   standard deviation as an error bar, and every seed as a dot;
-- :func:`paired_difference_plot` (seaborn) draws the paired difference between two methods,
-  matched run by matched run (pairs as in :mod:`course_tools.verdicts`), with its mean and
-  interval and the zero line, per setting.
+- :func:`paired_difference_plot` (seaborn) draws a verdict of :mod:`course_tools.verdicts`: its
+  units' contrasts (differences, or ratios for distances pooled over settings), its estimate and
+  interval, and the line of no difference, per setting.
 
 Every panel of a metric says whether lower or higher is better (y label or colour bar).
 
@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from course_tools.verdicts import _match_on, _matched, _paired_summary, replication_units
+from course_tools.verdicts import paired_units, paired_verdict
 from tutorial_lib._renames import deprecated_alias
 from tutorial_lib.data.checks import DataValidationError
 from tutorial_lib.metrics.evaluate import LOWER_IS_BETTER
@@ -209,57 +209,66 @@ def seed_spread_plot(
     return ax
 
 
+def _groups(table: pd.DataFrame, by: str | None) -> list[tuple[str, pd.DataFrame]]:
+    """``(label, rows)`` per ``by`` group in table order (one group, labelled ``""``, without ``by``)."""
+    if by is None:
+        return [("", table)]
+    require_columns(table, [by], "the table")
+    return [(g, table[table[by] == g]) for g in dict.fromkeys(table[by])]
+
+
 def paired_differences(
     table: pd.DataFrame,
     a: str,
     b: str,
-    metric: str | None = None,
-    gene_set: str | None = "all",
+    metric: str,
+    gene_set: str = "all",
     *,
     method_col: str = "method",
-    pair_col: str = "seed",
     by: str | None = None,
     match_on: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Differences ``a - b`` of matched runs, paired exactly as :mod:`course_tools.verdicts` pairs them.
+    """The units of the verdict ``a`` vs ``b`` and their contrasts, per ``by`` group.
 
-    Runs of ``a`` and ``b`` are matched by the verdicts' own matching (``verdicts._matched``):
-    on ``match_on`` if given, else on the verdicts' columns that the table has (``setting``,
-    ``seed``, ``score_group``) plus ``pair_col``; ``by`` is always one of them. So the mean of
-    the differences (of one ``by`` group) is the ``diff`` of :func:`~course_tools.verdicts.paired_verdict`
-    (of :func:`~course_tools.verdicts.verdict_table` with ``by=(by,)``) on the same table: a plot
-    and a verdict pair the same runs. Several rows for one matched run are an error, not averaged.
-    Runs where either method is missing or undefined (NaN) are dropped. Columns: the match
-    columns (``by`` first), then ``difference``.
+    For each group (one per value of ``by``, e.g. ``"setting"``; the whole table without ``by``)
+    the units are :func:`course_tools.verdicts.paired_units`'s, so a plot and a verdict
+    (:func:`~course_tools.verdicts.verdict_table` with ``by=(by,)``) pair the same runs: the matched
+    runs of one setting, or, when a group pools several settings, one block per setting (each the
+    mean of its seeds). The contrast is on the verdict's scale
+    (:func:`~course_tools.verdicts.comparison_scale`): the difference ``a - b``, or the ratio
+    ``a / b`` for a distance pooled over blocks. Runs where either method is undefined are dropped;
+    several rows for one matched run are an error, not averaged.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per unit: ``by`` (if given), the unit's index columns (match or block columns),
+        ``a``'s and ``b``'s values (columns named after them), ``contrast``, ``scale`` and ``unit``.
     """
-    if match_on is None:
-        keys = [c for c in _match_on(table, None) if c in table.columns]
-        keys += [pair_col] if pair_col not in keys else []
-    else:
-        keys = list(match_on)
-    if by:
-        keys = [by, *(k for k in keys if k != by)]
-    require_columns(table, [method_col, "value", *keys], "the table")
-    sub = select_rows(table, metric, gene_set) if metric is not None else table
-    for m in (a, b):
-        if not (sub[method_col] == m).any():
-            raise DataValidationError(f"no rows for method {m!r}; methods are {sorted(sub[method_col].unique())}")
-    wide = _matched(sub, a, b, keys, compare=method_col)
-    diff = (wide[a] - wide[b]).rename("difference").reset_index()
-    if diff.empty:
-        raise DataValidationError(f"{a!r} and {b!r} share no defined run to pair (matched on {keys})")
-    return diff
+    out = []
+    for group, part in _groups(table, by):
+        if by is not None and not {a, b} <= set(part[method_col]):
+            continue  # as in verdict_table: a group without both methods has no verdict
+        units, unit = paired_units(part, a, b, metric, gene_set, match_on=match_on, compare=method_col)
+        frame = units.reset_index().assign(scale=units.attrs["scale"], unit=unit)
+        if by is not None:
+            frame = frame.drop(columns=[by], errors="ignore")
+            frame.insert(0, by, group)
+        out.append(frame)
+    result = pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+    if result.empty:
+        raise DataValidationError(f"{a!r} and {b!r} share no defined run to pair")
+    return result
 
 
 def paired_difference_plot(
     table: pd.DataFrame,
     a: str,
     b: str,
-    metric: str | None = None,
-    gene_set: str | None = "all",
+    metric: str,
+    gene_set: str = "all",
     *,
     method_col: str = "method",
-    pair_col: str = "seed",
     by: str | None = None,
     match_on: Sequence[str] | None = None,
     order: Sequence[str] | None = None,
@@ -268,34 +277,37 @@ def paired_difference_plot(
     ax: Axes | None = None,
     title: str | None = None,
 ) -> Axes:
-    """Paired difference ``a - b`` per matched run (dots), its mean and ``level`` t interval, and zero.
+    """The verdict ``a`` vs ``b`` drawn: its units (dots), its estimate and interval, and no difference.
 
-    Runs are paired by :func:`paired_differences` (``pair_col``, ``match_on``), as the verdicts pair
-    them. One column per ``by`` group (e.g. ``"setting"``), or one column. The interval is the verdict's
-    (:func:`course_tools.verdicts.paired_verdict`): the Student-t interval of the mean paired
-    difference over its units (the matched runs of one setting; when a column pools several
-    settings, one mean per setting), drawn only with at least two units; where it includes zero the
-    runs cannot tell the methods apart. The dots are the matched runs. The y label
-    says which sign favours ``a`` (from ``lower_is_better``, by default from ``metric``).
-    Drawn with seaborn (``stripplot``); returns the Axes.
+    One column per ``by`` group (e.g. ``"setting"``), or one column. The dots are the units of
+    :func:`paired_differences`; the point and bar are the verdict's estimate and ``level``
+    interval (:func:`course_tools.verdicts.paired_verdict` on that group: the mean difference, or
+    the geometric mean ratio for a distance pooled over settings), drawn only with at least two
+    units; the dashed line is no difference (0, or 1 for a ratio). Where the interval crosses it
+    the runs cannot tell the methods apart. The y label says which side favours ``a`` (from
+    ``lower_is_better``, by default from ``metric``). Drawn with seaborn (``stripplot``).
     """
     import seaborn as sns
 
-    diff = paired_differences(
-        table, a, b, metric, gene_set, method_col=method_col, pair_col=pair_col, by=by, match_on=match_on
-    )
-    group = by or "_group"
+    units = paired_differences(table, a, b, metric, gene_set, method_col=method_col, by=by, match_on=match_on)
+    scales = set(units["scale"])
+    if len(scales) > 1:
+        raise DataValidationError(
+            f"the groups of {by!r} are contrasted on different scales ({sorted(scales)}): some pool several "
+            "settings, some do not; plot them apart"
+        )
+    scale = scales.pop()
+    ratio = scale == "ratio"
+    symbol = "/" if ratio else "-"
+    column = by or "_group"
     if by is None:
-        diff[group] = f"{a} - {b}"
-    if order is not None:
-        groups = list(order)
-    else:  # the order of the input table, not the sorted order of the pivot
-        groups = [g for g in dict.fromkeys(table[by]) if g in set(diff[group])] if by else [f"{a} - {b}"]
+        units[column] = f"{a} {symbol} {b}"
+    groups = list(order) if order is not None else list(dict.fromkeys(units[column]))
     ax = get_ax(ax, figsize=(max(3.2, 1.1 * len(groups) + 2.0), 3.6))
     sns.stripplot(
-        data=diff,
-        x=group,
-        y="difference",
+        data=units,
+        x=column,
+        y="contrast",
         order=groups,
         ax=ax,
         color="#4c72b0",
@@ -305,49 +317,43 @@ def paired_difference_plot(
         linewidth=0.4,
         zorder=3,
     )
-    keys = [c for c in diff.columns if c not in ("difference", "_group")]
     for i, g in enumerate(groups):
-        part = diff.loc[diff[group] == g]
-        # the verdict's units: the matched runs of one setting, or one mean per setting when pooled
-        d = (
-            replication_units(part.set_index(keys)[["difference"]])[0]["difference"].to_numpy(float)
-            if len(part)
-            else np.array([])
-        )
-        if d.size == 0:
-            ax.text(i, 0, "no pairs", ha="center", va="bottom", fontsize=7)
+        part = table if by is None else table[table[by] == g]
+        if not (units[column] == g).any():
+            ax.text(i, 1.0 if ratio else 0.0, "no pairs", ha="center", va="bottom", fontsize=7)
             continue
-        mean, low, high = _paired_summary(d, level)  # the verdict's t interval
-        if d.size >= 2:
+        v = paired_verdict(part, a, b, metric, gene_set, match_on=match_on, compare=method_col, level=level)
+        if v["n"] >= 2:
             ax.errorbar(
                 i + 0.28,
-                mean,
-                yerr=high - mean,
+                v["estimate"],
+                yerr=[[v["estimate"] - v["ci_low"]], [v["ci_high"] - v["estimate"]]],
                 fmt="o",
                 color="#c44e52",
                 capsize=4,
                 ms=5,
                 zorder=4,
-                label=f"mean, {level:.0%} interval" if i == 0 else None,
+                label=f"verdict: estimate, {level:.0%} interval" if i == 0 else None,
             )
         else:
             ax.plot(
                 i + 0.28,
-                mean,
+                v["estimate"],
                 "o",
                 color="#c44e52",
                 ms=5,
                 zorder=4,
-                label="mean (1 pair: no interval)" if i == 0 else None,
+                label="estimate (1 unit: no interval)" if i == 0 else None,
             )
-    ax.axhline(0, color="k", lw=0.8, ls="--")
+    ax.axhline(1.0 if ratio else 0.0, color="k", lw=0.8, ls="--")
     # one slot per group, whatever state seaborn's categorical axis was left in: the first label
     # then never reaches the y tick labels
     ax.set_xlim(-0.5, len(groups) - 0.5)
     lower = is_lower_better(metric, lower_is_better)
-    label = f"{a} - {b}" + (f"\n{metric}" if metric else "")
+    label = f"{a} {symbol} {b}\n{metric}"
     if lower is not None:
-        label += f"\n(below 0 favours {a})" if lower else f"\n(above 0 favours {a})"
+        side = "below" if lower else "above"
+        label += f"\n({side} {1 if ratio else 0} favours {a})"
     ax.set_ylabel(label, fontsize=8)
     ax.set_xlabel(by or "")
     if by is None:
@@ -358,7 +364,8 @@ def paired_difference_plot(
             t.set_ha("right")
             t.set_rotation_mode("anchor")
     words = direction_label(lower)
-    ax.set_title(title or f"Paired difference by {pair_col}" + (f" ({words})" if words else ""), fontsize=9)
+    what = "Paired ratio" if ratio else "Paired difference"
+    ax.set_title(title or what + (f" ({words})" if words else ""), fontsize=9)
     ax.legend(fontsize=7, loc="best")
     return ax
 

@@ -118,70 +118,88 @@ def _t_interval(d):
 
 def test_paired_differences_pair_by_seed(runs):
     diff = paired_differences(runs, "scgen", "mean_shift", "e_distance", by="setting")
-    assert len(diff) == 10 and list(diff.columns) == ["setting", "seed", "difference"]
+    assert len(diff) == 10
+    assert list(diff.columns) == ["setting", "seed", "scgen", "mean_shift", "contrast", "scale", "unit"]
+    assert set(diff["scale"]) == {"difference"} and set(diff["unit"]) == {"run"}  # one setting: seeds are units
     w = runs.query("setting == 'balanced'").pivot(index="seed", columns="method", values="value")
-    got = diff.query("setting == 'balanced'").set_index("seed")["difference"]
+    got = diff.query("setting == 'balanced'").set_index("seed")["contrast"]
     assert np.allclose(got.to_numpy(), (w["scgen"] - w["mean_shift"]).to_numpy())
     gap = runs.copy()
     gap.loc[(gap.method == "scgen") & (gap.seed == 0), "value"] = np.nan
     assert len(paired_differences(gap, "scgen", "mean_shift", "e_distance", by="setting")) == 8
-    with pytest.raises(DataValidationError, match="no rows for method"):
+    with pytest.raises(DataValidationError, match="not in the table"):
         paired_differences(runs, "scgen", "cellot", "e_distance")
 
 
 def test_paired_differences_pair_the_runs_a_verdict_pairs(runs):
-    """Two settings x five seeds: per setting and pooled, the plot's pairs are the verdict's pairs."""
+    """Two settings x five seeds: per setting and pooled, the plot's units are the verdict's units."""
     gap = runs.copy()  # two runs of one setting undefined: pooling by seed alone would no longer agree
     gap.loc[(gap.method == "scgen") & (gap.setting == "unbalanced") & gap.seed.isin([0, 1]), "value"] = np.nan
     table = verdict_table(gap, [("e_distance", "all")], [("scgen", "mean_shift")], by=("setting",))
     per = paired_differences(gap, "scgen", "mean_shift", "e_distance", by="setting")
-    assert list(table["n"]) == [5, 3]
+    assert list(table["n"]) == [5, 3] and set(table["scale"]) == {"difference"}
     for row in table.itertuples():
-        d = per.loc[per.setting == row.setting, "difference"].to_numpy()
+        d = per.loc[per.setting == row.setting, "contrast"].to_numpy()
         mean, half = _t_interval(d)
-        assert len(d) == row.n and mean == pytest.approx(row.diff)
+        assert len(d) == row.n and mean == pytest.approx(row.estimate)
         assert [mean - half, mean + half] == pytest.approx([row.ci_low, row.ci_high])
+    # pooled over two settings, the verdict's units are the settings (each the mean of its seeds), and
+    # a distance pooled over settings is contrasted as a ratio of those means
     pooled = paired_differences(gap, "scgen", "mean_shift", "e_distance")
     verdict = paired_verdict(gap, "scgen", "mean_shift", "e_distance")
-    assert list(pooled.columns) == ["setting", "seed", "difference"]
-    # pooled over two settings, the verdict's units are the settings (each the mean of its seeds)
-    assert len(pooled) == 8 and verdict["n"] == 2 and verdict["unit"] == "setting"
-    assert pooled.groupby("setting")["difference"].mean().mean() == pytest.approx(verdict["diff"])
-    wide = gap.pivot_table(index=["setting", "seed"], columns="method", values="value")
-    expected = (wide["scgen"] - wide["mean_shift"]).dropna()
-    np.testing.assert_allclose(pooled.set_index(["setting", "seed"])["difference"], expected)
+    assert verdict["n"] == 2 and verdict["unit"] == "setting" and verdict["scale"] == "ratio"
+    assert list(pooled.columns) == ["setting", "scgen", "mean_shift", "contrast", "scale", "unit"]
+    assert len(pooled) == 2 and set(pooled["scale"]) == {"ratio"} and set(pooled["unit"]) == {"setting"}
+    means = gap.dropna().query("method in ['scgen', 'mean_shift']")
+    means = means[means.groupby(["setting", "seed"])["method"].transform("nunique") == 2]
+    means = means.groupby(["setting", "method"])["value"].mean().unstack()
+    np.testing.assert_allclose(pooled.set_index("setting")["contrast"], means["scgen"] / means["mean_shift"])
+    assert np.exp(np.log(pooled["contrast"]).mean()) == pytest.approx(verdict["estimate"])
     # settings scored within groups (score_group): matched within each group, as the verdicts match
     groups = pd.concat([gap.assign(score_group="g1"), gap.assign(score_group="g2", value=gap.value * 1.5)])
     within = paired_differences(groups, "scgen", "mean_shift", "e_distance", by="setting")
-    assert list(within.columns) == ["setting", "seed", "score_group", "difference"]
+    by_setting = verdict_table(groups, [("e_distance", "all")], [("scgen", "mean_shift")], by=("setting",))
+    assert list(by_setting["unit"]) == ["score_group", "score_group"] and list(by_setting["n"]) == [2, 2]
+    for row in by_setting.itertuples():
+        c = within.loc[within.setting == row.setting, "contrast"].to_numpy()
+        assert len(c) == 2 and np.exp(np.log(c).mean()) == pytest.approx(row.estimate)
     verdict = paired_verdict(groups, "scgen", "mean_shift", "e_distance")
-    assert len(within) == 16 and verdict["n"] == 4 and verdict["unit"] == "setting+score_group"
-    assert within.groupby(["setting", "score_group"])["difference"].mean().mean() == pytest.approx(verdict["diff"])
+    pooled = paired_differences(groups, "scgen", "mean_shift", "e_distance")
+    assert len(pooled) == 4 and verdict["n"] == 4 and verdict["unit"] == "setting+score_group"
+    assert np.exp(np.log(pooled["contrast"]).mean()) == pytest.approx(verdict["estimate"])
     with pytest.raises(DataValidationError, match="several rows per"):  # never averaged silently
         paired_differences(pd.concat([gap, gap]), "scgen", "mean_shift", "e_distance")
 
 
-def test_paired_difference_plot_draws_pairs_mean_interval_and_zero(runs):
+def test_paired_difference_plot_draws_the_verdict_its_units_and_no_difference(runs):
     ax = paired_difference_plot(runs, "scgen", "mean_shift", "e_distance", by="setting")
     dots = sum(len(c.get_offsets()) for c in ax.collections if isinstance(c, PathCollection))
-    assert dots == 10
+    assert dots == 10  # within one setting the units are the seeds
     assert "below 0 favours scgen" in ax.get_ylabel() and "lower is better" in ax.get_title()
-    assert any(np.allclose(line.get_ydata(), 0) for line in ax.get_lines())  # the zero line
-    # the drawn interval is the mean ± t half-width of the paired differences
-    d = paired_differences(runs, "scgen", "mean_shift", "e_distance", by="setting")
-    for container, setting in zip(ax.containers, ["balanced", "unbalanced"]):
-        mean, half = _t_interval(d.loc[d.setting == setting, "difference"].to_numpy())
-        point = container.lines[0].get_ydata()[0]
+    assert any(np.allclose(line.get_ydata(), 0) for line in ax.get_lines())  # no difference
+    # the drawn point and interval are the verdict's, setting by setting
+    table = verdict_table(runs, [("e_distance", "all")], [("scgen", "mean_shift")], by=("setting",))
+    for container, row in zip(ax.containers, table.itertuples()):
+        assert container.lines[0].get_ydata()[0] == pytest.approx(row.estimate)
         segment = container.lines[2][0].get_segments()[0]
-        assert point == pytest.approx(mean)
-        assert sorted(segment[:, 1]) == pytest.approx([mean - half, mean + half])
+        assert sorted(segment[:, 1]) == pytest.approx([row.ci_low, row.ci_high])
     assert overlapping_texts(ax.figure) == []
-    higher = paired_difference_plot(runs, "scgen", "mean_shift", "e_distance", lower_is_better=False)
-    assert "above 0 favours scgen" in higher.get_ylabel()
-    # one column pooling both settings: the verdict's interval (over the two settings' means), not the runs'
+    # one column pooling both settings: the verdict's ratio of setting means, its interval, and the line at 1
+    pooled = paired_difference_plot(runs, "scgen", "mean_shift", "e_distance", lower_is_better=False)
     v = paired_verdict(runs, "scgen", "mean_shift", "e_distance")
-    segment = higher.containers[0].lines[2][0].get_segments()[0]
-    assert v["unit"] == "setting" and sorted(segment[:, 1]) == pytest.approx([v["ci_low"], v["ci_high"]])
+    assert v["scale"] == "ratio" and "scgen / mean_shift" in pooled.get_ylabel()
+    assert "above 1 favours scgen" in pooled.get_ylabel()
+    assert sum(len(c.get_offsets()) for c in pooled.collections if isinstance(c, PathCollection)) == 2
+    assert any(np.allclose(line.get_ydata(), 1) for line in pooled.get_lines())
+    segment = pooled.containers[0].lines[2][0].get_segments()[0]
+    assert pooled.containers[0].lines[0].get_ydata()[0] == pytest.approx(v["estimate"])
+    assert sorted(segment[:, 1]) == pytest.approx([v["ci_low"], v["ci_high"]])
+    # groups on different scales (one pools two settings, one does not) are not drawn on one axis
+    mixed = pd.concat(
+        [runs.assign(family="two settings"), runs[runs.setting == "balanced"].assign(family="one", setting="b2")]
+    )
+    with pytest.raises(DataValidationError, match="different scales"):
+        paired_difference_plot(mixed, "scgen", "mean_shift", "e_distance", by="family")
 
 
 def test_overlap_check_finds_colliding_labels():
