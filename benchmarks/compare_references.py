@@ -37,6 +37,7 @@ writes ``pred.h5ad`` and ``timing.json`` there.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -187,7 +188,7 @@ def parse_overrides(items: list[str]) -> dict[tuple[str, str], dict]:
         lhs, _, value = item.partition("=")
         parts = lhs.rsplit(".", 2)  # METHOD may contain dots (scpram_0.0.3)
         if len(parts) != 3 or not value:
-            raise SystemExit(f"--set {item!r}: expected METHOD.SETTING.KEY=VALUE, e.g. scgen.fast.lr=2e-3")
+            raise SystemExit(f"--set {item!r}: expected METHOD.SETTING.KEY=VALUE, e.g. scgen.capped.lr=2e-3")
         try:
             parsed = json.loads(value)
         except json.JSONDecodeError:
@@ -212,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="M.S.KEY=VALUE",
-        help="override a train/predict option of a preset, e.g. scgen.fast.max_epochs=12; "
+        help="override a train/predict option of a preset, e.g. scgen.capped.max_epochs=12 or "
+        "scpram.default.ot_method=sinkhorn_log (an SCPRAMOptions field, set on a copy of the variant); "
         "for references use pertpy_scgen.reference.KEY / scpram_0.0.3.reference.KEY",
     )
     parser.add_argument(
@@ -260,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     from course_tools.methods import get_method
     from course_tools.presets import predict_preset, train_preset
     from tutorial_lib.data import load_kang2018, prepare_holdout, split_views
-    from tutorial_lib.models import SCGEN, SCPRAM
+    from tutorial_lib.models import SCGEN, SCPRAM, SCPRAMOptions
+    from tutorial_lib.models.scpram import VARIANTS
 
     overrides = parse_overrides(args.overrides)
     methods = [m for m in args.methods.split(",") if m]
@@ -306,20 +309,9 @@ def main(argv: list[str] | None = None) -> int:
         add(name, name, "baseline", pred, 0.0, time.perf_counter() - t0, {}, loadavg())
 
     classes = {"scgen": SCGEN, "scpram": SCPRAM}
-    predict_keys = {
-        "sample",
-        "attention",
-        "ot_method",
-        "reg",
-        "ratio",
-        "temperature",
-        "weighting",
-        "matching",
-        "max_ot_cells",
-        "cost",
-        "cost_normalization",
-        "restrict_arithmetic_to",
-    }
+    #: scPRAM's prediction settings (SCPRAMOptions' fields): set on a copy of the variant
+    option_keys = {f.name for f in dataclasses.fields(SCPRAMOptions)}
+    predict_keys = {"sample", "ratio", "variant", "restrict_arithmetic_to", *option_keys}
     for method in methods:
         for setting in settings:
             opts = {
@@ -328,7 +320,12 @@ def main(argv: list[str] | None = None) -> int:
                 **overrides.get((method, setting), {}),
             }
             train_kw = {k: v for k, v in opts.items() if k not in predict_keys}
-            predict_kw = {k: v for k, v in opts.items() if k in predict_keys}
+            predict_kw = {k: v for k, v in opts.items() if k in predict_keys and k not in option_keys}
+            options = {k: v for k, v in opts.items() if k in option_keys}
+            if options:  # e.g. --set scpram.default.ot_method=sinkhorn_log
+                if method != "scpram":
+                    raise SystemExit(f"--set {method}.{setting}: {sorted(options)} are scPRAM's prediction settings")
+                predict_kw["variant"] = dataclasses.replace(VARIANTS[predict_kw.get("variant", "released")], **options)
             print(f"# training {method} [{setting}] {opts}", flush=True)
             model = classes[method](train)
             load_1m = loadavg()
