@@ -9,7 +9,13 @@ Benchmark figures read the tables of :mod:`course_tools.benchmark`:
   standard deviation as an error bar, and every seed as a dot;
 - :func:`paired_difference_plot` (seaborn) draws a verdict of :mod:`course_tools.verdicts`: its
   units' contrasts (differences, or ratios for distances pooled over settings), its estimate and
-  interval, and the line of no difference, per setting.
+  interval, and the line of no difference, per setting;
+- :func:`primary_forest_plot` draws the primary question's verdicts
+  (:func:`~course_tools.verdicts.primary_verdicts`): each model's estimate against the baseline with
+  its Holm-level interval, the line of no difference and the margin of equivalence, per metric
+  (ratios on a log axis), with the per-cell-type values behind it;
+- :func:`verdict_heatmap` draws a table of paired verdicts per group (e.g. per held-out cell type)
+  as cells coloured by which method is better and annotated with the effect.
 
 Every panel of a metric says whether lower or higher is better (y label or colour bar).
 
@@ -29,8 +35,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.patches import Patch
+from matplotlib.ticker import FixedLocator, NullFormatter
 
-from course_tools.verdicts import paired_units, paired_verdict
+from course_tools.verdicts import PRIMARY, PrimaryQuestion, paired_units, paired_verdict
 from tutorial_lib._renames import deprecated_alias
 from tutorial_lib.data.checks import DataValidationError
 from tutorial_lib.metrics.evaluate import LOWER_IS_BETTER
@@ -368,6 +377,245 @@ def paired_difference_plot(
     ax.set_title(title or what + (f" ({words})" if words else ""), fontsize=9)
     ax.legend(fontsize=7, loc="best")
     return ax
+
+
+# ---------------------------------------------------------------------------------------------
+# Verdicts as figures (notebook 03's findings)
+
+#: Colours of the verdicts: the primary question's words, and the exploratory verdicts' direction.
+VERDICT_COLORS = {
+    "better": "#1b9e77",
+    "worse": "#d95f02",
+    "inconclusive": "#7f7f7f",
+    "equivalent": "#7570b3",
+    "first better": "#1b9e77",
+    "no clear difference": "#e0e0e0",
+    "second better": "#d95f02",
+    "no verdict": "#ffffff",
+}
+#: The categories of :func:`verdict_heatmap`, in the order of their colour codes, with their legend labels.
+HEATMAP_CATEGORIES = {
+    "first better": "first method of the pair better",
+    "no clear difference": "no clear difference",
+    "second better": "second method better",
+    "no verdict": "no verdict (too few runs)",
+}
+
+
+def _primary_color(verdict: str) -> str:
+    word = str(verdict).split()[0]
+    return VERDICT_COLORS.get(word, VERDICT_COLORS["inconclusive"])
+
+
+def primary_forest_plot(
+    verdicts: pd.DataFrame,
+    units: pd.DataFrame | None = None,
+    *,
+    sensitivity: pd.DataFrame | None = None,
+    sensitivity_label: str = "sensitivity check",
+    question: PrimaryQuestion = PRIMARY,
+    title: str | None = None,
+):
+    """Forest plot of the primary question: one row per model, one panel per metric.
+
+    Each row draws a model's estimate against the baseline (``verdicts`` is
+    :func:`course_tools.verdicts.primary_verdicts`' output) with its interval at the Holm level of
+    its comparison (column ``level``), coloured by its verdict; the line of no difference (0 for a
+    difference, 1 for a ratio, drawn on a log axis) and the margin of practical equivalence that
+    ``question`` declares for the metric, shaded.
+    ``units`` (:func:`course_tools.verdicts.primary_units`) adds the per-cell-type contrasts as small
+    grey ticks, so that one sees what the pooled interval summarises; ``sensitivity`` (the same
+    family judged on other units, e.g. ``primary_verdicts(..., exclude=...)``) adds a hollow marker
+    and interval just above each row, labelled ``sensitivity_label`` in the legend.
+
+    Returns the Figure; its artists carry the gids ``estimate``, ``interval``, ``margin``,
+    ``no_difference``, ``units`` and ``sensitivity``.
+    """
+    require_columns(
+        verdicts,
+        [
+            "model",
+            "baseline",
+            "metric",
+            "gene_set",
+            "scale",
+            "estimate",
+            "ci_low",
+            "ci_high",
+            "level",
+            "margin",
+            "verdict",
+        ],
+        "the primary verdicts",
+    )
+    metrics = list(dict.fromkeys(zip(verdicts["metric"], verdicts["gene_set"])))
+    models = list(dict.fromkeys(verdicts["model"]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 1.9 + 0.9 * len(models)), squeeze=False)
+    for ax, (metric, gene_set) in zip(axes[0], metrics):
+        rows = verdicts[(verdicts["metric"] == metric) & (verdicts["gene_set"] == gene_set)]
+        scale = rows["scale"].iloc[0]
+        baseline = rows["baseline"].iloc[0]
+        ratio = scale == "ratio"
+        margin = next((m.value for m in question.margins if (m.metric, m.gene_set) == (metric, gene_set)), None)
+        if margin is None:
+            raise DataValidationError(f"the question declares no margin for {metric} ({gene_set})")
+        no_diff = 1.0 if ratio else 0.0
+        lo_m, hi_m = (1 / margin, margin) if ratio else (-margin, margin)
+        ax.axvspan(
+            lo_m,
+            hi_m,
+            color=VERDICT_COLORS["equivalent"],
+            alpha=0.15,
+            lw=0,
+            gid="margin",
+            label="margin of equivalence",
+        )
+        ax.axvline(no_diff, color="black", lw=1, ls="--", gid="no_difference", label="no difference")
+        labels = []
+        for y, model in enumerate(models):
+            r = rows[rows["model"] == model]
+            if r.empty:
+                labels.append(model)
+                continue
+            r = r.iloc[0]
+            color = _primary_color(r["verdict"])
+            ax.plot([r["ci_low"], r["ci_high"]], [y, y], color=color, lw=2.5, gid="interval")
+            ax.plot([r["estimate"]], [y], "o", color=color, ms=8, gid="estimate")
+            labels.append(f"{model}\n{r['verdict']}")
+            if units is not None:
+                u = units[(units["model"] == model) & (units["metric"] == metric) & (units["gene_set"] == gene_set)]
+                ax.plot(
+                    u["contrast"],
+                    np.full(len(u), y + 0.22),
+                    "|",
+                    color="#555555",
+                    ms=9,
+                    mew=1.2,
+                    gid="units",
+                    label="held-out cell types (mean of seeds)" if y == 0 else None,
+                )
+            if sensitivity is not None:
+                s = sensitivity[(sensitivity["model"] == model) & (sensitivity["metric"] == metric)]
+                if len(s):
+                    s = s.iloc[0]
+                    ax.plot([s["ci_low"], s["ci_high"]], [y - 0.25, y - 0.25], color=color, lw=1, gid="sensitivity")
+                    ax.plot(
+                        [s["estimate"]],
+                        [y - 0.25],
+                        "o",
+                        mfc="white",
+                        color=color,
+                        ms=6,
+                        gid="sensitivity",
+                        label=sensitivity_label if y == 0 else None,
+                    )
+        if ratio:
+            _ratio_axis(ax)
+        ax.set_yticks(range(len(models)), labels)
+        ax.set_ylim(len(models) - 0.5, -0.6)
+        lower = is_lower_better(metric)
+        better = "left" if lower else "right"
+        what = f"model / {baseline} (ratio, log axis)" if ratio else f"model − {baseline}"
+        ax.set_xlabel(f"{what}\nmodel better to the {better}")
+        levels = ", ".join(f"{lv:.2%}" for lv in rows["level"])
+        ax.set_title(f"{metric} ({gene_set})\nintervals at Holm levels {levels}", fontsize=10)
+    handles = {}
+    for ax in axes[0]:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label.split(" ±")[0].split(" ×")[0], h)
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+    fig.suptitle(title or f"Primary question: each model against {verdicts['baseline'].iloc[0]}", fontsize=11)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+def _ratio_axis(ax: Axes) -> None:
+    """A log x axis with ticks at powers of 2 labelled as ratios (``×0.5``, ``×1``, ``×2``)."""
+    ax.set_xscale("log")
+    lo, hi = ax.get_xlim()
+    ticks = [2.0**k for k in range(-8, 9) if lo <= 2.0**k <= hi]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.set_xticklabels([f"×{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _heatmap_code(row: dict) -> int:
+    """The colour code of a verdict: its position in :data:`HEATMAP_CATEGORIES`."""
+    words = {f"{row['method_a']} better": 0, "no clear difference": 1, f"{row['method_b']} better": 2}
+    return words.get(row["verdict"], 3)
+
+
+def _short(estimate: float, scale: str) -> str:
+    """An effect in a heatmap cell: ``×0.56`` (ratio), ``+0.131`` or, from 1 up, ``-4.24`` (difference)."""
+    if not np.isfinite(estimate):
+        return "–"
+    if scale == "ratio":
+        return f"×{estimate:.2f}"
+    return f"{estimate:+.2f}" if abs(estimate) >= 0.995 else f"{estimate:+.3f}"
+
+
+def verdict_heatmap(verdicts: pd.DataFrame, *, by: str = "held_out", title: str | None = None):
+    """Paired verdicts per group as a heatmap: rows the groups, columns the method pairs, one panel per metric.
+
+    ``verdicts`` is :func:`course_tools.verdicts.verdict_table`'s output with ``by=(by,)`` (e.g. one
+    verdict per held-out cell type). Each cell is coloured by the verdict's direction (the pair's
+    first method better, no clear difference, the second better, or no verdict:
+    :data:`HEATMAP_CATEGORIES`) and annotated with the estimate (``A − B``, or ``×`` the ratio
+    ``A / B``). Rows with no matched run are left out. Returns the Figure; the colour codes of each
+    panel are its image's array, the annotations its texts.
+    """
+    require_columns(
+        verdicts,
+        [by, "method_a", "method_b", "metric", "gene_set", "n", "scale", "estimate", "verdict", "direction"],
+        "the verdict table",
+    )
+    rows = verdicts[verdicts["n"] > 0]
+    if rows.empty:
+        raise DataValidationError("the verdict table has no row with a matched run")
+    metrics = list(dict.fromkeys(zip(rows["metric"], rows["gene_set"])))
+    groups = list(dict.fromkeys(rows[by]))
+    pairs = {}
+    for metric, gene_set in metrics:
+        sub = rows[(rows["metric"] == metric) & (rows["gene_set"] == gene_set)]
+        pairs[(metric, gene_set)] = list(dict.fromkeys(zip(sub["method_a"], sub["method_b"])))
+    widths = [len(pairs[mg]) for mg in metrics]
+    fig, axes = plt.subplots(
+        1,
+        len(metrics),
+        figsize=(1.3 * sum(widths) + 2.5, 0.45 * len(groups) + 2.4),
+        gridspec_kw={"width_ratios": widths},
+        squeeze=False,
+    )
+    cmap = ListedColormap([VERDICT_COLORS[c] for c in HEATMAP_CATEGORIES])
+    codes_of = list(HEATMAP_CATEGORIES)
+    norm = BoundaryNorm(np.arange(-0.5, len(HEATMAP_CATEGORIES)), cmap.N)
+    for i, (ax, (metric, gene_set)) in enumerate(zip(axes[0], metrics)):
+        sub = rows[(rows["metric"] == metric) & (rows["gene_set"] == gene_set)]
+        codes = np.full((len(groups), len(pairs[(metric, gene_set)])), 3)
+        for r in sub.to_dict("records"):
+            y, x = groups.index(r[by]), pairs[(metric, gene_set)].index((r["method_a"], r["method_b"]))
+            codes[y, x] = _heatmap_code(r)
+            ax.text(x, y, _short(r["estimate"], r["scale"]), ha="center", va="center", fontsize=7.5)
+        ax.imshow(codes, cmap=cmap, norm=norm, aspect="auto")
+        ax.set_xticks(range(codes.shape[1]), [f"{a}\nvs {b}" for a, b in pairs[(metric, gene_set)]], fontsize=8)
+        ax.set_yticks(range(len(groups)), groups if i == 0 else [""] * len(groups))
+        ax.set_xticks(np.arange(-0.5, codes.shape[1]), minor=True)
+        ax.set_yticks(np.arange(-0.5, len(groups)), minor=True)
+        ax.grid(which="minor", color="white", lw=1.5)
+        ax.tick_params(which="minor", length=0)
+        ax.set_title(with_direction(f"{metric} ({gene_set})", is_lower_better(metric)), fontsize=9)
+    fig.legend(
+        handles=[
+            Patch(facecolor=VERDICT_COLORS[c], edgecolor="#999999", label=HEATMAP_CATEGORIES[c]) for c in codes_of[:3]
+        ],
+        loc="lower center",
+        ncol=3,
+        fontsize=8,
+        frameon=False,
+    )
+    fig.suptitle(title or f"Paired verdicts per {by}", fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
 
 
 # ---------------------------------------------------------------------------------------------
