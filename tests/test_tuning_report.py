@@ -81,3 +81,127 @@ def test_flattery_verdicts(fresh, expected):
     if expected.startswith("supported"):
         assert tr.flattery(1.2, fresh, lower_is_better=False)["verdict"].startswith("refuted")
     assert "reported 1.200" in tr.describe_flattery(f, "fresh runs")
+
+
+# ---- notebook 04's "What we found", built from a toy run
+
+
+def _scored(values: dict[int, float]) -> optuna.Study:
+    """A study with one completed trial per ``{n_hidden: value}`` and one pruned trial."""
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import TrialState, create_trial
+
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    dist = {"n_hidden": CategoricalDistribution([128, 256, 512, 1000])}
+    for n_hidden, value in values.items():
+        study.add_trial(create_trial(params={"n_hidden": n_hidden}, distributions=dist, value=value))
+    study.add_trial(create_trial(params={"n_hidden": 128}, distributions=dist, state=TrialState.PRUNED))
+    return study
+
+
+def _final(default: list[float], tuned: list[float]):
+    import pandas as pd
+
+    n = len(default)
+    return pd.DataFrame(
+        {
+            "method": ["default"] * n + ["tuned on validation"] * n,
+            "seed": list(range(n)) * 2,
+            "value": [*default, *tuned],
+        }
+    )
+
+
+def test_findings_count_the_trials_and_say_what_a_random_search_cannot_show():
+    from course_tools.tuning.findings import tuning_findings
+
+    study = _study(8)  # 8 trials, 10 start-up trials: all random; n_hidden 128 pruned
+    n_pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
+    wrong = _scored({1000: 2.0, 256: 2.4})
+    f = tuning_findings(
+        study,
+        _final([0.4, 0.5, 0.45], [0.42, 0.47, 0.5]),
+        wrong,
+        [2.1, 2.3, 2.2],
+        [2.1, 2.3, 2.2],
+        test_cell_type="CD4+ T cells",
+    )
+    assert (f.n_finished, f.n_pruned, f.n_complete) == (8, n_pruned, 8 - n_pruned)
+    assert (f.n_random, f.n_model, f.n_startup_trials) == (8, 0, 10)
+    text = f.trials_statement()
+    assert f"finished 8 trials: {8 - n_pruned} completed and {n_pruned} pruned" in text
+    assert "seeded random search" in text and "cannot say which hyperparameters matter" in text
+    assert f"rest on its {8 - n_pruned} completed trials" in text
+    # once the sampler models, the words say how many trials it proposed
+    modelled = tuning_findings(
+        _study(9, n_startup=3),
+        _final([0.4, 0.5, 0.45], [0.42, 0.47, 0.5]),
+        wrong,
+        [2.1, 2.3, 2.2],
+        [2.1, 2.3, 2.2],
+        test_cell_type="CD4+ T cells",
+    )
+    assert modelled.n_model > 0 and modelled.n_random + modelled.n_model == modelled.n_finished
+    assert f"{modelled.n_model} proposed by the TPE model" in modelled.trials_statement()
+    assert "random search" not in modelled.trials_statement()
+
+
+@pytest.mark.parametrize(
+    ("default", "tuned", "words"),
+    [
+        ([0.40, 0.50, 0.45], [1.30, 1.40, 1.20], "the defaults are better"),
+        ([0.40, 0.50, 0.45], [0.30, 0.41, 0.34], "the tuned settings are better"),
+        ([0.40, 0.50, 0.45], [0.52, 0.38, 0.47], "no clear difference: the interval includes 0"),
+    ],
+)
+def test_findings_gain_words_follow_the_paired_interval(default, tuned, words):
+    from scipy import stats
+
+    from course_tools.tuning.findings import tuning_findings
+
+    study = _scored({1000: 3.0, 256: 3.5})
+    f = tuning_findings(study, _final(default, tuned), study, [3.1, 3.0, 3.2], [3.1, 3.0, 3.2], test_cell_type="B")
+    d = np.subtract(tuned, default)
+    half = stats.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
+    assert f.gain == pytest.approx(d.mean())
+    assert (f.gain_low, f.gain_high) == pytest.approx((d.mean() - half, d.mean() + half))
+    text = f.gain_statement()
+    assert words in text and "(B)" in text and "over 3 seeds" in text
+    assert f"{d.mean():+.3f} [{d.mean() - half:+.3f}, {d.mean() + half:+.3f}]" in text
+    assert (f.gain_low <= 0 <= f.gain_high) == ("no clear difference" in text)
+
+
+def test_findings_selection_words_follow_fresh_seeds_and_the_winners():
+    from course_tools.tuning.findings import tuning_findings
+
+    honest = _scored({1000: 3.0, 256: 3.5})  # the honest study picks n_hidden = 1000
+    final = _final([0.4, 0.5, 0.45], [0.42, 0.47, 0.5])
+    same = tuning_findings(
+        honest, final, _scored({1000: 2.0, 256: 2.4}), [2.3, 2.35, 2.32], [2.3, 2.35, 2.32], test_cell_type="B"
+    )
+    assert same.same_winner and same.selection_effect == 0.0 and same.n_candidates == 2
+    text = same.selection_statement()
+    assert "reports 2.000, the best of 2 completed trials" in text and "score 2.323" in text
+    assert "the reported value flatters" in text and "same setting" in text and "+0.000" in text
+    # the test cells prefer another candidate: a negative selection effect, and both fresh comparisons
+    other = tuning_findings(
+        honest, final, _scored({1000: 2.4, 256: 2.1}), [2.0, 2.4, 2.2], [2.5, 2.55, 2.6], test_cell_type="B"
+    )
+    assert not other.same_winner and other.selection_effect == pytest.approx(2.1 - 2.4)
+    text = other.selection_statement()
+    assert "different setting" in text and f"{2.1 - 2.4:+.3f}" in text
+    assert "no clear difference" in text  # the wrong-way pick on fresh seeds: 2.2 ± noise vs 2.1
+    assert other.honest.verdict.startswith("supported") and "score 2.550 on fresh seeds" in text
+    md = other._repr_markdown_()
+    assert md.startswith("**What we found**") and all(s in md for s in other.statements())
+    assert "planned and not yet run" in str(other)
+
+
+def test_findings_refuse_a_table_without_methods_and_seeds():
+    import pandas as pd
+
+    from course_tools.tuning.findings import tuning_findings
+
+    study = _scored({1000: 3.0})
+    with pytest.raises(ValueError, match="lacks the columns"):
+        tuning_findings(study, pd.DataFrame({"value": [1.0]}), study, [1.0] * 3, [1.0] * 3, test_cell_type="B")
