@@ -15,7 +15,8 @@ notebook cannot go on stating what its table stopped saying.
 - :func:`development_finding`: the primary verdicts without the cell types used in development;
 - :func:`training_finding`: the models' training ended at its step cap, not by early stopping;
 - :func:`imbalance_finding`: the imbalance question cannot be answered from the table yet;
-- :func:`what_we_found`: all of them, as :class:`Findings`.
+- :func:`what_we_found`: all of them, as :class:`Findings`;
+- :func:`count_verdicts`: per-group verdicts counted, one line per method pair and metric.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from course_tools.grid_results import (
     WITHDRAWN_METRICS,
     imbalance_design,
     same_gene_panels,
+    tally_verdicts,
 )
 from course_tools.verdicts import (
     MIN_RANK_UNITS,
@@ -275,11 +277,12 @@ def development_finding(table: pd.DataFrame, question: PrimaryQuestion = PRIMARY
 
 
 def _runs(table: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
+    """One row per run of ``methods``, with ``stopped_early`` as booleans (it may be read as 0/1 or text)."""
     needed = [c for c in ("train_steps", "stopped_early") if c not in table.columns]
     if needed:
         raise DataValidationError(f"the table lacks the columns {needed}: it does not record how training ended")
-    rows = table[table["method"].isin(list(methods))]
-    return rows.drop_duplicates(["method", "setting", "seed"])
+    rows = table[table["method"].isin(list(methods))].drop_duplicates(["method", "setting", "seed"])
+    return rows.assign(stopped_early=rows["stopped_early"].map(lambda v: str(v).lower() in ("true", "1", "1.0")))
 
 
 def training_finding(table: pd.DataFrame, design: str = "balanced", models: Sequence[str] = MODELS) -> Finding:
@@ -298,7 +301,7 @@ def training_finding(table: pd.DataFrame, design: str = "balanced", models: Sequ
     words = []
     for m in models:
         r = part[part["method"] == m]
-        early = int(r["stopped_early"].fillna(0).astype(bool).sum())
+        early = int(r["stopped_early"].sum())
         at_cap = int((r["train_steps"] == cap).sum())
         evidence.update({f"{m}_runs": float(len(r)), f"{m}_stopped_early": float(early), f"{m}_at_cap": float(at_cap)})
         words.append(f"{at_cap} of {len(r)} {name(m)} runs")
@@ -338,9 +341,7 @@ def imbalance_finding(table: pd.DataFrame, models: Sequence[str] = MODELS) -> Fi
     runs = _runs(table, models)
     budgets = []
     for m in models:
-        early = [
-            runs.loc[(runs["method"] == m) & (runs["design"] == d), "stopped_early"].fillna(0) > 0 for d in designs
-        ]
+        early = [runs.loc[(runs["method"] == m) & (runs["design"] == d), "stopped_early"] for d in designs]
         for d, e in zip(designs, early):
             evidence[f"{m}_stopped_early_{d}"] = float(e.sum())
         if early[0].mean() != early[1].mean():
@@ -362,6 +363,25 @@ def imbalance_finding(table: pd.DataFrame, models: Sequence[str] = MODELS) -> Fi
         "judge the question."
     )
     return Finding("Imbalance", statement, not panels or n_types < MIN_RANK_UNITS, evidence)
+
+
+def count_verdicts(verdicts: pd.DataFrame, groups: str = "held-out cell types") -> str:
+    """One line per method pair and metric of a per-group verdict table: how many groups gave each verdict.
+
+    ``verdicts`` is :func:`course_tools.verdicts.verdict_table`'s output with one row per group (e.g.
+    ``by=("held_out",)``); ``groups`` names what a group is. The lines answer "where is A better than
+    B" at a glance; the verdicts themselves are exploratory (no multiplicity control).
+    """
+    lines = []
+    for r in tally_verdicts(verdicts).to_dict("records"):
+        a, b = r["method_a"], r["method_b"]
+        counts = [
+            f"{a} better in {int(r.get(f'{a} better', 0))}",
+            f"no clear difference in {int(r.get('no clear difference', 0))}",
+            f"{b} better in {int(r.get(f'{b} better', 0))}",
+        ]
+        lines.append(f"{a} vs {b}, {r['metric']} ({r['gene_set']}): {', '.join(counts)} of {int(r['groups'])} {groups}")
+    return "\n".join(lines)
 
 
 def what_we_found(table: pd.DataFrame, question: PrimaryQuestion = PRIMARY) -> Findings:

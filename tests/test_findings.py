@@ -135,3 +135,23 @@ def test_names_and_rendering():
     assert "not supported by this table" in g._repr_markdown_() and "NOT SUPPORTED" in str(g)
     both = fd.Findings((f, g))
     assert not both.holds and list(both) == [f, g] and np.isclose(both.items[0].evidence["x"], 1.0)
+
+
+def test_count_verdicts_counts_each_pairs_verdicts(grid):
+    from course_tools.verdicts import verdict_table
+
+    balanced = grid[grid["design"] == "balanced"]
+    v = verdict_table(balanced, [("e_distance", "all")], [("scgen", "mean_shift")], by=("held_out",))
+    counts = v["verdict"].value_counts()
+    line = fd.count_verdicts(v)
+    assert line == (
+        f"scgen vs mean_shift, e_distance (all): scgen better in {counts.get('scgen better', 0)}, "
+        f"no clear difference in {counts.get('no clear difference', 0)}, "
+        f"mean_shift better in {counts.get('mean_shift better', 0)} of {len(v)} held-out cell types"
+    )
+
+
+def test_stopped_early_read_as_text_or_numbers(grid):
+    as_text = grid.assign(stopped_early=grid["stopped_early"].map({0.0: "False", 1.0: "True"}))
+    assert fd.training_finding(as_text).evidence == fd.training_finding(grid).evidence
+    assert fd.imbalance_finding(as_text).evidence == fd.imbalance_finding(grid).evidence
