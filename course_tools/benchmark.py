@@ -14,7 +14,6 @@ them, and the top DEGs that are scored come from the real held-out data of each 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -29,7 +28,6 @@ import pandas as pd
 from anndata import AnnData
 from tqdm import tqdm
 
-from tutorial_lib._renames import UNSET, renamed
 from tutorial_lib.config import check_seed, check_whole_number
 from tutorial_lib.data.checks import DataValidationError
 from tutorial_lib.data.preprocess import normalise_log, select_hvg
@@ -99,8 +97,7 @@ class BenchmarkConfig:
     """Options shared by every run of a benchmark.
 
     ``max_epochs`` is passed to every method as its epoch cap (``None``: the library's training
-    default, :func:`tutorial_lib.config.get_config`; ``n_epochs=`` is its old name, accepted with a
-    ``FutureWarning``); ``method_kwargs[name]`` go to that method's
+    default, :func:`tutorial_lib.config.get_config`); ``method_kwargs[name]`` go to that method's
     constructor, ``train`` and ``predict`` by name (e.g. a step budget or patience of the training
     loop, so that two settings can be trained to equal optimizer steps or with the default early stopping).
     ``gene_selection`` is ``"per_run"`` (default: each setting's training cells, before any
@@ -115,28 +112,6 @@ class BenchmarkConfig:
     method_kwargs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     gene_selection: str = "per_run"
     n_bootstrap_degs: int = 10
-
-    @property
-    def n_epochs(self) -> int | None:
-        """Old name of :attr:`max_epochs` (``FutureWarning``)."""
-        return renamed(UNSET, self.max_epochs, old="n_epochs", new="max_epochs", where="BenchmarkConfig")
-
-
-def _accept_old_epochs_name(init):
-    """``BenchmarkConfig(n_epochs=...)``: the old name of ``max_epochs``, accepted with a ``FutureWarning``."""
-
-    @functools.wraps(init)
-    def __init__(self, *args, n_epochs=UNSET, **kwargs):  # noqa: N807
-        if n_epochs is not UNSET:
-            kwargs["max_epochs"] = renamed(
-                kwargs.get("max_epochs", UNSET), n_epochs, old="n_epochs", new="max_epochs", where="BenchmarkConfig"
-            )
-        init(self, *args, **kwargs)
-
-    return __init__
-
-
-BenchmarkConfig.__init__ = _accept_old_epochs_name(BenchmarkConfig.__init__)  # type: ignore[method-assign]
 
 
 def shared_genes(adata: AnnData, settings: Sequence[Setting], n_top_genes: int) -> list[str]:

@@ -22,12 +22,11 @@ Published methods keep their plain names; a variant carries its own:
 
 For scGen/scPRAM, ``kwargs`` are routed by name to the constructor (e.g. ``n_latent``), to
 ``train`` (e.g. ``batch_size``, ``on_epoch_end``) and to ``predict`` (e.g. ``ratio``);
-``max_epochs`` (the epoch cap; ``n_epochs`` is its old name, still accepted with a
-``FutureWarning``, as is ``ctrl_adata=``, the old name of ``adata_to_predict``) is a whole
-number >= 1, or ``None`` for :func:`tutorial_lib.config.get_config`'s (0 is an error, not the
-default); the progress bar is off unless ``progress_bar=True``. ``seed`` is an integer from 0 to
-``2**32 - 1``, NumPy integers included (:func:`tutorial_lib.config.check_seed`), passed on as a
-plain ``int``. ``return_model=True`` returns ``(prediction, model)``.
+``max_epochs`` (the epoch cap) is a whole number >= 1, or ``None`` for
+:func:`tutorial_lib.config.get_config`'s (0 is an error, not the default); the progress bar is
+off unless ``progress_bar=True``. ``seed`` is an integer from 0 to ``2**32 - 1``, NumPy integers
+included (:func:`tutorial_lib.config.check_seed`), passed on as a plain ``int``.
+``return_model=True`` returns ``(prediction, model)``.
 
 Variants of one model differ in prediction only, so they share one trained model: the last
 model trained per class is kept (with a reference to its training AnnData) and reused when the
@@ -54,7 +53,6 @@ from typing import Any, Protocol
 from anndata import AnnData
 
 from course_tools.tuning.search_space import validate_space
-from tutorial_lib._renames import UNSET, renamed, renamed_keywords
 from tutorial_lib.config import check_seed, check_whole_number, get_config
 from tutorial_lib.models import baselines
 from tutorial_lib.models._data import METHOD_KEY
@@ -126,7 +124,6 @@ def _epoch_cap(max_epochs: Any, method: str) -> int | None:
 
 
 def _model_fit_predict(cls: type[BaseModel], name: str, **fixed_predict: Any) -> FitPredict:
-    @renamed_keywords(name, ctrl_adata="adata_to_predict")
     def fit_predict(
         train_adata: AnnData,
         adata_to_predict: AnnData,
@@ -136,10 +133,8 @@ def _model_fit_predict(cls: type[BaseModel], name: str, **fixed_predict: Any) ->
         max_epochs: int | None = None,
         return_model: bool = False,
         reuse_trained: bool = True,
-        n_epochs: int | None = UNSET,
         **kwargs: Any,
     ) -> AnnData | tuple[AnnData, BaseModel]:
-        max_epochs = renamed(max_epochs, n_epochs, old="n_epochs", new="max_epochs", where=name, new_default=None)
         max_epochs = _epoch_cap(max_epochs, name)
         seed = check_seed(seed)
         targets = {"init": _params(cls.__init__), "train": _params(cls.train), "predict": _params(cls.predict)}
@@ -179,7 +174,6 @@ def _model_fit_predict(cls: type[BaseModel], name: str, **fixed_predict: Any) ->
 def _baseline_fit_predict(fn: Callable[..., AnnData]) -> FitPredict:
     takes_seed = "seed" in _params(fn)
 
-    @renamed_keywords(fn.__name__, ctrl_adata="adata_to_predict")
     def fit_predict(
         train_adata: AnnData,
         adata_to_predict: AnnData,
@@ -187,12 +181,8 @@ def _baseline_fit_predict(fn: Callable[..., AnnData]) -> FitPredict:
         cell_type: str | None,
         seed: int = 0,
         max_epochs: int | None = None,
-        n_epochs: int | None = UNSET,
         **kwargs: Any,
     ) -> AnnData:
-        max_epochs = renamed(
-            max_epochs, n_epochs, old="n_epochs", new="max_epochs", where=fn.__name__, new_default=None
-        )
         _epoch_cap(max_epochs, fn.__name__)  # nothing to train, but a wrong cap is the caller's mistake all the same
         seed = check_seed(seed)
         if takes_seed:
@@ -217,9 +207,9 @@ class MethodSpec:
     """Everything the library knows about one method, in one record.
 
     :data:`METHODS` (and :func:`get_method`), the tuning search spaces and model lookup
-    (:data:`course_tools.tuning.SEARCH_SPACES`, :func:`course_tools.tuning.model_class`) and the
-    presets (:func:`course_tools.presets.train_preset` / ``predict_preset``) are read
-    from these records; :func:`register_method` adds one.
+    (:func:`course_tools.tuning.study.search_spaces`, :func:`~course_tools.tuning.study.model_class`)
+    and the presets (:func:`course_tools.presets.train_preset` / ``predict_preset``) are read from
+    these records; :func:`register_method` adds one.
 
     Parameters
     ----------

@@ -40,7 +40,6 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, NullFormatter
 
 from course_tools.verdicts import PRIMARY, PrimaryQuestion, paired_units, paired_verdict
-from tutorial_lib._renames import deprecated_alias
 from tutorial_lib.data.checks import DataValidationError
 from tutorial_lib.metrics.evaluate import LOWER_IS_BETTER
 from tutorial_lib.plotting._common import (
@@ -657,10 +656,6 @@ def optimisation_history(study: optuna.Study, *, title: str | None = None) -> Ax
     ax.set_title(title or f"Optimisation history: {study.study_name}", fontsize=9)
     ax.figure.tight_layout()
     return ax
-
-
-#: The old, American spelling of :func:`optimisation_history` (warns ``FutureWarning``).
-optimization_history = deprecated_alias(optimisation_history, "optimization_history")
 
 
 def param_importances(study: optuna.Study, *, seed: int = 0, title: str | None = None) -> Axes:

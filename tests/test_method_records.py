@@ -11,22 +11,23 @@ from toy_method import TOY_SPEC, ToyShift
 
 from course_tools.benchmark import BenchmarkConfig, Setting, run_benchmark
 from course_tools.methods import METHODS, SPECS, MethodSpec, get_method, get_spec, register_method, registered
-from course_tools.presets import PREDICT_PRESETS, TRAIN_PRESETS, train_preset
-from course_tools.tuning.study import SEARCH_SPACES, fit_and_score, make_objective, model_class, predict_params
+from course_tools.presets import train_preset
+from course_tools.tuning.study import fit_and_score, make_objective, model_class, predict_params, search_spaces
 from tutorial_lib.models import SCGEN
 
 
 def _absent(name: str) -> bool:
-    return all(name not in table for table in (SPECS, METHODS, SEARCH_SPACES, TRAIN_PRESETS, PREDICT_PRESETS))
+    return all(name not in table for table in (SPECS, METHODS, search_spaces()))
 
 
 def test_views_are_derived_from_the_records():
     assert list(METHODS) == list(SPECS)
-    assert set(SEARCH_SPACES) == {"scgen", "scpram"}
-    for name in SEARCH_SPACES:
-        assert SEARCH_SPACES[name] == get_spec(name).search_space
+    assert set(search_spaces()) == {"scgen", "scpram"}
+    for name, space in search_spaces().items():
+        assert space == get_spec(name).search_space
         assert model_class(name) is get_spec(name).model
-        assert TRAIN_PRESETS[name] == get_spec(name).train_presets
+        for setting, kwargs in get_spec(name).train_presets.items():
+            assert train_preset(name, setting) == kwargs
     assert predict_params("scpram") == {"ratio"}
     assert predict_params("scgen") == frozenset()
     assert get_spec("scpram_percell").fixed_predict == {"variant": "percell"}
@@ -37,7 +38,7 @@ def test_a_new_model_in_one_file_runs_in_benchmark_and_tuning(mini_counts):
 
     assert _absent("toy_shift")
     with registered(TOY_SPEC):
-        assert {"toy_shift"} <= set(METHODS) & set(SEARCH_SPACES) & set(TRAIN_PRESETS)
+        assert {"toy_shift"} <= set(METHODS) & set(search_spaces())
         assert train_preset("toy_shift", "capped") == {"max_epochs": 1, "batch_size": 64}
         config = BenchmarkConfig(n_top_genes=100, max_epochs=1, n_bootstrap=3, n_top_degs=20)
         table = run_benchmark(
@@ -85,7 +86,7 @@ def test_registration_is_refused_twice_and_undone():
     assert _absent("toy_shift")
     replaced = MethodSpec("scgen", model=SCGEN, description="replacement")
     with registered(replaced, replace=True):
-        assert get_spec("scgen").description == "replacement" and "scgen" not in SEARCH_SPACES
+        assert get_spec("scgen").description == "replacement" and "scgen" not in search_spaces()
     assert get_spec("scgen").search_space and list(METHODS) == list(SPECS)
 
 

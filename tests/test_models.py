@@ -559,28 +559,28 @@ def test_predict_sample_modes(fixture, request, ctrl_a):
 
 
 def test_train_presets(train_data):
-    from course_tools.presets import TRAIN_PRESETS, predict_preset, train_preset
+    from course_tools.methods import get_spec
+    from course_tools.presets import predict_preset, train_preset
 
     for method, cls in (("scgen", SCGEN), ("scpram", SCPRAM)):
-        assert set(TRAIN_PRESETS[method]) == {"default", "capped", "reference"}
+        assert set(get_spec(method).train_presets) == {"default", "capped", "reference"}
         assert train_preset(method) == {}  # the default: each model's train_defaults, to convergence
         for setting in ("default", "capped", "reference"):
             kw = train_preset(method, setting)
             assert set(kw) <= set(cls.train_defaults) | {"max_epochs"}
             kw["max_epochs"] = 1  # a copy: the preset itself is unchanged
-            assert "max_epochs" not in TRAIN_PRESETS[method]["default"]
+            assert "max_epochs" not in train_preset(method, "default")
             model = cls(train_data, **TINY)
             model.train(**kw, progress_bar=False)
             assert model.history_.epoch[-1] == 1.0
             pred = model.predict(HELD_OUT, **(predict_preset(method, "reference") if setting == "reference" else {}))
             assert np.isfinite(pred.X).all()
-    assert train_preset("scpram", "capped", max_epochs=2) == {**TRAIN_PRESETS["scpram"]["capped"], "max_epochs": 2}
+    capped = get_spec("scpram").train_presets["capped"]
+    assert train_preset("scpram", "capped", max_epochs=2) == {**capped, "max_epochs": 2}
     assert train_preset("scgen", max_epochs=3) == {"max_epochs": 3}
     assert train_preset("scpram", "capped", with_epochs=False) == {
-        k: v for k, v in TRAIN_PRESETS["scpram"]["capped"].items() if k != "max_epochs"
+        k: v for k, v in capped.items() if k != "max_epochs"
     }
-    with pytest.warns(FutureWarning, match="capped"):
-        assert train_preset("scgen", "fast") == TRAIN_PRESETS["scgen"]["capped"]
     with pytest.raises(ValueError, match="contradict"):
         train_preset("scgen", max_epochs=2, with_epochs=False)
     with pytest.raises(ValueError, match="setting"):

@@ -7,7 +7,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from course_tools.tuning.study import SEARCH_SPACES
+from course_tools.tuning.study import search_spaces
 from course_tools.tuning.tables import describe_trials, search_space_table, trials_table
 from tutorial_lib import plotting as tp
 from tutorial_lib.analysis import delta_spread, ot_partner_index
@@ -80,7 +80,7 @@ def test_an_empty_study_has_an_empty_table():
 
 def test_search_space_table_lists_each_parameter_with_an_admissible_default():
     table = search_space_table("scgen")
-    assert list(table["parameter"]) == list(SEARCH_SPACES["scgen"])
+    assert list(table["parameter"]) == list(search_spaces()["scgen"])
     for _, row in table.iterrows():
         spec = row["values (low, high, log) or choices"]
         if row["kind"] == "categorical":

@@ -16,11 +16,11 @@ import pytest
 from course_tools.tuning.search_space import validate_space
 from course_tools.tuning.storage import make_storage
 from course_tools.tuning.study import (
-    SEARCH_SPACES,
     create_study,
     default_params,
     fit_and_score,
     make_objective,
+    search_spaces,
 )
 
 States = optuna.trial.TrialState
@@ -62,7 +62,7 @@ def test_bad_search_space_values(space, message):
 
 
 def test_course_search_spaces_are_valid_and_have_defaults():
-    for method, space in SEARCH_SPACES.items():
+    for method, space in search_spaces().items():
         validate_space(space)
         assert set(default_params(method)) == set(space)
     assert default_params("scgen")["n_hidden"] == 800

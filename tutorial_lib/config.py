@@ -27,8 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from tutorial_lib._renames import UNSET, renamed
-
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
@@ -71,8 +69,7 @@ class RunConfig:
 
     ``max_epochs`` caps training in epochs; ``None`` (full and fast mode) means no cap beyond the
     models' own default schedule: early stopping on the validation loss with a step cap.
-    ``smoke`` marks the test suite's budget (fast mode's data, ``max_epochs`` set). (``n_epochs``:
-    the old name of ``max_epochs``, a read-only alias that warns.)
+    ``smoke`` marks the test suite's budget (fast mode's data, ``max_epochs`` set).
     """
 
     fast: bool
@@ -82,11 +79,6 @@ class RunConfig:
     n_top_genes: int
     dataset: str
     smoke: bool = False
-
-    @property
-    def n_epochs(self) -> int | None:
-        """Old name of :attr:`max_epochs` (``FutureWarning``)."""
-        return renamed(UNSET, self.max_epochs, old="n_epochs", new="max_epochs", where="RunConfig")
 
     @property
     def mode(self) -> str:

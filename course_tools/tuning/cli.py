@@ -28,16 +28,15 @@ import math
 import os
 import socket
 import sys
-import warnings
 
 from course_tools.tuning.storage import check_storage
 from course_tools.tuning.study import (
-    SEARCH_SPACES,
     check_space,
     create_study,
     make_objective,
     n_finished,
     optimise,
+    search_spaces,
 )
 from tutorial_lib.config import SEED_MAX, get_config
 from tutorial_lib.data import load_kang2018, prepare_holdout, split_views
@@ -49,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     cfg = get_config()
     p = argparse.ArgumentParser(prog="python -m course_tools.tuning.cli", description="Run an Optuna tuning worker.")
     p.add_argument("--study", required=True, help="study name (shared by all workers)")
-    p.add_argument("--method", required=True, choices=sorted(SEARCH_SPACES))
+    p.add_argument("--method", required=True, choices=sorted(search_spaces()))
     p.add_argument(
         "--storage",
         default=None,
@@ -67,7 +66,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=cfg.max_epochs,
         help="epoch cap of each trial's training (default: the mode's; none in full mode: the default schedule)",
     )
-    p.add_argument("--n-epochs", type=int, default=None, dest="n_epochs", help=argparse.SUPPRESS)  # old name
     p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default: the model's)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="seed of model training")
@@ -83,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--space",
         default=None,
-        help="search space as JSON, replacing the method's (course_tools.tuning.study.SEARCH_SPACES), e.g. "
+        help="search space as JSON, replacing the method's (course_tools.tuning.study.search_spaces()), e.g. "
         '\'{"n_hidden": ["categorical", [64, 128]], "dropout_rate": ["float", [0.0, 0.3, false]]}\'',
     )
     return p
@@ -126,11 +124,6 @@ def main(argv: list[str] | None = None) -> int:
     """Run one worker; returns the process exit status."""
     args = build_parser().parse_args(argv)
     problems = []
-    if args.n_epochs is not None:
-        warnings.warn("--n-epochs is now called --max-epochs; --n-epochs will be removed", FutureWarning, stacklevel=2)
-        if any(a.split("=")[0] == "--max-epochs" for a in (sys.argv[1:] if argv is None else argv)):
-            problems.append("give --max-epochs only (--n-epochs is its old name)")
-        args.max_epochs = args.n_epochs
     if args.n_trials < 1:
         problems.append(f"--n-trials must be >= 1, got {args.n_trials}")
     if args.batch_size is not None and args.batch_size < 2:

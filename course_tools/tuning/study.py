@@ -27,17 +27,23 @@ from typing import Any
 import numpy as np
 import optuna
 
-from course_tools._views import SpecFieldView
 from course_tools.tuning.search_space import validate_space
 from course_tools.tuning.storage import make_storage
-from tutorial_lib._renames import UNSET, deprecated_alias, renamed
 from tutorial_lib.config import check_seed, fixed_threads, get_config
 from tutorial_lib.data.split import HoldoutData
 
-# name -> ("int"|"float"|"categorical", spec). Numeric specs: (low, high, log); categorical: choices.
-SEARCH_SPACES: Mapping[str, Mapping[str, tuple[str, Any]]] = SpecFieldView("search_space", "SEARCH_SPACES")
-"""The course's search spaces (the seed slides' hyperparameter table): a live view of the
-``search_space`` of each method record (:class:`course_tools.methods.MethodSpec`)."""
+
+def search_spaces() -> dict[str, Mapping[str, tuple[str, Any]]]:
+    """Method -> search space, for every registered method that has one (the course's table).
+
+    Each space maps a parameter to ``("int"|"float"|"categorical", spec)``: numeric specs are
+    ``(low, high, log)``, categorical ones the choices. Read from the method records
+    (:attr:`course_tools.methods.MethodSpec.search_space`) at each call, so a method registered
+    later is included.
+    """
+    from course_tools.methods import SPECS
+
+    return {name: spec.search_space for name, spec in SPECS.items() if spec.search_space}
 
 
 def predict_params(method: str) -> frozenset[str]:
@@ -45,15 +51,6 @@ def predict_params(method: str) -> frozenset[str]:
     from course_tools.methods import get_spec
 
     return get_spec(method).predict_params
-
-
-def __getattr__(name: str) -> Any:
-    if name == "PREDICT_PARAMS":  # the former module constant: now per method, see predict_params()
-        import warnings
-
-        warnings.warn("tuning.PREDICT_PARAMS is replaced by tuning.predict_params(method)", FutureWarning, stacklevel=2)
-        return set().union(*(predict_params(m) for m in SEARCH_SPACES))
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def suggest(trial: optuna.Trial, space: Mapping[str, tuple[str, Any]]) -> dict[str, Any]:
@@ -71,8 +68,9 @@ def suggest(trial: optuna.Trial, space: Mapping[str, tuple[str, Any]]) -> dict[s
 
 def model_class(method: str):
     """The model class tuned for ``method`` (a registered method with a search space, e.g. ``"scgen"``)."""
-    if method not in SEARCH_SPACES:
-        raise ValueError(f"method must be one of {sorted(SEARCH_SPACES)} (methods with a search space), got {method!r}")
+    spaces = search_spaces()
+    if method not in spaces:
+        raise ValueError(f"method must be one of {sorted(spaces)} (methods with a search space), got {method!r}")
     from course_tools.methods import get_spec
 
     return get_spec(method).model
@@ -88,7 +86,6 @@ def fit_and_score(
     seed: int = 0,
     on_epoch_end: Callable[[int, float], None] | None = None,
     train_kwargs: Mapping[str, Any] | None = None,
-    n_epochs: int | None = UNSET,
 ) -> float:
     """Train ``method`` with ``params`` and return the E-distance of its prediction.
 
@@ -96,16 +93,12 @@ def fit_and_score(
     (the single final scoring). ``train_kwargs`` go to ``Model.train`` (e.g. ``batch_size``,
     ``lr``; a preset from :func:`course_tools.presets.train_preset`); ``max_epochs`` (the
     epoch cap; ``None``: the mode's budget, :attr:`tutorial_lib.config.RunConfig.max_epochs`, i.e.
-    the default schedule (early stopping, step cap), capped only under ``TUTORIAL_SMOKE=1``;
-    ``n_epochs`` is its old name, accepted with a ``FutureWarning``) and ``seed`` are set by their
-    own arguments. Runs under :func:`tutorial_lib.config.fixed_threads`, so a trial's value is
+    the default schedule (early stopping, step cap), capped only under ``TUTORIAL_SMOKE=1``) and
+    ``seed`` are set by their own arguments. Runs under :func:`tutorial_lib.config.fixed_threads`, so a trial's value is
     reproduced exactly by calling this again with its parameters.
     """
     from tutorial_lib.metrics import e_distance, fit_shared_pca
 
-    max_epochs = renamed(
-        max_epochs, n_epochs, old="n_epochs", new="max_epochs", where="fit_and_score", new_default=None
-    )
     if max_epochs is None:
         max_epochs = get_config().max_epochs  # the mode's budget: None (default schedule) unless smoke-testing
     if target == "validation":
@@ -143,18 +136,14 @@ def make_objective(
     seed: int = 0,
     space: Mapping[str, tuple[str, Any]] | None = None,
     train_kwargs: Mapping[str, Any] | None = None,
-    n_epochs: int | None = UNSET,
 ) -> Callable[[optuna.Trial], float]:
     """Optuna objective: validation-set E-distance, with per-epoch validation loss for pruning.
 
     ``train_kwargs`` (e.g. ``batch_size``, ``lr``) are passed to every trial's training; see
-    :func:`fit_and_score` (also for ``max_epochs`` and its old name ``n_epochs``).
+    :func:`fit_and_score` (also for ``max_epochs``).
     """
-    max_epochs = renamed(
-        max_epochs, n_epochs, old="n_epochs", new="max_epochs", where="make_objective", new_default=None
-    )
     model_class(method)  # unknown method fails here, before any trial
-    space = SEARCH_SPACES[method] if space is None else space
+    space = search_spaces()[method] if space is None else space
     check_space(method, space)
 
     def objective(trial: optuna.Trial) -> float:
@@ -325,11 +314,6 @@ def optimise(study: optuna.Study, objective: Callable, n_trials: int, *, poll: f
         study.optimize(guarded, n_trials=1, catch=(SurplusTrial,))  # takes a queued (retried) trial first
 
 
-#: The old, American spelling of :func:`optimise` (warns ``FutureWarning``); Optuna's own
-#: ``study.optimize`` keeps its name.
-optimize = deprecated_alias(optimise, "optimize")
-
-
 @dataclass
 class TuningResult:
     """Best parameters of a study and its trials as a table."""
@@ -353,7 +337,7 @@ def default_params(method: str, space: Mapping[str, tuple[str, Any]] | None = No
     from course_tools.methods import get_spec
 
     cls = model_class(method)
-    space = SEARCH_SPACES[method] if space is None else space
+    space = search_spaces()[method] if space is None else space
     defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
     defaults.update(cls.predict_defaults(**get_spec(method).fixed_predict))
     missing = [k for k in space if k not in defaults or defaults[k] is inspect.Parameter.empty]

@@ -9,7 +9,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from course_tools.tuning.study import SEARCH_SPACES, default_params
+from course_tools.tuning.study import default_params, search_spaces
 
 #: Columns of :func:`trials_table` before the parameters.
 TRIAL_ATTRS = ("number", "value", "state", "params", "duration")
@@ -21,11 +21,12 @@ def search_space_table(method: str) -> pd.DataFrame:
     Columns ``parameter, kind, values (low, high, log) or choices, default``; the defaults are the
     model's own (:func:`~course_tools.tuning.study.default_params`).
     """
-    if method not in SEARCH_SPACES:
-        raise KeyError(f"no search space for {method!r}; methods with one: {sorted(SEARCH_SPACES)}")
+    spaces = search_spaces()
+    if method not in spaces:
+        raise KeyError(f"no search space for {method!r}; methods with one: {sorted(spaces)}")
     defaults = default_params(method)
     return pd.DataFrame(
-        [(name, kind, spec, defaults[name]) for name, (kind, spec) in SEARCH_SPACES[method].items()],
+        [(name, kind, spec, defaults[name]) for name, (kind, spec) in spaces[method].items()],
         columns=["parameter", "kind", "values (low, high, log) or choices", "default"],
     )
 

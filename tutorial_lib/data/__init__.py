@@ -13,7 +13,7 @@ from tutorial_lib.data.checks import (
 )
 from tutorial_lib.data.fetch import ChecksumError, DataUnavailableError, RemoteFile, fetch_file
 from tutorial_lib.data.kang import KANG2018_RAW, harmonise, load_kang2018
-from tutorial_lib.data.preprocess import normalise_log, normalize_log, select_hvg
+from tutorial_lib.data.preprocess import normalise_log, select_hvg
 from tutorial_lib.data.split import (
     SPLIT_KEY,
     assign_donor_holdout,
@@ -43,7 +43,6 @@ __all__ = [
     "harmonise",
     "load_kang2018",
     "normalise_log",
-    "normalize_log",
     "prepare_holdout",
     "require_obs_keys",
     "select_hvg",

@@ -6,7 +6,6 @@ import numpy as np
 import scanpy as sc
 from anndata import AnnData
 
-from tutorial_lib._renames import deprecated_alias
 from tutorial_lib.config import check_whole_number
 from tutorial_lib.data.checks import DataValidationError, check_counts, require_nonempty
 
@@ -33,10 +32,6 @@ def normalise_log(adata: AnnData, *, target_sum: float = 1e4, counts_layer: str 
     adata.uns["x_kind"] = "log"
     adata.uns.pop("log1p", None)
     return adata
-
-
-#: The old, American spelling of :func:`normalise_log` (warns ``FutureWarning``).
-normalize_log = deprecated_alias(normalise_log, "normalize_log")
 
 
 def select_hvg(
