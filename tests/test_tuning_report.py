@@ -132,6 +132,18 @@ def test_findings_count_the_trials_and_say_what_a_random_search_cannot_show():
     assert f"finished 8 trials: {8 - n_pruned} completed and {n_pruned} pruned" in text
     assert "seeded random search" in text and "cannot say which hyperparameters matter" in text
     assert f"rest on its {8 - n_pruned} completed trials" in text
+    replayed = tuning_findings(
+        _study(6, enqueue=2),
+        _final([0.4, 0.5, 0.45], [0.42, 0.47, 0.5]),
+        wrong,
+        [2.1, 2.3, 2.2],
+        [2.1, 2.3, 2.2],
+        test_cell_type="CD4+ T cells",
+    )
+    assert (replayed.n_enqueued, replayed.n_random, replayed.n_model) == (2, 4, 0)
+    assert (
+        "4 were drawn at random and 2 enqueued, so this study is a seeded random search" in replayed.trials_statement()
+    )
     # once the sampler models, the words say how many trials it proposed
     modelled = tuning_findings(
         _study(9, n_startup=3),

@@ -305,7 +305,8 @@ EXERCISES: dict[str, dict[str, str]] = {
         "question": (
             "Change a setting, rerun, interpret: simulate searches that judge k candidates on the test set, each "
             "observed once with seed noise, and report the best. Run it with ks = [2], then with ks = [2, 4, 8, 32]: "
-            'does the expected flattery (fresh - reported) "grow", "shrink" or "stay the same" as k grows?'
+            "how does the expected flattery (fresh - reported) change as k grows: it "
+            '"grows", "shrinks" or "stays the same"?'
         ),
         "scaffold": (
             "rng = np.random.default_rng(0)\n"

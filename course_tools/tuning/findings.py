@@ -89,11 +89,19 @@ class TuningFindings:
             f"The live study finished {self.n_finished} trials: {self.n_complete} completed and {self.n_pruned} pruned."
         )
         if self.n_model == 0:
-            drawn = "at random" if not self.n_enqueued else f"{self.n_random} at random, {self.n_enqueued} enqueued"
+            if self.n_enqueued:
+                drawn = (
+                    f" None was proposed by the TPE model, which starts after {self.n_startup_trials} finished "
+                    f"trials: {self.n_random} were drawn at random and {self.n_enqueued} enqueued"
+                )
+            else:
+                drawn = (
+                    " All of them were drawn at random: the TPE sampler proposes from its model only after "
+                    f"{self.n_startup_trials} finished trials"
+                )
             how = (
-                f" All of them were drawn before the TPE sampler starts modelling (after {self.n_startup_trials} "
-                f"finished trials), {drawn}: this study is a seeded random search. It shows the mechanics (storage, "
-                "resuming, pruning); it cannot say which hyperparameters matter."
+                drawn + ", so this study is a seeded random search. It shows the mechanics (storage, resuming, "
+                "pruning); it cannot say which hyperparameters matter."
             )
         else:
             how = (
