@@ -7,7 +7,7 @@
    for E-distance), and the same verdicts without the cell types used while developing the course
    (:data:`~course_tools.grid_results.DEVELOPMENT_CELL_TYPES`);
 2. what the table holds (:func:`~course_tools.grid_results.describe_grid`) and how far the models
-   trained, per design (:func:`training_summary`);
+   trained, per design (:func:`training_by_design`);
 3. everything else, labelled exploratory (no multiplicity control): the metrics withdrawn from
    the page and why (:data:`~course_tools.grid_results.WITHDRAWN_METRICS`); the per-run intervals
    that exclude their own estimate, with the bias that explains it
@@ -228,7 +228,7 @@ def markdown_tally(tally: pd.DataFrame) -> str:
     return tally.to_markdown(index=False)
 
 
-def training_summary(table: pd.DataFrame, methods: Sequence[str] = MODELS) -> pd.DataFrame:
+def training_by_design(table: pd.DataFrame, methods: Sequence[str] = MODELS) -> pd.DataFrame:
     """How far each model trained, per design: one row per design and model.
 
     Columns: ``runs``, ``steps_mean``/``steps_min`` (optimizer steps), ``stopped_early`` (runs the
@@ -498,7 +498,7 @@ def grid_report(table: pd.DataFrame, question: PrimaryQuestion = PRIMARY) -> str
     metrics = [mg for mg in report_metrics(table) if mg[0] not in WITHDRAWN_METRICS]
     lines = _primary_section(table, question)
     lines += ["### What the table holds", "", "```text", describe_grid(table), "```", ""]
-    trained = training_summary(table)
+    trained = training_by_design(table)
     if len(trained):
         lines += [
             "How far the models trained (their course variants reuse these networks), per design; "

@@ -391,7 +391,7 @@ def register_method(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:
     After this, the method runs in :func:`~course_tools.benchmark.run_benchmark` and the grid,
     is tuned by :mod:`course_tools.tuning` (if it has a search space) and has presets (if it has
     any). A name already registered is refused unless ``replace=True``. Undo with
-    :func:`unregister_method`, or use :func:`registered` (a context manager, e.g. in tests).
+    :func:`unregister_method`, or use :func:`registered_method` (a context manager, e.g. in tests).
     """
     if not isinstance(spec, MethodSpec):
         raise TypeError(f"register_method takes a MethodSpec; got {type(spec).__name__}")
@@ -415,7 +415,7 @@ def unregister_method(name: str) -> MethodSpec:
 
 
 @contextmanager
-def registered(spec: MethodSpec, *, replace: bool = False) -> Iterator[MethodSpec]:
+def registered_method(spec: MethodSpec, *, replace: bool = False) -> Iterator[MethodSpec]:
     """Register ``spec`` for the ``with`` block only; the previous record (if replaced) comes back after."""
     previous = SPECS.get(spec.name)
     register_method(spec, replace=replace)

@@ -41,11 +41,12 @@ from matplotlib.ticker import FixedLocator, NullFormatter
 
 from course_tools.verdicts import PRIMARY, PrimaryQuestion, paired_units, paired_verdict
 from tutorial_lib.data.checks import DataValidationError
+from tutorial_lib.metrics import is_lower_better
 from tutorial_lib.metrics.evaluate import LOWER_IS_BETTER
 from tutorial_lib.plotting._common import (
     direction_label,
     get_ax,
-    is_lower_better,
+    panel_direction,
     require_columns,
     select_rows,
     with_direction,
@@ -166,7 +167,7 @@ def seed_spread_plot(
     named = metric
     if named is None and "metric" in sub.columns and sub["metric"].nunique() == 1:
         named = str(sub["metric"].iloc[0])
-    lower = is_lower_better(named, lower_is_better)
+    lower = panel_direction(named, lower_is_better)
     if hue is not None and hue not in sub.columns:
         hue = None
     methods = list(order) if order is not None else list(dict.fromkeys(sub[method_col]))
@@ -357,7 +358,7 @@ def paired_difference_plot(
     # one slot per group, whatever state seaborn's categorical axis was left in: the first label
     # then never reaches the y tick labels
     ax.set_xlim(-0.5, len(groups) - 0.5)
-    lower = is_lower_better(metric, lower_is_better)
+    lower = panel_direction(metric, lower_is_better)
     label = f"{a} {symbol} {b}\n{metric}"
     if lower is not None:
         side = "below" if lower else "above"

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from course_tools.verdicts import better_direction
 from tutorial_lib.data.checks import DataValidationError
 
 __all__ = [
@@ -74,12 +75,6 @@ def interferon_stimulated(genes: Iterable[str]) -> list[str]:
     if isinstance(genes, str):
         raise TypeError("pass a list of gene names, not one string")
     return [g for g in genes if str(g).upper() in INTERFERON_STIMULATED_GENES]
-
-
-def _direction(metric: str) -> str:
-    from tutorial_lib.metrics import LOWER_IS_BETTER
-
-    return "lower" if metric in LOWER_IS_BETTER else "higher"
 
 
 def _check_scores(scores: pd.DataFrame) -> None:
@@ -153,7 +148,7 @@ def interval_comparison(
             raise DataValidationError(f"no rows for metric {metric!r} on gene set {gene_set!r}")
         by = sel.drop_duplicates("method").set_index("method")
         a, b = by.loc[method_a], by.loc[method_b]
-        direction = _direction(metric)
+        direction = better_direction(metric)
         undefined = [m for m, r in ((method_a, a), (method_b, b)) if not np.isfinite(r["value"])]
         if undefined:
             verdict = "undefined for " + " and ".join(undefined)
@@ -211,7 +206,7 @@ def describe_order(
     undefined = sorted(set(table.loc[table["metric"] == metric, "method"]) - set(ranked["method"]))
     tail = f" (undefined for {', '.join(undefined)})" if undefined else ""
     prefix = f"[{setting}] " if setting is not None else ""
-    return f"{prefix}{metric} ({gene_set}; {_direction(metric)} is better), best first: {shown}{tail}"
+    return f"{prefix}{metric} ({gene_set}; {better_direction(metric)} is better), best first: {shown}{tail}"
 
 
 DISTANCE_COLUMNS = ["prediction", "real_distance", "predicted_distance", "diff", "ci_low", "ci_high", "verdict"]

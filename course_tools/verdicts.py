@@ -99,10 +99,11 @@ VERDICT_COLUMNS = [
 ]
 
 
-def _direction(metric: str) -> str:
-    from tutorial_lib.metrics import LOWER_IS_BETTER
+def better_direction(metric: str) -> str:
+    """``"lower"`` or ``"higher"``: which values of ``metric`` are better (from the metric registry)."""
+    from tutorial_lib.metrics import is_lower_better
 
-    return "lower" if metric in LOWER_IS_BETTER else "higher"
+    return "lower" if is_lower_better(metric) else "higher"
 
 
 def is_distance(metric: str) -> bool:
@@ -113,7 +114,7 @@ def is_distance(metric: str) -> bool:
     prediction, and of a size that grows with the cell type's response. Pooled over cell types they
     are compared as ratios (:func:`comparison_scale`); their interval bounds are >= 0.
     """
-    return _direction(metric) == "lower"
+    return better_direction(metric) == "lower"
 
 
 def comparison_scale(metric: str, unit: str = "setting") -> Scale:
@@ -197,9 +198,10 @@ def contrast(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, s
     if scale != "ratio":
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     if np.any(a <= 0) or np.any(b <= 0):
+        low_a = float(np.min(a)) if a.size else float("nan")
+        low_b = float(np.min(b)) if b.size else float("nan")
         raise DataValidationError(
-            "a ratio needs values > 0 on both sides, got "
-            f"min {float(np.min(a)) if a.size else float('nan'):.3g} and {float(np.min(b)) if b.size else float('nan'):.3g}; "
+            f"a ratio needs values > 0 on both sides, got min {low_a:.3g} and {low_b:.3g}; "
             "compare on scale='difference'"
         )
     return np.log(a) - np.log(b)
@@ -225,11 +227,6 @@ def paired_t(d: np.ndarray, level: float = 0.95) -> tuple[float, float, float, f
     return mean, mean - half, mean + half, p
 
 
-def _paired_summary(d: np.ndarray, level: float) -> tuple[float, float, float]:
-    """``(mean, low, high)`` of :func:`paired_t`: the interval the verdicts and their plots draw."""
-    return paired_t(d, level)[:3]
-
-
 def _back(mean: float, lo: float, hi: float, scale: Scale) -> tuple[float, float, float]:
     """A contrast's mean and interval on the scale they are reported on (``exp`` for ratios)."""
     if scale == "ratio":
@@ -246,7 +243,7 @@ def paired_difference(a: Sequence[float], b: Sequence[float], level: float = 0.9
     d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
     if d.ndim != 1 or d.size < 2 or not np.all(np.isfinite(d)):
         raise ValueError("need at least two finite paired scores per method, as 1-D sequences of equal length")
-    return _paired_summary(d, level)
+    return paired_t(d, level)[:3]
 
 
 def paired_ratio(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
@@ -381,12 +378,20 @@ def paired_verdict(
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level}")
     units, unit = paired_units(
-        results, method_a, method_b, metric, gene_set, scale=scale, settings=settings, match_on=match_on, compare=compare
+        results,
+        method_a,
+        method_b,
+        metric,
+        gene_set,
+        scale=scale,
+        settings=settings,
+        match_on=match_on,
+        compare=compare,
     )
     scale = units.attrs["scale"]
     d = contrast(units[method_a], units[method_b], scale)
     mean, lo, hi, p = paired_t(d, level)
-    direction = _direction(metric)
+    direction = better_direction(metric)
     n = int(d.size)
     estimate, ci_low, ci_high = _back(mean, lo, hi, scale)
     return {
@@ -509,7 +514,7 @@ def interaction(
     d = c0 - c1
     mean, lo, hi, p = paired_t(d, level)
     # in the metric's direction: a larger contrast favours A when higher is better, B when lower is
-    higher = _direction(metric) == "higher"
+    higher = better_direction(metric) == "higher"
     if d.size < min_runs:
         verdict = _too_few(d.size, unit, min_runs, runs="matched units")
     elif lo > 0 or hi < 0:
@@ -535,7 +540,7 @@ def interaction(
         "ci_low": ci_low,
         "ci_high": ci_high,
         "p_value": p,
-        "direction": _direction(metric),
+        "direction": better_direction(metric),
         "verdict": verdict,
     }
 
@@ -747,7 +752,7 @@ PRIMARY_COLUMNS = [
 
 
 def _primary_words(p_holm: float, lo: float, hi: float, margin: Margin, direction: str, alpha: float) -> str:
-    """``equivalent`` (interval inside the margin) before ``better``/``worse`` (Holm p < alpha), else ``inconclusive``."""
+    """``equivalent`` (interval inside the margin), else ``better``/``worse`` (Holm p < alpha), or ``inconclusive``."""
     if margin.contains(lo, hi):
         return f"equivalent within {margin.describe()}"
     if np.isfinite(p_holm) and p_holm < alpha:
@@ -856,7 +861,7 @@ def primary_verdicts(
     judged = family_verdicts(
         [contrast(u[model], u[question.baseline], m.scale) for (model, m), (u, _) in zip(comparisons, units)],
         [m for _, m in comparisons],
-        [_direction(m.metric) for _, m in comparisons],
+        [better_direction(m.metric) for _, m in comparisons],
         alpha=question.alpha,
         min_runs=min_runs,
     )

@@ -141,16 +141,16 @@ def test_imbalance_is_withdrawn_without_one_gene_panel_and_not_testable_with_thr
     assert "- pearson_delta (top20_degs): not testable" in shown
 
 
-def test_training_summary_counts_runs_and_early_stops():
+def test_training_by_design_counts_runs_and_early_stops():
     table = _table()
     table.loc[(table["method"] == "scpram") & (table["seed"] == 0), ["train_steps", "stopped_early"]] = (2200.0, True)
-    s = rep.training_summary(table).set_index(["design", "method"])
+    s = rep.training_by_design(table).set_index(["design", "method"])
     row = s.loc[("balanced", "scpram")]
     assert row["runs"] == 12 and row["steps_min"] == 2200 and row["stopped_early"] == 3
     assert row["steps_mean"] == pytest.approx((9 * 3000 + 3 * 2200) / 12)
     assert s.loc[("balanced", "scgen"), "stopped_early"] == 0
     with pytest.raises(DataValidationError, match="train_steps"):
-        rep.training_summary(table.drop(columns=["train_steps"]))
+        rep.training_by_design(table.drop(columns=["train_steps"]))
 
 
 def test_a_table_without_unbalanced_runs_has_no_imbalance_section():

@@ -10,7 +10,7 @@ import pytest
 from toy_method import TOY_SPEC, ToyShift
 
 from course_tools.benchmark import BenchmarkConfig, Setting, run_benchmark
-from course_tools.methods import METHODS, SPECS, MethodSpec, get_method, get_spec, register_method, registered
+from course_tools.methods import METHODS, SPECS, MethodSpec, get_method, get_spec, register_method, registered_method
 from course_tools.presets import train_preset
 from course_tools.tuning.study import fit_and_score, make_objective, model_class, predict_params, search_spaces
 from tutorial_lib.models import SCGEN
@@ -37,7 +37,7 @@ def test_a_new_model_in_one_file_runs_in_benchmark_and_tuning(mini_counts):
     from tutorial_lib.data import prepare_holdout, split_views
 
     assert _absent("toy_shift")
-    with registered(TOY_SPEC):
+    with registered_method(TOY_SPEC):
         assert {"toy_shift"} <= set(METHODS) & set(search_spaces())
         assert train_preset("toy_shift", "capped") == {"max_epochs": 1, "batch_size": 64}
         config = BenchmarkConfig(n_top_genes=100, max_epochs=1, n_bootstrap=3, n_top_degs=20)
@@ -80,12 +80,12 @@ def test_history_with_new_terms_survives_save_and_load(mini_counts, tmp_path):
 
 
 def test_registration_is_refused_twice_and_undone():
-    with registered(TOY_SPEC):
+    with registered_method(TOY_SPEC):
         with pytest.raises(ValueError, match="already registered"):
             register_method(TOY_SPEC)
     assert _absent("toy_shift")
     replaced = MethodSpec("scgen", model=SCGEN, description="replacement")
-    with registered(replaced, replace=True):
+    with registered_method(replaced, replace=True):
         assert get_spec("scgen").description == "replacement" and "scgen" not in search_spaces()
     assert get_spec("scgen").search_space and list(METHODS) == list(SPECS)
 

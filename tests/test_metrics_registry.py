@@ -18,7 +18,7 @@ from tutorial_lib.metrics import (
     register_metric,
     registered,
 )
-from tutorial_lib.plotting._common import is_lower_better
+from tutorial_lib.plotting._common import panel_direction
 
 FAST = {"n_bootstrap": 8, "n_bootstrap_degs": 2, "n_top_degs": 5, "seed": 0}
 
@@ -58,7 +58,7 @@ def test_a_metric_declared_in_one_place_reaches_evaluate_directions_and_verdicts
     )
     with registered(mae):
         table = evaluate(real, pred, ctrl, var_names=genes, **FAST)
-        assert "mae_mean" in LOWER_IS_BETTER and is_lower_better("mae_mean")
+        assert "mae_mean" in LOWER_IS_BETTER and panel_direction("mae_mean")
         assert INTERVALS["mae_mean"] == "basic"
         verdict = paired_verdict(larger_a, "A", "B", "mae_mean")
         assert verdict["direction"] == "lower" and verdict["verdict"] == "B better"

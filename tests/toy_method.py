@@ -3,7 +3,7 @@
 ``ToyAE`` is a module with its own loss (absolute-error reconstruction plus a KL term, recorded
 as ``l1`` and ``kl``); ``ToyShift`` trains it through the library's generic loop and predicts by
 shifting each control cell's latent by the training data's mean stimulated - control
-difference; ``TOY_SPEC`` is its record. ``with registered(TOY_SPEC): ...`` makes ``"toy_shift"``
+difference; ``TOY_SPEC`` is its record. ``with registered_method(TOY_SPEC): ...`` makes ``"toy_shift"``
 a method of the benchmark, the grid and tuning for the block only. Not a method to use.
 """
 

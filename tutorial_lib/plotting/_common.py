@@ -10,6 +10,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from tutorial_lib.data.checks import DataValidationError
+from tutorial_lib.metrics import is_lower_better
 
 #: Colours used across the course's figures.
 COLORS = {
@@ -50,20 +51,15 @@ def select_rows(table: pd.DataFrame, metric: str | None, gene_set: str | None) -
     return sub
 
 
-def is_lower_better(metric: str | None, lower_is_better: bool | None = None) -> bool | None:
-    """Whether lower values of ``metric`` are better.
+def panel_direction(metric: str | None, lower_is_better: bool | None = None) -> bool | None:
+    """Whether a panel of ``metric`` shows lower values as better.
 
-    ``lower_is_better`` if given, else from the library's list
-    (:data:`~tutorial_lib.metrics.evaluate.LOWER_IS_BETTER`; every other metric of
-    :func:`~tutorial_lib.metrics.evaluate` is higher-is-better); ``None`` when unknown (no metric).
+    ``lower_is_better`` if given (e.g. a score the library does not register), else
+    :func:`tutorial_lib.metrics.is_lower_better` of ``metric``; ``None`` when there is no metric.
     """
     if lower_is_better is not None:
         return bool(lower_is_better)
-    if metric is None:
-        return None
-    from tutorial_lib.metrics.evaluate import LOWER_IS_BETTER
-
-    return metric in LOWER_IS_BETTER
+    return None if metric is None else is_lower_better(metric)
 
 
 def direction_label(lower: bool | None) -> str:

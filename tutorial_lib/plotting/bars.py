@@ -11,7 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from tutorial_lib.data.checks import DataValidationError
-from tutorial_lib.plotting._common import get_ax, is_lower_better, require_columns, select_rows, with_direction
+from tutorial_lib.plotting._common import get_ax, panel_direction, require_columns, select_rows, with_direction
 
 
 def _select(table: pd.DataFrame, metric: str, gene_set: str | None, method_col: str) -> pd.DataFrame:
@@ -77,7 +77,7 @@ def metric_bars(
     ax.axhline(0, color="k", lw=0.6)
     ax.set_xticks(xs)
     ax.set_xticklabels(methods, rotation=30, ha="right")
-    ax.set_ylabel(with_direction(metric, is_lower_better(metric, lower_is_better)), fontsize=8)
+    ax.set_ylabel(with_direction(metric, panel_direction(metric, lower_is_better)), fontsize=8)
     ax.set_title(metric + (f" ({gene_set})" if gene_set else ""), fontsize=9)
     if hue:
         ax.legend(fontsize=7, title=hue)
