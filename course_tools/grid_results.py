@@ -413,7 +413,7 @@ def grid_config(table: pd.DataFrame):
     """The :class:`~course_tools.benchmark.BenchmarkConfig` of the table's scoring, read from its columns.
 
     ``n_top_genes`` from ``n_genes`` of the all-genes rows, ``n_top_degs`` from the DEG gene set's
-    name, ``n_bootstrap`` and ``n_bootstrap_degs`` from ``n_boot`` of the non-DEG and DEG-overlap
+    name, ``n_bootstrap`` and ``n_bootstrap_degs`` from ``n_bootstrap`` of the non-DEG and DEG-overlap
     rows. Training options are not in the table: ``max_epochs`` is ``None`` (the library's
     default, what the grid uses unless told otherwise) and ``method_kwargs`` empty; a live run
     with this config has the table's run key (:func:`compare_live`'s ``same_run``) exactly when
@@ -421,7 +421,7 @@ def grid_config(table: pd.DataFrame):
     """
     from course_tools.benchmark import BenchmarkConfig
 
-    missing = [c for c in ("n_genes", "n_boot") if c not in table.columns]
+    missing = [c for c in ("n_genes", "n_bootstrap") if c not in table.columns]
     if missing:
         raise DataValidationError(f"the table lacks the columns {missing} needed to read its configuration")
     if not (table["gene_set"] == "all").any():
@@ -431,8 +431,8 @@ def grid_config(table: pd.DataFrame):
     return BenchmarkConfig(
         n_top_genes=int(table.loc[table["gene_set"] == "all", "n_genes"].max()),
         max_epochs=None,
-        n_bootstrap=int(table.loc[~degs, "n_boot"].max()),
-        n_bootstrap_degs=int(table.loc[degs, "n_boot"].max()) if degs.any() else 0,
+        n_bootstrap=int(table.loc[~degs, "n_bootstrap"].max()),
+        n_bootstrap_degs=int(table.loc[degs, "n_bootstrap"].max()) if degs.any() else 0,
         n_top_degs=n_top_degs,
     )
 

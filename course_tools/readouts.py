@@ -217,7 +217,7 @@ def distance_from_controls(
     real: np.ndarray,
     predictions: Mapping[str, np.ndarray],
     *,
-    n_boot: int = 100,
+    n_bootstrap: int = 100,
     fraction: float = 0.5,
     level: float = 0.95,
     seed: int = 0,
@@ -238,7 +238,7 @@ def distance_from_controls(
         Control and real stimulated cells, cells x dimensions (e.g. coordinates in the shared PCA).
     predictions
         Name -> predicted cells in the same space.
-    n_boot, fraction, level, seed
+    n_bootstrap, fraction, level, seed
         Subsamples, the fraction of cells each keeps, the interval's coverage and the seed.
 
     Returns
@@ -255,8 +255,8 @@ def distance_from_controls(
     real = as_points(real, "real stimulated cells")
     if not predictions:
         raise ValueError("predictions is empty: pass {name: predicted cells}")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    if n_bootstrap < 1:
+        raise ValueError(f"n_bootstrap must be >= 1, got {n_bootstrap}")
     real_cache = PairwiseCache(real, ctrl)
     all_real, all_ctrl = np.arange(real.shape[0]), np.arange(ctrl.shape[0])
     real_full = real_cache.e_distance(all_real, all_ctrl)
@@ -275,7 +275,7 @@ def distance_from_controls(
         sizes = [ctrl.shape[0], real.shape[0], pred.shape[0]]
         resampled = [
             cache.e_distance(ip, ic) - real_cache.e_distance(ir, ic)
-            for ic, ir, ip in resample_indices(sizes, n_boot, seed=seed, paired=paired, fraction=fraction)
+            for ic, ir, ip in resample_indices(sizes, n_bootstrap, seed=seed, paired=paired, fraction=fraction)
         ]
         iv = interval(estimate, resampled, "subsample", level=level, fraction=fraction)
         if iv.ci_low > 0:

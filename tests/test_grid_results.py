@@ -327,13 +327,13 @@ def test_tally_counts_verdicts_per_pair_and_metric():
 def test_grid_config_reads_the_scoring_options():
     table = pd.concat([_grid({}), _grid({}, "e_distance", "all")], ignore_index=True)
     table["n_genes"] = np.where(table["gene_set"] == "all", 1500, 20)
-    table["n_boot"] = 50
-    deg = _grid({}, "deg_jaccard", "top20_degs").assign(n_genes=20, n_boot=7)
+    table["n_bootstrap"] = 50
+    deg = _grid({}, "deg_jaccard", "top20_degs").assign(n_genes=20, n_bootstrap=7)
     config = gr.grid_config(pd.concat([table, deg], ignore_index=True))
     assert (config.n_top_genes, config.n_top_degs, config.n_bootstrap, config.n_bootstrap_degs) == (1500, 20, 50, 7)
     assert config.max_epochs is None and not config.method_kwargs
     assert gr.grid_config(table).n_bootstrap_degs == 0
-    with pytest.raises(DataValidationError, match="n_boot"):
-        gr.grid_config(table.drop(columns=["n_boot"]))
+    with pytest.raises(DataValidationError, match="n_bootstrap"):
+        gr.grid_config(table.drop(columns=["n_bootstrap"]))
     with pytest.raises(DataValidationError, match="all genes"):
         gr.grid_config(table[table["gene_set"] != "all"])

@@ -61,8 +61,8 @@ def test_table_structure(groups):
     assert set(tab.attrs["degs"]) == {f"g{i}" for i in range(K)}
     row = tab.set_index(["metric", "gene_set"])
     assert row.loc[("pearson_delta", gs), "value"] > 0.9
-    assert row.loc[("deg_jaccard_by_change", gs), "n_boot"] == 2
-    assert row.loc[("e_distance", "all"), "n_boot"] == 8
+    assert row.loc[("deg_jaccard_by_change", gs), "n_bootstrap"] == 2
+    assert row.loc[("e_distance", "all"), "n_bootstrap"] == 8
     assert (tab.ci_low <= tab.ci_high).all()
     assert tab.space[tab.metric == "e_distance"].item() == "pca10"
 

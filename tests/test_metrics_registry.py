@@ -71,7 +71,7 @@ def test_a_metric_declared_in_one_place_reaches_evaluate_directions_and_verdicts
         expected = np.abs(real[:, i].mean(axis=0) - pred[:, i].mean(axis=0)).mean()
         assert rows.loc[gs, "value"] == pytest.approx(expected, rel=1e-12)
         assert 0 < rows.loc[gs, "ci_low"] < rows.loc[gs, "ci_high"] and rows.loc[gs, "note"] == ""
-        assert rows.loc[gs, "n_boot"] == 8 and rows.loc[gs, "n_genes"] == i.size
+        assert rows.loc[gs, "n_bootstrap"] == 8 and rows.loc[gs, "n_genes"] == i.size
     # the new rows come after the built-in per-gene metrics; the other rows are unchanged
     others = table[table["metric"] != "mae_mean"].reset_index(drop=True)
     pd.testing.assert_frame_equal(others, before)

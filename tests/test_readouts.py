@@ -106,7 +106,7 @@ def test_distance_from_controls_tells_over_from_undershoot():
         "undershoot": ctrl + np.r_[0.5, np.zeros(4)],
         "right": _cloud(rng, 300, np.r_[2.0, np.zeros(4)]),
     }
-    table = distance_from_controls(ctrl, real, preds, n_boot=60, seed=1).set_index("prediction")
+    table = distance_from_controls(ctrl, real, preds, n_bootstrap=60, seed=1).set_index("prediction")
     assert table.loc["overshoot", "verdict"] == "overshoots"
     assert table.loc["undershoot", "verdict"] == "undershoots"
     assert table.loc["right", "verdict"].startswith("about the real distance")
@@ -117,7 +117,7 @@ def test_distance_from_controls_tells_over_from_undershoot():
     assert table.loc["overshoot", "predicted_distance"] == pytest.approx(e_distance(preds["overshoot"], ctrl))
     assert table.loc["right", "ci_low"] < table.loc["right", "diff"] < table.loc["right", "ci_high"]
     # same seed, same numbers
-    again = distance_from_controls(ctrl, real, preds, n_boot=60, seed=1).set_index("prediction")
+    again = distance_from_controls(ctrl, real, preds, n_bootstrap=60, seed=1).set_index("prediction")
     pd.testing.assert_frame_equal(table, again)
     assert "overshoots" in describe_distance_from_controls(table.reset_index())
     with pytest.raises(DataValidationError, match="dimensions"):
@@ -134,6 +134,6 @@ def test_distance_interval_covers_the_truth_at_about_its_level():
         ctrl = _cloud(rng, 120, 0.0, dims=3)
         real = _cloud(rng, 130, np.r_[1.0, 0.0, 0.0], dims=3)
         pred = _cloud(rng, 110, np.r_[1.0, 0.0, 0.0], dims=3)
-        row = distance_from_controls(ctrl, real, {"p": pred}, n_boot=60, seed=int(rng.integers(1 << 30))).iloc[0]
+        row = distance_from_controls(ctrl, real, {"p": pred}, n_bootstrap=60, seed=int(rng.integers(1 << 30))).iloc[0]
         covered.append(row["ci_low"] <= 0 <= row["ci_high"])
     assert 0.8 <= np.mean(covered) <= 1.0

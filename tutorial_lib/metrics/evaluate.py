@@ -51,7 +51,7 @@ COLUMNS = [
     "value",
     "ci_low",
     "ci_high",
-    "n_boot",
+    "n_bootstrap",
     "ci_kind",
     "note",
     "estimate",
@@ -93,7 +93,7 @@ def _row(
         value = float("nan")
         notes.append(why_undefined())
     elif n_boot == 0:
-        notes.append("no interval: not resampled (n_boot=0)")
+        notes.append("no interval: not resampled (n_bootstrap=0)")
     else:
         iv = interval(estimate, boots, kind, fraction=fraction)
         lo, hi = iv.ci_low, iv.ci_high
@@ -109,7 +109,7 @@ def _row(
         "value": value,
         "ci_low": lo,
         "ci_high": hi,
-        "n_boot": n_boot,
+        "n_bootstrap": n_boot,
         "ci_kind": kind if np.isfinite(lo) else np.nan,  # missing, as a results file reads it back
         "note": "; ".join(notes),
         "estimate": estimate,
@@ -274,7 +274,7 @@ def evaluate(
     -------
     pandas.DataFrame
         One row per (metric, gene set) with columns ``metric, gene_set, value, ci_low, ci_high,
-        n_boot, note, estimate, n_genes, space``. ``gene_set`` is ``"all"`` or ``"top{k}_degs"``;
+        n_bootstrap, note, estimate, n_genes, space``. ``gene_set`` is ``"all"`` or ``"top{k}_degs"``;
         cell-level distances are reported under ``"all"`` (their space in ``space``). Metrics: one
         row set per :class:`~tutorial_lib.metrics.registry.Metric` registered (in registration
         order within each level: per-gene, cells, DEGs); built in: ``r2_pearson_mean``,
@@ -395,7 +395,7 @@ def evaluate(
         rows.append(row)
 
     table = pd.DataFrame(rows, columns=COLUMNS)
-    table["n_boot"] = table["n_boot"].astype(int)
+    table["n_bootstrap"] = table["n_bootstrap"].astype(int)
     _check_no_silent_nan(table)
     table.attrs["degs"] = deg_list
     table.attrs["deg_direction"] = deg_direction
