@@ -273,7 +273,7 @@ def run_benchmark(
         raise ValueError(f"gene_selection must be 'per_run' or 'shared', got {config.gene_selection!r}")
 
     data = adata.copy()
-    if data.uns.get("x_kind") != "log":
+    if "log1p" not in data.uns:
         normalise_log(data)
     genes = None
     if config.gene_selection == "shared":

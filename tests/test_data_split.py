@@ -25,6 +25,9 @@ def test_normalise_log_matches_formula_and_keeps_counts(mini_counts):
     expected = np.log1p(dense_counts / dense_counts.sum(1, keepdims=True) * 1e4)
     np.testing.assert_allclose(np.asarray(a.X[:5].todense()), expected, rtol=1e-5, atol=1e-5)
     assert (a.layers["counts"] != counts).nnz == 0
+    assert a.uns["log1p"] == {"base": None}  # scanpy's marker of log data is kept, as sc.pp.log1p writes it
+    with pytest.raises(DataValidationError, match="already log-normalised"):
+        normalise_log(a)
 
 
 def test_normalise_log_needs_counts(mini_counts):
@@ -127,7 +130,7 @@ def test_prepare_holdout_one_call(mini_counts):
     out = prepare_holdout(
         mini_counts, "CD4+ T cells", validation_cell_type="B", n_top_genes=500, stimulated_fraction=0.5
     )
-    assert out.n_vars == 500 and out.uns["x_kind"] == "log"
+    assert out.n_vars == 500 and "log1p" in out.uns
     assert "counts" in out.layers
     assert out.uns["hvg"]["n_train_cells"] == int((out.obs["split"] == "train").sum())
-    assert mini_counts.uns["x_kind"] == "counts"  # input untouched
+    assert "log1p" not in mini_counts.uns  # input untouched

@@ -193,7 +193,8 @@ def harmonise(
     if x_kind == "counts":
         out.layers["counts"] = out.X
     out.var_names_make_unique()
-    out.uns["x_kind"] = x_kind
+    if x_kind == "log":
+        out.uns["log1p"] = {"base": None}  # scanpy's marker of log data, as normalise_log leaves it
     return out
 
 

@@ -14,10 +14,11 @@ def normalise_log(adata: AnnData, *, target_sum: float = 1e4, counts_layer: str 
     """Set ``X`` to log1p(counts / total * ``target_sum``), in place; the count layer is kept.
 
     Per-cell normalisation uses each cell's own counts only, so it cannot leak information
-    between cells or splits.
+    between cells or splits. As in scanpy, ``uns["log1p"]`` marks the result as log data (the
+    course reads it: data with that key are not normalised again).
     """
-    if adata.uns.get("x_kind") == "log":
-        raise DataValidationError("X is already log-normalised (uns['x_kind'] == 'log'); do not normalise twice")
+    if "log1p" in adata.uns:
+        raise DataValidationError("X is already log-normalised (uns['log1p'] is set); do not normalise twice")
     if counts_layer not in adata.layers:
         raise DataValidationError(
             f"No layer {counts_layer!r} with raw counts; available layers: {list(adata.layers)}. "
@@ -29,8 +30,6 @@ def normalise_log(adata: AnnData, *, target_sum: float = 1e4, counts_layer: str 
     sc.pp.normalize_total(adata, target_sum=target_sum)
     sc.pp.log1p(adata)
     adata.X = adata.X.astype(np.float32)
-    adata.uns["x_kind"] = "log"
-    adata.uns.pop("log1p", None)
     return adata
 
 

@@ -230,7 +230,7 @@ def prepare_holdout(
     n_top_genes = check_whole_number(n_top_genes, "n_top_genes", 1)
     seed = check_seed(seed)
     out = adata.copy()
-    if out.uns.get("x_kind") != "log":
+    if "log1p" not in out.uns:
         normalise_log(out)
     if donors is not None:
         assign_donor_holdout(out, donors)
