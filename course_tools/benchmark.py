@@ -219,7 +219,7 @@ def run_benchmark(
     adata
         Raw counts (``layers["counts"]``) or log-normalised data of the whole data set.
     methods
-        Names known to :func:`tutorial_lib.models.get_method` (models and baselines).
+        Names known to :func:`course_tools.methods.get_method` (models and baselines).
     settings
         The prediction tasks.
     seeds
@@ -231,7 +231,7 @@ def run_benchmark(
     results_path
         CSV file caching finished runs; ``None`` keeps results in memory only.
     fit_predicts
-        Callables to use instead of :func:`~tutorial_lib.models.get_method`'s for some method
+        Callables to use instead of :func:`~course_tools.methods.get_method`'s for some method
         names (same calling convention), e.g. prediction-only variants that reuse one trained
         model (:mod:`course_tools.grid`).
     run_missing
