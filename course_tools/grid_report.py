@@ -408,9 +408,7 @@ def _chance_lines(part: pd.DataFrame, metrics: list[tuple[str, str]]) -> list[st
     return ["", *out] if out else []
 
 
-def _per_group(
-    part: pd.DataFrame, metrics: list[tuple[str, str]], by: str, groups: str, suffix: str = ""
-) -> list[str]:
+def _per_group(part: pd.DataFrame, metrics: list[tuple[str, str]], by: str, groups: str, suffix: str = "") -> list[str]:
     """The main pairs' verdicts per ``by`` group on the key metrics, then how many groups gave each verdict."""
     per = verdict_table(part, metrics[:3], _pairs(part, MAIN_PAIRS), by=(by,))
     if suffix:
@@ -468,7 +466,8 @@ def _imbalance_section(table: pd.DataFrame, unbalanced: str, metrics: list[tuple
         f"The method × design interaction: (A − B in `{unbalanced}`) − (A − B in `balanced`) (for distances the "
         "ratio of the two ratios A / B), with its 95% interval, read as which method imbalance is worse for:",
         "",
-        f"| A | B | metric | n | unit | A vs B unbalanced | A vs B balanced | interaction [95% CI] | reading ({EXPLORATORY}) |",
+        "| A | B | metric | n | unit | A vs B unbalanced | A vs B balanced | interaction [95% CI] "
+        f"| reading ({EXPLORATORY}) |",
         "|---|---|---|---:|---|---:|---:|---|---|",
     ]
     for r in inter.to_dict("records"):
@@ -513,7 +512,7 @@ def grid_report(table: pd.DataFrame, question: PrimaryQuestion = PRIMARY) -> str
         "Everything below is **exploratory**: many comparisons, each at an uncorrected 5%, with no multiplicity "
         "control; a verdict here is a lead to follow, not a finding. Paired verdicts: the mean contrast over "
         "matched units with its 95% paired-t interval (A − B, or for distances the geometric mean ratio A / B); "
-        "\"no clear difference\" when the interval includes no difference; no verdict with fewer than 3 units.",
+        '"no clear difference" when the interval includes no difference; no verdict with fewer than 3 units.',
         "",
         *_withdrawn_lines(table),
         *_bias_section(table),

@@ -267,7 +267,16 @@ def interval_bias(table: pd.DataFrame) -> pd.DataFrame:
         rows[column] = rows[column].fillna("").astype(str) if column in rows.columns else ""
     if rows.empty:
         return pd.DataFrame(
-            columns=[*keys, "intervals", "outside", "bias_median", "bias_low", "bias_high", "half_width_median", "clipped"]
+            columns=[
+                *keys,
+                "intervals",
+                "outside",
+                "bias_median",
+                "bias_low",
+                "bias_high",
+                "half_width_median",
+                "clipped",
+            ]
         )
     rows["outside"] = (rows["value"] < rows["ci_low"]) | (rows["value"] > rows["ci_high"])
     rows["bias"] = np.nan

@@ -578,9 +578,7 @@ def test_train_presets(train_data):
     capped = get_spec("scpram").train_presets["capped"]
     assert train_preset("scpram", "capped", max_epochs=2) == {**capped, "max_epochs": 2}
     assert train_preset("scgen", max_epochs=3) == {"max_epochs": 3}
-    assert train_preset("scpram", "capped", with_epochs=False) == {
-        k: v for k, v in capped.items() if k != "max_epochs"
-    }
+    assert train_preset("scpram", "capped", with_epochs=False) == {k: v for k, v in capped.items() if k != "max_epochs"}
     with pytest.raises(ValueError, match="contradict"):
         train_preset("scgen", max_epochs=2, with_epochs=False)
     with pytest.raises(ValueError, match="setting"):
