@@ -7,54 +7,7 @@ import pandas as pd
 from anndata import AnnData
 
 from course_tools.exercises.feedback import Feedback, _no, _ok
-from tutorial_lib.data.checks import CELL_TYPE_KEY, CONDITION_KEY, CONTROL, STIMULATED
-
-
-def response_by_cell_type(
-    adata: AnnData, gene: str, *, cell_type_key: str = CELL_TYPE_KEY, condition_key: str = CONDITION_KEY
-) -> pd.Series:
-    """Mean expression of ``gene`` in stimulated minus control cells, per cell type, largest first.
-
-    ``adata`` holds log-normalised expression (``normalise_log``) or raw counts; counts are
-    normalised and log-transformed on a copy first, as notebook 00 does.
-    """
-    from tutorial_lib.analysis import mean_change
-    from tutorial_lib.data import normalise_log
-
-    if gene not in adata.var_names:
-        raise KeyError(f"gene {gene!r} is not in adata.var_names")
-    data = adata[:, [gene]].copy() if adata.uns.get("x_kind") == "log" else normalise_log(adata.copy())[:, [gene]]
-    out = {}
-    for cell_type in sorted(data.obs[cell_type_key].astype(str).unique()):
-        sub = data[data.obs[cell_type_key].astype(str).to_numpy() == cell_type]
-        cond = sub.obs[condition_key].astype(str).to_numpy()
-        if (cond == CONTROL).any() and (cond == STIMULATED).any():
-            out[cell_type] = float(mean_change(sub[cond == STIMULATED], sub[cond == CONTROL]).iloc[0])
-    return pd.Series(out, name=f"{gene} change").sort_values(ascending=False)
-
-
-def check_largest_response(
-    answer: str,
-    adata: AnnData,
-    gene: str = "ISG15",
-    *,
-    cell_type_key: str = CELL_TYPE_KEY,
-    condition_key: str = CONDITION_KEY,
-) -> Feedback:
-    """Exercise 00-1: the cell type with the largest mean change of ``gene`` after stimulation."""
-    if gene not in adata.var_names:
-        return _no(f"{gene!r} is not a gene of this AnnData; pass the data set the notebook loaded.")
-    change = response_by_cell_type(adata, gene, cell_type_key=cell_type_key, condition_key=condition_key)
-    if not isinstance(answer, str) or answer not in change.index:
-        return _no(f"the answer must be one cell type name (a string), one of {list(change.index)}; got {answer!r}.")
-    if answer == change.index[0]:
-        return _ok(f"{answer} has the largest {gene} change ({change.iloc[0]:.2f} log units).")
-    rank = int(np.flatnonzero(change.index == answer)[0]) + 1
-    hint = " That is the smallest change: use idxmax(), not idxmin()." if rank == len(change) else ""
-    return _no(
-        f"{answer} ranks {rank} of {len(change)} ({change[answer]:.2f} log units).{hint} Compute the mean "
-        f"stimulated minus mean control {gene} expression per cell type and take the largest."
-    )
+from tutorial_lib.data.checks import CELL_TYPE_KEY, CONDITION_KEY, CONTROL
 
 
 def check_training_mask(
@@ -113,20 +66,122 @@ def check_training_mask(
     )
 
 
+def mean_shift_pearson_delta(adata: AnnData, cell_type: str, *, n_top_genes: int = 2000, k: int = 100) -> float:
+    """Pearson-Δ (top-``k`` real DEGs) of the mean-shift baseline when ``cell_type`` is held out."""
+    from tutorial_lib.data import prepare_holdout, split_views
+    from tutorial_lib.metrics import gene_means, pearson_delta, rank_degs
+    from tutorial_lib.models.baselines import mean_shift
+
+    parts = split_views(prepare_holdout(adata, cell_type, n_top_genes=n_top_genes))
+    pred = mean_shift(parts.train, parts.ctrl)
+    genes = rank_degs(parts.test, parts.ctrl, k=k)
+
+    def means(cells: AnnData) -> np.ndarray:
+        return gene_means(cells[:, genes].X)
+
+    return float(pearson_delta(means(parts.test), means(pred), means(parts.ctrl)))
+
+
+def check_holdout_guess(
+    guess,
+    adata: AnnData,
+    cell_type: str = "CD14+ Monocytes",
+    reference: str = "CD4+ T cells",
+    *,
+    n_top_genes: int = 2000,
+) -> Feedback:
+    """Exercise 00-1 (predict, then run): mean shift's Pearson-Δ with ``cell_type`` vs ``reference`` held out.
+
+    ``guess`` is "higher" or "lower", written before the run.
+    Both values are recomputed here from ``adata`` (raw counts or log-normalised), so the check holds in
+    every mode. Mean shift gives every held-out type the average response of the training types; the
+    less a type's own response resembles that average, the lower its Pearson-Δ.
+    """
+    if guess not in ("higher", "lower"):
+        return _no(f'write your guess first: "higher" or "lower"; got {guess!r}.')
+    values = {ct: mean_shift_pearson_delta(adata, ct, n_top_genes=n_top_genes) for ct in (reference, cell_type)}
+    truth = "higher" if values[cell_type] > values[reference] else "lower"
+    numbers = (
+        f"mean shift's Pearson-Δ is {values[cell_type]:.3f} with {cell_type} held out and "
+        f"{values[reference]:.3f} with {reference} held out."
+    )
+    why = (
+        " Mean shift moves every held-out cell by the training types' average response; the heatmap shows "
+        f"that {cell_type} respond differently from the other types, so the average points less well in "
+        "their direction."
+        if truth == "lower"
+        else f" Here {cell_type}'s response resembles the training types' average more than {reference}'s does."
+    )
+    if guess == truth:
+        return _ok(f"your guess, {guess}, is what the run shows: {numbers}{why}")
+    return _no(f"you guessed {guess}; the run shows {truth}: {numbers}{why}")
+
+
+def r2_by_gene_set(real: AnnData, ctrl: AnnData, ks) -> dict[int, float]:
+    """R² of means of the no-change prediction (the controls) on the top-k real DEGs, for each k."""
+    from tutorial_lib.metrics import gene_means, r2_pearson, rank_degs
+
+    out = {}
+    for k in ks:
+        genes = rank_degs(real, ctrl, k=int(k))
+        out[int(k)] = float(r2_pearson(gene_means(real[:, genes].X), gene_means(ctrl[:, genes].X)))
+    return out
+
+
+def check_r2_by_gene_set(r2, reading, real: AnnData, ctrl: AnnData) -> Feedback:
+    """Exercise 00-3 (change a setting, rerun, interpret): no change's R² of means on the top-k DEGs.
+
+    ``r2`` maps several k to that R²; ``reading`` says how it moves as k grows ("rises", "falls" or
+    "neither").
+    The values are recomputed from ``real`` and ``ctrl``; the reading is judged on them.
+    """
+    if not isinstance(r2, dict) or len(r2) < 2:
+        return _no("r2 must be a dict {k: R² of means on the top-k DEGs} with at least two values of k.")
+    try:
+        want = r2_by_gene_set(real, ctrl, sorted(r2))
+    except (TypeError, ValueError) as e:
+        return _no(f"the keys of r2 must be whole numbers of genes (k); {e}")
+    wrong = [k for k in want if not isinstance(r2[k], (int, float, np.floating)) or abs(r2[k] - want[k]) > 1e-4]
+    if wrong:
+        return _no(
+            f"the value for k = {wrong[0]} should be {want[wrong[0]]:.3f}: the R² of the real stimulated and "
+            "the control means over the top-k DEGs (rank_degs of real vs control)."
+        )
+    values = [want[k] for k in sorted(want)]
+    steps = np.diff(values)
+    truth = "rises" if (steps > 0).all() else "falls" if (steps < 0).all() else "neither"
+    shown = ", ".join(f"k = {k}: {want[k]:.3f}" for k in sorted(want))
+    if reading not in ("rises", "falls", "neither"):
+        return _no(f'the values are right ({shown}); now write your reading: "rises", "falls" or "neither".')
+    why = (
+        " The more genes the set holds, the more of them do not respond, and for those 'no change' is right:"
+        " a high R² of means on many genes says little; on the top DEGs, where the response lives, it is low."
+        if truth == "rises"
+        else " Compare the values: the reading follows from them."
+    )
+    if reading == truth:
+        return _ok(f"{shown}: no change's R² {truth} as k grows.{why}")
+    return _no(f"{shown}: as k grows the R² {truth}, not {reading}.{why}")
+
+
 #: This notebook's exercises (see :data:`course_tools.exercises.EXERCISES`).
 EXERCISES: dict[str, dict[str, str]] = {
     "00-1": {
         "notebook": "00_intro",
-        "question": "Which cell type shows the largest mean ISG15 change (stimulated minus control, log-normalised)?",
-        "scaffold": "answer = ...  # one cell type name",
-        "check": 'check_largest_response(answer, adata, gene="ISG15")',
+        "kind": "predict, then run",
+        "question": (
+            "Hold out CD14+ Monocytes instead of CD4 T cells: will the mean shift's Pearson-Δ (top-100 DEGs) be "
+            "higher or lower? Guess from the response heatmap, then run."
+        ),
+        "scaffold": 'guess = ...  # "higher" or "lower"',
+        "check": 'check_holdout_guess(guess, adata, cell_type="CD14+ Monocytes", n_top_genes=cfg.n_top_genes)',
         "solution": (
-            'change = tp.response_by_cell_type(adata, ["ISG15"])   # cell types x genes\n'
-            'answer = change["ISG15"].idxmax()'
+            'guess = "lower"   # monocytes respond unlike the other types (heatmap): the average shift fits them worse'
         ),
     },
     "00-2": {
         "notebook": "00_intro",
+        "kind": "compute",
         "question": "Hold out B cells. Build the boolean mask of the cells a model and the gene selection may use.",
         "scaffold": (
             'is_b = (adata.obs["cell_type"] == "B").to_numpy()\n'
@@ -137,6 +192,31 @@ EXERCISES: dict[str, dict[str, str]] = {
             'is_b = (adata.obs["cell_type"] == "B").to_numpy()\n'
             'is_stim = (adata.obs["condition"] == "stimulated").to_numpy()\n'
             "mask = ~(is_b & is_stim)   # B controls stay: they are the input of the prediction"
+        ),
+    },
+    "00-3": {
+        "notebook": "00_intro",
+        "kind": "change a setting, rerun, interpret",
+        "question": (
+            "No change's R² of means on all genes looked good. Score it on the top-k DEGs for k = 100, 500 and "
+            "all genes: how does it move as k grows, and what does that say about R² on all genes?"
+        ),
+        "scaffold": (
+            "from tutorial_lib.metrics import gene_means, r2_pearson, rank_degs\n\n"
+            "r2 = {}\n"
+            "for k in [100, 500, data.n_vars]:\n"
+            "    genes = ...  # the top-k DEGs of real vs control\n"
+            "    r2[k] = r2_pearson(gene_means(parts.test[:, genes].X), gene_means(parts.ctrl[:, genes].X))\n"
+            'reading = ...  # "rises", "falls" or "neither"'
+        ),
+        "check": "check_r2_by_gene_set(r2, reading, parts.test, parts.ctrl)",
+        "solution": (
+            "from tutorial_lib.metrics import gene_means, r2_pearson, rank_degs\n\n"
+            "r2 = {}\n"
+            "for k in [100, 500, data.n_vars]:\n"
+            "    genes = rank_degs(parts.test, parts.ctrl, k=k)\n"
+            "    r2[k] = r2_pearson(gene_means(parts.test[:, genes].X), gene_means(parts.ctrl[:, genes].X))\n"
+            'reading = "rises"   # more genes = more genes that do not respond, where no change is right'
         ),
     },
 }

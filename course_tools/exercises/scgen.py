@@ -129,6 +129,7 @@ def check_balancing_guess(guess, unbalanced, pred: AnnData, real: AnnData, ctrl:
 EXERCISES: dict[str, dict[str, str]] = {
     "01-1": {
         "notebook": "01_scgen",
+        "kind": "compute",
         "question": "Compute pearson_delta of scGen's prediction on the top-100 DEGs by hand with numpy.",
         "scaffold": (
             "genes = degs[:100]\n"
@@ -148,6 +149,7 @@ EXERCISES: dict[str, dict[str, str]] = {
     },
     "01-2": {
         "notebook": "01_scgen",
+        "kind": "compute",
         "question": "Compute scGen's latent shift from the latent codes of the training cells (without balancing).",
         "scaffold": (
             "z = model.get_latent(parts.train)\n"
@@ -162,6 +164,7 @@ EXERCISES: dict[str, dict[str, str]] = {
     },
     "01-3": {
         "notebook": "01_scgen",
+        "kind": ("predict, then run", "change a setting, rerun, interpret"),
         "question": (
             "Predict, then run: scGen balances the cell types before averaging latents. If δ is instead the plain "
             'mean over all training cells, is the prediction\'s Pearson-delta on the top-100 DEGs "higher", '

@@ -131,6 +131,7 @@ def check_entropic_ot(
 EXERCISES: dict[str, dict[str, str]] = {
     "02-1": {
         "notebook": "02_scpram",
+        "kind": "predict, then run",
         "question": (
             "Predict, then run: which attention spreads the predicted responses (each held-out cell's "
             "decode(z + δ) − decode(z)) more across the cells: first-cell attention as released, per-cell "
@@ -156,6 +157,7 @@ EXERCISES: dict[str, dict[str, str]] = {
     },
     "02-2": {
         "notebook": "02_scpram",
+        "kind": "change a setting, rerun, interpret",
         "question": (
             "Change a setting, rerun, interpret: match the cells with entropic OT (Sinkhorn, reg 0.05 on the "
             'max-normalised squared cost) instead of the exact plan. Is its matching "sharper" or "blurrier" than '

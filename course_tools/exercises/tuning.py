@@ -12,41 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from anndata import AnnData
 
 from course_tools.exercises.feedback import Feedback, _as_float, _close, _guess, _no, _ok
 from course_tools.verdicts import MIN_RUNS
-from tutorial_lib.data.checks import CELL_TYPE_KEY, CONDITION_KEY, CONTROL, STIMULATED
-
-
-def check_validation_choice(
-    answer: str,
-    adata: AnnData,
-    test_cell_type: str = "CD4+ T cells",
-    *,
-    cell_type_key: str = CELL_TYPE_KEY,
-    condition_key: str = CONDITION_KEY,
-) -> Feedback:
-    """Exercise 04-1: a cell type to tune on. Any type with both conditions except the test type."""
-    from tutorial_lib.models._data import shared_cell_types
-
-    types = adata.obs[cell_type_key].astype(str).to_numpy()
-    conds = adata.obs[condition_key].astype(str).to_numpy()
-    allowed = shared_cell_types(types, conds, ctrl_key=CONTROL, stim_key=STIMULATED, exclude=[test_cell_type])
-    if answer == test_cell_type:
-        return _no(
-            f"{answer} is the test cell type: choosing settings on it leaks the test set into the choice, "
-            "and its final score would flatter."
-        )
-    if answer not in allowed:
-        return _no(
-            f"{answer!r} is not a cell type with control and stimulated cells here; choose one of {list(allowed)}."
-        )
-    n = int(((types == answer) & (conds == STIMULATED)).sum())
-    return _ok(
-        f"{answer} ({n} stimulated cells) is withheld from training while tuning; "
-        "the test type is scored once, at the end."
-    )
 
 
 def check_selection_effect(value, test_scores: Sequence[float], honest_score: float) -> Feedback:
@@ -85,38 +53,6 @@ def check_selection_effect(value, test_scores: Sequence[float], honest_score: fl
     if _close(got, float(scores.max() - honest_score)):
         return _no("E-distance is lower-is-better: the wrong-way search reports the *smallest* test score.")
     return _no("take the smallest test score over the candidates and subtract the honest candidate's test score.")
-
-
-def check_startup_trials(answer) -> Feedback:
-    """Exercise 04-3: how many trials the course's TPE sampler draws at random before modelling.
-
-    The reference is read from the sampler that :func:`course_tools.tuning.study.create_study` builds,
-    so it follows the library if the sampler's settings change.
-    """
-    import warnings
-
-    import optuna
-
-    from course_tools.tuning.study import create_study
-
-    with warnings.catch_warnings():  # Optuna's notes on experimental storage features
-        warnings.simplefilter("ignore")
-        sampler = create_study("exercise-probe", storage="sqlite:///:memory:").sampler
-    want = getattr(sampler, "_n_startup_trials", None)
-    if want is None:  # pragma: no cover - private attribute renamed by a future Optuna
-        import inspect
-
-        want = inspect.signature(optuna.samplers.TPESampler).parameters["n_startup_trials"].default
-    try:
-        got = int(answer)
-    except (TypeError, ValueError):
-        return _no(f"expected a whole number of trials; got {answer!r}.")
-    if got == want:
-        return _ok(
-            f"the first {want} trials are random; a study of {want} trials or fewer never uses the TPE model, "
-            "so it is a random search."
-        )
-    return _no("look at the TPESampler's n_startup_trials (help(optuna.samplers.TPESampler), or study.sampler).")
 
 
 #: Monte Carlo repetitions behind the check of exercise 04-3 (its own simulation, seeded).
@@ -267,6 +203,7 @@ def check_flattery_by_k(flattery_by_k, reading, true_scores: Sequence[float], no
 EXERCISES: dict[str, dict[str, str]] = {
     "04-1": {
         "notebook": "04_benchmarking_part2",
+        "kind": "predict, then run",
         "question": (
             "Predict, then run: the wrong-way study picks the best of its completed trials by their test score "
             '(seed 0). Retrained with fresh seeds, will that pick score "better", "the same" (no clear '
@@ -290,6 +227,7 @@ EXERCISES: dict[str, dict[str, str]] = {
     },
     "04-2": {
         "notebook": "04_benchmarking_part2",
+        "kind": "compute",
         "question": (
             "Compute the selection effect at the search's seed: the best wrong-way test score minus the honest "
             "winner's test score in the same trainings. Why can it never be positive?"
@@ -302,6 +240,7 @@ EXERCISES: dict[str, dict[str, str]] = {
     },
     "04-3": {
         "notebook": "04_benchmarking_part2",
+        "kind": "change a setting, rerun, interpret",
         "question": (
             "Change a setting, rerun, interpret: simulate searches that judge k candidates on the test set, each "
             "observed once with seed noise, and report the best. Run it with ks = [2], then with ks = [2, 4, 8, 32]: "
