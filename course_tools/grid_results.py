@@ -435,7 +435,7 @@ def grid_config(table: pd.DataFrame):
         raise DataValidationError(f"the table lacks the columns {missing} needed to read its configuration")
     if not (table["gene_set"] == "all").any():
         raise DataValidationError("the table has no rows on all genes (gene_set 'all'): cannot read n_top_genes")
-    degs = table["metric"].isin(["deg_jaccard", "deg_overlap_count"])
+    degs = table["metric"].isin(["deg_jaccard", "deg_overlap_count", "deg_jaccard_by_change", "deg_overlap_by_change"])
     n_top_degs = int(re.fullmatch(r"top(\d+)_degs", top_degs_gene_set(table)).group(1))
     return BenchmarkConfig(
         n_top_genes=int(table.loc[table["gene_set"] == "all", "n_genes"].max()),
@@ -486,7 +486,8 @@ def same_gene_panels(table: pd.DataFrame, levels: tuple[str, str]) -> bool:
     """Whether the runs of the two designs were scored on the same gene panels.
 
     True only when the table records each run's panel (column :data:`PANEL_COLUMN`) and every
-    held-out cell type and seed has one panel in both designs. A table without the column cannot
+    held-out cell type and seed run in both designs has one panel in both (the comparisons pair
+    only those). A table without the column cannot
     show it: runs that chose their genes on their own training cells (the grid before it chose an
     unbalanced setting's genes on its balanced twin's cells) were scored on different panels, which
     moves every method's score, ``no_change``'s too.
@@ -494,9 +495,14 @@ def same_gene_panels(table: pd.DataFrame, levels: tuple[str, str]) -> bool:
     if PANEL_COLUMN not in table.columns:
         return False
     rows = _imbalance_rows(table, levels)
-    panels = rows.dropna(subset=[PANEL_COLUMN]).groupby(["held_out", "seed"])[PANEL_COLUMN].nunique()
-    designs = rows.dropna(subset=[PANEL_COLUMN]).groupby(["held_out", "seed"])["design"].nunique()
-    return bool(len(panels)) and bool((panels == 1).all()) and bool((designs == 2).all())
+    designs = rows.groupby(["held_out", "seed"])["design"].nunique()
+    paired = designs[designs == 2].index  # the held-out cell types and seeds run in both designs
+    if not len(paired):
+        return False
+    rows = rows.set_index(["held_out", "seed"]).loc[paired]
+    if rows[PANEL_COLUMN].isna().any():
+        return False
+    return bool((rows.groupby(level=["held_out", "seed"])[PANEL_COLUMN].nunique() == 1).all())
 
 
 def imbalance_effects(
