@@ -455,6 +455,16 @@ def _imbalance_section(table: pd.DataFrame, unbalanced: str, metrics: list[tuple
         ]
     effects = imbalance_effects(table, key, levels=levels)
     inter = imbalance_interactions(table, key, _pairs(table, INTERACTION_PAIRS), levels=levels)
+    seeds = table[table["design"] == unbalanced].groupby("held_out")["seed"].nunique()
+    n_seeds = table[table["design"] == "balanced"]["seed"].nunique()
+    if (seeds < n_seeds).any():
+        per_type = ", ".join(f"{ct} {k}" for ct, k in seeds.items())
+        lines += [
+            f"**Partial: the `{unbalanced}` runs cover fewer seeds than the balanced design's {n_seeds}** (seeds per "
+            f"held-out cell type: {per_type}); each comparison pairs the balanced runs of the same seeds. A committed "
+            f"result needs {n_seeds} seeds per cell type; the grid command resumes the rest.",
+            "",
+        ]
     lines += [
         f"Over the held-out cell types with both designs ({', '.join(both)}), scored on the same gene panels and "
         "matched by held-out cell type and seed (each cell type one unit, the mean of its seeds; distances as "

@@ -54,6 +54,9 @@ from scipy import stats
 
 from tutorial_lib.data.checks import DataValidationError
 
+#: The verdict of two methods (or settings) whose scores agree to rounding in every unit (:data:`ROUNDING`).
+IDENTICAL = "identical up to rounding"
+
 #: Fewest units (matched runs, or blocks of them: see the module docstring) a verdict needs; below
 #: it the verdict says so instead of judging.
 MIN_RUNS = 3
@@ -264,10 +267,20 @@ def _too_few(n: int, unit: str, min_runs: int, runs: str = "matched runs") -> st
     return f"too few {what} to judge (n={n}, need {min_runs})"
 
 
-def _words(a: str, b: str, n: int, unit: str, lo: float, hi: float, direction: str, min_runs: int) -> str:
+#: Contrasts (differences, or log ratios) smaller than this in every unit are floating-point rounding, not a
+#: difference: e.g. a method whose predictions and test cells are the same in two settings, scored on
+#: another machine's BLAS. Their interval is degenerate and would otherwise exclude 0.
+ROUNDING = 1e-6
+
+
+def _words(
+    a: str, b: str, n: int, unit: str, lo: float, hi: float, direction: str, min_runs: int, d: np.ndarray | None = None
+) -> str:
     """Verdict words from the interval of the contrast (its log for ratios: no difference is 0)."""
     if n < min_runs:
         return _too_few(n, unit, min_runs)
+    if d is not None and d.size and bool(np.all(np.abs(d) < ROUNDING)):
+        return IDENTICAL
     if lo > 0 or hi < 0:
         a_higher = lo > 0
         return f"{a} better" if a_higher == (direction == "higher") else f"{b} better"
@@ -409,7 +422,7 @@ def paired_verdict(
         "ci_high": ci_high,
         "p_value": p,
         "direction": direction,
-        "verdict": _words(method_a, method_b, n, unit, lo, hi, direction, min_runs),
+        "verdict": _words(method_a, method_b, n, unit, lo, hi, direction, min_runs, d),
     }
 
 

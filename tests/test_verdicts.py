@@ -113,7 +113,7 @@ def test_verdict_table_over_pairs_settings_and_metrics():
     got = tab.set_index(["setting", "method_a", "method_b", "metric"])["verdict"]
     assert got[("s1", "A", "B", "pearson_delta")] == "A better"
     assert got[("s1", "A", "B", "e_distance")] == "A better"
-    assert got[("s2", "A", "B", "pearson_delta")] == "no clear difference"  # identical: diff 0, zero-width interval
+    assert got[("s2", "A", "B", "pearson_delta")] == "identical up to rounding"  # diff 0, zero-width interval
     assert ("s2", "A", "C", "pearson_delta") not in got.index  # C did not run in s2
     pooled = verdict_table(t, [("pearson_delta", "all")], pairs=[("A", "B")], by=())
     # pooled over two settings: the units are the settings (seed means), too few to judge
@@ -255,7 +255,9 @@ def test_holm_on_a_known_example():
     out = holm([0.01, np.nan, 0.02])
     assert np.isnan(out[1]) and out[0] == pytest.approx(0.03) and out[2] == pytest.approx(0.04)
     # each comparison's interval level is the level of its step: 1 - alpha / (m - rank)
-    np.testing.assert_allclose(holm_levels([0.01, 0.04, 0.03, 0.005]), [1 - 0.05 / 3, 1 - 0.05, 1 - 0.05 / 2, 1 - 0.05 / 4])
+    np.testing.assert_allclose(
+        holm_levels([0.01, 0.04, 0.03, 0.005]), [1 - 0.05 / 3, 1 - 0.05, 1 - 0.05 / 2, 1 - 0.05 / 4]
+    )
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         holm([0.5, 1.5])
 
@@ -363,7 +365,9 @@ def test_primary_verdicts_read_better_worse_equivalent_and_inconclusive():
     # Holm across the family; each interval at the level of its step
     np.testing.assert_allclose(out["p_holm"], holm(out["p_value"]))
     np.testing.assert_allclose(out["level"], holm_levels(out["p_value"]))
-    v = paired_verdict(table, "scgen", "mean_shift", "pearson_delta", "top100_degs", level=got.loc[("scgen", "pearson_delta"), "level"])
+    v = paired_verdict(
+        table, "scgen", "mean_shift", "pearson_delta", "top100_degs", level=got.loc[("scgen", "pearson_delta"), "level"]
+    )
     assert got.loc[("scgen", "pearson_delta"), "ci_low"] == pytest.approx(v["ci_low"])
     # worse: the model's E-distance is twice the baseline's
     worse = primary_verdicts(_primary_table({"scgen": (0.1, 2.0), "scpram": (0.1, 2.0)}))
@@ -388,3 +392,21 @@ def test_primary_units_are_the_seed_means_per_cell_type():
     pooled = primary_verdicts(table).set_index(["model", "metric"]).loc[("scgen", "e_distance"), "estimate"]
     per = units[(units["model"] == "scgen") & (units["metric"] == "e_distance")]["contrast"]
     assert pooled == pytest.approx(np.exp(np.log(per).mean()))
+
+
+def test_scores_equal_up_to_rounding_are_identical_not_better():
+    """A method scored twice on the same predictions and cells (e.g. no_change in two designs that share a
+    gene panel) differs only by floating-point rounding; its degenerate interval must not read as a win."""
+    from course_tools.verdicts import IDENTICAL, paired_verdict
+
+    rng = np.random.default_rng(0)
+    value = rng.uniform(1, 10, 8)
+    rows = [
+        {"method": m, "setting": f"s{i}", "seed": 0, "metric": "e_distance", "gene_set": "all", "value": v}
+        for i, x in enumerate(value)
+        for m, v in (("a", x), ("b", x * (1 + 1e-9 + 1e-10 * i)))
+    ]
+    v = paired_verdict(pd.DataFrame(rows), "a", "b", "e_distance")
+    assert v["verdict"] == IDENTICAL
+    rows_apart = [{**r, "value": r["value"] * (1.01 if r["method"] == "b" else 1)} for r in rows]
+    assert paired_verdict(pd.DataFrame(rows_apart), "a", "b", "e_distance")["verdict"] == "a better"
