@@ -60,7 +60,9 @@ def test_report_opens_with_the_primary_question_and_its_corrected_verdicts():
     rows = [ln for ln in primary.splitlines()[2:]]
     assert len(rows) == 4 and all(ln.count("|") == 11 for ln in rows)  # model, metric, estimate, Holm p, verdict, ...
     # scgen beats mean_shift by exactly 0.05 on Pearson-delta in every cell type: better, beyond the margin
-    assert "| scgen | mean_shift | pearson_delta (top100_degs) | 3 | model − baseline: +0.050 [+0.050, +0.050] |" in report
+    assert (
+        "| scgen | mean_shift | pearson_delta (top100_degs) | 3 | model − baseline: +0.050 [+0.050, +0.050] |" in report
+    )
     assert rows[0].endswith("| ±0.02 | **better** |")
     # E-distance as the geometric mean ratio, and its per-cell-type ratios
     assert "| scgen | mean_shift | e_distance (all) | 3 | model / baseline: ×" in report
@@ -136,7 +138,10 @@ def test_imbalance_is_withdrawn_without_one_gene_panel_and_not_testable_with_thr
     table.loc[loco, "gene_panel"] = table.loc[loco, "held_out"] + "-" + table.loc[loco, "seed"].astype(str)
     shown = rep.grid_report(table).split("#### Imbalance")[1]
     assert rep.PANELS_WITHDRAWN not in shown
-    assert "| scpram | stim20 | balanced | pearson_delta (top20_degs) | higher | 3 | held_out | 0.720 | 0.820 | -0.100" in shown
+    assert (
+        "| scpram | stim20 | balanced | pearson_delta (top20_degs) | higher | 3 | held_out | 0.720 | 0.820 | -0.100"
+        in shown
+    )
     assert "not testable (n=3 blocks by held_out" in shown
     assert "- pearson_delta (top20_degs): not testable" in shown
 

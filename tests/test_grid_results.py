@@ -168,7 +168,9 @@ def test_imbalance_effects_find_the_effect_put_in():
     table = _grid({"scgen": -0.2, "scpram": 0.0, "mean_shift": 0.1})
     # 3 held-out cell types: no rank test can reach 5%, so by default nothing is judged
     default = gr.imbalance_effects(table, [("pearson_delta", "top20_degs")]).set_index("method")
-    assert default.loc["scgen", "effect"] == "not testable (n=3 blocks by held_out; a rank test needs 6 to reach p < 0.05)"
+    assert (
+        default.loc["scgen", "effect"] == "not testable (n=3 blocks by held_out; a rank test needs 6 to reach p < 0.05)"
+    )
     eff = gr.imbalance_effects(table, [("pearson_delta", "top20_degs")], min_units=3).set_index("method")
     assert "no_change" not in eff.index  # undefined metric: no verdict
     assert eff.loc["scgen", "effect"] == "imbalance hurts"
@@ -197,9 +199,11 @@ def test_interactions_read_the_direction_of_the_metric():
     assert down.loc[0, "hurt"] == "imbalance is worse for scpram than for scgen"
     same = gr.imbalance_interactions(_grid({}), [("pearson_delta", "top20_degs")], [("scgen", "scpram")], min_units=3)
     assert same.loc[0, "hurt"] == "no clear difference"
-    assert gr.imbalance_interactions(_grid({}), [("pearson_delta", "top20_degs")], [("scgen", "scpram")]).loc[
-        0, "hurt"
-    ].startswith("not testable (n=3 blocks by held_out")
+    assert (
+        gr.imbalance_interactions(_grid({}), [("pearson_delta", "top20_degs")], [("scgen", "scpram")])
+        .loc[0, "hurt"]
+        .startswith("not testable (n=3 blocks by held_out")
+    )
     # a method undefined on the metric is left out
     none = gr.imbalance_interactions(_grid({}), [("pearson_delta", "top20_degs")], [("scgen", "no_change")])
     assert none.empty
@@ -253,11 +257,14 @@ def test_describe_verdicts_names_direction_and_skips_undefined():
     text = gr.describe_verdicts(vt, by=("score_group",))
     # within one cell type (units: its seeds) a distance is compared as a difference, in its units
     assert text.count("\n") == 1 and text.startswith("B: e_distance (all, lower is better): scgen - mean_shift = +")
-    pooled = verdict_table(table[table["design"] == "balanced"], [("e_distance", "all")], [("scgen", "mean_shift")], by=())
+    pooled = verdict_table(
+        table[table["design"] == "balanced"], [("e_distance", "all")], [("scgen", "mean_shift")], by=()
+    )
     row = pooled.iloc[0]  # pooled over cell types: the geometric mean ratio, with its interval
     assert row["scale"] == "ratio" and row["unit"] == "setting"
-    assert f"scgen / mean_shift = ×{row['estimate']:.3f} [×{row['ci_low']:.3f}, ×{row['ci_high']:.3f}] over 3 blocks" in (
-        gr.describe_verdicts(pooled)
+    assert (
+        f"scgen / mean_shift = ×{row['estimate']:.3f} [×{row['ci_low']:.3f}, ×{row['ci_high']:.3f}] over 3 blocks"
+        in (gr.describe_verdicts(pooled))
     )
     vt2 = verdict_table(_grid({}), [("pearson_delta", "top20_degs")], [("scgen", "no_change")], by=("design",))
     assert "not compared" in gr.describe_verdicts(vt2, by=("design",))

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from tutorial_lib.metrics import bootstrap_weights, interval, resample_indices, subsample_masks
-from tutorial_lib.metrics.bootstrap import bias_from_interval, bootstrap_bias
 from tutorial_lib.metrics import means as mm
+from tutorial_lib.metrics.bootstrap import bias_from_interval, bootstrap_bias
 from tutorial_lib.metrics.distances import PairwiseCache
 from tutorial_lib.metrics.evaluate import INTERVALS, _bootstrap_summaries, _summaries
 from tutorial_lib.metrics.registry import get_metric
@@ -91,7 +91,9 @@ def test_bias_of_the_resamples_and_from_a_stored_interval():
     sub_mid = 2 * (np.mean(np.percentile(boots, [2.5, 97.5])) - 1.0)
     assert bias_from_interval(sub.value, sub.ci_low, sub.ci_high, "subsample") == pytest.approx(sub_mid)
     # arrays alike; NaN where the scheme cannot tell (a normal interval is symmetric by construction)
-    np.testing.assert_allclose(bias_from_interval(np.array([1.0, 2.0]), np.array([0.0, 2.5]), np.array([1.0, 3.5]), "basic"), [0.5, -1.0])
+    np.testing.assert_allclose(
+        bias_from_interval(np.array([1.0, 2.0]), np.array([0.0, 2.5]), np.array([1.0, 3.5]), "basic"), [0.5, -1.0]
+    )
     assert np.isnan(bias_from_interval(1.0, 0.0, 2.0, "normal"))
     assert np.isnan(bootstrap_bias(1.0, [np.nan]))
 
