@@ -41,7 +41,9 @@ if on_colab or on_binder:
     print("mode chosen in this cell:", "full" if FULL_MODE else "fast", "(FULL_MODE = True for full mode)")
 if on_colab:
     repo = "/content/course"
-    subprocess.run(["git", "clone", "--depth", "1", "{url}", repo], check=False)
+    subprocess.run(
+        ["git", "clone", "--depth", "1", "{url}", repo], check=False
+    )
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "torch", "-e", repo], check=True)
     sys.path.insert(0, repo)
 """
