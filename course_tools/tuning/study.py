@@ -18,6 +18,7 @@ the end, with :func:`course_tools.benchmark.run_benchmark` or :func:`tutorial_li
 from __future__ import annotations
 
 import inspect
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,10 +28,13 @@ from typing import Any
 import numpy as np
 import optuna
 
+from course_tools.threads import fixed_threads
 from course_tools.tuning.search_space import validate_space
 from course_tools.tuning.storage import make_storage
-from tutorial_lib.config import check_seed, fixed_threads, get_config
+from tutorial_lib.config import check_seed, get_config
 from tutorial_lib.data.split import HoldoutData
+
+_log = logging.getLogger(__name__)
 
 
 def search_spaces() -> dict[str, Mapping[str, tuple[str, Any]]]:
@@ -94,8 +98,8 @@ def fit_and_score(
     ``lr``; a preset from :func:`course_tools.presets.train_preset`); ``max_epochs`` (the
     epoch cap; ``None``: the mode's budget, :attr:`tutorial_lib.config.RunConfig.max_epochs`, i.e.
     the default schedule (early stopping, step cap), capped only under ``TUTORIAL_SMOKE=1``) and
-    ``seed`` are set by their own arguments. Runs under :func:`tutorial_lib.config.fixed_threads`, so a trial's value is
-    reproduced exactly by calling this again with its parameters.
+    ``seed`` are set by their own arguments. Runs under :func:`course_tools.threads.fixed_threads`, so a trial's
+    value is reproduced exactly by calling this again with its parameters.
     """
     from tutorial_lib.metrics import e_distance, fit_shared_pca
 
@@ -291,7 +295,10 @@ def optimise(study: optuna.Study, objective: Callable, n_trials: int, *, poll: f
     beat = storage.get_heartbeat_interval() if is_heartbeat_enabled(storage) else None
     poll = poll if poll is not None else float(beat or 1)
 
+    current: list[int] = []  # storage id and number of the trial this worker is running
+
     def guarded(trial: optuna.Trial) -> float:
+        current[:] = [trial._trial_id, trial.number]
         if _surplus(study, trial.number, n_trials):
             trial.set_user_attr("surplus", True)
             raise SurplusTrial(
@@ -311,7 +318,19 @@ def optimise(study: optuna.Study, objective: Callable, n_trials: int, *, poll: f
         if not waiting and finished + running >= n_trials:
             time.sleep(poll)  # the last trials are under way elsewhere; if their worker dies they are re-queued
             continue
-        study.optimize(guarded, n_trials=1, catch=(SurplusTrial,))  # takes a queued (retried) trial first
+        try:
+            study.optimize(guarded, n_trials=1, catch=(SurplusTrial,))  # takes a queued (retried) trial first
+        except (ValueError, AssertionError):  # Optuna: "Cannot tell a FAIL trial" (some versions assert)
+            if not (current and _failed_as_stale(study, current[0])):
+                raise
+            # this worker's heartbeats were late (a starved CPU) and another worker failed the trial
+            # as stale; its retry (queued with the same parameters) counts instead, so carry on
+            _log.warning("trial %d was failed as stale while it ran here; its retry takes its place", current[1])
+
+
+def _failed_as_stale(study: optuna.Study, trial_id: int) -> bool:
+    """Whether trial ``trial_id`` was marked failed by someone else while its worker still ran it."""
+    return study._storage.get_trial(trial_id).state == optuna.trial.TrialState.FAIL
 
 
 @dataclass
