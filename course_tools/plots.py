@@ -23,6 +23,10 @@ Optuna figures wrap ``optuna.visualization.matplotlib`` (its experimental warnin
 and guard against studies too small for a figure: :func:`optimisation_history`,
 :func:`param_importances`, :func:`top_params`, :func:`slice_top_params`, :func:`contour_top_params`.
 Every function returns the Axes (or Figure) it drew on.
+
+Helpers shared by these figures: :func:`select_rows` of a scores table, :func:`with_direction`
+(the "lower/higher is better" words of a panel), and :func:`overlapping_texts`, a check for
+colliding labels that the tests run on the figures.
 """
 
 from __future__ import annotations
@@ -42,18 +46,110 @@ from matplotlib.ticker import FixedLocator, NullFormatter
 from course_tools.verdicts import PRIMARY, PrimaryQuestion, paired_units, paired_verdict
 from tutorial_lib.data.checks import DataValidationError
 from tutorial_lib.metrics import is_lower_better
-from tutorial_lib.metrics.evaluate import LOWER_IS_BETTER
-from tutorial_lib.plotting._common import (
-    direction_label,
-    get_ax,
-    panel_direction,
-    require_columns,
-    select_rows,
-    with_direction,
-)
+from tutorial_lib.plotting import get_ax
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
+
+
+def require_columns(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """Raise if ``table`` lacks any of ``columns``, naming them and the columns it has."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise DataValidationError(f"{what} has no column(s) {missing}; columns are {list(table.columns)}")
+
+
+def select_rows(table: pd.DataFrame, metric: str | None, gene_set: str | None) -> pd.DataFrame:
+    """Rows of a tidy scores table for ``metric`` and ``gene_set`` (``None``: any); an error lists what exists."""
+    sub = table
+    if metric is not None:
+        require_columns(table, ["metric"], "the table")
+        sub = sub[sub["metric"] == metric]
+    if gene_set is not None and "gene_set" in sub.columns:
+        sub = sub[sub["gene_set"] == gene_set]
+    if sub.empty:
+        have = sorted(set(zip(table.get("metric", []), table.get("gene_set", []))))
+        raise DataValidationError(f"no rows for metric {metric!r}, gene_set {gene_set!r}; available: {have[:12]}")
+    return sub
+
+
+def panel_direction(metric: str | None, lower_is_better: bool | None = None) -> bool | None:
+    """Whether a panel of ``metric`` shows lower values as better.
+
+    ``lower_is_better`` if given (e.g. a score the library does not register), else
+    :func:`~tutorial_lib.metrics.is_lower_better` of ``metric``; ``None`` when there is no metric.
+    """
+    if lower_is_better is not None:
+        return bool(lower_is_better)
+    return None if metric is None else is_lower_better(metric)
+
+
+def direction_label(lower: bool | None) -> str:
+    """The words a panel carries about its metric's direction ("" when unknown)."""
+    if lower is None:
+        return ""
+    return "lower is better ↓" if lower else "higher is better ↑"
+
+
+def with_direction(label: str, lower: bool | None) -> str:
+    r"""``label`` with the direction on a second line, e.g. ``"e_distance\n(lower is better ↓)"``."""
+    words = direction_label(lower)
+    return f"{label}\n({words})" if words else label
+
+
+def _text_box(text, renderer) -> tuple[np.ndarray, float, float, float]:
+    """Centre, width, height and angle (radians) of the rectangle a text covers on the canvas."""
+    box = text.get_window_extent(renderer)  # axis-aligned: its centre is the rectangle's centre
+    angle = text.get_rotation()
+    if angle % 180:
+        text.set_rotation(0)
+        flat = text.get_window_extent(renderer)
+        text.set_rotation(angle)
+        w, h = flat.width, flat.height
+    else:
+        w, h = box.width, box.height
+    return np.array([(box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2]), w, h, np.deg2rad(angle)
+
+
+def _boxes_overlap(a, b, margin: float = 0.5) -> bool:
+    """Separating-axis test of two rotated rectangles (``_text_box`` tuples); touching is not overlap."""
+    (ca, wa, ha, ta), (cb, wb, hb, tb) = a, b
+    axes = []
+    for t in (ta, tb):
+        axes += [np.array([np.cos(t), np.sin(t)]), np.array([-np.sin(t), np.cos(t)])]
+
+    def radius(w, h, t, n):
+        u, v = np.array([np.cos(t), np.sin(t)]), np.array([-np.sin(t), np.cos(t)])
+        return w / 2 * abs(u @ n) + h / 2 * abs(v @ n)
+
+    return all(abs((ca - cb) @ n) < radius(wa, ha, ta, n) + radius(wb, hb, tb, n) - margin for n in axes)
+
+
+def overlapping_texts(fig) -> list[tuple[str, str]]:
+    """Pairs of visible, non-empty texts of ``fig`` that overlap on the canvas.
+
+    Texts are tick labels, axis labels and titles, rotated labels as rotated rectangles: a check
+    for colliding labels.
+    """
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    items = []
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        texts = [*ax.get_xticklabels(), *ax.get_yticklabels(), ax.xaxis.label, ax.yaxis.label, ax.title]
+        for t in texts:
+            if t.get_visible() and t.get_text().strip():
+                items.append((t.get_text(), _text_box(t, renderer)))
+    suptitle = getattr(fig, "_suptitle", None)
+    if suptitle is not None and suptitle.get_text():
+        items.append((suptitle.get_text(), _text_box(suptitle, renderer)))
+    return [
+        (items[i][0], items[j][0])
+        for i in range(len(items))
+        for j in range(i + 1, len(items))
+        if _boxes_overlap(items[i][1], items[j][1])
+    ]
 
 
 def summary_grid(
@@ -100,14 +196,14 @@ def method_by_setting_heatmap(
 
     ``summary`` is :func:`~course_tools.benchmark.summarise`'s output. Each cell reads
     ``mean`` and, when more than one seed defined it, ``± std`` over seeds. The colour map runs
-    so that darker is better (reversed for metrics in :data:`LOWER_IS_BETTER`, where lower is
-    better); undefined cells are grey and read "n/a". ``vmin``/``vmax`` fix the colour scale, so
-    that two heatmaps of the same metric (e.g. two experiments) can share one.
+    so that darker is better (reversed where lower is better); undefined cells are grey and read
+    "n/a". ``vmin``/``vmax`` fix the colour scale, so that two heatmaps of the same metric (e.g.
+    two experiments) can share one.
     """
     means = summary_grid(summary, metric, gene_set, methods=methods, settings=settings)
     has_std = "std" in summary.columns
     stds = summary_grid(summary, metric, gene_set, value="std", methods=methods, settings=settings) if has_std else None
-    lower = metric in LOWER_IS_BETTER
+    lower = is_lower_better(metric)
     cmap = cmap or ("viridis" if lower else "viridis_r")
     vals = means.to_numpy(float)
     n_rows, n_cols = vals.shape

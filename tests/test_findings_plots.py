@@ -12,10 +12,9 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from course_tools.grid_results import DEVELOPMENT_CELL_TYPES, load_grid  # noqa: E402
-from course_tools.plots import HEATMAP_CATEGORIES, primary_forest_plot, verdict_heatmap  # noqa: E402
+from course_tools.plots import HEATMAP_CATEGORIES, overlapping_texts, primary_forest_plot, verdict_heatmap  # noqa: E402
 from course_tools.verdicts import PRIMARY, PrimaryQuestion, primary_units, primary_verdicts, verdict_table  # noqa: E402
 from tutorial_lib.data.checks import DataValidationError  # noqa: E402
-from tutorial_lib.plotting._common import overlapping_texts  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

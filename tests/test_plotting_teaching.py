@@ -1,4 +1,4 @@
-"""Figures that teach: metric direction on every panel, shared colour scales, paired differences,
+"""Figures that teach: metric direction on every panel, fixed colour scales, paired differences,
 labels that do not collide."""
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ from scipy import stats  # noqa: E402
 from course_tools.benchmark import summarise  # noqa: E402
 from course_tools.plots import (  # noqa: E402
     method_by_setting_heatmap,
+    overlapping_texts,
     paired_difference_plot,
     paired_differences,
     seed_spread_plot,
 )
 from course_tools.verdicts import paired_verdict, verdict_table  # noqa: E402
 from tutorial_lib.data.checks import DataValidationError  # noqa: E402
-from tutorial_lib.plotting import distance_heatmap, metric_bar_grid, metric_bars, shared_scale_heatmaps  # noqa: E402
-from tutorial_lib.plotting._common import overlapping_texts  # noqa: E402
+from tutorial_lib.metrics import LOWER_IS_BETTER  # noqa: E402
+from tutorial_lib.plotting import distance_heatmap, metric_bar_grid, metric_bars  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -61,11 +62,18 @@ def runs():
 
 
 def test_bar_panels_say_which_direction_is_better(scores):
-    assert "lower is better" in metric_bars(scores, "e_distance").get_ylabel()
-    assert "higher is better" in metric_bars(scores, "pearson_delta", "top100_degs").get_ylabel()
-    assert "higher is better" in metric_bars(scores, "e_distance", lower_is_better=False).get_ylabel()
-    fig = metric_bar_grid(scores)
+    assert "lower is better" in metric_bars(scores, "e_distance", lower_is_better=LOWER_IS_BETTER).get_ylabel()
+    assert (
+        "higher is better" in metric_bars(scores, "pearson_delta", "top100_degs", lower_is_better={"mmd"}).get_ylabel()
+    )
+    assert "higher is better" in metric_bars(scores, "e_distance", lower_is_better=()).get_ylabel()
+    assert metric_bars(scores, "e_distance").get_ylabel() == "e_distance"  # no direction given: none claimed
+    fig = metric_bar_grid(scores, lower_is_better=LOWER_IS_BETTER)
     labels = [a.get_ylabel() for a in fig.axes]
+    assert sum("lower is better" in s for s in labels) == 2 and sum("higher is better" in s for s in labels) == 1
+    # or from the table's column
+    column = scores.assign(lower_is_better=scores["metric"] != "pearson_delta")
+    labels = [a.get_ylabel() for a in metric_bar_grid(column).axes]
     assert sum("lower is better" in s for s in labels) == 2 and sum("higher is better" in s for s in labels) == 1
 
 
@@ -77,29 +85,6 @@ def test_seed_spread_panels_say_which_direction_is_better(runs):
     assert seed_spread_plot(plain, hue=None, ylabel="test E-distance").get_ylabel() == "test E-distance"
     ax = seed_spread_plot(plain, hue=None, ylabel="test E-distance", lower_is_better=True)
     assert ax.get_ylabel() == "test E-distance\n(lower is better ↓)"
-
-
-def test_paired_heatmaps_share_one_colour_scale():
-    names = ["CD4+ T cells", "CD14+ Monocytes", "Dendritic cells"]
-    pred = pd.DataFrame([[1.0, 0.2, 0.5], [0.2, 1.0, 0.3], [0.5, 0.3, 1.0]], index=names, columns=names)
-    real = pd.DataFrame([[1.0, -0.4, 0.1], [-0.4, 1.0, 0.0], [0.1, 0.0, 1.0]], index=names, columns=names)
-    fig = shared_scale_heatmaps({"predicted": pred, "real": real}, label="Pearson r")
-    panels = [a for a in fig.axes if a.images]
-    assert len(panels) == 2
-    clims = {a.images[0].get_clim() for a in panels}
-    assert clims == {(-0.4, 1.0)}  # the range over both tables
-    # equal values get equal colours in both panels (1.0 on both diagonals)
-    c0 = panels[0].images[0].to_rgba(np.array([[1.0]]))
-    c1 = panels[1].images[0].to_rgba(np.array([[1.0]]))
-    assert np.allclose(c0, c1)
-    assert len(fig.axes) == 3 and fig.axes[-1].get_ylabel() == "Pearson r"  # one colour bar
-    assert overlapping_texts(fig) == []
-    fixed = shared_scale_heatmaps({"a": pred, "b": real}, vmin=-1, vmax=1)
-    assert {a.images[0].get_clim() for a in fixed.axes if a.images} == {(-1.0, 1.0)}
-    with pytest.raises(DataValidationError, match="square"):
-        shared_scale_heatmaps({"a": pred.iloc[:2]})
-    with pytest.raises(DataValidationError, match="empty"):
-        shared_scale_heatmaps({})
 
 
 def test_single_heatmaps_take_a_fixed_scale(runs):
