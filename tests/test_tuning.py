@@ -204,3 +204,40 @@ def test_worker_refuses_bad_arguments_before_loading_anything(tmp_path, capsys):
     assert "--n-trials must be >= 1, got 0" in err
     assert "--batch-size must be >= 2" in err and "--lr must be a finite number > 0, got 0.0" in err
     assert not (tmp_path / "study.db").exists()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_worker_carries_on_when_its_live_trial_is_failed_as_stale(kind, tmp_path):
+    """Late heartbeats (a starved CPU) can get a live worker's trial failed by another worker.
+
+    The worker must not crash when it then reports its value: the trial stays failed, and the
+    study still ends with the requested number of finished trials.
+    """
+    from course_tools.tuning.study import optimise
+
+    url = f"sqlite:///{tmp_path / 'study.db'}" if kind == "sqlite" else str(tmp_path / "study.log")
+    study = optuna.create_study(study_name="stale", storage=make_storage(url, heartbeat=1))
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0.0, 1.0)
+        if trial.number == 0:  # what fail_stale_trials in another worker does to a trial it thinks dead
+            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+        return x
+
+    optimise(study, objective, n_trials=2)
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    assert states[0] == optuna.trial.TrialState.FAIL
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 2
+
+
+def test_worker_still_raises_other_value_errors(tmp_path):
+    """Only the failed-as-stale case is caught: an objective's own ``ValueError`` is not hidden."""
+    from course_tools.tuning.study import optimise
+
+    study = optuna.create_study(storage=make_storage(str(tmp_path / "study.log"), heartbeat=1))
+
+    def objective(trial: optuna.Trial) -> float:
+        raise ValueError("bad objective")
+
+    with pytest.raises(ValueError, match="bad objective"):
+        optimise(study, objective, n_trials=1)

@@ -32,6 +32,9 @@ from course_tools.tuning.study import create_study, fit_and_score
 from tutorial_lib.data.split import DEFAULT_TEST_CELL_TYPE, DEFAULT_VALIDATION_CELL_TYPE
 
 States = optuna.trial.TrialState
+# seconds between heartbeats; a trial is stale after three missed ones. One second was too short on a
+# loaded 2-core CI machine: a live worker's late beats got its trial failed as stale.
+HEARTBEAT = 2
 N_TRIALS = 5
 N_WORKERS = 4
 SETTINGS = {"n_top_genes": 100, "n_epochs": 4, "batch_size": 128, "lr": 2e-3}
@@ -61,7 +64,7 @@ WORKER = [
     "--lr",
     str(SETTINGS["lr"]),
     "--heartbeat",
-    "1",
+    str(HEARTBEAT),
     "--n-trials",
     str(N_TRIALS),
 ]
@@ -142,7 +145,7 @@ def _victim(study: optuna.Study, procs: dict[int, subprocess.Popen]) -> tuple[in
 
 def test_workers_share_a_study_and_survive_a_kill(storage, tmp_path):
     name = "contract"
-    study = create_study(name, storage, heartbeat=1)  # created once, as a user would before starting workers
+    study = create_study(name, storage, heartbeat=HEARTBEAT)  # created once, as a user would before starting workers
     procs = {k: _start(name, storage, k, tmp_path) for k in range(N_WORKERS)}
     survivors: list[subprocess.Popen] = []
     deadline = time.time() + 120
@@ -166,7 +169,8 @@ def test_workers_share_a_study_and_survive_a_kill(storage, tmp_path):
     logs = "\n".join(f.read_text()[-1500:] for f in sorted(tmp_path.glob("worker*.log")))
     assert [p.returncode for p in survivors] == [0] * len(survivors), logs
 
-    trials = optuna.load_study(study_name=name, storage=make_storage(storage, heartbeat=1)).get_trials(deepcopy=False)
+    storage_again = make_storage(storage, heartbeat=HEARTBEAT)
+    trials = optuna.load_study(study_name=name, storage=storage_again).get_trials(deepcopy=False)
     finished = [t for t in trials if t.state in (States.COMPLETE, States.PRUNED)]
     failed = [t for t in trials if t.state == States.FAIL and not t.user_attrs.get("surplus")]
     assert len(finished) == N_TRIALS, logs

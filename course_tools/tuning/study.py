@@ -2,7 +2,7 @@
 
 The objective trains a model on the training cells, predicts the **validation** cell type's
 response and scores it; the test cell type is never touched during tuning (score it once, at
-the end, with :func:`course_tools.benchmark.run_benchmark` or :func:`tutorial_lib.metrics.evaluate`).
+the end, with :func:`course_tools.benchmark.run_benchmark` or :func:`course_tools.scoring.evaluate.evaluate`).
 
 - Intermediate values: the model's per-epoch validation loss (held-out 10% of training cells),
   reported to Optuna so that a pruner (median or Hyperband) stops poor trials early.
@@ -295,16 +295,18 @@ def optimise(study: optuna.Study, objective: Callable, n_trials: int, *, poll: f
     beat = storage.get_heartbeat_interval() if is_heartbeat_enabled(storage) else None
     poll = poll if poll is not None else float(beat or 1)
 
-    current: list[int] = []  # storage id and number of the trial this worker is running
+    returned: list[optuna.Trial] = []  # the trial whose objective returned a value in this worker
 
     def guarded(trial: optuna.Trial) -> float:
-        current[:] = [trial._trial_id, trial.number]
+        returned.clear()
         if _surplus(study, trial.number, n_trials):
             trial.set_user_attr("surplus", True)
             raise SurplusTrial(
                 f"trial {trial.number} is not needed: {n_trials} earlier trials are finished or under way"
             )
-        return objective(trial)
+        value = objective(trial)
+        returned.append(trial)
+        return value
 
     while True:
         if beat is not None:
@@ -321,15 +323,17 @@ def optimise(study: optuna.Study, objective: Callable, n_trials: int, *, poll: f
         try:
             study.optimize(guarded, n_trials=1, catch=(SurplusTrial,))  # takes a queued (retried) trial first
         except (ValueError, AssertionError):  # Optuna: "Cannot tell a FAIL trial" (some versions assert)
-            if not (current and _failed_as_stale(study, current[0])):
+            if not (returned and _failed_as_stale(study, returned[0]._trial_id)):
                 raise
             # this worker's heartbeats were late (a starved CPU) and another worker failed the trial
             # as stale; its retry (queued with the same parameters) counts instead, so carry on
-            _log.warning("trial %d was failed as stale while it ran here; its retry takes its place", current[1])
+            _log.warning(
+                "trial %d was failed as stale while it ran here; its retry takes its place", returned[0].number
+            )
 
 
 def _failed_as_stale(study: optuna.Study, trial_id: int) -> bool:
-    """Whether trial ``trial_id`` was marked failed by someone else while its worker still ran it."""
+    """Whether trial ``trial_id``, whose objective returned, was marked failed by another worker."""
     return study._storage.get_trial(trial_id).state == optuna.trial.TrialState.FAIL
 
 
