@@ -152,7 +152,8 @@ def test_workers_share_a_study_and_survive_a_kill(storage, tmp_path):
     try:
         while (victim := _victim(study, procs)) is None:
             if time.time() > deadline:
-                pytest.fail("no trial of the workers was seen running within 120 s")
+                logs = "\n".join(f.read_text()[-1500:] for f in sorted(tmp_path.glob("worker*.log")))
+                pytest.fail(f"no trial of the workers was seen running within 120 s; their logs:\n{logs}")
             time.sleep(0.05)
         worker, killed_number = victim
         procs[worker].send_signal(signal.SIGKILL)
