@@ -18,7 +18,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tutorial_lib.metrics import e_distance, e_distance_sq, median_heuristic_bandwidths, mmd
+from course_tools.scoring.pairwise import e_distance_sq, median_heuristic_bandwidths, mmd
+from tutorial_lib.metrics import e_distance
 
 
 def timed(fn: Callable[[], float], repeats: int) -> tuple[float, float]:

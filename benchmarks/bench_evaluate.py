@@ -17,8 +17,9 @@ import platform
 import time
 
 from course_tools.methods import get_method
+from course_tools.scoring.evaluate import evaluate
 from tutorial_lib.data import load_kang2018, prepare_holdout, split_views
-from tutorial_lib.metrics import evaluate, fit_shared_pca
+from tutorial_lib.metrics import fit_shared_pca
 
 
 def pca_check(parts, pred) -> None:

@@ -14,7 +14,7 @@ and three nominal 95% intervals are built from the same resamples:
 
 * ``percentile``: the 2.5 and 97.5 percentiles of the resampled values;
 * ``basic``: those percentiles' deviations from the estimate, reflected around it (what
-  :mod:`tutorial_lib.metrics.bootstrap` uses for per-gene metrics);
+  :mod:`course_tools.scoring.bootstrap` uses for per-gene metrics);
 * ``bc``: the bias-corrected percentile interval (Efron), which shifts the percentiles by the
   share of resamples below the estimate.
 
@@ -33,9 +33,9 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tutorial_lib.metrics import interval  # noqa: E402
+from course_tools.scoring.bootstrap import interval  # noqa: E402
+from course_tools.scoring.evaluate import _bootstrap_summaries, _summaries  # noqa: E402
 from tutorial_lib.metrics import means as mm  # noqa: E402
-from tutorial_lib.metrics.evaluate import _bootstrap_summaries, _summaries  # noqa: E402
 
 METRICS = {
     "r2_pearson_mean": (

@@ -90,8 +90,8 @@ def main() -> int:
     import pandas as pd
 
     from course_tools.methods import get_method
+    from course_tools.scoring.evaluate import evaluate
     from tutorial_lib.data import load_kang2018, prepare_holdout, split_views
-    from tutorial_lib.metrics import evaluate
 
     parts = split_views(prepare_holdout(load_kang2018("mini"), "CD4+ T cells", n_top_genes=2000))
     methods = ["mean_shift", "pca_arithmetic", "scgen", "scpram", "scpram_percell"]

@@ -30,12 +30,13 @@ from tqdm import tqdm
 
 from tutorial_lib.config import check_seed, check_whole_number
 from tutorial_lib.data.checks import DataValidationError
-from tutorial_lib.data.preprocess import normalise_log, select_hvg
 from tutorial_lib.data.split import (
     DEFAULT_TEST_CELL_TYPE,
     SPLIT_KEY,
     assign_donor_holdout,
     assign_holdout,
+    normalise_log,
+    select_hvg,
     split_views,
     subsample_stimulated,
 )
@@ -102,7 +103,7 @@ class BenchmarkConfig:
     loop, so that two settings can be trained to equal optimizer steps or with the default early stopping).
     ``gene_selection`` is ``"per_run"`` (default: each setting's training cells, before any
     stimulated cells are dropped) or ``"shared"``.
-    ``n_bootstrap`` and ``n_bootstrap_degs`` are :func:`~tutorial_lib.metrics.evaluate`'s.
+    ``n_bootstrap`` and ``n_bootstrap_degs`` are :func:`~course_tools.scoring.evaluate.evaluate`'s.
     """
 
     n_top_genes: int = 2000
@@ -244,14 +245,15 @@ def run_benchmark(
     Tidy table with columns ``method, setting, seed, metric, gene_set, value, ci_low, ci_high``
     (plus ``key``, the run's cache key, ``fit_predict_s`` and ``evaluate_s``, the seconds spent
     training + predicting and scoring the run, for trained models the columns of
-    :func:`~tutorial_lib.models.training.training_summary` (``train_steps``, ``best_val_loss``,
+    :func:`~course_tools.methods.training_summary` (``train_steps``, ``best_val_loss``,
     ...), ``score_group`` for settings scored within groups
     (``"all"`` otherwise), and any further columns of ``evaluate``). The shared PCA space and the
     real DEG list are computed once per (setting, seed, group) and serve every method.
     """
     from course_tools.methods import get_method
-    from tutorial_lib.metrics import evaluate, fit_shared_pca, rank_degs
-    from tutorial_lib.metrics.bootstrap import check_n_boot
+    from course_tools.scoring.bootstrap import check_n_boot
+    from course_tools.scoring.evaluate import evaluate
+    from tutorial_lib.metrics import fit_shared_pca, rank_degs
 
     config = config or BenchmarkConfig()
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
@@ -430,8 +432,9 @@ def evaluate_methods(
     (``n_top_degs``, ``n_bootstrap``, ``n_bootstrap_degs``, ``seed``) are checked first; an error
     in scoring one prediction names it (``predictions['name']: ...``), keeping the error's type.
     """
-    from tutorial_lib.metrics import evaluate, fit_shared_pca, rank_degs
-    from tutorial_lib.metrics.bootstrap import check_n_boot
+    from course_tools.scoring.bootstrap import check_n_boot
+    from course_tools.scoring.evaluate import evaluate
+    from tutorial_lib.metrics import fit_shared_pca, rank_degs
 
     if not isinstance(predictions, Mapping):
         raise TypeError(
@@ -512,10 +515,10 @@ def rank_methods(
     results (one run per seed; pick a ``setting`` when it holds several). Columns: ``mean`` over
     the runs, ``sd`` over the runs (seeds; NaN with one run), ``half_width`` (mean half-width of
     the runs' bootstrap intervals: cell-to-cell sampling), ``n`` (runs where the metric is
-    defined). "Best" follows :data:`tutorial_lib.metrics.LOWER_IS_BETTER`; methods whose metric is
+    defined). "Best" follows :data:`course_tools.scoring.registry.LOWER_IS_BETTER`; methods whose metric is
     undefined in every run are left out.
     """
-    from tutorial_lib.metrics import LOWER_IS_BETTER
+    from course_tools.scoring.registry import LOWER_IS_BETTER
 
     missing = [c for c in ("method", "metric", "gene_set", "value") if c not in table.columns]
     if missing:
@@ -557,8 +560,8 @@ def describe_ranking(
     :func:`course_tools.verdicts.paired_verdict` over their matched runs; with fewer than 3 it says so
     instead of judging.
     """
+    from course_tools.scoring.registry import LOWER_IS_BETTER
     from course_tools.verdicts import describe_verdict, paired_verdict
-    from tutorial_lib.metrics import LOWER_IS_BETTER
 
     ranked = rank_methods(table, metric, gene_set, setting=setting)
     shown = " > ".join(

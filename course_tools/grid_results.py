@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from course_tools.scoring.bootstrap import bias_from_interval
 from course_tools.verdicts import (
     MIN_RANK_UNITS,
     MIN_RUNS,
@@ -53,7 +54,6 @@ from course_tools.verdicts import (
 )
 from tutorial_lib.config import REPO_ROOT
 from tutorial_lib.data.checks import DataValidationError
-from tutorial_lib.metrics.bootstrap import bias_from_interval
 
 #: The committed table (``python -m course_tools.grid`` writes it there by default).
 GRID_FILE = REPO_ROOT / "results" / "grid.csv.gz"
@@ -157,10 +157,10 @@ def load_grid(path: str | Path | None = None) -> pd.DataFrame:
     -------
     pandas.DataFrame
         The tidy table; ``setting``, ``held_out``, ``score_group`` and ``key`` as strings, and
-        ``ci_kind``, the interval scheme of each row (:mod:`tutorial_lib.metrics.bootstrap`). Rows
+        ``ci_kind``, the interval scheme of each row (:mod:`course_tools.scoring.bootstrap`). Rows
         written before the table recorded it (no ``ci_kind``) carried percentile intervals for the
         per-gene metrics, which miss the truth for biased metrics such as R² (simulation: about
-        0% coverage, see :mod:`tutorial_lib.metrics.bootstrap`): those intervals are withdrawn
+        0% coverage, see :mod:`course_tools.scoring.bootstrap`): those intervals are withdrawn
         here (``ci_low``/``ci_high`` NaN, ``ci_kind`` ``"percentile (withdrawn)"``, a note says
         why); the other schemes were unchanged and are labelled with their name. A distance's
         interval is clipped at 0 from below (:func:`label_intervals`). Paired verdicts never use
@@ -198,7 +198,7 @@ def load_grid(path: str | Path | None = None) -> pd.DataFrame:
 
 
 #: Note on a per-gene interval withdrawn by :func:`label_intervals`.
-WITHDRAWN_NOTE = "interval withdrawn: percentile scheme, biased for this metric (tutorial_lib.metrics.bootstrap)"
+WITHDRAWN_NOTE = "interval withdrawn: percentile scheme, biased for this metric (course_tools.scoring.bootstrap)"
 
 
 def label_intervals(table: pd.DataFrame) -> pd.DataFrame:
@@ -211,7 +211,7 @@ def label_intervals(table: pd.DataFrame) -> pd.DataFrame:
     is clipped at 0 from below, with :data:`CLIPPED_NOTE` and the old bound in ``note``: the subsample
     interval can reach below 0 for a small distance, and no distance is negative. A copy is returned.
     """
-    from tutorial_lib.metrics.evaluate import INTERVALS
+    from course_tools.scoring.registry import INTERVALS
 
     table = table.copy()
     if "ci_kind" not in table.columns:
@@ -247,9 +247,9 @@ def interval_bias(table: pd.DataFrame) -> pd.DataFrame:
 
     A basic (or subsample) interval excludes its estimate when nearly all resamples lie on one side
     of it: the metric is biased (e.g. sampling noise lowers an R² of means), the estimate carries the
-    bias and the interval, reflected around it, does not (:mod:`tutorial_lib.metrics.bootstrap`).
+    bias and the interval, reflected around it, does not (:mod:`course_tools.scoring.bootstrap`).
     The table keeps no resamples, so the bias is read from each interval
-    (:func:`~tutorial_lib.metrics.bootstrap.bias_from_interval`: the midpoint of the resamples'
+    (:func:`~course_tools.scoring.bootstrap.bias_from_interval`: the midpoint of the resamples'
     2.5-97.5% percentiles minus the estimate).
 
     Returns

@@ -43,9 +43,9 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, NullFormatter
 
+from course_tools.scoring.registry import is_lower_better
 from course_tools.verdicts import PRIMARY, PrimaryQuestion, paired_units, paired_verdict
 from tutorial_lib.data.checks import DataValidationError
-from tutorial_lib.metrics import is_lower_better
 from tutorial_lib.plotting import get_ax
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -77,7 +77,7 @@ def panel_direction(metric: str | None, lower_is_better: bool | None = None) -> 
     """Whether a panel of ``metric`` shows lower values as better.
 
     ``lower_is_better`` if given (e.g. a score the library does not register), else
-    :func:`~tutorial_lib.metrics.is_lower_better` of ``metric``; ``None`` when there is no metric.
+    :func:`~course_tools.scoring.registry.is_lower_better` of ``metric``; ``None`` when there is no metric.
     """
     if lower_is_better is not None:
         return bool(lower_is_better)

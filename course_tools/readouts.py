@@ -112,7 +112,7 @@ def interval_comparison(
     For one run per method (:func:`course_tools.benchmark.evaluate_methods`), where a paired
     verdict over seeds is not available (or not meaningful: the baselines do not depend on the
     seed). The rule: when the two intervals do not overlap, the method with the better value (by
-    the metric's direction, :data:`tutorial_lib.metrics.LOWER_IS_BETTER`) is "better"; when they
+    the metric's direction, :data:`course_tools.scoring.registry.LOWER_IS_BETTER`) is "better"; when they
     overlap, "no clear difference". Non-overlap of two 95% intervals is a conservative test of a
     difference (stricter than 5%), so the rule errs towards "no clear difference". The intervals
     come from resampling cells: they say nothing about training randomness.
@@ -228,7 +228,7 @@ def distance_from_controls(
     E-distance from the controls should be about the real cells' E-distance from them. For each
     prediction, ``diff = E(prediction, controls) - E(real, controls)`` (:func:`tutorial_lib.metrics.e_distance`,
     U-statistic) with an interval from subsampling the cells without replacement (a ``fraction``
-    of each group, the rescaled ``"subsample"`` interval of :mod:`tutorial_lib.metrics.bootstrap`,
+    of each group, the rescaled ``"subsample"`` interval of :mod:`course_tools.scoring.bootstrap`,
     the scheme used for E-distances; a prediction made from the control cells one to one is
     subsampled with the same cells as the controls).
 
@@ -248,7 +248,8 @@ def distance_from_controls(
         interval of ``diff`` lies above 0), ``"undershoots"`` (below 0) or ``"about the real
         distance (no clear difference)"``.
     """
-    from tutorial_lib.metrics import PairwiseCache, interval, resample_indices
+    from course_tools.scoring.bootstrap import interval, resample_indices
+    from course_tools.scoring.pairwise import PairwiseCache
     from tutorial_lib.metrics._inputs import as_points
 
     ctrl = as_points(ctrl, "control cells")

@@ -8,7 +8,7 @@ seed-to-seed and setting-to-setting variation, not the sampling of the test cell
 Rule (one rule everywhere): a paired contrast of A and B per unit, its mean over ``n`` units with a
 paired-t interval ``mean ± t_{n-1, 0.975} sd / sqrt(n)`` and the two-sided p-value of "no difference".
 When the interval excludes no-difference the verdict names the better method, using the metric's
-direction (:data:`tutorial_lib.metrics.LOWER_IS_BETTER`); otherwise it says "no clear difference".
+direction (:data:`course_tools.scoring.registry.LOWER_IS_BETTER`); otherwise it says "no clear difference".
 With fewer than :data:`MIN_RUNS` units it does not judge.
 
 **The scale of the contrast** (:func:`comparison_scale`). For most metrics the contrast is the
@@ -104,7 +104,7 @@ VERDICT_COLUMNS = [
 
 def better_direction(metric: str) -> str:
     """``"lower"`` or ``"higher"``: which values of ``metric`` are better (from the metric registry)."""
-    from tutorial_lib.metrics import is_lower_better
+    from course_tools.scoring.registry import is_lower_better
 
     return "lower" if is_lower_better(metric) else "higher"
 

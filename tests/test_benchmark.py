@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import tutorial_lib.metrics as metrics_module
+import course_tools.scoring.evaluate as evaluate_module
 from course_tools.benchmark import BenchmarkConfig, Setting, read_results, run_benchmark, shared_genes, summarise
 from tutorial_lib.data import DataValidationError, normalise_log
 
@@ -47,7 +47,7 @@ def test_finished_runs_are_not_recomputed(mini_counts, tmp_path, monkeypatch):
     def must_not_run(*args, **kwargs):
         raise AssertionError("a finished run was recomputed")
 
-    monkeypatch.setattr(metrics_module, "evaluate", must_not_run)
+    monkeypatch.setattr(evaluate_module, "evaluate", must_not_run)
     again = run_benchmark(
         mini_counts, METHODS, SETTINGS[:1], seeds=[0], config=CONFIG, results_path=path, progress=False
     )
@@ -56,7 +56,7 @@ def test_finished_runs_are_not_recomputed(mini_counts, tmp_path, monkeypatch):
 
 def test_interrupted_run_keeps_finished_results(mini_counts, tmp_path, monkeypatch):
     path = tmp_path / "results.csv"
-    real_evaluate = metrics_module.evaluate
+    real_evaluate = evaluate_module.evaluate
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -65,13 +65,13 @@ def test_interrupted_run_keeps_finished_results(mini_counts, tmp_path, monkeypat
             raise KeyboardInterrupt
         return real_evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(metrics_module, "evaluate", flaky)
+    monkeypatch.setattr(evaluate_module, "evaluate", flaky)
     with pytest.raises(KeyboardInterrupt):
         run_benchmark(mini_counts, METHODS, SETTINGS[:2], seeds=[0], config=CONFIG, results_path=path, progress=False)
     partial = read_results(path)
     assert len(partial[["method", "setting"]].drop_duplicates()) == 2
     assert not (tmp_path / "results.csv.part").exists()
-    monkeypatch.setattr(metrics_module, "evaluate", real_evaluate)
+    monkeypatch.setattr(evaluate_module, "evaluate", real_evaluate)
     full = run_benchmark(
         mini_counts, METHODS, SETTINGS[:2], seeds=[0], config=CONFIG, results_path=path, progress=False
     )
@@ -101,8 +101,9 @@ def test_bad_inputs(mini_counts, tmp_path):
 def test_evaluate_methods_shares_space_and_degs_and_formats(mini_counts):
     from course_tools.benchmark import evaluate_methods, format_scores
     from course_tools.methods import get_method
+    from course_tools.scoring.evaluate import evaluate
     from tutorial_lib.data import prepare_holdout, split_views
-    from tutorial_lib.metrics import evaluate, fit_shared_pca, rank_degs
+    from tutorial_lib.metrics import fit_shared_pca, rank_degs
 
     parts = split_views(prepare_holdout(mini_counts, n_top_genes=200))
     preds = {m: get_method(m)(parts.train, parts.ctrl, cell_type="CD4+ T cells") for m in METHODS}

@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from course_tools.scoring.bootstrap import interval
+from course_tools.scoring.evaluate import _bootstrap_summaries, _summaries
+from course_tools.scoring.registry import get_metric
 from course_tools.verdicts import Margin, family_verdicts, paired_ratio, paired_verdict
-from tutorial_lib.metrics import interval
 from tutorial_lib.metrics import means as mm
-from tutorial_lib.metrics.evaluate import _bootstrap_summaries, _summaries
-from tutorial_lib.metrics.registry import get_metric
 
 N_REP = 2000
 
@@ -177,7 +177,7 @@ def test_per_run_intervals_cover_on_sparse_donor_structured_counts():
     """The basic bootstrap interval of Pearson-delta and R² of means, 300 cells per group, 400 runs.
 
     The prediction is a mean shift learned on other cells (controls + a per-gene shift, clipped at 0),
-    resampled paired with its control cells, as :func:`~tutorial_lib.metrics.evaluate` does. The truth
+    resampled paired with its control cells, as :func:`~course_tools.scoring.evaluate.evaluate` does. The truth
     is each metric of the population means (150,000 cells per group of the same two donors). Both
     estimates are biased downwards (sampling noise in the per-gene means); the interval must still
     cover the truth at least at its nominal rate. Here it is conservative (about 99% with these

@@ -7,12 +7,18 @@ from math import erf, exp, pi, sqrt
 import numpy as np
 import pytest
 
-from tutorial_lib.metrics import bootstrap_weights, interval, resample_indices, subsample_masks
+from course_tools.scoring.bootstrap import (
+    bias_from_interval,
+    bootstrap_bias,
+    bootstrap_weights,
+    interval,
+    resample_indices,
+    subsample_masks,
+)
+from course_tools.scoring.evaluate import _bootstrap_summaries, _summaries
+from course_tools.scoring.pairwise import PairwiseCache
+from course_tools.scoring.registry import INTERVALS, get_metric
 from tutorial_lib.metrics import means as mm
-from tutorial_lib.metrics.bootstrap import bias_from_interval, bootstrap_bias
-from tutorial_lib.metrics.distances import PairwiseCache
-from tutorial_lib.metrics.evaluate import INTERVALS, _bootstrap_summaries, _summaries
-from tutorial_lib.metrics.registry import get_metric
 
 
 def test_resample_indices_bootstrap_subsample_seeded_and_paired():

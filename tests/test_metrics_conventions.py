@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tutorial_lib.metrics import evaluate
-from tutorial_lib.metrics.decoded import decoded_control_deltas
-from tutorial_lib.metrics.degs import deg_gene_set_name, rank_degs, top_k
+from course_tools.scoring.decoded import decoded_control_deltas
+from course_tools.scoring.evaluate import deg_gene_set_name, evaluate
+from tutorial_lib.metrics.degs import rank_degs, top_k
 
 
 def _deg_data(n=60, g=40, seed=0):

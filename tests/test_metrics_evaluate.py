@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from course_tools.scoring.evaluate import COLUMNS, evaluate
+from course_tools.scoring.registry import GENE_METRICS
 from tutorial_lib.data.checks import DataValidationError
-from tutorial_lib.metrics import COLUMNS, GENE_METRICS, e_distance, evaluate, fit_shared_pca
+from tutorial_lib.metrics import e_distance, fit_shared_pca
 
 N_GENES = 60
 K = 10
@@ -239,7 +241,7 @@ def test_value_is_the_full_sample_estimate_and_deg_intervals_are_not_degenerate(
 def test_interval_limits_stay_inside_each_metrics_range(groups):
     """A distance or a count cannot be negative, a Jaccard index not above 1: interval limits are clipped
     to the metric's range (the estimate is never moved)."""
-    from tutorial_lib.metrics import get_metric
+    from course_tools.scoring.registry import get_metric
 
     real, _, ctrl = groups
     # a prediction equal to the real cells: E-distance and MMD near 0, their raw subsampling limits below 0

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from course_tools.scoring.registry import pearson_delta_note
 from tutorial_lib.data.checks import DataValidationError
 from tutorial_lib.metrics import (
     gene_means,
@@ -15,7 +16,6 @@ from tutorial_lib.metrics import (
     mse,
     pearson,
     pearson_delta,
-    pearson_delta_note,
     r2_pearson,
     r2_score,
 )

@@ -9,9 +9,16 @@ import pytest
 from course_tools.plots import panel_direction
 from course_tools.scoring.evaluate import evaluate
 from course_tools.scoring.pairwise import PairDistance
-from course_tools.scoring.registry import INTERVALS, Metric, get_metric, list_metrics, register_metric, registered
+from course_tools.scoring.registry import (
+    INTERVALS,
+    LOWER_IS_BETTER,
+    Metric,
+    get_metric,
+    list_metrics,
+    register_metric,
+    registered,
+)
 from course_tools.verdicts import paired_verdict
-from tutorial_lib.metrics import LOWER_IS_BETTER
 
 FAST = {"n_bootstrap": 8, "n_bootstrap_degs": 2, "n_top_degs": 5, "seed": 0}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from course_tools.methods import get_method
+from course_tools.scoring.evaluate import evaluate
 from tutorial_lib.data import prepare_holdout, split_views
-from tutorial_lib.metrics import evaluate
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,9 @@ from course_tools.plots import (  # noqa: E402
     paired_differences,
     seed_spread_plot,
 )
+from course_tools.scoring.registry import LOWER_IS_BETTER  # noqa: E402
 from course_tools.verdicts import paired_verdict, verdict_table  # noqa: E402
 from tutorial_lib.data.checks import DataValidationError  # noqa: E402
-from tutorial_lib.metrics import LOWER_IS_BETTER  # noqa: E402
 from tutorial_lib.plotting import distance_heatmap, metric_bar_grid, metric_bars  # noqa: E402
 
 

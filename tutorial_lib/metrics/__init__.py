@@ -1,96 +1,57 @@
-"""Evaluation of predicted cells: per-gene agreement, distribution distances, DEG overlap.
+"""Scores of predicted cells: per-gene agreement, distances between cells, DEG overlap.
 
-Every formula is documented once, in the docstring of the function that computes it. Each metric
-of :func:`evaluate` is declared once, as a :class:`Metric` record in :mod:`~tutorial_lib.metrics.registry`;
-:func:`evaluate` gathers them all in a tidy table with bootstrap intervals.
+Each formula is documented once, in the function that computes it. The course's scoring table
+(every metric with bootstrap intervals) is built from these functions by ``course_tools.scoring``.
 """
 
+from dataclasses import dataclass
+
 from tutorial_lib.metrics._inputs import gene_means, gene_vars
-from tutorial_lib.metrics.bootstrap import Interval, bootstrap_weights, interval, resample_indices, subsample_masks
-from tutorial_lib.metrics.degs import deg_jaccard, deg_overlap_count, deg_scores, has_no_change, rank_degs, top_k_by_abs
-from tutorial_lib.metrics.distances import (
-    ENERGY,
-    RBF_MMD,
-    PairDistance,
-    PairwiseCache,
-    e_distance,
-    e_distance_sq,
-    median_heuristic_bandwidths,
-    mmd,
-    pairwise_e_distance,
+from tutorial_lib.metrics.degs import deg_jaccard, deg_overlap_count, deg_scores, rank_degs, top_k
+from tutorial_lib.metrics.distances import e_distance, pairwise_e_distance
+from tutorial_lib.metrics.means import is_constant, mse, pearson, pearson_delta, r2_pearson, r2_score
+from tutorial_lib.metrics.space import SharedSpace, fit_shared_pca
+
+
+@dataclass(frozen=True)
+class KeyMetric:
+    """One of the metrics the course reads first, on one gene set, with the question it answers."""
+
+    metric: str
+    gene_set: str
+    question: str
+
+
+#: The course's four key metrics, in the order the notebooks show them (top-100 DEGs of real data).
+KEY_METRICS = (
+    KeyMetric("pearson_delta", "top100_degs", "Does the prediction move the responding genes in the right direction?"),
+    KeyMetric("r2_pearson_mean", "top100_degs", "Does it get the mean expression of the responding genes right?"),
+    KeyMetric("e_distance", "all", "How far are the predicted cells, as a population, from the real ones?"),
+    KeyMetric(
+        "deg_overlap_by_change",
+        "top100_degs",
+        "How many of the 100 real top responders are among the 100 genes it changes most?",
+    ),
 )
-from tutorial_lib.metrics.evaluate import COLUMNS, GENE_METRICS, INTERVALS, LOWER_IS_BETTER, evaluate
-from tutorial_lib.metrics.kde import mean_var_kde_distance
-from tutorial_lib.metrics.means import (
-    is_constant,
-    mse,
-    pearson,
-    pearson_delta,
-    pearson_delta_note,
-    r2_pearson,
-    r2_score,
-)
-from tutorial_lib.metrics.registry import (
-    KEY_METRICS,
-    GeneSummaries,
-    KeyMetric,
-    Metric,
-    get_metric,
-    is_lower_better,
-    list_metrics,
-    register_metric,
-    registered,
-    unregister_metric,
-)
-from tutorial_lib.metrics.space import SharedSpace, fit_shared_pca, gene_space
 
 __all__ = [
-    "COLUMNS",
-    "ENERGY",
-    "GENE_METRICS",
-    "INTERVALS",
     "KEY_METRICS",
-    "LOWER_IS_BETTER",
-    "RBF_MMD",
-    "GeneSummaries",
-    "Interval",
     "KeyMetric",
-    "Metric",
-    "PairDistance",
-    "PairwiseCache",
     "SharedSpace",
-    "bootstrap_weights",
     "deg_jaccard",
     "deg_overlap_count",
     "deg_scores",
     "e_distance",
-    "e_distance_sq",
-    "evaluate",
     "fit_shared_pca",
     "gene_means",
-    "gene_space",
     "gene_vars",
-    "get_metric",
-    "has_no_change",
-    "interval",
     "is_constant",
-    "is_lower_better",
-    "list_metrics",
-    "mean_var_kde_distance",
-    "median_heuristic_bandwidths",
-    "mmd",
     "mse",
     "pairwise_e_distance",
     "pearson",
     "pearson_delta",
-    "pearson_delta_note",
     "r2_pearson",
     "r2_score",
     "rank_degs",
-    "register_metric",
-    "registered",
-    "resample_indices",
-    "subsample_masks",
-    "top_k_by_abs",
-    "unregister_metric",
+    "top_k",
 ]

@@ -1,4 +1,4 @@
-"""Turning AnnData objects or arrays into aligned matrices, with clear errors on bad input."""
+"""AnnData objects or arrays as gene-aligned matrices, with errors that name what is wrong."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 from anndata import AnnData
 
-from tutorial_lib.data.checks import DataValidationError, check_log_normalised, check_same_scale
+from tutorial_lib.data.checks import DataValidationError
 
 Matrix = np.ndarray | sp.spmatrix | sp.sparray
 CellsLike = AnnData | np.ndarray | sp.spmatrix | sp.sparray
@@ -17,10 +17,7 @@ _SHOW = 5
 
 
 def _matrix_of(obj: CellsLike, what: str) -> Matrix:
-    if isinstance(obj, AnnData):
-        x = obj.X
-    else:
-        x = obj
+    x = obj.X if isinstance(obj, AnnData) else obj
     if x is None:
         raise DataValidationError(f"{what} has no expression matrix (.X is None)")
     if sp.issparse(x):
@@ -29,8 +26,7 @@ def _matrix_of(obj: CellsLike, what: str) -> Matrix:
     if x.ndim != 2:
         raise DataValidationError(f"{what} must be a 2-D cells x genes matrix, got shape {x.shape}")
     if np.issubdtype(x.dtype, np.floating) and x.dtype.itemsize < 4:
-        # scipy.sparse has no float16: combined with sparse inputs it fails; float32 holds every float16 exactly
-        x = x.astype(np.float32)
+        x = x.astype(np.float32)  # scipy.sparse has no float16; float32 holds every float16 exactly
     return x
 
 
@@ -40,9 +36,9 @@ def check_matrix(x: Matrix, what: str) -> None:
         raise DataValidationError(f"{what} is empty: it has no cells")
     if x.shape[1] == 0:
         raise DataValidationError(f"{what} has no genes")
-    data = x.data if sp.issparse(x) else x
-    if not np.issubdtype(np.asarray(data).dtype, np.number):
-        raise DataValidationError(f"{what} is not numeric (dtype {np.asarray(data).dtype})")
+    data = np.asarray(x.data if sp.issparse(x) else x)
+    if not np.issubdtype(data.dtype, np.number):
+        raise DataValidationError(f"{what} is not numeric (dtype {data.dtype})")
     if not np.all(np.isfinite(data)):
         n_bad = int(np.size(data) - np.isfinite(data).sum())
         raise DataValidationError(f"{what} contains {n_bad} NaN or infinite value(s); expected finite expression")
@@ -64,35 +60,32 @@ def as_points(x: np.ndarray | Sequence, what: str) -> np.ndarray:
 def _names_of(obj: CellsLike, n_vars: int, var_names: Sequence[str] | None) -> np.ndarray:
     if isinstance(obj, AnnData):
         return np.asarray(obj.var_names.astype(str))
-    if var_names is not None:
-        names = np.asarray(var_names, dtype=str)
-        if names.shape != (n_vars,):
-            raise DataValidationError(f"var_names has {names.size} names but the matrix has {n_vars} genes")
-        return names
-    return np.asarray([f"gene_{i}" for i in range(n_vars)])
+    if var_names is None:
+        return np.asarray([f"gene_{i}" for i in range(n_vars)])
+    names = np.asarray(var_names, dtype=str)
+    if names.shape != (n_vars,):
+        raise DataValidationError(f"var_names has {names.size} names but the matrix has {n_vars} genes")
+    return names
 
 
 def describe_mismatch(names: dict[str, np.ndarray]) -> str:
     """Say which genes each input lacks compared with the first one."""
-    items = list(names.items())
-    ref_name, ref = items[0]
-    ref_set = set(ref)
+    (ref_name, ref), *others = names.items()
+
+    def listed(genes: list[str]) -> str:
+        return f"{genes[:_SHOW]}" + (" ..." if len(genes) > _SHOW else "")
+
     parts = []
-    for name, other in items[1:]:
+    ref_set = set(ref)
+    for name, other in others:
         other_set = set(other)
-        missing_here = [g for g in ref if g not in other_set]
-        extra_here = [g for g in other if g not in ref_set]
-        if missing_here:
-            parts.append(
-                f"{len(missing_here)} gene(s) of {ref_name} missing from {name}: {missing_here[:_SHOW]}"
-                + (" ..." if len(missing_here) > _SHOW else "")
-            )
-        if extra_here:
-            parts.append(
-                f"{len(extra_here)} gene(s) of {name} missing from {ref_name}: {extra_here[:_SHOW]}"
-                + (" ..." if len(extra_here) > _SHOW else "")
-            )
-        if not missing_here and not extra_here and len(other) != len(ref):
+        missing = [g for g in ref if g not in other_set]
+        extra = [g for g in other if g not in ref_set]
+        if missing:
+            parts.append(f"{len(missing)} gene(s) of {ref_name} missing from {name}: {listed(missing)}")
+        if extra:
+            parts.append(f"{len(extra)} gene(s) of {name} missing from {ref_name}: {listed(extra)}")
+        if not missing and not extra and len(other) != len(ref):
             parts.append(f"{name} has duplicated gene names")
     return "; ".join(parts)
 
@@ -105,7 +98,7 @@ def matrix_and_names(obj: CellsLike, what: str, var_names: Sequence[str] | None 
 
 
 def align_to(x: Matrix, names: np.ndarray, ref: np.ndarray, what: str, ref_what: str) -> Matrix:
-    """Columns of ``x`` reordered to the gene order ``ref``; error naming the genes if sets differ."""
+    """Columns of ``x`` reordered to the gene order ``ref``; an error names the genes if the sets differ."""
     if np.array_equal(names, ref):
         return x
     if len(names) == len(ref) and set(names) == set(ref) and len(set(names)) == len(names):
@@ -117,26 +110,10 @@ def align_to(x: Matrix, names: np.ndarray, ref: np.ndarray, what: str, ref_what:
 def aligned_matrices(
     inputs: dict[str, CellsLike], var_names: Sequence[str] | None = None
 ) -> tuple[dict[str, Matrix], np.ndarray]:
-    """Matrices of all ``inputs`` with their genes in the order of the first one.
+    """Matrices of the named ``inputs`` (CSR when sparse) with their genes in the order of the first one.
 
-    Parameters
-    ----------
-    inputs
-        Named AnnData objects or cells x genes matrices (dense or sparse). The first one sets the
-        gene order; the others are reordered to it when they hold the same genes in another order.
-    var_names
-        Gene names for inputs given as plain matrices (all plain matrices then share them).
-
-    Returns
-    -------
-    matrices, gene_names
-        ``matrices`` are numeric matrices (CSR when sparse), ``gene_names`` the shared gene names.
-
-    Raises
-    ------
-    DataValidationError
-        On empty inputs, non-finite values, or genes that differ between inputs (naming the first
-        few genes missing from each side).
+    Plain matrices take ``var_names`` as gene names. Raises :class:`DataValidationError` on empty
+    inputs, non-finite values or genes that differ between inputs (naming a few on each side).
     """
     mats: dict[str, Matrix] = {}
     names: dict[str, np.ndarray] = {}
@@ -156,23 +133,9 @@ def aligned_matrices(
     return mats, ref
 
 
-def check_scales(mats: dict[str, Matrix], what: str) -> None:
-    """Raise unless the ``"real"``, ``"ctrl"`` and ``"pred"`` matrices are all log1p-normalised expression.
-
-    Each is checked on its own (:func:`~tutorial_lib.data.checks.check_log_normalised`), so three
-    inputs on another scale are refused even when they agree with each other: raw counts (on any
-    number of genes) and centred or z-scored data (mostly negative). A few negative values are
-    allowed (synthetic data, a shift that was not clipped at 0). ``real`` and ``ctrl`` are cells,
-    bounded like normalised cells; ``pred`` is a model's output, bounded by value.
-    """
-    check_same_scale(mats, what)  # names the odd one out when only some look like counts
-    for name in ("real", "ctrl", "pred"):
-        check_log_normalised(mats[name], name, allow_negative=True, prediction=name == "pred")
-
-
 def gene_means(x: Matrix) -> np.ndarray:
-    """Per-gene mean over cells (float64)."""
-    if sp.issparse(x):  # accumulate in float64, as for dense input, so both agree to rounding
+    """Per-gene mean over cells (float64, for sparse input too)."""
+    if sp.issparse(x):
         return np.asarray(sp.csr_matrix(x, dtype=np.float64).mean(axis=0)).ravel()
     return np.asarray(x, dtype=np.float64).mean(axis=0)
 

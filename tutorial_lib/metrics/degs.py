@@ -1,13 +1,9 @@
 """Differentially expressed genes (DEGs) and the overlap of two DEG lists.
 
-Two ranking conventions (``direction``):
-
-* ``"abs"`` (the course's default): the top k genes by ``|score|``, so up- and down-regulated
-  genes both count; gene set name ``"top{k}_degs"``.
-* ``"up"`` (the convention of the scGen and scPRAM papers, which report the top-100
-  *up-regulated* genes): the top k genes by signed score (largest first); gene set name
-  ``"top{k}_up_degs"``. When fewer than k genes have a positive score, the list is filled with
-  the next-highest (non-positive) scores.
+Two rankings (``direction``): ``"abs"``, the course's default, takes the top k genes by
+``|score|`` so up- and down-regulated genes both count (gene set ``"top{k}_degs"``); ``"up"``
+takes the top k by signed score, the "top-100 up-regulated genes" of the scGen and scPRAM papers
+(gene set ``"top{k}_up_degs"``; filled with non-positive scores when fewer than k are positive).
 """
 
 from __future__ import annotations
@@ -20,7 +16,6 @@ import pandas as pd
 import scanpy as sc
 import scipy.sparse as sp
 from anndata import AnnData
-from scipy.stats import hypergeom
 
 from tutorial_lib.data.checks import DataValidationError
 from tutorial_lib.metrics._inputs import CellsLike, aligned_matrices
@@ -30,16 +25,12 @@ DEG_DIRECTIONS = ("abs", "up")
 
 
 def deg_scores(
-    stim: CellsLike,
-    ctrl: CellsLike,
-    method: str = "wilcoxon",
-    var_names: Sequence[str] | None = None,
+    stim: CellsLike, ctrl: CellsLike, method: str = "wilcoxon", var_names: Sequence[str] | None = None
 ) -> pd.Series:
-    """Per-gene test statistic of ``stim`` vs ``ctrl`` from ``scanpy.tl.rank_genes_groups``.
+    """Per-gene statistic of ``stim`` vs ``ctrl`` from ``scanpy.tl.rank_genes_groups``, indexed by gene.
 
-    With ``method="wilcoxon"`` the score is the z-score of the Wilcoxon rank-sum statistic
-    (positive: higher in ``stim``). Expression should be log-normalised. Returns a Series
-    indexed by gene, in the input gene order.
+    With ``method="wilcoxon"``: the z-score of the rank-sum statistic, positive where ``stim`` is
+    higher. Expression should be log-normalised; genes keep the input order.
     """
     mats, names = aligned_matrices({"stimulated cells": stim, "control cells": ctrl}, var_names=var_names)
     for what, x in mats.items():
@@ -64,6 +55,17 @@ def deg_scores(
     return pd.Series(scores, index=genes).reindex(names).fillna(0.0)
 
 
+def top_k(scores: pd.Series, k: int, direction: str = "abs") -> list[str]:
+    """The ``k`` genes with the largest ``|score|`` (``"abs"``) or score (``"up"``); ties keep the input order."""
+    if direction not in DEG_DIRECTIONS:
+        raise ValueError(f"direction must be one of {list(DEG_DIRECTIONS)}; got {direction!r}")
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    values = scores.to_numpy()
+    order = np.argsort(-np.abs(values) if direction == "abs" else -values, kind="stable")
+    return [str(g) for g in scores.index[order[:k]]]
+
+
 def rank_degs(
     stim: CellsLike,
     ctrl: CellsLike,
@@ -72,58 +74,22 @@ def rank_degs(
     var_names: Sequence[str] | None = None,
     direction: str = "abs",
 ) -> list[str]:
-    """Top ``k`` DEGs of ``stim`` vs ``ctrl``, ranked by absolute score (or up-regulated only).
+    """Top ``k`` DEGs of ``stim`` vs ``ctrl``: :func:`top_k` of :func:`deg_scores` (Wilcoxon).
 
-    Scores come from :func:`deg_scores` (Wilcoxon via ``scanpy.tl.rank_genes_groups``); with
-    ``direction="abs"`` genes are ranked by ``|score|`` so that up- and down-regulated genes both
-    count; with ``direction="up"`` by signed score, the papers' "top-100 up-regulated genes"
-    (see the module docstring). Ties keep the input gene order. In
-    :func:`~tutorial_lib.metrics.evaluate` the scored DEG set is ``rank_degs(real stimulated,
-    real control)`` of the held-out group: predictions never influence which genes are scored.
+    A benchmark ranks them on the real stimulated and control cells of the held-out group, so
+    predictions never choose which genes are scored.
     """
     if direction not in DEG_DIRECTIONS:
         raise ValueError(f"direction must be one of {list(DEG_DIRECTIONS)}; got {direction!r}")
     return top_k(deg_scores(stim, ctrl, method=method, var_names=var_names), k, direction)
 
 
-def top_k(scores: pd.Series, k: int, direction: str = "abs") -> list[str]:
-    """The ``k`` top genes of ``scores`` by ``|score|`` (``"abs"``) or by signed score (``"up"``)."""
-    if direction not in DEG_DIRECTIONS:
-        raise ValueError(f"direction must be one of {list(DEG_DIRECTIONS)}; got {direction!r}")
-    if direction == "abs":
-        return top_k_by_abs(scores, k)
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
-    order = np.argsort(-scores.to_numpy(), kind="stable")
-    return [str(g) for g in scores.index[order[:k]]]
-
-
-def deg_gene_set_name(k: int, direction: str = "abs") -> str:
-    """Name of the top-k DEG gene set in evaluation tables: ``"top{k}_degs"`` or ``"top{k}_up_degs"``."""
-    if direction not in DEG_DIRECTIONS:
-        raise ValueError(f"direction must be one of {list(DEG_DIRECTIONS)}; got {direction!r}")
-    return f"top{k}_degs" if direction == "abs" else f"top{k}_up_degs"
-
-
-def top_k_by_abs(scores: pd.Series, k: int) -> list[str]:
-    """The ``k`` genes (index of ``scores``) with the largest ``|score|``; ties keep the input order."""
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
-    order = np.argsort(-np.abs(scores.to_numpy()), kind="stable")
-    return [str(g) for g in scores.index[order[:k]]]
-
-
-#: DEG scores below this in absolute value count as "no difference at all".
-NO_CHANGE_SCORE = 1e-8
-
-
-def has_no_change(scores: pd.Series) -> bool:
-    """True when every gene's score is ~0: the two groups do not differ, so no gene ranks above another."""
-    return bool(np.all(np.abs(scores.to_numpy()) < NO_CHANGE_SCORE))
-
-
 def deg_overlap_count(degs_a: Sequence[str], degs_b: Sequence[str]) -> int:
-    r"""Number of genes in both lists, :math:`|A \cap B|`."""
+    r"""Number of genes in both lists, :math:`|A \cap B|`.
+
+    With ``A`` the real top-k DEGs and ``B`` the k genes of largest predicted change, this is the
+    course's "DEG overlap by change"; a random list of k of n genes reaches k²/n on average.
+    """
     return len(set(degs_a) & set(degs_b))
 
 
@@ -133,18 +99,3 @@ def deg_jaccard(degs_a: Sequence[str], degs_b: Sequence[str]) -> float:
     if not a and not b:
         raise DataValidationError("both DEG lists are empty")
     return len(a & b) / len(a | b)
-
-
-def chance_overlap(k: int, n_genes: int) -> float:
-    """Expected overlap of a random list of ``k`` of ``n_genes`` genes with a fixed list of ``k``: k²/n."""
-    return k * k / n_genes
-
-
-def chance_jaccard(k: int, n_genes: int) -> float:
-    """Expected Jaccard index of a random list of ``k`` of ``n_genes`` genes with a fixed list of ``k``.
-
-    The overlap ``o`` is hypergeometric; the index is ``o / (2k - o)``, averaged over its distribution.
-    """
-    o = np.arange(k + 1)
-    pmf = hypergeom(n_genes, k, k).pmf(o)
-    return float(np.sum(pmf * o / (2 * k - o)))

@@ -1,8 +1,7 @@
-"""The space in which cell-level distances of one comparison are computed.
+"""The one space in which the cell-level distances of a comparison are computed.
 
-Distances between real and predicted cells must be computed in one space for all models of a
-comparison, fitted on real data only: fitting a PCA on predictions would let each model choose
-its own yardstick.
+It is fitted on real data only: a PCA fitted on predictions would let each model choose its own
+yardstick.
 """
 
 from __future__ import annotations
@@ -17,32 +16,15 @@ from sklearn.decomposition import PCA
 from sklearn.utils.extmath import svd_flip
 
 from tutorial_lib.data.checks import DataValidationError
-from tutorial_lib.metrics._inputs import (
-    CellsLike,
-    align_to,
-    aligned_matrices,
-    matrix_and_names,
-    to_dense,
-)
+from tutorial_lib.metrics._inputs import CellsLike, align_to, aligned_matrices, matrix_and_names, to_dense
 
 
 @dataclass(frozen=True)
 class SharedSpace:
-    """A linear map from gene space to the comparison space.
+    """The linear map ``x -> (x - center) @ components.T`` from genes (``var_names``) to the space.
 
-    ``transform(x) = (x - center) @ components.T``. For the gene space ``components`` is
-    ``None`` and ``transform`` returns the (dense) expression itself.
-
-    Attributes
-    ----------
-    var_names
-        Genes, in the order the map expects.
-    center
-        Per-gene centre subtracted before projecting (mean of the fitting cells).
-    components
-        ``n_comps x n_genes`` orthonormal rows, or ``None`` for the gene space.
-    explained_variance_ratio
-        Fraction of the fitting cells' variance per component (empty for the gene space).
+    ``components`` (``n_comps x n_genes``, orthonormal rows) is ``None`` for the gene space itself;
+    ``explained_variance_ratio`` is each component's share of the fitting cells' variance.
     """
 
     var_names: np.ndarray
@@ -56,10 +38,7 @@ class SharedSpace:
         return "genes" if self.components is None else f"pca{self.components.shape[0]}"
 
     def transform(self, cells: CellsLike, var_names: Sequence[str] | None = None) -> np.ndarray:
-        """Coordinates of ``cells`` (AnnData or cells x genes matrix) in this space, float64.
-
-        A plain matrix without ``var_names`` must have the space's genes in the space's order.
-        """
+        """Coordinates (float64) of ``cells``, an AnnData or a matrix with the space's genes in order."""
         if not isinstance(cells, AnnData) and var_names is None:
             n = cells.shape[1] if np.ndim(cells) == 2 else -1
             if n != self.var_names.size:
@@ -67,42 +46,25 @@ class SharedSpace:
             var_names = self.var_names
         x, names = matrix_and_names(cells, "cells", var_names)
         x = to_dense(align_to(x, names, self.var_names, "cells", "space"))
-        if self.components is None:
-            return x
-        return (x - self.center) @ self.components.T
-
-
-def gene_space(var_names: Sequence[str]) -> SharedSpace:
-    """The identity space on ``var_names`` (distances computed on expression directly)."""
-    names = np.asarray(var_names, dtype=str)
-    return SharedSpace(var_names=names, center=np.zeros(names.size), components=None)
+        return x if self.components is None else (x - self.center) @ self.components.T
 
 
 def fit_shared_pca(
-    real: CellsLike,
-    ctrl: CellsLike,
-    n_comps: int = 50,
-    seed: int = 0,
-    var_names: Sequence[str] | None = None,
+    real: CellsLike, ctrl: CellsLike, n_comps: int = 50, seed: int = 0, var_names: Sequence[str] | None = None
 ) -> SharedSpace:
-    """PCA fitted on the real stimulated and real control cells only (never on predictions).
+    """PCA of the pooled real stimulated and control cells (never of predictions).
 
-    The cells of both groups are pooled, centred on their per-gene mean, and the top
-    ``n_comps`` principal axes are kept (``n_comps`` is capped at ``min(n_cells, n_genes) - 1``;
-    exact SVD when cells or genes number at most 1,000, else seeded randomized SVD with 50
-    oversamples and 10 power iterations: on the mini data, 2,400 cells x 1,500 genes, its
-    E-distance agrees with the exact SVD's to 1e-3 relative, sklearn's default randomized
-    settings to 2e-3, at about a fifth of the exact solver's time; see
-    ``tests/test_metrics_distances.py``). Fit it once per comparison and pass it to every
-    :func:`~tutorial_lib.metrics.evaluate` call.
-    Apply :meth:`SharedSpace.transform` to real, control and every model's predictions.
+    Fit it once per comparison and :meth:`~SharedSpace.transform` real, control and every
+    model's cells with it. ``n_comps`` is capped at ``min(n_cells, n_genes) - 1``. The SVD is
+    exact up to 1,000 cells or genes, else seeded randomized (50 oversamples, 10 power
+    iterations: on 2,400 cells x 1,500 genes the E-distance agrees with the exact SVD's to 1e-3).
     """
     mats, names = aligned_matrices({"real": real, "ctrl": ctrl}, var_names=var_names)
     x = np.vstack([to_dense(mats["real"]), to_dense(mats["ctrl"])])
     k = int(min(n_comps, min(x.shape) - 1))
     if k < 1:
         raise DataValidationError(f"too few cells or genes for a PCA: {x.shape}")
-    solver = "full" if min(x.shape) <= 1000 else "randomized"  # exact SVD is cheap on the small side
+    solver = "full" if min(x.shape) <= 1000 else "randomized"
     extra = {"n_oversamples": 50, "iterated_power": 10} if solver == "randomized" else {}
     pca = PCA(n_components=k, svd_solver=solver, random_state=seed, **extra)
     try:
@@ -119,13 +81,11 @@ def fit_shared_pca(
 
 
 def exact_pca_gesvd(x: np.ndarray, n_comps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exact PCA through LAPACK's ``gesvd`` driver: centre, top axes, explained-variance ratios.
+    """Centre, top axes and explained-variance ratios of an exact PCA by LAPACK's ``gesvd``.
 
-    The fallback of :func:`fit_shared_pca` when scikit-learn's solver raises ``LinAlgError``.
-    scikit-learn's exact PCA calls LAPACK's divide-and-conquer SVD (``gesdd``), which can fail
-    to converge with some OpenBLAS kernel choices (e.g. ``OPENBLAS_CORETYPE=Haswell`` on a CPU
-    that lacks AVX2). ``gesvd`` (QR iteration) is slower but robust; with scikit-learn's sign
-    convention (:func:`sklearn.utils.extmath.svd_flip`) it gives the same axes up to rounding.
+    The fallback of :func:`fit_shared_pca` when scikit-learn's divide-and-conquer SVD (``gesdd``)
+    fails to converge (it can with some OpenBLAS kernels); with scikit-learn's sign convention
+    (``svd_flip``) it gives the same axes up to rounding.
     """
     x = np.asarray(x, dtype=np.float64)
     center = x.mean(axis=0)

@@ -9,40 +9,21 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from tutorial_lib.config import check_seed
-from tutorial_lib.data.checks import DataValidationError
-from tutorial_lib.metrics._inputs import (
-    CellsLike,
-    Matrix,
-    aligned_matrices,
-    check_scales,
-    gene_means,
-    gene_vars,
-    subsample_rows,
-)
-from tutorial_lib.metrics.bootstrap import (
+from course_tools.scoring.bootstrap import (
     bootstrap_weight_chunks,
     check_n_boot,
     interval,
     resample_indices,
     subsample_mask_chunks,
 )
-from tutorial_lib.metrics.degs import (
-    deg_gene_set_name,
-    has_no_change,
-    rank_degs,
-    top_k,
-)
-from tutorial_lib.metrics.distances import PairwiseCache, median_heuristic_bandwidths
-from tutorial_lib.metrics.registry import (  # noqa: F401  (the three views are re-exported here)
-    GENE_METRICS,
-    INTERVALS,
-    LOWER_IS_BETTER,
-    GeneSummaries,
-    Metric,
-    list_metrics,
-)
-from tutorial_lib.metrics.space import SharedSpace, fit_shared_pca, gene_space
+from course_tools.scoring.pairwise import PairwiseCache, median_heuristic_bandwidths
+from course_tools.scoring.registry import INTERVALS, GeneSummaries, Metric, list_metrics
+from course_tools.scoring.scales import check_same_scale, check_scored_input
+from tutorial_lib.config import check_seed
+from tutorial_lib.data.checks import DataValidationError
+from tutorial_lib.metrics._inputs import CellsLike, Matrix, aligned_matrices, gene_means, gene_vars, subsample_rows
+from tutorial_lib.metrics.degs import DEG_DIRECTIONS, rank_degs, top_k
+from tutorial_lib.metrics.space import SharedSpace, fit_shared_pca
 
 #: Columns of the table returned by :func:`evaluate`, in order.
 COLUMNS = [
@@ -60,8 +41,41 @@ COLUMNS = [
     "chance",
 ]
 
-# LOWER_IS_BETTER, GENE_METRICS and INTERVALS are views derived from the metric records of
-# tutorial_lib.metrics.registry (re-exported here, where they were first defined).
+
+#: DEG scores below this in absolute value count as "no difference at all".
+NO_CHANGE_SCORE = 1e-8
+
+
+def has_no_change(scores: pd.Series) -> bool:
+    """True when every gene's score is ~0: the two groups do not differ, so no gene ranks above another."""
+    return bool(np.all(np.abs(scores.to_numpy()) < NO_CHANGE_SCORE))
+
+
+def deg_gene_set_name(k: int, direction: str = "abs") -> str:
+    """Name of the top-k DEG gene set in evaluation tables: ``"top{k}_degs"`` or ``"top{k}_up_degs"``."""
+    if direction not in DEG_DIRECTIONS:
+        raise ValueError(f"direction must be one of {list(DEG_DIRECTIONS)}; got {direction!r}")
+    return f"top{k}_degs" if direction == "abs" else f"top{k}_up_degs"
+
+
+def gene_space(var_names: Sequence[str]) -> SharedSpace:
+    """The identity space on ``var_names`` (distances computed on expression directly)."""
+    names = np.asarray(var_names, dtype=str)
+    return SharedSpace(var_names=names, center=np.zeros(names.size), components=None)
+
+
+def check_scales(mats: dict[str, Matrix], what: str) -> None:
+    """Raise unless the ``"real"``, ``"ctrl"`` and ``"pred"`` matrices are all log1p-normalised expression.
+
+    Each is checked on its own (:func:`~course_tools.scoring.scales.check_scored_input`), so three
+    inputs on another scale are refused even when they agree with each other: raw counts (on any
+    number of genes) and centred or z-scored data (mostly negative). A few negative values are
+    allowed (synthetic data, a shift that was not clipped at 0). ``real`` and ``ctrl`` are cells,
+    bounded like normalised cells; ``pred`` is a model's output, bounded by value.
+    """
+    check_same_scale(mats, what)  # names the odd one out when only some look like counts
+    for name in ("real", "ctrl", "pred"):
+        check_scored_input(mats[name], name, prediction=name == "pred")
 
 
 def _summaries(real: Matrix, pred: Matrix, ctrl: Matrix) -> GeneSummaries:
@@ -138,7 +152,7 @@ def _bootstrap_summaries(mats: dict[str, Matrix], n_boot: int, seed: int, paired
 
     Works on precomputed per-cell quantities (counts times ``x`` and ``x**2``): no row indexing.
     Predicted cells reuse the control cells' draws when ``paired``. The resamples are drawn and
-    summarised in chunks (:func:`~tutorial_lib.metrics.bootstrap.bootstrap_weight_chunks`), so
+    summarised in chunks (:func:`~course_tools.scoring.bootstrap.bootstrap_weight_chunks`), so
     memory does not grow with ``n_boot``; the draws are those of one generator seeded with ``seed``
     (every real resample, then every control one, then every predicted one), chunked or not.
     """
@@ -217,7 +231,7 @@ def evaluate(
         Real stimulated cells, predicted cells, and the control cells they were predicted from
         (AnnData with log-normalised ``.X``, or cells x genes matrices), on the same genes. Genes in
         another order are aligned to ``real``; different genes raise an error naming them. Each input
-        must be on the log1p-normalised scale (:func:`~tutorial_lib.metrics._inputs.check_scales`):
+        must be on the log1p-normalised scale (:func:`check_scales`):
         raw counts, on any number of genes, and centred or z-scored data are refused even when all
         three agree. float16 matrices are scored in float32.
     n_top_degs
@@ -226,13 +240,13 @@ def evaluate(
     n_bootstrap, subsample_fraction, seed
         ``value`` is always the estimate on all cells; ``ci_low``/``ci_high`` is a 95% interval
         from ``n_bootstrap`` resamples, by the scheme :data:`INTERVALS` names for each metric
-        (:mod:`tutorial_lib.metrics.bootstrap` explains each): per-gene metrics, an n-out-of-n
+        (:mod:`course_tools.scoring.bootstrap` explains each): per-gene metrics, an n-out-of-n
         bootstrap of cells (basic interval, which corrects for the bias of R²- and MSE-type
         metrics under resampling); ``e_distance`` and ``mmd``, subsamples of
         ``subsample_fraction`` of each group's cells without replacement, rescaled by
         ``sqrt(f/(1-f))`` (basic interval; at the default 0.5 the factor is 1). Coverage of both
         checked by simulation (``tests/test_metrics_bootstrap.py``). ``n_bootstrap=0``: no
-        interval; more than :data:`~tutorial_lib.metrics.bootstrap.MANY_RESAMPLES` warn (resamples
+        interval; more than :data:`~course_tools.scoring.bootstrap.MANY_RESAMPLES` warn (resamples
         are processed in chunks of bounded memory). ``seed``: an integer from 0 to ``2**32 - 1``
         (:func:`~tutorial_lib.config.check_seed`). Same seed, same table.
     space, n_comps
@@ -247,7 +261,7 @@ def evaluate(
     n_bootstrap_degs
         Bootstrap resamples for the DEG overlap metrics (each reruns two Wilcoxon tests, so fewer
         than ``n_bootstrap``; 0 for none); the interval is ``estimate ± t * se`` over them
-        (``"normal"`` in :mod:`~tutorial_lib.metrics.bootstrap`). Real, control and predicted cells
+        (``"normal"`` in :mod:`~course_tools.scoring.bootstrap`). Real, control and predicted cells
         are all resampled and the real top-k list is re-ranked on each resample (by
         :func:`~tutorial_lib.metrics.rank_degs`, k = the number of DEGs), so the interval carries
         the sampling noise of the real DEG list too. When predicted and control cells do not
@@ -259,9 +273,10 @@ def evaluate(
         keeps a control-as-prediction baseline at exactly zero change in every resample.
     e_estimator, mmd_estimator, mmd_bandwidths, kde_measure
         Options of the metrics that name them in their record (``Metric.options``). Passed to
-        :func:`e_distance`, :func:`mmd` and :func:`mean_var_kde_distance`. MMD bandwidths
-        default to the median heuristic on real + control cells (not predictions), so every model
-        of a comparison gets the same kernel.
+        :func:`~tutorial_lib.metrics.e_distance`, :func:`~course_tools.scoring.pairwise.mmd` and
+        :func:`~course_tools.scoring.kde.mean_var_kde_distance`. MMD bandwidths default to the
+        median heuristic on real + control cells (not predictions), so every model of a comparison
+        gets the same kernel.
     var_names
         Gene names when inputs are plain matrices.
     deg_direction
@@ -276,7 +291,7 @@ def evaluate(
         One row per (metric, gene set) with columns ``metric, gene_set, value, ci_low, ci_high,
         n_bootstrap, note, estimate, n_genes, space``. ``gene_set`` is ``"all"`` or ``"top{k}_degs"``;
         cell-level distances are reported under ``"all"`` (their space in ``space``). Metrics: one
-        row set per :class:`~tutorial_lib.metrics.registry.Metric` registered (in registration
+        row set per :class:`~course_tools.scoring.registry.Metric` registered (in registration
         order within each level: per-gene, cells, DEGs); built in: ``r2_pearson_mean``,
         ``r2_score_mean``, ``r2_pearson_var``, ``r2_score_var``, ``pearson_delta``, ``mse_mean``,
         ``mean_var_kde_distance`` (per gene set), ``e_distance``, ``mmd``, ``deg_overlap_by_change``,

@@ -1,6 +1,6 @@
 """The predicted response measured against *decoded* controls (a diagnostic, not a metric of the papers).
 
-``pearson_delta`` and the DEG overlap of :func:`~tutorial_lib.metrics.evaluate` compare a
+``pearson_delta`` and the DEG overlap of :func:`~course_tools.scoring.evaluate.evaluate` compare a
 *decoded* prediction with the *raw* control cells. A VAE's decoder does not reproduce the
 controls exactly (it smooths them, and is biased gene by gene), so the "predicted change"
 ``mean(pred) - mean(ctrl)`` contains two parts: the change the latent shift makes,

@@ -1,31 +1,25 @@
-"""One record per metric of :func:`~tutorial_lib.metrics.evaluate`: the single place a metric is declared.
+"""One record per metric of :func:`~course_tools.scoring.evaluate.evaluate`: the single place a metric is declared.
 
-A :class:`Metric` says what a metric computes (its function; the formula is documented once, in
-that function's docstring), on which cells or genes (``level``), which direction is better, which
-interval it carries and why it can be undefined. Everything else is derived from these records:
-the rows of :func:`~tutorial_lib.metrics.evaluate`, :data:`LOWER_IS_BETTER`, :data:`INTERVALS`,
-:data:`GENE_METRICS`, the "lower/higher is better" labels of the plots and the direction of
-:func:`~course_tools.verdicts.paired_verdict`.
-
-Adding a metric (see CONTRIBUTING.md, "Add a metric"): write its function, then
-``register_metric(Metric(...))``; inside a test, ``with registered(Metric(...)):`` adds it and
-removes it afterwards.
+A :class:`Metric` names the function that computes it (the formula is documented there), the
+cells or genes it sees (``level``), which direction is better, its interval scheme and why it can
+be undefined. The rows of ``evaluate``, :data:`INTERVALS`, :data:`GENE_METRICS`,
+:data:`LOWER_IS_BETTER` (the direction of plots, rankings and verdicts) all follow these records.
+Add a metric with ``register_metric(Metric(...))`` (CONTRIBUTING.md, "Add a metric"); in a test,
+``with registered(Metric(...)):``.
 
 Levels
 ------
 ``"genes"``
-    ``fn(s, **options) -> float`` on :class:`GeneSummaries` of one gene set (per-gene means and
-    variances of real, predicted and control cells, restricted to the set's genes); one row per gene
+    ``fn(s, **options) -> float`` on the :class:`GeneSummaries` of one gene set; one row per gene
     set (``"all"`` and the DEGs). Interval: n-out-of-n bootstrap of cells (``"basic"``).
 ``"cells"``
-    ``fn`` is a :class:`~tutorial_lib.metrics.distances.PairDistance` between real and predicted
+    ``fn`` is a :class:`~course_tools.scoring.pairwise.PairDistance` between real and predicted
     cells in the shared space; one row, gene set ``"all"``. Interval: subsampling (``"subsample"``).
 ``"degs"``
-    ``fn(pred_degs, real_degs) -> float`` on two top-k gene lists: the real top-k DEGs (Wilcoxon,
-    real stimulated vs control cells) and the prediction's k genes of largest predicted mean change
-    (mean of predicted minus mean of control cells); one row, gene set of the DEGs, with the value a
-    random list of k genes would reach on average (``chance``). Interval: few bootstrap resamples
-    (``"normal"``), kept inside the metric's ``bounds``.
+    ``fn(pred_degs, real_degs) -> float`` on the real top-k DEGs (Wilcoxon, real stimulated vs
+    control) and the prediction's k genes of largest mean change from control; one row, with the
+    value a random list of k genes reaches on average (``chance``). Interval: few bootstrap
+    resamples (``"normal"``), clipped to the metric's ``bounds``.
 """
 
 from __future__ import annotations
@@ -37,16 +31,17 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from scipy.stats import hypergeom
 
+from course_tools.scoring.bootstrap import INTERVAL_KINDS
+from course_tools.scoring.kde import mean_var_kde_distance
+from course_tools.scoring.pairwise import ENERGY, RBF_MMD
 from tutorial_lib.metrics import means as mm
-from tutorial_lib.metrics.bootstrap import INTERVAL_KINDS
-from tutorial_lib.metrics.degs import chance_jaccard, chance_overlap, deg_jaccard, deg_overlap_count
-from tutorial_lib.metrics.distances import ENERGY, RBF_MMD
-from tutorial_lib.metrics.kde import mean_var_kde_distance
+from tutorial_lib.metrics.degs import deg_jaccard, deg_overlap_count
 
 Level = Literal["genes", "cells", "degs"]
 
-#: The interval each level carries by default (schemes in :mod:`tutorial_lib.metrics.bootstrap`).
+#: The interval each level carries by default (schemes in :mod:`course_tools.scoring.bootstrap`).
 DEFAULT_INTERVAL = {"genes": "basic", "cells": "subsample", "degs": "normal"}
 
 
@@ -73,7 +68,7 @@ class GeneSummaries:
 
 @dataclass(frozen=True)
 class Metric:
-    """One metric of :func:`~tutorial_lib.metrics.evaluate`.
+    """One metric of :func:`~course_tools.scoring.evaluate.evaluate`.
 
     Attributes
     ----------
@@ -88,14 +83,14 @@ class Metric:
     lower_is_better
         Direction used by plots, rankings and verdicts (default: higher is better).
     interval
-        Interval scheme of :func:`~tutorial_lib.metrics.bootstrap.interval`; default by level
+        Interval scheme of :func:`~course_tools.scoring.bootstrap.interval`; default by level
         (:data:`DEFAULT_INTERVAL`), the one whose coverage was checked for that kind of statistic.
     undefined
         Why the value is NaN, for the ``note`` column: ``"genes"``: ``(s) -> str`` with the
         full-sample :class:`GeneSummaries` of the gene set; other levels: ``() -> str``. Default
         ``"undefined for these inputs"``.
     options
-        Names of :func:`~tutorial_lib.metrics.evaluate` keyword arguments passed on to ``fn`` (for
+        Names of :func:`~course_tools.scoring.evaluate.evaluate` keyword arguments passed on to ``fn`` (for
         ``"cells"``: the one naming the U- or V-statistic, e.g. ``"e_estimator"``).
     doc
         One line for tables of metrics: what it measures, in words.
@@ -138,7 +133,7 @@ _REGISTRY: dict[str, Metric] = {}
 
 
 def register_metric(metric: Metric) -> Metric:
-    """Add ``metric`` to :func:`~tutorial_lib.metrics.evaluate`'s table (after the metrics of its level)."""
+    """Add ``metric`` to :func:`~course_tools.scoring.evaluate.evaluate`'s table (after the metrics of its level)."""
     if not isinstance(metric, Metric):
         raise TypeError(f"register_metric takes a Metric, got {type(metric).__name__}")
     if metric.name in _REGISTRY:
@@ -172,7 +167,7 @@ def get_metric(name: str) -> Metric:
 
 
 def list_metrics(level: Level | None = None) -> list[Metric]:
-    """Registered metrics (of one ``level``), in the order :func:`~tutorial_lib.metrics.evaluate` reports them."""
+    """Registered metrics (of one ``level``), in the order of the rows of ``evaluate``."""
     return [m for m in _REGISTRY.values() if level is None or m.level == level]
 
 
@@ -256,6 +251,34 @@ def _constant_note(stat: str, pearson: bool) -> Callable[[GeneSummaries], str]:
     return note
 
 
+def pearson_delta_note(real_mean: np.ndarray, pred_mean: np.ndarray, ctrl_mean: np.ndarray) -> str:
+    """Why :func:`~tutorial_lib.metrics.pearson_delta` is undefined for these means ("" when it is defined)."""
+    real_mean, pred_mean, ctrl_mean = (
+        np.asarray(v, dtype=np.float64).ravel() for v in (real_mean, pred_mean, ctrl_mean)
+    )
+    scale = mm.delta_scale(real_mean, pred_mean, ctrl_mean)
+    if mm.is_constant(pred_mean - ctrl_mean, scale):
+        return "undefined: prediction has no change (predicted mean - control mean is constant across genes)"
+    if mm.is_constant(real_mean - ctrl_mean, scale):
+        return "undefined: real data have no change from control"
+    return ""
+
+
+def chance_overlap(k: int, n_genes: int) -> float:
+    """Expected overlap of a random list of ``k`` of ``n_genes`` genes with a fixed list of ``k``: k²/n."""
+    return k * k / n_genes
+
+
+def chance_jaccard(k: int, n_genes: int) -> float:
+    """Expected Jaccard index of a random list of ``k`` of ``n_genes`` genes with a fixed list of ``k``.
+
+    The overlap ``o`` is hypergeometric; the index is ``o / (2k - o)``, averaged over its distribution.
+    """
+    o = np.arange(k + 1)
+    pmf = hypergeom(n_genes, k, k).pmf(o)
+    return float(np.sum(pmf * o / (2 * k - o)))
+
+
 _NO_CHANGE = "undefined: prediction has no change (its mean equals the controls' in every gene)"
 
 for _m in (
@@ -286,7 +309,7 @@ for _m in (
     Metric(
         "pearson_delta",
         lambda s: mm.pearson_delta(s.real_mean, s.pred_mean, s.ctrl_mean),
-        undefined=lambda s: mm.pearson_delta_note(s.real_mean, s.pred_mean, s.ctrl_mean),
+        undefined=lambda s: pearson_delta_note(s.real_mean, s.pred_mean, s.ctrl_mean),
         doc="Pearson r of predicted vs real change of per-gene means from control",
     ),
     Metric(
@@ -345,25 +368,3 @@ for _m in (
 ):
     register_metric(_m)
 del _m
-
-
-@dataclass(frozen=True)
-class KeyMetric:
-    """One of the four metrics the course reads first, with what it asks in one sentence."""
-
-    metric: str
-    gene_set: str
-    question: str
-
-
-#: The course's four key metrics, in the order the notebooks show them (top-100 DEGs of real data).
-KEY_METRICS = (
-    KeyMetric("pearson_delta", "top100_degs", "Does the prediction move the responding genes in the right direction?"),
-    KeyMetric("r2_pearson_mean", "top100_degs", "Does it get the mean expression of the responding genes right?"),
-    KeyMetric("e_distance", "all", "How far are the predicted cells, as a population, from the real ones?"),
-    KeyMetric(
-        "deg_overlap_by_change",
-        "top100_degs",
-        "How many of the 100 real top responders are among the 100 genes it changes most?",
-    ),
-)

@@ -1,6 +1,6 @@
 """Resampling cells to put an interval on a metric.
 
-Four interval schemes, each used where it is correct (:data:`tutorial_lib.metrics.evaluate.INTERVALS`
+Four interval schemes, each used where it is correct (:data:`course_tools.scoring.registry.INTERVALS`
 says which metric uses which). In every scheme the reported value is the estimate on all cells;
 the resamples only give the interval around it.
 
@@ -21,8 +21,7 @@ the resamples only give the interval around it.
 ``"percentile"``
     The same resamples; the interval is their (2.5, 97.5) percentiles. Correct only for
     statistics whose resampling distribution is centred on the estimate (e.g. a mean); kept for
-    comparison and for metrics registered with it. Before 2026-12-01 the per-gene metrics used
-    it (see above for why that was wrong).
+    comparison and for metrics registered with it.
 ``"subsample"``
     m-out-of-n subsampling *without* replacement (a fraction ``f`` of each group), rescaled. The
     U-statistics of the energy distance and MMD cannot be bootstrapped with replacement (a cell
@@ -241,7 +240,7 @@ def subsample_masks(sizes: Sequence[int], n_boot: int, fraction: float, seed: in
     """The subsamples of :func:`resample_indices` (``fraction`` given) as 0/1 ``n_boot x n`` masks, one per group.
 
     Same seed, same subsamples as :func:`resample_indices`; used to compute every resample's
-    statistic with one matrix product (:meth:`~tutorial_lib.metrics.PairwiseCache.e_distance_many`).
+    statistic with one matrix product (:meth:`~course_tools.scoring.pairwise.PairwiseCache.e_distance_many`).
     :func:`subsample_mask_chunks` gives the same masks in chunks of bounded memory.
     """
     masks = [np.zeros((n_boot, n), dtype=np.float64) for n in sizes]
@@ -258,7 +257,7 @@ def subsample_mask_chunks(
 
     ``bytes_per_resample``: memory per resample of the chunk and of what the caller computes from
     it; default: the masks and the matrix products of
-    :meth:`~tutorial_lib.metrics.PairwiseCache.statistic_many` (four float64 values per cell).
+    :meth:`~course_tools.scoring.pairwise.PairwiseCache.statistic_many` (four float64 values per cell).
     Concatenated, the chunks are exactly :func:`subsample_masks`' masks.
     """
     draws = resample_indices(sizes, n_boot, seed, fraction=fraction)
