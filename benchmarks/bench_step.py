@@ -6,7 +6,7 @@ Usage (from the repository root, course environment, ideally on an idle machine)
     python benchmarks/bench_step.py --steps 100 --csv out.csv
 
 What one row measures: ``--steps`` optimizer steps (after ``--warmup`` untimed ones) of exactly
-what :func:`tutorial_lib.models.training.train_vae` does per step (minibatch from a tensor held in
+what :func:`tutorial_lib.models.vae.train_vae` does per step (minibatch from a tensor held in
 memory, forward with the module's own loss, backward, gradient clipping at 10, Adam), on random
 log-normal-like data of 2,000 genes (the cost does not depend on the values). Columns: network,
 threads, batch size, variant, milliseconds per step, cells per second, achieved GFLOP/s
@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_training import linear_macs, matmul_peak  # noqa: E402  (the same figures as bench_training)
 
-from tutorial_lib.models._module import VAE  # noqa: E402
+from tutorial_lib.models.vae import VAE  # noqa: E402
 from tutorial_lib.models.scgen import SCGEN  # noqa: E402
 from tutorial_lib.models.scpram import SCPRAM  # noqa: E402
 

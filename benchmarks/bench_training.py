@@ -36,6 +36,7 @@ is printed before each model; compare rows of one run only.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         for (name, settings), seed in [(v, s) for v in variants for s in [int(x) for x in args.seeds.split(",") if x]]:
             settings = dict(settings)
             model = classes[method](train)
-            defaults = {**model.train_defaults, **settings}
+            defaults = dataclasses.asdict(model.train_defaults.replace(**settings))
             load = os.getloadavg()[0]
             t0 = time.perf_counter()
             hist = model.train(seed=seed, progress_bar=False, **settings)

@@ -17,7 +17,7 @@ Published methods keep their plain names; a variant carries its own:
   optimum (the release stops after 100,000 iterations; ``variant="percell_exact"``).
 * ``scgen_residual``, ``scpram_percell_residual``: course variants that add each control cell's
   reconstruction residual back (``sample="residual"``; assumption stated in
-  :meth:`~tutorial_lib.models.base.BaseModel._shifted_expression`). No claim about the published
+  :func:`~tutorial_lib.models.base.check_sample`). No claim about the published
   methods rests on them.
 
 For scGen/scPRAM, ``kwargs`` are routed by name to the constructor (e.g. ``n_latent``), to
@@ -43,7 +43,9 @@ the tuning search spaces and the presets are derived from the records. A new met
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import math
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -52,14 +54,13 @@ from typing import Any, Protocol
 
 from anndata import AnnData
 
+from course_tools import baselines
 from course_tools.tuning.search_space import validate_space
 from tutorial_lib.config import check_seed, check_whole_number, get_config
-from tutorial_lib.models import baselines
-from tutorial_lib.models._data import METHOD_KEY
-from tutorial_lib.models.base import BaseModel
+from tutorial_lib.models import TrainingHistory, TrainingOptions
+from tutorial_lib.models.base import METHOD_KEY, BaseModel
 from tutorial_lib.models.scgen import SCGEN
 from tutorial_lib.models.scpram import SCPRAM
-from tutorial_lib.models.training import training_summary
 
 
 class FitPredict(Protocol):
@@ -84,6 +85,27 @@ def _params(fn: Callable) -> set[str]:
         name
         for name, p in inspect.signature(fn).parameters.items()
         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in {"self", "adata"}
+    }
+
+
+def _train_params(cls: type[BaseModel]) -> set[str]:
+    """Arguments of ``cls.train``: its own and the :class:`~tutorial_lib.models.TrainingOptions` it takes by name."""
+    return _params(cls.train) | {f.name for f in dataclasses.fields(TrainingOptions)}
+
+
+def training_summary(history: TrainingHistory) -> dict[str, float]:
+    """What a benchmark row records of a training run.
+
+    ``train_steps``, ``train_epochs``, ``best_val_loss`` (lowest validation loss, whose weights
+    were kept; NaN without validation) and ``stopped_early`` (1.0 if the stopping rule ended
+    training, 0.0 if a cap did).
+    """
+    vals = [v for v in history.val_loss if not math.isnan(v)]
+    return {
+        "train_steps": float(history.step[-1]) if history.step else math.nan,
+        "train_epochs": float(history.epoch[-1]) if history.epoch else math.nan,
+        "best_val_loss": float(min(vals)) if vals else math.nan,
+        "stopped_early": float(history.stopped_early),
     }
 
 
@@ -137,7 +159,7 @@ def _model_fit_predict(cls: type[BaseModel], name: str, **fixed_predict: Any) ->
     ) -> AnnData | tuple[AnnData, BaseModel]:
         max_epochs = _epoch_cap(max_epochs, name)
         seed = check_seed(seed)
-        targets = {"init": _params(cls.__init__), "train": _params(cls.train), "predict": _params(cls.predict)}
+        targets = {"init": _params(cls.__init__), "train": _train_params(cls), "predict": _params(cls.predict)}
         unknown = set(kwargs) - set().union(*targets.values())
         if unknown:
             raise TypeError(f"{name}: unknown argument(s) {sorted(unknown)}")
@@ -259,7 +281,7 @@ class MethodSpec:
                 if getattr(self, attr):
                     raise ValueError(f"method {self.name!r}: a baseline has no {attr}")
             return
-        predict_args, train_args = _params(self.model.predict), _params(self.model.train)
+        predict_args, train_args = _params(self.model.predict), _train_params(self.model)
         unknown = sorted(set(self.fixed_predict) - predict_args)
         if unknown:
             raise ValueError(
@@ -439,7 +461,12 @@ def training_fingerprint(name: str) -> dict[str, Any]:
         return {}
     return {
         "model": spec.model.__name__,
-        "train_defaults": dict(spec.model.train_defaults),
+        # the options every model shares were not part of the key when the table was made
+        "train_defaults": {
+            k: v
+            for k, v in dataclasses.asdict(spec.model.train_defaults).items()
+            if k not in ("max_epochs", "validation_fraction", "early_stopping", "grad_clip_norm")
+        },
         "fixed_module_kwargs": dict(spec.model.fixed_module_kwargs),
         "fixed_predict": dict(spec.fixed_predict),
     }

@@ -7,7 +7,7 @@
 * ``"default"``: no overrides, i.e. each model's ``train_defaults``: early stopping on the
   smoothed validation loss, with patience, minimum budget and cap counted in optimizer steps (on
   the full Kang data both models usually reach the 3,000-step cap;
-  :func:`tutorial_lib.models.training.train_vae`; how the values were chosen:
+  :class:`tutorial_lib.models.TrainingOptions`; how the values were chosen:
   :class:`tutorial_lib.models.SCGEN` and :class:`tutorial_lib.models.SCPRAM`). Use this.
 * ``"capped"``: a *fixed, small budget* of a few epochs (scGen 10 epochs at batch 128, scPRAM 6
   epochs at lr 1e-3, on top of the default schedule). Cheap, but 8.6% (scGen) and 34% (scPRAM)

@@ -308,7 +308,7 @@ def test_run_key_changes_with_the_models_training_defaults(monkeypatch):
     setting, config, genes = Setting("s", cell_type="B"), BenchmarkConfig(), ["g1", "g2"]
     before = run_key("scgen", setting, 0, config, genes)
     baseline = run_key("mean_shift", setting, 0, config, genes)
-    monkeypatch.setattr(SCGEN, "train_defaults", {**SCGEN.train_defaults, "lr": 123.0})
+    monkeypatch.setattr(SCGEN, "train_defaults", SCGEN.train_defaults.replace(lr=123.0))
     assert run_key("scgen", setting, 0, config, genes) != before  # cached results of the old default are not reused
     assert run_key("mean_shift", setting, 0, config, genes) == baseline  # nothing to train: unchanged
 

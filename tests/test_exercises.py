@@ -14,10 +14,10 @@ import pytest
 from scipy import stats
 
 from course_tools import exercises as ex
+from course_tools.baselines import mean_shift
 from course_tools.exercises.scgen import SAME_PEARSON
 from course_tools.verdicts import paired_difference
 from tutorial_lib.data import normalise_log
-from tutorial_lib.models import mean_shift
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from test_data_kang import _fake_kang_wheel
 import course_tools.scoring.evaluate as evaluate_module
 import tutorial_lib.data.kang as kang
 from course_tools.benchmark import BenchmarkConfig, Setting, read_results, run_benchmark, write_results
+from course_tools.model_files import load_model, save_model
 from course_tools.tuning.storage import make_storage
 from course_tools.tuning.study import create_study, optimise, suggest
 from tutorial_lib.data import DataValidationError, harmonise, prepare_holdout, split_views
@@ -276,7 +277,7 @@ def test_harmonise_compares_condition_labels_as_text(labels):
 def test_load_names_the_directory(tiny_model, tmp_path, damage):
     model, parts = tiny_model
     path = tmp_path / "model"
-    model.save(path)
+    save_model(model, path)
     settings = json.loads((path / "settings.json").read_text())
     if damage == "no_dir":
         path = tmp_path / "nowhere"
@@ -297,31 +298,31 @@ def test_load_names_the_directory(tiny_model, tmp_path, damage):
         settings["module_kwargs"]["n_latent"] = 5
         (path / "settings.json").write_text(json.dumps(settings))
     with pytest.raises((ValueError, FileNotFoundError), match=f"cannot load a SCGEN from {re.escape(str(path))}"):
-        SCGEN.load(path, parts.train)
+        load_model(SCGEN, path, parts.train)
 
 
 def test_save_is_atomic_and_load_names_foreign_weights(tiny_model, tmp_path, monkeypatch):
     model, parts = tiny_model
-    path = model.save(tmp_path / "model")
+    path = save_model(model, tmp_path / "model")
     before = {p.name: p.read_bytes() for p in path.iterdir()}
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt("killed while saving")
 
-    monkeypatch.setattr("tutorial_lib.models.base.os.replace", killed)
+    monkeypatch.setattr("course_tools.model_files.os.replace", killed)
     with pytest.raises(KeyboardInterrupt):
-        model.save(path, overwrite=True)
+        save_model(model, path, overwrite=True)
     monkeypatch.undo()
     # the saved files are untouched by the interrupted save, and still load
     assert {p.name: p.read_bytes() for p in path.iterdir() if not p.name.endswith(".part")} == before
-    SCGEN.load(path, parts.train)
+    load_model(SCGEN, path, parts.train)
     # weights of another model under the same settings are named as such
     other = SCGEN(parts.train, n_hidden=16, n_latent=4)
     other.train(max_epochs=1, batch_size=64, seed=1, progress_bar=False)
-    other_path = other.save(tmp_path / "other")
+    other_path = save_model(other, tmp_path / "other")
     (path / "model.pt").write_bytes((other_path / "model.pt").read_bytes())
     with pytest.raises(ValueError, match="model.pt is not the file settings.json was saved with"):
-        SCGEN.load(path, parts.train)
+        load_model(SCGEN, path, parts.train)
 
 
 # -- 10. the default tuning storage does not depend on the working directory --------------------

@@ -22,12 +22,13 @@ from anndata import AnnData
 from test_data_fetch import copy_wheel_getter
 from test_data_kang import _fake_kang_wheel
 
+import course_tools.model_files as model_files
 import course_tools.scoring.bootstrap as bootstrap
 import tutorial_lib.config as config
 import tutorial_lib.data.kang as kang
-import tutorial_lib.models.base as base
 from course_tools.benchmark import BenchmarkConfig, Setting, evaluate_methods, run_benchmark
 from course_tools.methods import get_method
+from course_tools.model_files import load_model, save_model
 from course_tools.scoring.bootstrap import resample_indices, subsample_masks
 from course_tools.scoring.evaluate import _bootstrap_summaries, _weighted_summaries, evaluate
 from tutorial_lib.config import set_seed
@@ -226,7 +227,7 @@ class _DiskFull:
 
 @pytest.mark.parametrize("full_at", [0, 1])  # the disk fills while writing the weights (0) or the settings (1)
 def test_disk_full_during_save_keeps_the_old_model(tiny_model, holdout, tmp_path, monkeypatch, full_at):
-    path = tiny_model.save(tmp_path / "model")
+    path = save_model(tiny_model, tmp_path / "model")
     before = {p.name: p.read_bytes() for p in path.iterdir()}
     real_open = open
     opened = []
@@ -238,24 +239,24 @@ def test_disk_full_during_save_keeps_the_old_model(tiny_model, holdout, tmp_path
         opened.append(file)
         return _DiskFull(fh, 100) if len(opened) - 1 == full_at else fh
 
-    monkeypatch.setattr(base, "open", full_disk_open, raising=False)
+    monkeypatch.setattr(model_files, "open", full_disk_open, raising=False)
     with pytest.raises(OSError, match=f"[Nn]o space left on the device.*{path}") as info:
-        tiny_model.save(path, overwrite=True)
+        save_model(tiny_model, path, overwrite=True)
     monkeypatch.undo()
     assert info.value.errno == errno.ENOSPC
     assert len(opened) == full_at + 1
     assert {p.name: p.read_bytes() for p in path.iterdir()} == before  # no .part file, old model intact
-    loaded = SCGEN.load(path, holdout.train)
+    loaded = load_model(SCGEN, path, holdout.train)
     assert all(np.array_equal(v, _weights(tiny_model)[k]) for k, v in _weights(loaded).items())
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
 def test_disk_full_on_a_real_device_file(tiny_model, tmp_path):
-    path = tiny_model.save(tmp_path / "model")
+    path = save_model(tiny_model, tmp_path / "model")
     before = {p.name: p.read_bytes() for p in path.iterdir()}
     (path / "model.pt.part").symlink_to("/dev/full")  # every write to it fails with ENOSPC
     with pytest.raises(OSError, match="[Nn]o space left on the device") as info:
-        tiny_model.save(path, overwrite=True)
+        save_model(tiny_model, path, overwrite=True)
     assert info.value.errno == errno.ENOSPC
     assert {p.name: p.read_bytes() for p in path.iterdir()} == before
 
@@ -453,17 +454,17 @@ def test_top_delta_genes_checks_n(tiny_model, n, error):
     ],
 )
 def test_malformed_history_is_refused(tiny_model, holdout, tmp_path, history):
-    path = tiny_model.save(tmp_path / "model")
+    path = save_model(tiny_model, tmp_path / "model")
     settings = json.loads((path / "settings.json").read_text())
     settings["history"] = history
     (path / "settings.json").write_text(json.dumps(settings))
     with pytest.raises(ValueError, match=f"cannot load a SCGEN from {path}.*history"):
-        SCGEN.load(path, holdout.train)
+        load_model(SCGEN, path, holdout.train)
 
 
 def test_saved_history_loads_back(tiny_model, holdout, tmp_path):
-    path = tiny_model.save(tmp_path / "model")
-    loaded = SCGEN.load(path, holdout.train)
+    path = save_model(tiny_model, tmp_path / "model")
+    loaded = load_model(SCGEN, path, holdout.train)
     pd.testing.assert_frame_equal(loaded.history_.to_frame(), tiny_model.history_.to_frame())
     weights, saved = _weights(loaded), _weights(tiny_model)
     assert all(np.array_equal(weights[k], saved[k]) for k in saved)

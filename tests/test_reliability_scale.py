@@ -19,10 +19,11 @@ import pytest
 import scanpy as sc
 import scipy.sparse as sp
 
+from course_tools import baselines
 from course_tools.scoring.evaluate import evaluate
 from tutorial_lib.data import DataValidationError, prepare_holdout, split_views
 from tutorial_lib.data.checks import LOG_TARGET_SUM, check_log_normalised, looks_like_counts
-from tutorial_lib.models import SCGEN, SCPRAM, baselines
+from tutorial_lib.models import SCGEN, SCPRAM
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 

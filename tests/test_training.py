@@ -11,15 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from tutorial_lib.models._module import VAE
-from tutorial_lib.models.training import (
-    DEFAULT_SCHEDULE,
-    EarlyStopping,
-    StopTraining,
-    lr_at,
-    replay_stopping,
-    train_vae,
-)
+from course_tools.stopping import replay_stopping
+from tutorial_lib.models.vae import VAE, EarlyStopping, StopTraining, TrainingOptions, lr_at, train_vae
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -30,6 +23,13 @@ def synthetic(n_cells: int = 400, n_genes: int = 40, seed: int = 0) -> np.ndarra
     group = rng.integers(0, 2, n_cells)
     mu = np.where(group[:, None] == 1, rng.gamma(1.0, 1.0, n_genes), rng.gamma(1.0, 1.0, n_genes))
     return np.log1p(rng.poisson(mu * 3)).astype(np.float32)
+
+
+def fit(module, x, *, seed=0, progress_bar=False, on_epoch_end=None, **options):
+    """``train_vae`` with ``options`` (keyword arguments of :class:`TrainingOptions`)."""
+    return train_vae(
+        module, x, TrainingOptions(**options), seed=seed, progress_bar=progress_bar, on_epoch_end=on_epoch_end
+    )
 
 
 def tiny_vae(seed: int = 0) -> VAE:
@@ -70,7 +70,7 @@ def test_optimizer_follows_schedule():
 
     torch.optim.Adam.step = spy
     try:
-        hist = train_vae(
+        hist = fit(
             module,
             x,
             max_steps=60,
@@ -96,7 +96,7 @@ def test_optimizer_follows_schedule():
 # -- early stopping, minimum budget, caps ----------------------------------------------------
 def test_stops_after_patience_steps():
     # min_delta so large that nothing after the first pass counts as an improvement
-    hist = train_vae(
+    hist = fit(
         tiny_vae(),
         synthetic(),
         max_steps=500,
@@ -112,7 +112,7 @@ def test_stops_after_patience_steps():
 
 
 def test_min_steps_respected():
-    hist = train_vae(
+    hist = fit(
         tiny_vae(),
         synthetic(),
         max_steps=500,
@@ -128,14 +128,14 @@ def test_min_steps_respected():
 
 def test_caps_in_steps_and_epochs():
     x = synthetic(400)  # 360 training cells: 3 minibatches of 128 per epoch
-    hist = train_vae(tiny_vae(), x, max_steps=23, eval_every=5, early_stopping=False, progress_bar=False)
+    hist = fit(tiny_vae(), x, max_steps=23, eval_every=5, early_stopping=False, progress_bar=False)
     assert hist.step == [3, 6, 9, 12, 15, 18, 21, 23] and not hist.stopped_early  # once per epoch, and at the end
-    hist = train_vae(tiny_vae(), x, max_steps=1000, max_epochs=4, eval_every=50, min_steps=10**6, progress_bar=False)
+    hist = fit(tiny_vae(), x, max_steps=1000, max_epochs=4, eval_every=50, min_steps=10**6, progress_bar=False)
     assert hist.step[-1] == 12 and hist.epoch[-1] == 4.0 and not hist.stopped_early
     with pytest.raises(ValueError, match="max_steps or max_epochs"):
-        train_vae(tiny_vae(), x, max_steps=None, max_epochs=None, progress_bar=False)
+        fit(tiny_vae(), x, max_steps=None, max_epochs=None, progress_bar=False)
     with pytest.raises(ValueError, match="patience"):
-        train_vae(tiny_vae(), x, patience=0, progress_bar=False)
+        fit(tiny_vae(), x, patience=0, progress_bar=False)
 
 
 def test_restores_best_weights():
@@ -145,7 +145,7 @@ def test_restores_best_weights():
         snapshots.append(copy.deepcopy(module.state_dict()))
 
     # a constant, too-large rate makes the validation loss jump around
-    hist = train_vae(
+    hist = fit(
         module,
         synthetic(),
         max_steps=200,
@@ -169,9 +169,9 @@ def test_restores_best_weights():
 def test_smoothed_validation_loss():
     x = synthetic()
     kw = {"max_steps": 60, "eval_every": 3, "lr": 0.05, "early_stopping": False, "progress_bar": False}
-    raw = train_vae(tiny_vae(), x, smoothing=0.0, **kw)
+    raw = fit(tiny_vae(), x, smoothing=0.0, **kw)
     np.testing.assert_allclose(raw.val_smoothed, raw.val_loss)
-    smooth = train_vae(tiny_vae(), x, smoothing=0.8, **kw)
+    smooth = fit(tiny_vae(), x, smoothing=0.8, **kw)
     assert smooth.val_loss == raw.val_loss  # smoothing changes what is monitored, not the training
     expected = [smooth.val_loss[0]]
     for v in smooth.val_loss[1:]:
@@ -184,7 +184,7 @@ def test_callback_stop():
         if i == 1:
             raise StopTraining
 
-    hist = train_vae(tiny_vae(), synthetic(), max_steps=500, eval_every=5, progress_bar=False, on_epoch_end=stop)
+    hist = fit(tiny_vae(), synthetic(), max_steps=500, eval_every=5, progress_bar=False, on_epoch_end=stop)
     assert hist.step == [3, 6] and hist.stopped_early
 
 
@@ -194,9 +194,9 @@ def test_same_seed_same_numbers():
     runs = []
     for seed in (0, 0, 1):
         module = tiny_vae()
-        hist = train_vae(module, x, max_steps=60, seed=seed, progress_bar=False)
+        hist = fit(module, x, max_steps=60, seed=seed, progress_bar=False)
         runs.append((hist, module.state_dict()))
-    assert runs[0][0].to_dict() == runs[1][0].to_dict()
+    assert runs[0][0].to_frame().equals(runs[1][0].to_frame())
     assert all(torch.equal(runs[0][1][k], runs[1][1][k]) for k in runs[0][1])
     assert runs[0][0].val_loss != runs[2][0].val_loss
 
@@ -205,13 +205,13 @@ def test_default_schedule_converges():
     """The default schedule (warm-up, cosine, step-based early stopping) reaches, within 1%, the
     validation loss of a constant-rate run twice as long as its cap, in fewer steps."""
     x = synthetic(600)
-    hist = train_vae(tiny_vae(), x, lr=1e-2, progress_bar=False)
-    assert DEFAULT_SCHEDULE["min_steps"] <= hist.step[-1] <= DEFAULT_SCHEDULE["max_steps"]
-    long = train_vae(
+    hist = fit(tiny_vae(), x, lr=1e-2, progress_bar=False)
+    assert TrainingOptions().min_steps <= hist.step[-1] <= TrainingOptions().max_steps
+    long = fit(
         tiny_vae(),
         x,
         lr=1e-2,
-        max_steps=2 * DEFAULT_SCHEDULE["max_steps"],
+        max_steps=2 * TrainingOptions().max_steps,
         lr_schedule="constant",
         early_stopping=False,
         progress_bar=False,
@@ -239,7 +239,7 @@ def test_replay_matches_the_training_loop():
     """Replaying a run's own rule on its history stops where the run stopped, with its best loss."""
     rule = {"patience": 60, "min_steps": 40, "smoothing": 0.5, "rel_min_delta": 0.002}
     module = tiny_vae()
-    hist = train_vae(module, synthetic(300), max_steps=2000, eval_every=10, batch_size=16, lr=0.01, **rule, seed=3)
+    hist = fit(module, synthetic(300), max_steps=2000, eval_every=10, batch_size=16, lr=0.01, **rule, seed=3)
     assert hist.stopped_early and hist.step[-1] < 2000
     replayed = replay_stopping(hist.to_frame(), **rule)
     assert replayed["stopped"] == 1.0 and replayed["stop_step"] == hist.step[-1]

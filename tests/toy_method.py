@@ -14,7 +14,7 @@ import torch
 
 from course_tools.methods import MethodSpec
 from tutorial_lib.models import VAE, BaseModel
-from tutorial_lib.models._data import dense_x, obs_labels, prediction_adata
+from tutorial_lib.models.base import obs_labels, prediction_adata
 
 
 class ToyAE(VAE):
@@ -52,9 +52,9 @@ class ToyShift(BaseModel):
         targets = self._targets(cell_type, adata_to_predict, ctrl_key)
         latent, condition = self.get_latent(), obs_labels(self.adata, self.condition_key)
         delta = scale * (latent[condition == stim_key].mean(0) - latent[condition == ctrl_key].mean(0))
-        x = dense_x(targets, self.var_names)
         z = self.get_latent(targets)
-        x_pred, z_pred = self._shifted_expression(x, z, delta, sample=False, seed=seed)
+        z_pred = z + delta
+        x_pred = self.decode(z_pred)
         return prediction_adata(
             x_pred,
             targets,

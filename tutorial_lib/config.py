@@ -1,7 +1,7 @@
 """Run-time settings read from the environment once: fast/full mode, seeds, threads, device, paths.
 
 Fast mode (``TUTORIAL_FAST=1``, or ``CI`` set) uses the small committed subset of Kang 2018 with
-the default training schedule (early stopping, see :func:`tutorial_lib.models.training.train_vae`).
+the default training schedule (early stopping, see :func:`tutorial_lib.models.vae.train_vae`).
 The test suite adds ``TUTORIAL_SMOKE=1``: the subset with training capped at 5 epochs, which
 checks that the code runs and gives no numbers worth reading. Full mode uses the whole data set.
 """
@@ -25,13 +25,10 @@ _FALSE = {"", "0", "false", "no", "off"}
 
 
 def _flag(name: str) -> bool | None:
-    value = os.environ.get(name)
-    if value is None:
-        return None
-    value = value.strip().lower()
-    if value not in _TRUE | _FALSE:
+    value = os.environ.get(name, "").strip().lower() if name in os.environ else None
+    if value is not None and value not in _TRUE | _FALSE:
         raise ValueError(f"Environment variable {name}={value!r} is not a boolean; use 1/0, true/false.")
-    return value in _TRUE
+    return None if value is None else value in _TRUE
 
 
 def is_fast_mode() -> bool:
@@ -61,20 +58,16 @@ class RunConfig:
     @property
     def training(self) -> str:
         """How scGen and scPRAM train in this mode, in words."""
-        if self.max_epochs is None:
-            from tutorial_lib.models.training import DEFAULT_SCHEDULE as s
+        if self.max_epochs is not None:
+            smoke = "the smoke-test budget (TUTORIAL_SMOKE=1, for the test suite): " if self.smoke else ""
+            return f"{smoke}capped at {self.max_epochs} epochs: the models may stop before they converge"
+        from tutorial_lib.models.vae import TrainingOptions
 
-            return (
-                f"the default schedule: early stopping on the smoothed validation loss (patience {s['patience']} "
-                f"steps, at least {s['min_steps']}), capped at {s['max_steps']} steps; "
-                "each training says which ended it"
-            )
-        if self.smoke:
-            return (
-                f"the smoke-test budget (TUTORIAL_SMOKE=1, for the test suite): capped at {self.max_epochs} epochs, "
-                "so the models stop long before they converge and their scores are no result"
-            )
-        return f"capped at {self.max_epochs} epochs (a fixed budget: the models may stop before they converge)"
+        s = TrainingOptions()
+        return (
+            f"the default schedule: early stopping on the smoothed validation loss (patience {s.patience} steps, "
+            f"at least {s.min_steps}), capped at {s.max_steps} steps; each training says which ended it"
+        )
 
 
 FAST = RunConfig(fast=True, max_epochs=None, n_bootstrap=20, n_top_genes=1000, dataset="mini")
@@ -90,28 +83,17 @@ def get_config(fast: bool | None = None, smoke: bool | None = None) -> RunConfig
 
 
 def cache_dir() -> Path:
-    """Directory of downloaded data: ``TUTORIAL_CACHE_DIR``, else ``<checkout>/.cache``, else ``~/.cache/tutorial_lib``.
-
-    Never the working directory, so notebook kernels (run inside ``notebooks/``) share the tests' cache.
-    """
-    env = os.environ.get("TUTORIAL_CACHE_DIR")
-    if env:
+    """``TUTORIAL_CACHE_DIR``, else ``<checkout>/.cache``, else ``~/.cache/tutorial_lib``; never the cwd."""
+    if env := os.environ.get("TUTORIAL_CACHE_DIR"):
         return Path(env).expanduser().resolve()
-    if (REPO_ROOT / "pyproject.toml").exists():
-        return REPO_ROOT / ".cache"
-    return Path.home() / ".cache" / "tutorial_lib"
+    return REPO_ROOT / ".cache" if (REPO_ROOT / "pyproject.toml").exists() else Path.home() / ".cache" / "tutorial_lib"
 
 
-SEED_MAX = 2**32 - 1
-"""Largest seed: the range of ``np.random.seed``, which Python, NumPy and PyTorch all accept."""
+SEED_MAX = 2**32 - 1  # the range of np.random.seed, which Python, NumPy and PyTorch all accept
 
 
 def check_whole_number(value: Any, name: str, low: int = 0, high: int | None = None, *, what: str = "") -> int:
-    """``value`` as a plain ``int`` if it is a whole number in ``[low, high]``, else a clear error.
-
-    Python and NumPy integers (also 0-d arrays) pass; ``bool``, floats (even ``1.0``), strings and
-    ``None`` raise ``TypeError``; out-of-range numbers ``ValueError``. Messages name ``name`` and the range.
-    """
+    """``value`` (a Python or NumPy integer in ``[low, high]``) as an ``int``; else ``TypeError`` or ``ValueError``."""
     expected = what or (f"an integer >= {low}" if high is None else f"an integer from {low} to {high}")
     wrong_type = TypeError(f"{name} must be {expected}; got {value!r} of type {type(value).__name__}")
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (Integral, np.integer, np.ndarray)):
@@ -126,11 +108,7 @@ def check_whole_number(value: Any, name: str, low: int = 0, high: int | None = N
 
 
 def check_seed(seed: Any, name: str = "seed") -> int:
-    """A seed (integer from 0 to :data:`SEED_MAX`, NumPy integers too) as a plain ``int``.
-
-    ``None`` (an unreproducible seed from the OS) is refused; ``random.seed`` refuses NumPy integers,
-    hence the conversion.
-    """
+    """A seed (integer from 0 to :data:`SEED_MAX`, NumPy too; not ``None``) as the plain ``int`` ``random`` needs."""
     return check_whole_number(seed, name, 0, SEED_MAX, what="an integer from 0 to 2**32 - 1 (Python or NumPy)")
 
 
@@ -145,49 +123,33 @@ def set_seed(seed: int = 0) -> None:
 
 
 TORCH_THREADS_DEFAULT = 1
-"""PyTorch's thread count unless ``TUTORIAL_TORCH_THREADS`` is set.
-
-One fixed count, because the thread count changes the order of floating-point sums and so the
-last digits of every result; same seed, same numbers on one machine (another CPU's kernels still
-differ). The models are small: more threads gain well under 2x on a laptop.
-"""
 
 
 def torch_threads() -> int:
-    """``TUTORIAL_TORCH_THREADS`` (a whole number >= 1) or :data:`TORCH_THREADS_DEFAULT`."""
-    value = os.environ.get("TUTORIAL_TORCH_THREADS", "").strip()
-    if not value:
-        return TORCH_THREADS_DEFAULT
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
+    """PyTorch's thread count: ``TUTORIAL_TORCH_THREADS`` (a whole number >= 1), default 1.
+
+    Fixed, because the count changes the order of floating-point sums and so the last digits of
+    every result (same seed, same numbers on one machine); the small models gain little from more.
+    """
+    value = os.environ.get("TUTORIAL_TORCH_THREADS", "").strip() or str(TORCH_THREADS_DEFAULT)
+    if not value.isdecimal() or int(value) < 1:
         raise ValueError(f"Environment variable TUTORIAL_TORCH_THREADS={value!r} must be a whole number >= 1")
-    return n
+    return int(value)
 
 
 def apply_torch_threads() -> int:
-    """Set PyTorch's thread count to :func:`torch_threads` and return it.
-
-    Call it at the start of a session: scanpy's numba kernels share libgomp with PyTorch and raise
-    its count to one per core.
-    """
+    """Set PyTorch's thread count to :func:`torch_threads` (at the start of a session) and return it."""
     import torch
 
-    n = torch_threads()
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
+    torch.set_num_threads(n := torch_threads())
     return n
 
 
 def get_device(device: str | None = None) -> str:
     """``device`` if given, else ``"cuda"`` when a GPU is available, else ``"cpu"``."""
-    if device is not None:
-        return device
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def setup_notebook(seed: int = 0, fast: bool | None = None) -> RunConfig:
@@ -195,14 +157,13 @@ def setup_notebook(seed: int = 0, fast: bool | None = None) -> RunConfig:
     import warnings
     from importlib.metadata import PackageNotFoundError, version
 
-    from tqdm import TqdmExperimentalWarning, TqdmWarning
+    from tqdm import TqdmWarning
 
     seed = check_seed(seed)
     cfg = get_config(fast)
     set_seed(seed)
     apply_torch_threads()
-    for category in (TqdmWarning, TqdmExperimentalWarning):  # tqdm.auto warns without ipywidgets
-        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", category=TqdmWarning)  # tqdm.auto warns without ipywidgets
     versions = []
     for name in ["tutorial_lib", "numpy", "scanpy", "anndata", "torch", "pot", "optuna"]:
         try:

@@ -351,18 +351,33 @@ def summarise_study(study: optuna.Study) -> TuningResult:
     return TuningResult(study.best_params, study.best_value, study.trials_dataframe())
 
 
+def predict_defaults(cls: type, **fixed: Any) -> dict[str, Any]:
+    """The value each ``predict`` setting of model class ``cls`` takes when not given, with ``fixed`` applied.
+
+    ``fixed`` is a method's ``fixed_predict``: the result is what a default prediction of that
+    method really uses (scPRAM's ``ratio=None``, "the variant's", is resolved to that ratio).
+    """
+    params = inspect.signature(cls.predict).parameters.items()
+    settings = {k: p.default for k, p in params if p.default is not inspect.Parameter.empty} | fixed
+    if "variant" in settings and "ratio" in settings:
+        from tutorial_lib.models.scpram import resolve_options
+
+        settings["ratio"] = resolve_options(settings["variant"], settings["ratio"])[1].ratio
+    return settings
+
+
 def default_params(method: str, space: Mapping[str, tuple[str, Any]] | None = None) -> dict[str, Any]:
     """The defaults of ``method`` for the parameters of its search space (for the final comparison).
 
     Constructor defaults, and the values a default prediction of ``method`` uses (its name's fixed
-    options applied, e.g. scPRAM's released variant), as :meth:`BaseModel.predict_defaults` gives them.
+    options applied, e.g. scPRAM's released variant), as :func:`predict_defaults` gives them.
     """
     from course_tools.methods import get_spec
 
     cls = model_class(method)
     space = search_spaces()[method] if space is None else space
     defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
-    defaults.update(cls.predict_defaults(**get_spec(method).fixed_predict))
+    defaults.update(predict_defaults(cls, **get_spec(method).fixed_predict))
     missing = [k for k in space if k not in defaults or defaults[k] is inspect.Parameter.empty]
     if missing:
         raise ValueError(f"{cls.__name__} has no default for {missing}")

@@ -1,37 +1,25 @@
-"""scGen (Lotfollahi et al., Nat. Methods 2019): VAE + latent vector arithmetic.
+"""scGen (Lotfollahi et al., Nat. Methods 2019): a VAE and latent vector arithmetic.
 
-Defaults follow the scvi-tools/pertpy port: encoder and decoder with 2 × 800 hidden units
-(Linear → BatchNorm → LeakyReLU → Dropout(0.2)), 100 latent dimensions, a Gaussian posterior,
-squared-error reconstruction on log-normalised data, KL weight 5e-5, Adam
-(lr 1e-3, batch 32) with scvi-tools' optimizer settings (``eps=0.01``, L2 weight decay 1e-6
-added to the gradient, as ``optax.add_decayed_weights`` before ``optax.adam`` in its JAX
-training plan), early stopping with patience 25. The loss is documented in
-:mod:`tutorial_lib.models._module`.
+Network and optimizer as in the scvi-tools/pertpy port: 2 × 800 hidden units (Linear →
+BatchNorm → LeakyReLU → Dropout 0.2), 100 latent dimensions, KL weight 5e-5, Adam with lr 1e-3,
+``eps=0.01`` and weight decay 1e-6 (with PyTorch's ``eps=1e-8`` and no decay, 10 epochs decode
+markedly worse means on Kang 2018: R² of means 0.90 against 0.96; ``benchmarks/README.md``).
+Differences from pertpy: a ReLU output layer (as the original TensorFlow scGen and the scPRAM
+release; expression is never negative), batch 128 instead of 32, and the training of
+:class:`~tutorial_lib.models.vae.TrainingOptions` (10% of the cells held out, early stopping,
+best weights restored).
 
-Output layer: the original TensorFlow scGen ends its decoder with a ReLU; the scvi-tools/pertpy
-port ends it with a *linear* layer. This library uses the ReLU (``fixed_module_kwargs``), as the
-original scGen and the scPRAM release do, because log-normalised expression is never negative;
-it is therefore not the pertpy decoder exactly. Training differences shared with scPRAM
-(:meth:`~tutorial_lib.models.base.BaseModel.train`): gradient norm clipped at 10, 10% of the
-cells held out for a validation loss, and the weights of the best validation epoch restored at
-the end.
-
-The optimizer settings matter: with PyTorch's default ``eps=1e-8`` and no decay, 10 epochs
-decode markedly worse means on Kang 2018 (R² of means 0.90 against 0.96 at batch 32;
-``benchmarks/README.md``).
-
-Prediction (:meth:`SCGEN.predict`, a few lines, in the paper's order):
+Prediction (:meth:`SCGEN.predict`, in the paper's order):
 
 1. latents of the training cells (posterior means);
 2. balanced means: within each condition every cell type is resampled (with replacement) to the
-   size of that condition's largest cell type, then both conditions are subsampled (without
-   replacement) to the same number of cells (:func:`balanced_indices`, seeded), as in the
-   original scGen, so that abundant cell types do not dominate;
+   size of the largest, then both conditions are subsampled to the same number of cells
+   (:func:`balanced_indices`, seeded), so that abundant cell types do not dominate;
 3. ``delta = mean latent(stimulated) − mean latent(control)`` over those cells;
-4. the held-out control cells' latents plus ``delta``, decoded: ``decode(z + delta)``.
+4. the target control cells' latents plus ``delta``, decoded: ``decode(z + delta)``.
 
-Difference from the original: it keeps the held-out type's control cells in the control pool;
-here only cell types with both conditions enter, so both means describe the same cell types.
+The original keeps the held-out type's control cells in the control pool; here only cell types
+with both conditions enter, so both means describe the same cell types.
 """
 
 from __future__ import annotations
@@ -50,8 +38,8 @@ from tutorial_lib.data.checks import (
     DataValidationError,
     require_obs_keys,
 )
-from tutorial_lib.models._data import dense_x, obs_labels, prediction_adata, shared_cell_types
-from tutorial_lib.models.base import BaseModel, check_sample
+from tutorial_lib.models.base import BaseModel, check_sample, obs_labels, prediction_adata, shared_cell_types
+from tutorial_lib.models.vae import TrainingOptions
 
 
 def balance_cell_types(indices_by_type: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
@@ -130,11 +118,9 @@ class SCGEN(BaseModel):
 
     method_name = "scgen"
     fixed_module_kwargs = {"activation": "leaky_relu", "output_activation": "relu"}
-    #: The default schedule (:data:`~tutorial_lib.models.training.DEFAULT_SCHEDULE`: to convergence)
-    #: with scvi-tools'/pertpy's Adam settings (lr 1e-3, eps 0.01, weight decay 1e-6) as peak rate;
-    #: batch 128 instead of pertpy's 32: a step costs about twice the time but sees four times the
-    #: cells (``benchmarks/README.md``).
-    train_defaults = {**BaseModel.train_defaults, "weight_decay": 1e-6, "adam_eps": 0.01}
+    #: the default schedule with pertpy's Adam settings; batch 128 (pertpy: 32): a step costs
+    #: about twice the time but sees four times the cells (``benchmarks/README.md``)
+    train_defaults = TrainingOptions(weight_decay=1e-6, adam_eps=0.01)
 
     def __init__(
         self,
@@ -197,37 +183,35 @@ class SCGEN(BaseModel):
             Seed of the balancing resampling (and of ``sample="posterior"``): an integer from 0 to
             ``2**32 - 1``, NumPy integers included (:func:`~tutorial_lib.config.check_seed`).
         sample
-            ``False`` (default, as published): decode the shifted posterior means. Course
-            variants of the decoding: ``"posterior"`` (or ``True``) shifts a seeded draw from each
-            cell's posterior; ``"residual"`` (registered as ``scgen_residual``) adds each control
-            cell's reconstruction residual back (copies the controls' noise and sparsity; its
-            assumption is stated in :meth:`~tutorial_lib.models.base.BaseModel._shifted_expression`).
+            ``False`` (as published) or ``"residual"`` (a course variant, see
+            :func:`~tutorial_lib.models.base.check_sample`).
 
         Returns
         -------
         AnnData with ``obs[condition_key] == "predicted"``, ``obs[cell_type_key]``,
-        ``obs["method"] == "scgen"``, the training genes, ``obsm["X_latent"]`` (shifted latents),
+        ``obs["method"] == "scgen"``, ``obsm["X_latent"]`` (shifted latents),
         ``obsm["X_latent_control"]`` (latents before the shift), ``obsm["delta"]`` and
         ``uns["scgen"]["delta"]``.
         """
         self._check_trained()
-        mode = check_sample(sample)
+        check_sample(sample)
         seed = check_seed(seed)
         targets = self._targets(cell_type, adata_to_predict, ctrl_key)
+        # 1. latents of the training cells (posterior means)
+        z_train = self.get_latent()
+        # 2. balanced cell indices of each condition
         types, conditions = obs_labels(self.adata, self.cell_type_key), obs_labels(self.adata, self.condition_key)
         ctrl_idx, stim_idx = balanced_indices(
             types, conditions, ctrl_key=ctrl_key, stim_key=stim_key, restrict_to=restrict_arithmetic_to, seed=seed
         )
-        z_train = self.get_latent()  # 1. latents of the training cells (posterior means)
-        delta = z_train[stim_idx].mean(axis=0) - z_train[ctrl_idx].mean(axis=0)  # 2-3. balanced means, delta
-        z = self.get_latent(targets)  # 4. latents of the control cells to predict from ...
-        if mode is False:
-            z_pred = z + delta  # ... plus delta,
-            x_pred = self.decode(z_pred)  # decoded: the published prediction
-        else:  # course variants of the decoding
-            x_pred, z_pred = self._shifted_expression(
-                dense_x(targets, self.var_names), z, delta, sample=mode, seed=seed
-            )
+        # 3. delta: the difference of their mean latents
+        delta = z_train[stim_idx].mean(axis=0) - z_train[ctrl_idx].mean(axis=0)
+        # 4. the target control cells' latents, moved by delta and decoded
+        z = self.get_latent(targets)
+        z_pred = z + delta
+        x_pred = self.decode(z_pred)
+        if sample == "residual":
+            x_pred = self._add_residual(x_pred, targets, z)
         pred = prediction_adata(
             x_pred,
             targets,

@@ -1,136 +1,253 @@
 """scPRAM (Jiang et al., Bioinformatics 2024): denoising VAE + optimal transport + attention.
 
-scPRAM predicts a held-out cell type's response from pairs of training cells: optimal transport
-matches each control cell of the other cell types with a stimulated cell, each pair gives a
-response vector in latent space, and a new control cell borrows the responses of the paired
-control cells it resembles, weighted by attention.
+Optimal transport pairs each control cell of the other cell types with a stimulated cell; each
+pair gives a response vector in latent space, and a new control cell borrows the responses of
+the paired control cells it resembles, weighted by attention.
 
-Network defaults follow the scPRAM release (0.0.3): encoder and decoder 2 × 1000 hidden
-units with ReLU (no batch norm, no dropout), 100 latent dimensions, ReLU output, Gaussian input
-noise 0.1 during training, KL weight 5e-4, Adam (lr 5e-4, weight decay 1e-5, batch 128),
-gradient norm clipped at 10 (as the release's ``clip_grad_norm(..., 10)``). Differences in
-training, all from :meth:`~tutorial_lib.models.base.BaseModel.train`: it holds out 10% of the
-cells for a validation loss, stops early on it and restores the best weights at the end, while
-the release trains every epoch on all training cells and keeps the last weights; the encoder's
-log-variance is clamped to [-15, 15] (the release does not clamp).
+Network and optimizer as in the scPRAM release (scpram 0.0.3): 2 × 1000 hidden units with ReLU
+(no batch norm, no dropout), 100 latent dimensions, ReLU output, Gaussian input noise 0.1, KL
+weight 5e-4, Adam (lr 5e-4, weight decay 1e-5, batch 128), gradient norm clipped at 10. The
+release trains every epoch on all cells and keeps the last weights; here 10% of the cells are
+held out, training stops early and the best weights are restored
+(:class:`~tutorial_lib.models.vae.TrainingOptions`), and the log-variance is clamped.
 
-Prediction (:meth:`SCPRAM.predict`) follows the steps of scpram 0.0.3's ``SCPRAM.predict``
-(``models.py``), each a building block of :mod:`tutorial_lib.models.ot_attention` whose
-defaults are the release's:
+Prediction (:meth:`SCPRAM.predict`) follows ``SCPRAM.predict`` of the release, step by step, with
+the building blocks below, whose defaults are the release's:
 
 1. Reference pools: every training control cell not of the target cell type and every
-   stimulated training cell, no subsampling, no cell-type balancing. (The release always names
-   a cell type; without one, e.g. for held-out donors, the control pool leaves out the target
-   cells themselves, recognised by their expression and annotations.)
-2. Latents: one posterior *sample* per cell (the release's ``get_latent_adata`` uses the
-   reparameterisation trick), drawn from ``np.random.default_rng(seed)`` in the order
-   reference controls, stimulated cells, targets (:meth:`~tutorial_lib.models.base.BaseModel.get_latent`).
-3. Cost matrix: unscaled Euclidean distances, stimulated (rows) × reference controls
-   (columns), in float32 (:func:`~tutorial_lib.models.ot_attention.cost_matrix`).
-4. OT plan: exact optimal transport with uniform marginals, ``ot.emd`` stopped after 100,000
-   iterations (:func:`~tutorial_lib.models.ot_attention.transport_plan`).
-5. Matched pairs: each reference control cell takes the stimulated cell with the most mass in
-   its column; its delta is that cell's latent minus its own.
-6. Attention: cosine similarity of the *first* target cell to every reference control cell, the
-   top ``ceil(0.05 · n)`` kept, weights ``cos / sum(cos)``
-   (:func:`~tutorial_lib.models.ot_attention.attention_weights`); this one weighted mean of the
-   deltas is added to every target's latent.
+   stimulated training cell (without a cell type, e.g. held-out donors, the control pool leaves
+   out copies of the target cells instead).
+2. Latents: one posterior *sample* per cell, drawn from ``np.random.default_rng(seed)`` in the
+   order reference controls, stimulated cells, targets.
+3. :func:`cost_matrix`: Euclidean distances, stimulated (rows) × reference controls, float32.
+4. :func:`transport_plan`: exact OT with uniform marginals, ``ot.emd`` stopped after 100,000
+   iterations.
+5. :func:`match`: each reference control takes the stimulated cell with most mass in its column;
+   its response is that cell's latent minus its own.
+6. :func:`attention_weights`: cosine similarity of the *first* target to every reference control,
+   the top ``ceil(0.05 · n)`` kept, weights ``cos / sum(cos)``; this one weighted mean response
+   is added to every target's latent.
 7. Decoding: ``decode(z + delta)``.
 
-The settings are one :class:`SCPRAMOptions`; :data:`VARIANTS` names the release's and the
-course's variants, each a copy of the release with one change:
-
-* ``"percell"``: every target cell computes its own attention weights (step 6 per cell) and
-  gets its own delta. No parameter was tuned for it (it keeps the release's ratio and weights).
-* ``"percell_exact"``: ``"percell"`` with the OT of step 4 run to its optimum
-  (``num_iter_max=None``). On pools of a few thousand cells the release's 100,000 iterations
-  stop before the optimum: on Kang 2018 with CD4+ T cells held out (4,522 reference controls ×
-  4,788 stimulated cells) the truncated plan's matches agreed with the optimal plan's for 36% of
-  the control cells (``benchmarks/bench_scpram_ot.py``). Each prediction records whether its
-  plan converged (``uns["scpram"]["plan"]["converged"]``).
-
-Other :class:`SCPRAMOptions` are course options, not published: posterior means
-(``latent="mean"``), pools restricted to cell types with both conditions (``reference="shared"``)
-or subsampled (``max_ot_cells``), entropic OT (``ot_method="sinkhorn_log"`` with ``reg``, best on
-a max-normalised squared cost), barycentric matching, softmax or clipped attention weights. An
-entropic plan at ``reg=0.05`` is nearly uniform within a cluster (on Kang 2018 a row's largest
-entry held 0.7% of its mass and its argmax agreed with the exact plan for 21% of the cells), so
-check :func:`~tutorial_lib.models.ot_attention.plan_sharpness` (reported in every prediction's
-``uns["scpram"]["plan"]``) before relying on its matches.
-
-Prediction is pure: the model is not changed. The by-products are returned in the prediction:
-``obsm["delta"]`` (each target's latent delta), ``obsm["X_latent_control"]`` (each target's
-latent before the shift) and ``uns["scpram"]`` with ``variant``, ``settings``,
-``reference_cells`` (reference control cells and their cell types), ``attention`` (targets ×
-reference control cells, sparse), ``cell_deltas``, ``ot_pairs`` (each reference control cell's
-partner, its cost and plan mass) and ``plan`` (sharpness diagnostics and ``converged``);
-the plan itself only with ``keep_plan=True`` (``uns["scpram"]["ot_plan"]``, controls ×
-stimulated). :func:`attention_by_cell_type` reads them.
+:data:`VARIANTS` are copies of the release with one change: ``"percell"`` (step 6 per target
+cell) and ``"percell_exact"`` (also step 4 run to its optimum: on Kang 2018 with CD4+ T held out,
+4,522 × 4,788 cells, the release's truncated plan agreed with the optimal matches for 36% of the
+controls; ``benchmarks/bench_scpram_ot.py``). Other :class:`SCPRAMOptions` are course options, not
+published: posterior means, pools of cell types with both conditions or subsampled, squared or
+scaled costs, entropic OT (an entropic plan at ``reg=0.05`` is nearly uniform within a cluster:
+check :func:`plan_sharpness`), barycentric matching, clipped or softmax weights.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import ot
 import pandas as pd
 import scipy.sparse as sp
+import torch
 from anndata import AnnData
 
 from tutorial_lib.data.checks import CELL_TYPE_KEY, CONDITION_KEY, CONTROL, STIMULATED, DataValidationError
-from tutorial_lib.models._data import dense_x, obs_labels, prediction_adata, rows_in, shared_cell_types
-from tutorial_lib.models._params import check_choice, check_float, check_int
-from tutorial_lib.models.base import BaseModel, check_sample
-from tutorial_lib.models.ot_attention import (
-    COST_METRICS,
-    COST_NORMALISATIONS,
-    EMD_MAX_ITER_RELEASE,
-    MATCHINGS,
-    OT_METHODS,
-    WEIGHTINGS,
-    attention_weights,
-    cost_matrix,
-    match,
-    plan_sharpness,
-    transport_plan,
-)
+from tutorial_lib.models.base import BaseModel, check_sample, dense_x, obs_labels, prediction_adata, shared_cell_types
+from tutorial_lib.models.vae import TrainingOptions, check_choice, check_float, check_int
 
-ATTENTION_MODES = ("first_cell", "per_cell")
-LATENT_MODES = ("sample", "mean")
-REFERENCE_MODES = ("all", "shared")
+COST_METRICS = ("sqeuclidean", "euclidean")
+COST_NORMALISATIONS = ("max", "mean", None)
+OT_METHODS = ("sinkhorn_log", "sinkhorn", "sinkhorn_stabilized", "emd")
+MATCHINGS = ("argmax", "barycentric")
+WEIGHTINGS = ("normalised", "normalised_clipped", "softmax")
+EMD_MAX_ITER_RELEASE = 100_000  # numItermax of ot.emd in scpram 0.0.3's SCPRAM.predict
+MARGINAL_TOLERANCE = 1e-3  # L1 error of both marginals (each sums to 1) tolerated silently
 
 
+# -- the building blocks: optimal transport and attention ------------------------------------------
+def cost_matrix(a, b, *, metric: str = "euclidean", normalization: str | None = None, dtype=np.float32) -> np.ndarray:
+    """Pairwise cost, rows of ``a`` × rows of ``b``; the defaults are the release's (``ot.dist`` on float32).
+
+    ``metric``: ``"euclidean"`` or ``"sqeuclidean"``; ``normalization``: ``None``, ``"max"`` or
+    ``"mean"`` (so that an entropic ``reg`` means the same at any latent scale).
+    """
+    check_choice("cost", metric, COST_METRICS)
+    check_choice("cost_normalization", normalization, COST_NORMALISATIONS)
+    cost = ot.dist(np.asarray(a, dtype=dtype), np.asarray(b, dtype=dtype), metric=metric)
+    scale = {"max": cost.max(), "mean": cost.mean(), None: 1.0}[normalization]
+    return cost / scale if scale > 0 else cost
+
+
+def transport_plan(
+    cost: np.ndarray,
+    *,
+    method: str = "emd",
+    num_iter_max: int | None = EMD_MAX_ITER_RELEASE,
+    reg: float = 0.05,
+    stop_thr: float = 1e-6,
+    device: str = "cpu",
+    return_log: bool = False,
+) -> np.ndarray | tuple[np.ndarray, dict]:
+    """Transport plan between uniform marginals for ``cost`` (n × m): rows sum to 1/n, columns to 1/m.
+
+    ``method="emd"`` (the release): exact OT, stopped after ``num_iter_max`` network-simplex
+    iterations; the release's 100,000 stop before the optimum on pools of a few thousand cells
+    (feasible, not optimal: the published method, so not warned about; any other limit warns).
+    ``num_iter_max=None``: up to ``max(100_000, 50·n·m)`` (emd) or 1000 (Sinkhorn). Entropic
+    solvers of POT (``"sinkhorn_log"``, ``"sinkhorn"``, ``"sinkhorn_stabilized"``) take ``reg`` (> 0,
+    relative to the cost), ``stop_thr`` and ``device`` (float32 torch backend) and warn when their
+    marginals are off by more than :data:`MARGINAL_TOLERANCE`. ``return_log=True`` also returns
+    ``{"converged": bool, "method": method}``.
+    """
+    check_choice("ot_method", method, OT_METHODS)
+    n, m = cost.shape
+    a, b = np.full(n, 1.0 / n), np.full(m, 1.0 / m)
+    if method == "emd":
+        limit = max(100_000, 50 * n * m) if num_iter_max is None else check_int("num_iter_max", num_iter_max, 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # POT's "numItermax reached"; re-raised below
+            plan, log = ot.emd(a, b, np.asarray(cost, dtype=np.float64), numItermax=limit, log=True)
+        converged = int(log["result_code"]) == 1
+        if not converged and limit != EMD_MAX_ITER_RELEASE:
+            warnings.warn(
+                f"ot.emd stopped after {limit} iterations before reaching the optimum ({log['warning']}); "
+                "the plan is feasible but not the exact optimal transport plan",
+                stacklevel=2,
+            )
+        return (plan, {"converged": converged, "method": method}) if return_log else plan
+    check_float("reg", reg, 0.0, open_low=True)
+    num_iter_max = 1000 if num_iter_max is None else check_int("num_iter_max", num_iter_max, 1)
+    a_t, b_t, cost_t = (torch.as_tensor(v, dtype=torch.float32, device=device) for v in (a, b, cost))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # POT's "did not converge"; checked below
+        plan = ot.sinkhorn(a_t, b_t, cost_t, reg, method=method, numItermax=num_iter_max, stopThr=stop_thr)
+    plan = plan.cpu().numpy().astype(np.float64)
+    err = np.abs(plan.sum(axis=0) - b).sum() + np.abs(plan.sum(axis=1) - a).sum()
+    if err > MARGINAL_TOLERANCE:
+        warnings.warn(
+            f"Sinkhorn stopped after {num_iter_max} iterations with marginal error {err:.2g}; "
+            "increase reg or num_iter_max",
+            stacklevel=2,
+        )
+    return (plan, {"converged": bool(err <= MARGINAL_TOLERANCE), "method": method}) if return_log else plan
+
+
+def match(plan: np.ndarray, z_stim: np.ndarray, *, mode: str = "argmax") -> tuple[np.ndarray, np.ndarray]:
+    """``(z_matched, partner)``: each row's (control cell's) stimulated counterpart in ``z_stim``.
+
+    ``partner``: the column with most mass; ``"argmax"`` (the release) takes its latent,
+    ``"barycentric"`` the plan-weighted mean of ``z_stim``.
+    """
+    check_choice("matching", mode, MATCHINGS)
+    partner = np.asarray(plan).argmax(axis=1)
+    if mode == "argmax":
+        return np.asarray(z_stim)[partner], partner
+    return (plan / plan.sum(axis=1, keepdims=True)) @ np.asarray(z_stim, dtype=np.float64), partner
+
+
+def plan_sharpness(plan: np.ndarray, reference: np.ndarray | None = None) -> pd.Series:
+    """How close a transport plan (rows: control cells) is to a one-to-one matching.
+
+    ``row_max_share_mean``/``_median``: share of each row's mass on its largest entry (1 for a
+    matching, about ``1/m`` for a uniform plan); ``argmax_agreement``: fraction of rows whose
+    argmax equals that of ``reference`` (e.g. the exact plan; NaN without one); ``n_rows``.
+    """
+    plan = np.asarray(plan, dtype=np.float64)
+    if plan.ndim != 2 or plan.shape[0] == 0:
+        raise ValueError(f"plan must be a non-empty 2-D array; got shape {plan.shape}")
+    mass = plan.sum(axis=1)
+    share = plan.max(axis=1) / np.where(mass > 0, mass, 1.0)
+    agreement = np.nan
+    if reference is not None:
+        reference = np.asarray(reference)
+        if reference.shape != plan.shape:
+            raise ValueError(f"reference plan has shape {reference.shape}; expected {plan.shape} like plan")
+        agreement = float((plan.argmax(axis=1) == reference.argmax(axis=1)).mean())
+    return pd.Series(
+        {
+            "row_max_share_mean": float(share.mean()),
+            "row_max_share_median": float(np.median(share)),
+            "argmax_agreement": agreement,
+            "n_rows": plan.shape[0],
+        }
+    )
+
+
+def n_top(ratio: float, n_keys: int) -> int:
+    """Number of keys each query attends to: ``ceil(ratio · n_keys)``, at least 1."""
+    check_float("ratio", ratio, 0.0, 1.0, open_low=True)
+    return min(n_keys, max(1, math.ceil(ratio * n_keys - 1e-9)))
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norm > 0, norm, 1.0)
+
+
+def attention_weights(
+    queries, keys, *, ratio: float = 0.05, weighting: str = "normalised", temperature: float = 0.1, chunk_size=1024
+) -> sp.csr_matrix:
+    """Sparse attention, queries × keys: each query keeps its ``n_top(ratio, n_keys)`` most cosine-similar keys.
+
+    ``"normalised"`` (the release): weights ``cos / sum(cos)``, negative similarities included (a
+    row summing below 0 warns, one summing to 0 raises). Course options: ``"normalised_clipped"``
+    clips them at 0 first (uniform when all are <= 0); ``"softmax"``: ``softmax(cos / temperature)``.
+    """
+    check_choice("weighting", weighting, WEIGHTINGS)
+    check_float("temperature", temperature, 0.0, open_low=True)
+    k = n_top(ratio, len(keys))
+    keys_u = _unit_rows(keys)
+    rows, cols, vals = [], [], []
+    for start in range(0, len(queries), chunk_size):
+        sim = _unit_rows(queries[start : start + chunk_size]) @ keys_u.T
+        top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        s = np.take_along_axis(sim, top, axis=1)
+        if weighting == "softmax":
+            w = np.exp((s - s.max(axis=1, keepdims=True)) / temperature)
+        elif weighting == "normalised_clipped":
+            w = np.clip(s, 0.0, None)
+            w[w.sum(axis=1) == 0] = 1.0
+        else:
+            w = s.copy()
+            sums = w.sum(axis=1)
+            if np.any(sums == 0):
+                raise ValueError(
+                    f"weighting='normalised' (cos / sum cos, as released): the top-{k} cosine similarities of "
+                    f"query {start + int(np.flatnonzero(sums == 0)[0])} sum to 0, so they cannot be normalised; "
+                    "use weighting='normalised_clipped' or 'softmax'"
+                )
+            if np.any(sums < 0):
+                warnings.warn(
+                    f"weighting='normalised': for {int((sums < 0).sum())} queries the top-{k} cosine similarities "
+                    "sum to less than 0, so their weights change sign (as in the release); "
+                    "weighting='normalised_clipped' avoids this",
+                    stacklevel=2,
+                )
+        w /= w.sum(axis=1, keepdims=True)
+        rows.append(np.repeat(np.arange(start, start + len(s)), k))
+        cols.append(top.ravel())
+        vals.append(w.ravel())
+    shape = (len(queries), len(keys))
+    if not rows:
+        return sp.csr_matrix(shape)
+    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=shape)
+
+
+# -- the settings of a prediction ------------------------------------------------------------------
 @dataclass(frozen=True)
 class SCPRAMOptions:
-    """Settings of :meth:`SCPRAM.predict`; the defaults are the release's (scpram 0.0.3).
+    """Settings of :meth:`SCPRAM.predict`; the defaults are the release's.
 
-    Parameters
-    ----------
-    latent
-        ``"sample"`` (one seeded posterior draw per cell; the release) or ``"mean"``.
-    reference
-        Reference pools: ``"all"`` (every control cell not of the target type, every stimulated
-        cell; the release) or ``"shared"`` (only cell types with both conditions).
-    max_ot_cells
-        ``None`` (no subsampling, the release) or the most reference cells per condition kept
-        (a seeded subsample), to keep OT tractable.
-    cost, cost_normalization
-        Cost of the OT (:func:`~tutorial_lib.models.ot_attention.cost_matrix`): ``"euclidean"``
-        and ``None`` as released, computed in float32 then; any other cost in float64.
-    ot_method, num_iter_max, reg
-        The OT solver (:func:`~tutorial_lib.models.ot_attention.transport_plan`): ``"emd"`` with
-        the release's 100,000 iterations, ``num_iter_max=None`` to run it to the optimum, or an
-        entropic solver with regularisation ``reg``.
-    matching
-        ``"argmax"`` (the release) or ``"barycentric"`` (:func:`~tutorial_lib.models.ot_attention.match`).
-    attention
-        ``"first_cell"`` (the first target's weights for every target; the release) or ``"per_cell"``.
-    ratio, weighting, temperature
-        Attention (:func:`~tutorial_lib.models.ot_attention.attention_weights`): the fraction of
-        reference control cells each target attends to, in (0, 1], and the weights
-        (``"normalised"``: cos / sum cos, the release; ``temperature`` only for ``"softmax"``).
+    ``latent``: ``"sample"`` (a seeded posterior draw per cell) or ``"mean"``. ``reference``:
+    ``"all"`` (every control not of the target type, every stimulated cell) or ``"shared"`` (cell
+    types with both conditions only). ``max_ot_cells``: ``None`` or the most reference cells per
+    condition (seeded subsample). ``cost``, ``cost_normalization``: :func:`cost_matrix` (float64
+    unless the release's). ``ot_method``, ``num_iter_max``, ``reg``: :func:`transport_plan`.
+    ``matching``: :func:`match`. ``attention``: ``"first_cell"`` (the first target's weights for
+    all) or ``"per_cell"``. ``ratio``, ``weighting``, ``temperature``: :func:`attention_weights`.
     """
 
     latent: str = "sample"
@@ -148,8 +265,8 @@ class SCPRAMOptions:
     temperature: float = 0.1
 
     def __post_init__(self) -> None:
-        check_choice("latent", self.latent, LATENT_MODES)
-        check_choice("reference", self.reference, REFERENCE_MODES)
+        check_choice("latent", self.latent, ("sample", "mean"))
+        check_choice("reference", self.reference, ("all", "shared"))
         if self.max_ot_cells is not None:
             check_int("max_ot_cells", self.max_ot_cells, 2)
         check_choice("cost", self.cost, COST_METRICS)
@@ -157,20 +274,20 @@ class SCPRAMOptions:
         check_choice("ot_method", self.ot_method, OT_METHODS)
         if self.num_iter_max is not None:
             check_int("num_iter_max", self.num_iter_max, 1)
-        check_float("reg", self.reg, 0.0, low_inclusive=False)  # checked even when the solver ignores it
+        check_float("reg", self.reg, 0.0, open_low=True)
         check_choice("matching", self.matching, MATCHINGS)
-        check_choice("attention", self.attention, ATTENTION_MODES)
-        check_float("ratio", self.ratio, 0.0, 1.0, low_inclusive=False)
+        check_choice("attention", self.attention, ("first_cell", "per_cell"))
+        check_float("ratio", self.ratio, 0.0, 1.0, open_low=True)
         check_choice("weighting", self.weighting, WEIGHTINGS)
-        check_float("temperature", self.temperature, 0.0, low_inclusive=False)
+        check_float("temperature", self.temperature, 0.0, open_low=True)
 
     @property
     def cost_dtype(self) -> type:
-        """Precision of the cost matrix: float32 for the release's cost (as released), else float64."""
+        """float32 for the release's cost (as released), else float64."""
         return np.float32 if (self.cost, self.cost_normalization) == ("euclidean", None) else np.float64
 
 
-#: The named prediction settings: the release and the course's variants (see the module docstring).
+#: The named prediction settings: the release and the course's variants (module docstring).
 VARIANTS: dict[str, SCPRAMOptions] = {
     "released": SCPRAMOptions(),
     "percell": SCPRAMOptions(attention="per_cell"),
@@ -179,29 +296,19 @@ VARIANTS: dict[str, SCPRAMOptions] = {
 
 
 def resolve_options(variant: str | SCPRAMOptions, ratio: float | None = None) -> tuple[str, SCPRAMOptions]:
-    """``(name, options)`` of a ``variant`` (a name of :data:`VARIANTS` or options), ``ratio`` applied.
-
-    The name of options passed as such is the variant they equal, else ``"custom"``.
-    """
+    """``(name, options)`` of a variant name or options (named after the variant they equal, else ``"custom"``)."""
     if isinstance(variant, SCPRAMOptions):
-        options = variant
-        name = next((k for k, v in VARIANTS.items() if v == options), "custom")
+        name, options = next((k for k, v in VARIANTS.items() if v == variant), "custom"), variant
     elif isinstance(variant, str) and variant in VARIANTS:
         name, options = variant, VARIANTS[variant]
     else:
         raise ValueError(f"variant must be one of {list(VARIANTS)} or an SCPRAMOptions; got {variant!r}")
-    if ratio is not None:
-        options = dataclasses.replace(options, ratio=ratio)
-    return name, options
+    return name, options if ratio is None else dataclasses.replace(options, ratio=ratio)
 
 
-def subsample(idx: np.ndarray, n_max: int, rng: np.random.Generator) -> np.ndarray:
-    """At most ``n_max`` of ``idx`` (without replacement, sorted)."""
-    return idx if len(idx) <= n_max else np.sort(rng.choice(idx, size=n_max, replace=False))
-
-
+# -- the model -------------------------------------------------------------------------------------
 class SCPRAM(BaseModel):
-    """scPRAM: per-cell perturbation vectors from OT-matched cells, combined by attention.
+    """scPRAM: per-cell responses from OT-matched cells, combined by attention.
 
     Parameters
     ----------
@@ -210,17 +317,15 @@ class SCPRAM(BaseModel):
     n_latent, n_layers, n_hidden, dropout_rate, kl_weight, use_batch_norm, use_layer_norm
         Network hyperparameters (defaults: the scPRAM release).
     noise_rate, noise_type
-        Input corruption of the denoising VAE (see :mod:`tutorial_lib.models._module`).
+        Input corruption of the denoising VAE.
     """
 
     method_name = "scpram"
     fixed_module_kwargs = {"activation": "relu", "output_activation": "relu"}
-    #: The default schedule (:data:`~tutorial_lib.models.training.DEFAULT_SCHEDULE`: to convergence)
-    #: with the scPRAM release's Adam settings (batch 128, lr 5e-4 as peak rate, weight decay 1e-5).
-    #: Compared with lr 2e-3 on a random 2,000-cell subsample of Kang 2018, B cells as the held-out
-    #: validation type (CD4+ T held out too, not scored), same schedule: best validation loss 126.0
-    #: at lr 5e-4 vs 130.8 at 2e-3 (one seed; ``benchmarks/README.md``), so 5e-4 stays.
-    train_defaults = {**BaseModel.train_defaults, "batch_size": 128, "lr": 5e-4, "weight_decay": 1e-5}
+    #: the default schedule with the release's Adam settings; lr 5e-4 kept after a comparison with
+    #: 2e-3 on a 2,000-cell subsample of Kang 2018, B cells as validation type (best validation
+    #: loss 126.0 vs 130.8, one seed; ``benchmarks/README.md``)
+    train_defaults = TrainingOptions(lr=5e-4, weight_decay=1e-5)
 
     def __init__(
         self,
@@ -255,13 +360,6 @@ class SCPRAM(BaseModel):
             noise_type=noise_type,
         )
 
-    @classmethod
-    def predict_defaults(cls, **fixed: Any) -> dict[str, Any]:
-        """``predict``'s defaults with ``fixed`` applied, ``ratio`` resolved from the variant."""
-        settings = super().predict_defaults(**fixed)
-        settings["ratio"] = resolve_options(settings["variant"], settings["ratio"])[1].ratio
-        return settings
-
     def predict(
         self,
         cell_type: str | None = None,
@@ -276,68 +374,48 @@ class SCPRAM(BaseModel):
         keep_plan: bool = False,
         return_attention: bool = False,
     ) -> AnnData | tuple[AnnData, sp.csr_matrix]:
-        """Predicted stimulated cells, one per control cell of the target (steps: module docstring).
+        """Predicted stimulated cells, one per target control cell (steps: module docstring).
 
         Parameters
         ----------
         cell_type, adata_to_predict, ctrl_key, stim_key
             As in :meth:`tutorial_lib.models.scgen.SCGEN.predict`.
         variant
-            ``"released"`` (scpram 0.0.3), ``"percell"`` (per-cell attention), ``"percell_exact"``
-            (per-cell attention, OT run to its optimum), or any :class:`SCPRAMOptions`, e.g.
+            A name of :data:`VARIANTS` or any :class:`SCPRAMOptions`, e.g.
             ``dataclasses.replace(VARIANTS["percell"], ot_method="sinkhorn_log")``.
         ratio
-            The fraction of reference control cells each target attends to (the one setting
-            tuned, :mod:`course_tools.tuning`); ``None``: the variant's.
+            Fraction of reference controls each target attends to (tuned by the course);
+            ``None``: the variant's.
         seed
-            Seed of the posterior samples and of the subsampling (and of ``sample="posterior"``).
+            Seed of the posterior samples and of the subsampling.
         sample
-            Decoding: ``False`` (as published) decodes the shifted latents; ``"residual"`` is the
-            course variant of :meth:`~tutorial_lib.models.base.BaseModel._shifted_expression`;
-            ``"posterior"``/``True`` draws target latents, only with ``latent="mean"``.
-        keep_plan
-            Also return the transport plan (controls × stimulated, float32) in ``uns["scpram"]["ot_plan"]``.
-        return_attention
-            Also return the attention matrix (targets × reference control cells).
+            ``False`` (as published) or ``"residual"`` (:func:`~tutorial_lib.models.base.check_sample`).
+        keep_plan, return_attention
+            Also keep the plan (controls × stimulated) in ``uns["scpram"]["ot_plan"]``; also
+            return the attention matrix (targets × reference controls).
 
         Returns
         -------
-        AnnData like :meth:`SCGEN.predict` (``obs["method"] == "scpram"``, ``obsm["X_latent"]``,
-        ``obsm["delta"]``, ``obsm["X_latent_control"]``, ``uns["scpram"]``: see the module
-        docstring); with ``return_attention``, also the attention matrix.
+        AnnData like :meth:`SCGEN.predict` with ``uns["scpram"]``: ``variant``, ``settings``,
+        ``reference_cells``, ``attention``, ``cell_deltas``, ``ot_pairs`` (each reference control's
+        partner, cost and plan mass) and ``plan`` (sharpness and ``converged``).
         """
         self._check_trained()
-        mode = check_sample(sample)
+        check_sample(sample)
         name, opts = resolve_options(variant, ratio)
-        if mode == "posterior" and opts.latent == "sample":
-            raise ValueError(
-                "sample='posterior' draws the targets' latents, but latent='sample' already does; "
-                "pass variant=SCPRAMOptions(latent='mean', ...) with sample='posterior', or sample=False"
-            )
         targets = self._targets(cell_type, adata_to_predict, ctrl_key)
         rng = np.random.default_rng(seed)
-        ref_idx, stim_idx = self._reference_pools(targets, cell_type, ctrl_key, stim_key, opts, rng)  # 1.
-
-        draw = rng if opts.latent == "sample" else None  # 2. latents, drawn in the release's order
+        # 1. reference pools (indices of training cells)
+        ref_idx, stim_idx = self._reference_pools(targets, cell_type, ctrl_key, stim_key, opts, rng)
+        # 2. latents, drawn in the release's order
+        draw = rng if opts.latent == "sample" else None
         z_ref = self.get_latent(self.adata[ref_idx], rng=draw)
         z_stim = self.get_latent(self.adata[stim_idx], rng=draw)
         z_t = self.get_latent(targets, rng=draw)
-
-        cost = cost_matrix(  # 3. stimulated (rows) × reference controls (columns), as released
-            z_stim, z_ref, metric=opts.cost, normalization=opts.cost_normalization, dtype=opts.cost_dtype
-        )
-        plan, log = transport_plan(  # 4.
-            cost,
-            method=opts.ot_method,
-            num_iter_max=opts.num_iter_max,
-            reg=opts.reg,
-            device=self.device,
-            return_log=True,
-        )
-        z_matched, partner = match(plan.T, z_stim, mode=opts.matching)  # 5. each reference control's partner
-        cell_deltas = (np.asarray(z_matched, dtype=np.float64) - z_ref).astype(np.float32)
-
-        first_only = opts.attention == "first_cell"  # 6. the release computes the first target's weights only
+        # 3-5. cost, OT plan and matched pairs: one response per reference control cell
+        cost, plan, log, partner, cell_deltas = self._matched_responses(z_ref, z_stim, opts)
+        # 6. attention over the reference controls: each target's weighted mean response
+        first_only = opts.attention == "first_cell"  # the release computes the first target's weights only
         weights = attention_weights(
             z_t[:1] if first_only else z_t,
             z_ref,
@@ -348,14 +426,11 @@ class SCPRAM(BaseModel):
         if first_only:
             weights = sp.csr_matrix(sp.vstack([weights] * len(z_t)))
         deltas = np.asarray(weights @ cell_deltas, dtype=np.float32)
-
-        if mode is False:  # 7. decode the shifted latents (as published)
-            z_pred = z_t + deltas
-            x_pred = self.decode(z_pred)
-        else:  # course variants of the decoding
-            x_pred, z_pred = self._shifted_expression(
-                dense_x(targets, self.var_names), z_t, deltas, sample=mode, seed=seed
-            )
+        # 7. decode the shifted latents
+        z_pred = z_t + deltas
+        x_pred = self.decode(z_pred)
+        if sample == "residual":
+            x_pred = self._add_residual(x_pred, targets, z_t)
 
         pred = prediction_adata(
             x_pred,
@@ -367,28 +442,23 @@ class SCPRAM(BaseModel):
             cell_type=cell_type,
             obsm={"X_latent": z_pred, "delta": deltas, "X_latent_control": z_t},
         )
-        pred.uns["scpram"] = self._by_products(
-            name, opts, ref_idx, stim_idx, cost, plan, log, partner, weights, cell_deltas, keep_plan
-        )
+        pred.uns["scpram"] = self._by_products(name, opts, ref_idx, stim_idx, cost, plan, log, partner, weights)
+        pred.uns["scpram"]["cell_deltas"] = cell_deltas
+        if keep_plan:
+            pred.uns["scpram"]["ot_plan"] = plan.T.astype(np.float32)
         return (pred, weights) if return_attention else pred
 
-    def _reference_pools(
-        self,
-        targets: AnnData,
-        cell_type: str | None,
-        ctrl_key: str,
-        stim_key: str,
-        opts: SCPRAMOptions,
-        rng: np.random.Generator,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Indices of the training cells of the reference control and stimulated pools (step 1)."""
+    def _reference_pools(self, targets, cell_type, ctrl_key, stim_key, opts, rng) -> tuple[np.ndarray, np.ndarray]:
+        """Step 1: indices of the training cells of the reference control and stimulated pools."""
         types = obs_labels(self.adata, self.cell_type_key)
         conds = obs_labels(self.adata, self.condition_key)
         exclude = [cell_type] if cell_type is not None else []
         ctrl_mask, stim_mask = conds == ctrl_key, conds == stim_key
         if opts.reference == "shared":
-            ref_types = shared_cell_types(types, conds, ctrl_key=ctrl_key, stim_key=stim_key, exclude=exclude)
-            ctrl_mask, stim_mask = ctrl_mask & np.isin(types, ref_types), stim_mask & np.isin(types, ref_types)
+            shared = np.isin(
+                types, shared_cell_types(types, conds, ctrl_key=ctrl_key, stim_key=stim_key, exclude=exclude)
+            )
+            ctrl_mask, stim_mask = ctrl_mask & shared, stim_mask & shared
         elif exclude:
             ctrl_mask &= ~np.isin(types, exclude)
         else:  # no cell type to leave out (e.g. held-out donors): leave out the target cells themselves
@@ -400,29 +470,57 @@ class SCPRAM(BaseModel):
             )
         ref_idx, stim_idx = np.flatnonzero(ctrl_mask), np.flatnonzero(stim_mask)
         if opts.max_ot_cells is not None:
-            ref_idx = subsample(ref_idx, opts.max_ot_cells, rng)
-            stim_idx = subsample(stim_idx, opts.max_ot_cells, rng)
+            ref_idx, stim_idx = (
+                idx
+                if len(idx) <= opts.max_ot_cells
+                else np.sort(rng.choice(idx, size=opts.max_ot_cells, replace=False))
+                for idx in (ref_idx, stim_idx)
+            )
         return ref_idx, stim_idx
 
-    def _by_products(
-        self,
-        name: str,
-        opts: SCPRAMOptions,
-        ref_idx: np.ndarray,
-        stim_idx: np.ndarray,
-        cost: np.ndarray,
-        plan: np.ndarray,
-        log: dict,
-        partner: np.ndarray,
-        weights: sp.csr_matrix,
-        cell_deltas: np.ndarray,
-        keep_plan: bool,
-    ) -> dict[str, Any]:
-        """``uns["scpram"]`` of a prediction (``plan`` and ``cost``: stimulated × reference controls)."""
+    def _copies_of(self, targets: AnnData, candidates: np.ndarray) -> np.ndarray:
+        """Mask of the training cells among ``candidates`` (a mask) that are copies of a target.
+
+        Recognised by content, not name (``AnnData(array)`` names cells ``'0'``, ``'1'``...): the
+        same expression on the model's genes and the same values in the ``obs`` columns both have.
+        """
+        idx = np.flatnonzero(candidates)
+        copies = np.zeros(len(candidates), dtype=bool)
+        if len(idx):
+            train = self.adata[idx]
+            shared = [c for c in train.obs.columns if c in targets.obs.columns]
+
+            def keys(adata: AnnData) -> list[tuple]:
+                x = dense_x(adata, self.var_names) + np.float32(0)  # -0.0 becomes 0.0
+                labels = adata.obs[shared].astype(str).itertuples(index=False, name=None)
+                return [(row.tobytes(), label) for row, label in zip(x, labels)]
+
+            wanted = set(keys(targets))
+            copies[idx] = [k in wanted for k in keys(train)]
+        return copies
+
+    def _matched_responses(self, z_ref: np.ndarray, z_stim: np.ndarray, opts: SCPRAMOptions):
+        """Steps 3-5: cost (stimulated × reference controls), plan, its log, each control's partner and response."""
+        cost = cost_matrix(
+            z_stim, z_ref, metric=opts.cost, normalization=opts.cost_normalization, dtype=opts.cost_dtype
+        )
+        plan, log = transport_plan(
+            cost,
+            method=opts.ot_method,
+            num_iter_max=opts.num_iter_max,
+            reg=opts.reg,
+            device=self.device,
+            return_log=True,
+        )
+        z_matched, partner = match(plan.T, z_stim, mode=opts.matching)
+        cell_deltas = (np.asarray(z_matched, dtype=np.float64) - z_ref).astype(np.float32)
+        return cost, plan, log, partner, cell_deltas
+
+    def _by_products(self, name, opts, ref_idx, stim_idx, cost, plan, log, partner, weights) -> dict[str, Any]:
+        """``uns["scpram"]`` of a prediction: settings, reference cells, attention, pairs, plan diagnostics."""
         types = obs_labels(self.adata, self.cell_type_key)
         ctrl_names, stim_names = self.adata.obs_names[ref_idx], self.adata.obs_names[stim_idx]
-        plan_cs = plan.T
-        rows = np.arange(len(partner))
+        plan_cs, rows = plan.T, np.arange(len(partner))
         ot_pairs = pd.DataFrame(
             {
                 "ctrl_cell": ctrl_names,
@@ -434,14 +532,13 @@ class SCPRAM(BaseModel):
                 "row_max_share": plan_cs[rows, partner] * len(partner),
             }
         )
-        out: dict[str, Any] = {
+        return {
             "variant": name,
             "settings": {k: ("none" if v is None else v) for k, v in dataclasses.asdict(opts).items()},
             "reference_cells": pd.DataFrame(
                 {self.cell_type_key: types[ref_idx]}, index=pd.Index(ctrl_names, dtype=str)
             ),
             "attention": weights,
-            "cell_deltas": cell_deltas,
             "ot_pairs": ot_pairs,
             "plan": {
                 **plan_sharpness(plan_cs).drop("argmax_agreement").to_dict(),
@@ -449,30 +546,6 @@ class SCPRAM(BaseModel):
                 "n_stim": len(stim_idx),
             },
         }
-        if keep_plan:
-            out["ot_plan"] = plan_cs.astype(np.float32)
-        return out
-
-    def _copies_of(self, targets: AnnData, candidates: np.ndarray) -> np.ndarray:
-        """Mask of the training cells among ``candidates`` (a mask) that are copies of a target.
-
-        Targets are usually copies of training cells (held-out donors' controls stay in training).
-        A copy is recognised by its content, not its name (names can change, and ``AnnData(array)``
-        names any cells ``'0'``, ``'1'``...): the same expression on the model's genes and the same
-        annotations in the ``obs`` columns both have (condition, cell type, donor...).
-        """
-        idx = np.flatnonzero(candidates)
-        copies = np.zeros(len(candidates), dtype=bool)
-        if len(idx):
-            train = self.adata[idx]
-            shared = [c for c in train.obs.columns if c in targets.obs.columns]
-            copies[idx] = rows_in(
-                dense_x(train, self.var_names),
-                dense_x(targets, self.var_names),
-                train.obs[shared],
-                targets.obs[shared],
-            )
-        return copies
 
     def attention_by_cell_type(self, prediction: AnnData) -> pd.DataFrame:
         """Attention mass of each target cell on each reference cell type (see :func:`attention_by_cell_type`)."""
@@ -482,9 +555,8 @@ class SCPRAM(BaseModel):
 def attention_by_cell_type(prediction: AnnData, *, cell_type_key: str = CELL_TYPE_KEY) -> pd.DataFrame:
     """Attention mass each target cell puts on each reference cell type (targets × cell types; rows sum to 1).
 
-    ``prediction`` is an AnnData returned by :meth:`SCPRAM.predict` (it reads
-    ``uns["scpram"]["attention"]`` and ``["reference_cells"]``); rows are named after the
-    target (control) cells (``obs["source_cell"]``).
+    Reads ``uns["scpram"]["attention"]`` and ``["reference_cells"]`` of a :meth:`SCPRAM.predict`
+    result; rows are named after the target cells (``obs["source_cell"]``).
     """
     info = prediction.uns.get("scpram") if isinstance(prediction, AnnData) else None
     if not info or "attention" not in info or "reference_cells" not in info:

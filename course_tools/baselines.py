@@ -28,7 +28,7 @@ from tutorial_lib.data.checks import (
     check_log_normalised,
     require_conditions,
 )
-from tutorial_lib.models._data import (
+from tutorial_lib.models.base import (
     dense_x,
     obs_labels,
     prediction_adata,
@@ -36,7 +36,7 @@ from tutorial_lib.models._data import (
     require_unique_genes,
     shared_cell_types,
 )
-from tutorial_lib.models._params import check_int
+from tutorial_lib.models.vae import check_int
 
 
 def _checked_targets(
