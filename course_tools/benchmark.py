@@ -28,7 +28,7 @@ import pandas as pd
 from anndata import AnnData
 from tqdm import tqdm
 
-from tutorial_lib.config import check_seed, check_whole_number
+from tutorial_lib.config import apply_torch_threads, check_seed, check_whole_number
 from tutorial_lib.data.checks import DataValidationError
 from tutorial_lib.data.split import (
     DEFAULT_TEST_CELL_TYPE,
@@ -314,6 +314,9 @@ def run_benchmark(
                             degs = rank_degs(test, ctrl, k=config.n_top_degs)
                             scoring.append((group, test, ctrl, degs, fit_shared_pca(test, ctrl, seed=seed)))
                     cell_type = setting.cell_type if setting.donors is None else None
+                    # scanpy's first numba call (rank_degs above) raises PyTorch's thread count to one per
+                    # core; the documented count makes training repeatable (tutorial_lib.config)
+                    apply_torch_threads()
                     start = time.perf_counter()
                     pred = fit_predicts[method](
                         parts.train,

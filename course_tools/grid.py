@@ -63,9 +63,9 @@ from filelock import FileLock, Timeout
 
 from course_tools.benchmark import BenchmarkConfig, Setting, read_results, run_benchmark, write_results
 from course_tools.grid_results import UNREADABLE_ERRORS, damaged_table_message
-from tutorial_lib.config import torch_threads
+from tutorial_lib.config import apply_torch_threads, torch_threads
 from tutorial_lib.data.checks import CELL_TYPE_KEY, DataValidationError
-from tutorial_lib.data.preprocess import normalise_log
+from tutorial_lib.data.split import normalise_log
 
 #: Fraction of stimulated training cells kept in the unbalanced settings (issue 11).
 STIMULATED_FRACTION = 0.2
@@ -152,8 +152,8 @@ def _device() -> str:
 
     if torch.cuda.is_available():
         return f"GPU: {torch.cuda.get_device_name(0)}"
-    # the count training and prediction set for themselves (apply_torch_threads), not the process's
-    # count at start (rows written before 2026-12-01 23:30 UTC could say 2 while training used 1)
+    # the count run_benchmark sets before each training and prediction (apply_torch_threads), not the
+    # process's count at start (rows written before 2026-12-01 23:30 UTC could say 2 while training used 1)
     threads = torch_threads()
     cpu = platform.processor() or platform.machine()
     # the CPU model and the kernels torch dispatches to: a trained model's last digits depend on them
@@ -560,6 +560,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark grid from the command line; returns the exit status."""
     args = _parser().parse_args(argv)
+    apply_torch_threads()  # one documented thread count for the whole process (run_benchmark keeps it)
     from tutorial_lib.data import load_kang2018
 
     config = BenchmarkConfig(

@@ -184,8 +184,43 @@ def test_gather_only_writes_the_finished_runs_and_runs_nothing(tmp_path):
         main([*args, "--gather-only", "--shard", "0/2"])
 
 
+def test_training_runs_with_the_documented_thread_count(mini_counts, monkeypatch):
+    """The grid command sets the count once; run_benchmark sets it again before each training, because
+    scanpy's first numba call (the DEG ranking before it) raises PyTorch's count to one per core."""
+    import torch
+
+    import course_tools.grid as grid
+    from course_tools.benchmark import BenchmarkConfig, Setting, run_benchmark
+    from course_tools.methods import get_method
+
+    seen = []
+
+    def spy(train, ctrl, **kwargs):
+        seen.append(torch.get_num_threads())
+        torch.set_num_threads(2)  # as a numba call would: the next training must not inherit it
+        return get_method("no_change")(train, ctrl, **kwargs)
+
+    monkeypatch.setenv("TUTORIAL_TORCH_THREADS", "1")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        config = BenchmarkConfig(n_top_genes=100, n_bootstrap=2, n_bootstrap_degs=0, n_top_degs=10)
+        run_benchmark(
+            mini_counts, ["spy"], [Setting("B")], [0, 1], config=config, progress=False, fit_predicts={"spy": spy}
+        )
+        assert seen == [1, 1]
+        called = []
+        monkeypatch.setattr(grid, "apply_torch_threads", lambda: called.append(1))
+        monkeypatch.setattr(grid, "run_grid", lambda *a, **k: (_ for _ in ()).throw(SystemExit(0)))
+        with pytest.raises(SystemExit):
+            main(["--out", "unused.csv.gz", *TINY])
+        assert called == [1]
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_device_names_the_thread_count_and_kernels_training_uses(monkeypatch):
-    """Not the process's count at start: the library sets its own before training and predicting."""
+    """Not the process's count at start: the count run_benchmark sets before training and predicting."""
     import torch
 
     from course_tools.grid import _device

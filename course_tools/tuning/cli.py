@@ -38,7 +38,7 @@ from course_tools.tuning.study import (
     optimise,
     search_spaces,
 )
-from tutorial_lib.config import SEED_MAX, get_config
+from tutorial_lib.config import SEED_MAX, apply_torch_threads, get_config
 from tutorial_lib.data import load_kang2018, prepare_holdout, split_views
 from tutorial_lib.data.split import DEFAULT_TEST_CELL_TYPE, DEFAULT_VALIDATION_CELL_TYPE
 
@@ -123,6 +123,7 @@ def load_parts(data: str, test_cell_type: str, validation_cell_type: str, n_top_
 def main(argv: list[str] | None = None) -> int:
     """Run one worker; returns the process exit status."""
     args = build_parser().parse_args(argv)
+    apply_torch_threads()  # one documented thread count for the process (each trial keeps it: fixed_threads)
     problems = []
     if args.n_trials < 1:
         problems.append(f"--n-trials must be >= 1, got {args.n_trials}")
