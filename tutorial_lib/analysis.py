@@ -41,10 +41,7 @@ def mean_off_diagonal(square: pd.DataFrame) -> float:
 def predicted_and_real_changes(
     model, adata: AnnData, cell_types: Sequence[str], *, seed: int = 0
 ) -> tuple[dict[str, pd.Series], dict[str, pd.Series]]:
-    """Per cell type, the change a trained model predicts from its control cells, and the real change.
-
-    ``adata`` holds log-normalised control and stimulated cells on the model's genes.
-    """
+    """Per cell type of ``adata`` (log-normalised, the model's genes): the predicted and the real mean change."""
     require_obs_keys(adata, [CONDITION_KEY, CELL_TYPE_KEY])
     predicted, real = {}, {}
     for cell_type in cell_types:
@@ -59,10 +56,7 @@ def predicted_and_real_changes(
 
 
 def batch_silhouette(coords: np.ndarray, batches: Sequence[str], *, max_cells: int = 3000, seed: int = 0) -> float:
-    """Silhouette width of ``batches`` in ``coords`` on a seeded subsample of at most ``max_cells`` cells.
-
-    Near 0: batches mixed; towards 1: batches apart (lower is better for batch removal).
-    """
+    """Silhouette width of ``batches`` in ``coords`` (seeded subsample): near 0 mixed, towards 1 apart."""
     from sklearn.metrics import silhouette_score
 
     labels = np.asarray(batches).astype(str)

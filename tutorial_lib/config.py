@@ -1,9 +1,8 @@
-"""Run-time settings read from the environment once: fast/full mode, seeds, threads, device, paths.
+"""Run-time settings from the environment: fast/full mode, seeds, threads, device, paths.
 
-Fast mode (``TUTORIAL_FAST=1``, or ``CI`` set) uses the small committed subset of Kang 2018 with
-the default training schedule (early stopping, see :func:`tutorial_lib.models.vae.train_vae`).
-The test suite adds ``TUTORIAL_SMOKE=1``: the subset with training capped at 5 epochs, which
-checks that the code runs and gives no numbers worth reading. Full mode uses the whole data set.
+Full mode uses the whole Kang 2018 data; fast mode (``TUTORIAL_FAST=1``, or ``CI`` set) the small
+committed subset, both with the default training schedule; ``TUTORIAL_SMOKE=1`` (the test suite)
+caps training at 5 epochs, which checks that the code runs and gives no numbers worth reading.
 """
 
 from __future__ import annotations
@@ -25,16 +24,16 @@ _FALSE = {"", "0", "false", "no", "off"}
 
 
 def _flag(name: str) -> bool | None:
-    value = os.environ.get(name, "").strip().lower() if name in os.environ else None
-    if value is not None and value not in _TRUE | _FALSE:
+    if (value := os.environ.get(name)) is None:
+        return None
+    if (value := value.strip().lower()) not in _TRUE | _FALSE:
         raise ValueError(f"Environment variable {name}={value!r} is not a boolean; use 1/0, true/false.")
-    return None if value is None else value in _TRUE
+    return value in _TRUE
 
 
 def is_fast_mode() -> bool:
     """True when ``TUTORIAL_FAST`` or ``TUTORIAL_SMOKE`` is true, or ``CI`` is set; ``TUTORIAL_FAST=0`` wins."""
-    fast = _flag("TUTORIAL_FAST")
-    if fast is not None:
+    if (fast := _flag("TUTORIAL_FAST")) is not None:
         return fast
     return bool(_flag("TUTORIAL_SMOKE")) or os.environ.get("CI", "").strip().lower() not in _FALSE
 
@@ -116,10 +115,8 @@ def set_seed(seed: int = 0) -> None:
     """Seed Python, NumPy and PyTorch."""
     import torch
 
-    seed = check_seed(seed)
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    for seeder in (random.seed, np.random.seed, torch.manual_seed):
+        seeder(check_seed(seed))
 
 
 TORCH_THREADS_DEFAULT = 1

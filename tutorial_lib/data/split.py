@@ -1,8 +1,8 @@
-"""Splits for predicting the response of an unseen group (cell type or donor).
+"""Normalisation and hold-out splits for predicting the response of an unseen cell type or donor.
 
-``obs["split"]`` is ``"train"`` for cells a model may see, ``"test"`` for the held-out stimulated
-cells (scored once, at the end) and ``"validation"`` for a second held-out group (for tuning).
-The control cells of held-out groups stay in ``"train"``: the response is predicted from them.
+``obs["split"]``: ``"train"`` (what a model may see, including the held-out groups' control cells,
+the input of a prediction), ``"test"`` (the held-out stimulated cells, scored once at the end) and
+``"validation"`` (the stimulated cells of a second held-out group, for tuning).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scanpy as sc
 from anndata import AnnData
 
 from tutorial_lib.config import check_seed, check_whole_number
@@ -22,8 +23,8 @@ from tutorial_lib.data.checks import (
     DONOR_KEY,
     STIMULATED,
     DataValidationError,
+    check_counts,
     require_conditions,
-    require_nonempty,
     require_obs_keys,
     require_values,
 )
@@ -33,14 +34,64 @@ DEFAULT_TEST_CELL_TYPE = "CD4+ T cells"
 DEFAULT_VALIDATION_CELL_TYPE = "CD14+ Monocytes"
 
 
-def _set_split(adata: AnnData, held: dict[str, np.ndarray], info: dict) -> AnnData:
-    labels = np.full(adata.n_obs, "train", dtype=object)
-    for label, mask in held.items():
-        labels[mask] = label
+def normalise_log(adata: AnnData) -> AnnData:
+    """Set ``X`` to log1p(counts / cell total * 1e4) from ``layers["counts"]``, in place.
+
+    Each cell is normalised by its own counts, so nothing leaks between cells or splits. As with
+    scanpy, ``uns["log1p"]`` marks the result as log data; data so marked are not normalised again.
+    """
+    if "log1p" in adata.uns:
+        raise DataValidationError("X is already log-normalised (uns['log1p'] is set); do not normalise twice")
+    if "counts" not in adata.layers:
+        raise DataValidationError(f"No layer 'counts' with raw counts (layers: {list(adata.layers)}); see harmonise")
+    check_counts(adata.layers["counts"], "layers['counts']")
+    adata.X = adata.layers["counts"].copy()
+    sc.pp.normalize_total(adata, target_sum=1e4)
+    sc.pp.log1p(adata)
+    adata.X = adata.X.astype(np.float32)
+    return adata
+
+
+def select_hvg(adata: AnnData, *, n_top_genes: int = 2000, train_mask: np.ndarray | None = None) -> AnnData:
+    """A copy with the ``n_top_genes`` most variable genes (scanpy's "seurat" flavour) of the training cells.
+
+    ``train_mask`` marks the training cells (default ``obs["split"] == "train"``): held-out cells
+    never influence the choice. Adds ``var["highly_variable_rank"]`` and ``uns["hvg"]``.
+    """
+    if train_mask is None:
+        if "split" not in adata.obs:
+            raise DataValidationError(
+                "select_hvg on all cells would leak the held-out cells: split first or pass train_mask"
+            )
+        train_mask = (adata.obs["split"] == "train").to_numpy()
+    train_mask = np.asarray(train_mask, dtype=bool)
+    if train_mask.shape != (adata.n_obs,):
+        raise DataValidationError(f"train_mask has shape {train_mask.shape}, expected ({adata.n_obs},)")
+    if not train_mask.any():
+        raise DataValidationError("The training set is empty: no cells match")
+    n_top_genes = check_whole_number(n_top_genes, "n_top_genes", 1, adata.n_vars)
+    stats = sc.pp.highly_variable_genes(adata[train_mask], n_top_genes=n_top_genes, flavor="seurat", inplace=False)
+    stats.index = adata.var_names
+    out = adata[:, stats["highly_variable"].to_numpy()].copy()
+    rank = stats["dispersions_norm"].rank(ascending=False, method="first")
+    out.var["highly_variable_rank"] = rank.loc[out.var_names].to_numpy()
+    out.uns["hvg"] = {"n_top_genes": n_top_genes, "n_train_cells": int(train_mask.sum())}
+    return out
+
+
+def _hold_out(adata: AnnData, key: str, test: list, validation: list, condition_key: str, what: str) -> AnnData:
+    """Label the stimulated cells of the ``test`` and ``validation`` groups of ``obs[key]``, in place."""
+    require_obs_keys(adata, [condition_key, key])
+    require_conditions(adata, condition_key)
+    require_values(adata, key, test + validation, what)
+    stim = (adata.obs[condition_key] == STIMULATED).to_numpy()
+    group = adata.obs[key].astype(str)
+    labels = np.where(stim & group.isin(validation).to_numpy(), "validation", "train")
+    labels[stim & group.isin(test).to_numpy()] = "test"
     if not (labels == "test").any():
         raise DataValidationError("The test split is empty: no stimulated cells match the held-out group")
     adata.obs[SPLIT_KEY] = pd.Categorical(labels, categories=["train", "validation", "test"])
-    adata.uns[SPLIT_KEY] = info
+    adata.uns[SPLIT_KEY] = {"key": key, "test": test, "validation": validation}
     return adata
 
 
@@ -53,43 +104,21 @@ def assign_holdout(
     cell_type_key: str = CELL_TYPE_KEY,
 ) -> AnnData:
     """Hold out the stimulated cells of ``cell_type`` (and of ``validation_cell_type``), in place."""
-    require_obs_keys(adata, [condition_key, cell_type_key])
-    require_conditions(adata, condition_key)
-    validation = [validation_cell_type] if validation_cell_type else []
-    require_values(adata, cell_type_key, [cell_type, *validation], "cell type")
     if validation_cell_type == cell_type:
-        raise DataValidationError(
-            f"The validation cell type must differ from the test cell type (both {cell_type!r}): "
-            "tuning on the test cell type leaks it"
-        )
-    stim = (adata.obs[condition_key] == STIMULATED).to_numpy()
-    types = adata.obs[cell_type_key].astype(str).to_numpy()
-    held = {"test": stim & (types == cell_type)}
-    if validation_cell_type:
-        held["validation"] = stim & (types == validation_cell_type)
-    info = {"key": cell_type_key, "test": [cell_type], "validation": validation}
-    return _set_split(adata, held, info)
+        raise DataValidationError(f"The validation cell type must differ from the test cell type, both {cell_type!r}")
+    validation = [validation_cell_type] if validation_cell_type else []
+    return _hold_out(adata, cell_type_key, [cell_type], validation, condition_key, "cell type")
 
 
 def assign_donor_holdout(
-    adata: AnnData,
-    donors: Sequence[str],
-    *,
-    condition_key: str = CONDITION_KEY,
-    donor_key: str = DONOR_KEY,
+    adata: AnnData, donors: Sequence[str], *, condition_key: str = CONDITION_KEY, donor_key: str = DONOR_KEY
 ) -> AnnData:
     """Hold out the stimulated cells of ``donors`` (a list of names), in place."""
     if isinstance(donors, (str, bytes)):
         raise TypeError(f"donors must be a list of donor names, e.g. [{donors!r}]; got the string {donors!r}")
-    require_obs_keys(adata, [condition_key, donor_key])
-    require_conditions(adata, condition_key)
-    donors = [str(d) for d in donors]
-    if not donors:
+    if not (donors := [str(d) for d in donors]):
         raise DataValidationError("donors is empty: name at least one donor to hold out")
-    require_values(adata, donor_key, donors, "donor")
-    stim = (adata.obs[condition_key] == STIMULATED).to_numpy()
-    held = {"test": stim & adata.obs[donor_key].astype(str).isin(donors).to_numpy()}
-    return _set_split(adata, held, {"key": donor_key, "test": donors, "validation": []})
+    return _hold_out(adata, donor_key, donors, [], condition_key, "donor")
 
 
 def subsample_stimulated(adata: AnnData, fraction: float = 0.2, *, seed: int = 0) -> AnnData:
@@ -110,9 +139,7 @@ def subsample_stimulated(adata: AnnData, fraction: float = 0.2, *, seed: int = 0
     for cell_type in np.unique(types[candidate]):
         idx = np.flatnonzero(candidate & (types == cell_type))
         keep[rng.choice(idx, size=max(1, int(round(fraction * idx.size))), replace=False)] = True
-    out = adata[keep].copy()
-    out.uns["stimulated_fraction"] = float(fraction)
-    return out
+    return adata[keep].copy()
 
 
 @dataclass
@@ -137,7 +164,8 @@ def split_views(adata: AnnData) -> HoldoutData:
     group = adata.obs[info["key"]].astype(str)
 
     def part(mask: np.ndarray, what: str) -> AnnData:
-        require_nonempty(adata[mask], what)
+        if not mask.any():
+            raise DataValidationError(f"{what} is empty: no cells match")
         return adata[mask].copy()
 
     data = HoldoutData(
@@ -168,8 +196,6 @@ def prepare_holdout(
     ``stimulated_fraction`` keeps that fraction of the stimulated training cells per cell type
     (seeded by ``seed``); the ``n_top_genes`` highly variable genes are chosen on training cells only.
     """
-    from tutorial_lib.data.preprocess import normalise_log, select_hvg
-
     n_top_genes = check_whole_number(n_top_genes, "n_top_genes", 1)
     seed = check_seed(seed)
     out = adata.copy()
