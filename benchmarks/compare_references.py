@@ -262,8 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     from course_tools.methods import get_method
     from course_tools.presets import predict_preset, train_preset
     from tutorial_lib.data import load_kang2018, prepare_holdout, split_views
-    from tutorial_lib.models import SCGEN, SCPRAM, SCPRAMOptions
-    from tutorial_lib.models.scpram import VARIANTS
+    from tutorial_lib.models import SCGEN, SCPRAM
+    from tutorial_lib.models.scpram import VARIANTS, SCPRAMOptions
 
     overrides = parse_overrides(args.overrides)
     methods = [m for m in args.methods.split(",") if m]

@@ -40,20 +40,20 @@ import torch
 
 def copy_weights(ours, theirs) -> None:
     """Load the library's VAE weights into scpram 0.0.3's ``SCPRAM`` module."""
-    enc, dec = ours.module.encoder, ours.module.decoder
+    m = ours.module
     state = {
-        "encoder.0.weight": enc.body[0].weight,
-        "encoder.0.bias": enc.body[0].bias,
-        "encoder.2.weight": enc.body[2].weight,
-        "encoder.2.bias": enc.body[2].bias,
-        "encoder.4.weight": torch.cat([enc.mean.weight, enc.logvar.weight]),
-        "encoder.4.bias": torch.cat([enc.mean.bias, enc.logvar.bias]),
-        "decoder.0.weight": dec.body[0].weight,
-        "decoder.0.bias": dec.body[0].bias,
-        "decoder.2.weight": dec.body[2].weight,
-        "decoder.2.bias": dec.body[2].bias,
-        "decoder.4.weight": dec.out.weight,
-        "decoder.4.bias": dec.out.bias,
+        "encoder.0.weight": m.encoder[0].weight,
+        "encoder.0.bias": m.encoder[0].bias,
+        "encoder.2.weight": m.encoder[2].weight,
+        "encoder.2.bias": m.encoder[2].bias,
+        "encoder.4.weight": torch.cat([m.mean.weight, m.logvar.weight]),
+        "encoder.4.bias": torch.cat([m.mean.bias, m.logvar.bias]),
+        "decoder.0.weight": m.decoder[0].weight,
+        "decoder.0.bias": m.decoder[0].bias,
+        "decoder.2.weight": m.decoder[2].weight,
+        "decoder.2.bias": m.decoder[2].bias,
+        "decoder.4.weight": m.out.weight,
+        "decoder.4.bias": m.out.bias,
     }
     theirs.load_state_dict({k: v.detach().clone() for k, v in state.items()})
 

@@ -96,19 +96,18 @@ def state(model) -> dict[str, torch.Tensor]:
 
 # -- shared core --------------------------------------------------------------------------
 def test_vae_forward_shapes():
-    vae = M.VAE(50, n_latent=4, n_layers=3, n_hidden=16, noise_rate=0.1, noise_type="mask")
+    vae = M.VAE(50, n_latent=4, n_layers=3, n_hidden=16, noise_rate=0.1)
     x = torch.rand(10, 50)
     out = vae(x)
     assert out["x_hat"].shape == (10, 50) and out["loss"].ndim == 0
     assert out["recon"].item() >= 0 and out["kl"].item() >= 0
     mean, logvar = vae.encode(x)
     assert mean.shape == logvar.shape == (10, 4)
-    assert sum(isinstance(m, torch.nn.Linear) for m in vae.encoder.body) == 3
+    assert sum(isinstance(m, torch.nn.Linear) for m in vae.encoder) == 3
 
 
-def test_layer_norm_and_noise_only_in_training():
-    vae = M.VAE(20, n_latent=3, n_hidden=8, use_batch_norm=False, use_layer_norm=True, noise_rate=0.5).eval()
-    assert any(isinstance(m, torch.nn.LayerNorm) for m in vae.modules())
+def test_noise_only_in_training():
+    vae = M.VAE(20, n_latent=3, n_hidden=8, use_batch_norm=False, noise_rate=0.5).eval()
     x = torch.rand(4, 20)
     assert torch.equal(vae.corrupt(x), x)
     assert not torch.equal(vae.train().corrupt(x), x)
@@ -344,11 +343,6 @@ def test_attention_rows(ratio):
     np.testing.assert_allclose(np.asarray(w.sum(1)).ravel(), 1.0)
     assert np.all(np.diff(w.indptr) == k)
     assert np.all(w.data > 0)
-    lin = attention_weights(
-        rng.normal(size=(3, 5)), rng.normal(size=(101, 5)), ratio=ratio, weighting="normalised_clipped"
-    )
-    np.testing.assert_allclose(np.asarray(lin.sum(1)).ravel(), 1.0)
-    assert lin.data.min() >= 0
 
 
 def test_attention_picks_most_similar():
@@ -361,7 +355,8 @@ def test_attention_picks_most_similar():
 @pytest.mark.parametrize("variant", ["released", "percell"])
 def test_scpram_attention_and_plan(scpram, ctrl_a, variant):
     options = dataclasses.replace(VARIANTS[variant], reference="shared")
-    pred, weights = scpram.predict(HELD_OUT, variant=options, ratio=0.1, return_attention=True, keep_plan=True)
+    pred = scpram.predict(HELD_OUT, variant=options, ratio=0.1, keep_plan=True)
+    weights = pred.uns["scpram"]["attention"]
     n_ref = 120  # B and C control cells; A (held out, no stimulated cells) is no reference
     assert weights.shape == (ctrl_a.n_obs, n_ref)
     assert np.all(np.diff(weights.indptr) == 12)
@@ -460,7 +455,6 @@ def test_registry_errors(train_data, ctrl_a):
         (SCGEN, {"n_hidden": 2.5}, "n_hidden"),
         (SCGEN, {"dropout_rate": 1.0}, "dropout_rate"),
         (SCPRAM, {"noise_rate": -0.1}, "noise_rate"),
-        (SCPRAM, {"noise_type": "salt"}, "noise_type"),
         (SCPRAM, {"kl_weight": -1}, "kl_weight"),
     ],
 )

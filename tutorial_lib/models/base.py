@@ -1,14 +1,10 @@
-"""What scGen and scPRAM share: AnnData in and out, training, the latent space, save and load.
+"""What scGen and scPRAM share: AnnData in and out, training, encoding and decoding.
 
 :class:`BaseModel` is the *model* half of the scvi-tools split (the ``torch`` module,
-:class:`~tutorial_lib.models.vae.VAE`, is the other): it checks and densifies the data, trains
-the module with :func:`~tutorial_lib.models.vae.train_vae`, encodes (:meth:`~BaseModel.get_latent`)
-and decodes (:meth:`~BaseModel.decode`). Each subclass writes its own ``predict``.
-
-Seeds: ``Model(adata).train(seed=s)`` initialises the weights from ``s``, so it gives the same
-weights and predictions on CPU every time; training again continues from the current weights.
-Prediction never changes the model: what it computes besides the expression is returned in the
-prediction (``obsm["delta"]``, ``obsm["X_latent_control"]``, ``uns[method]``).
+:class:`~tutorial_lib.models.vae.VAE`, is the other); each subclass writes its own ``predict``.
+``Model(adata).train(seed=s)`` initialises the weights from ``s``: the same weights and
+predictions on CPU every time. Prediction never changes the model: what it computes besides the
+expression is returned in the prediction (``obsm["delta"]``, ``obsm["X_latent_control"]``, ``uns``).
 """
 
 from __future__ import annotations
@@ -37,7 +33,6 @@ from tutorial_lib.data.checks import (
 from tutorial_lib.models.vae import VAE, EpochCallback, TrainingHistory, TrainingOptions, train_vae
 
 METHOD_KEY = "method"
-WEIGHTS_FILE, SETTINGS_FILE = "model.pt", "settings.json"
 
 
 # -- AnnData helpers shared by the models and the baselines ----------------------------------------
@@ -150,18 +145,18 @@ def check_sample(sample: bool | str) -> bool | str:
     return sample
 
 
+def module_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The module's hyperparameters among a model constructor's arguments (its ``locals()``)."""
+    other = ("self", "adata", "condition_key", "cell_type_key", "device", "__class__")
+    return {k: v for k, v in arguments.items() if k not in other}
+
+
 class BaseModel:
     """AnnData-facing wrapper around a latent ``torch`` module (by default the :class:`VAE`).
 
-    Parameters
-    ----------
-    adata
-        Training data, kept by reference: log1p-normalised ``X`` (dense or sparse),
-        ``obs[condition_key]`` in {"control", "stimulated"} and ``obs[cell_type_key]``.
-    device
-        ``"cpu"``, ``"cuda"``, ...; default: CUDA when available.
-    **module_kwargs
-        Hyperparameters of the module (checked there).
+    ``adata``: the training data, kept by reference: log1p-normalised ``X`` (dense or sparse),
+    ``obs[condition_key]`` in {"control", "stimulated"} and ``obs[cell_type_key]``. ``device``:
+    default CUDA when available. ``module_kwargs``: the module's hyperparameters.
     """
 
     method_name: ClassVar[str] = "vae"
@@ -331,6 +326,13 @@ class BaseModel:
             raise DataValidationError(f"{err} (the model was trained on log1p-normalised data)") from None
         return x
 
+    def _prediction(self, x: np.ndarray, targets: AnnData, cell_type: str | None, **obsm: np.ndarray) -> AnnData:
+        """Predicted expression ``x`` of ``targets`` as AnnData (:func:`prediction_adata`)."""
+        keys = {"condition_key": self.condition_key, "cell_type_key": self.cell_type_key}
+        return prediction_adata(
+            x, targets, self.var_names, method=self.method_name, cell_type=cell_type, **keys, obsm=obsm
+        )
+
     def _add_residual(self, x_pred: np.ndarray, targets: AnnData, z: np.ndarray) -> np.ndarray:
         """``sample="residual"`` (:func:`check_sample`): each target's ``x - decode(z)`` added back, clipped at 0."""
         return np.clip(x_pred + (dense_x(targets, self.var_names) - self.decode(z)), 0.0, None)
@@ -377,12 +379,9 @@ class BaseModel:
         n = check_whole_number(n, "n", 1, what="a whole number of genes >= 1")
         effect = self.decode_delta(prediction, **kwargs)
         top = effect.iloc[np.argsort(-np.abs(effect.to_numpy()), kind="stable")[:n]]
-        return pd.DataFrame(
-            {
-                "gene": top.index.to_numpy(),
-                "effect": top.to_numpy(),
-                "abs_effect": np.abs(top.to_numpy()),
-                "direction": np.where(top.to_numpy() >= 0, "up", "down"),
-                "rank": np.arange(1, len(top) + 1),
-            }
+        table = pd.DataFrame(
+            {"gene": top.index.to_numpy(), "effect": top.to_numpy(), "abs_effect": top.abs().to_numpy()}
         )
+        table["direction"] = np.where(table["effect"] >= 0, "up", "down")
+        table["rank"] = np.arange(1, len(table) + 1)
+        return table

@@ -38,7 +38,7 @@ from tutorial_lib.data.checks import (
     DataValidationError,
     require_obs_keys,
 )
-from tutorial_lib.models.base import BaseModel, check_sample, obs_labels, prediction_adata, shared_cell_types
+from tutorial_lib.models.base import BaseModel, check_sample, module_arguments, obs_labels, shared_cell_types
 from tutorial_lib.models.vae import TrainingOptions
 
 
@@ -58,15 +58,11 @@ def balanced_indices(
     exclude: Iterable[str] = (),
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Cell indices (control, stimulated) over which scGen averages latents.
+    """Cell indices (control, stimulated) over which scGen averages latents (seeded).
 
-    Cell types: those with cells in both conditions (optionally only ``restrict_to``, minus
-    ``exclude``). Each condition is balanced with :func:`balance_cell_types`, then the larger
-    side is subsampled without replacement to the size of the smaller one. Seeded.
-
-    ``restrict_to`` is a list of cell-type names: a single string raises ``TypeError`` (it would
-    be read as its letters), and a list naming none of the usable cell types raises
-    :class:`~tutorial_lib.data.checks.DataValidationError` listing them.
+    Cell types with cells in both conditions (only ``restrict_to``, a list, if given; minus
+    ``exclude``) are balanced within each condition (:func:`balance_cell_types`), then the larger
+    side is subsampled without replacement to the size of the smaller one.
     """
     seed = check_seed(seed)
     cell_types, conditions = np.asarray(cell_types).astype(str), np.asarray(conditions).astype(str)
@@ -99,21 +95,9 @@ def balanced_indices(
 class SCGEN(BaseModel):
     """scGen: predicts a cell type's response by latent vector arithmetic.
 
-    Parameters
-    ----------
-    adata, condition_key, cell_type_key, device
-        See :class:`~tutorial_lib.models.base.BaseModel`.
-    n_latent, n_layers, n_hidden, dropout_rate, kl_weight, use_batch_norm, use_layer_norm
-        Network hyperparameters (defaults: the published scGen).
-    noise_rate, noise_type
-        Optional input noise (denoising); scGen uses none.
-
-    Examples
-    --------
-    >>> model = SCGEN(train_adata)
-    >>> model.train(max_epochs=100)
-    >>> pred = model.predict("CD4+ T cells")
-    >>> model.top_delta_genes(pred, n=10)
+    ``adata``, ``condition_key``, ``cell_type_key``, ``device``: see
+    :class:`~tutorial_lib.models.base.BaseModel`; the others are the network's hyperparameters
+    (:class:`~tutorial_lib.models.vae.VAE`; defaults: the published scGen, no input noise).
     """
 
     method_name = "scgen"
@@ -134,26 +118,11 @@ class SCGEN(BaseModel):
         dropout_rate: float = 0.2,
         kl_weight: float = 5e-5,
         use_batch_norm: bool = True,
-        use_layer_norm: bool = False,
         noise_rate: float = 0.0,
-        noise_type: str = "gaussian",
         device: str | None = None,
     ) -> None:
-        super().__init__(
-            adata,
-            condition_key=condition_key,
-            cell_type_key=cell_type_key,
-            device=device,
-            n_latent=n_latent,
-            n_layers=n_layers,
-            n_hidden=n_hidden,
-            dropout_rate=dropout_rate,
-            kl_weight=kl_weight,
-            use_batch_norm=use_batch_norm,
-            use_layer_norm=use_layer_norm,
-            noise_rate=noise_rate,
-            noise_type=noise_type,
-        )
+        network = module_arguments(locals())  # n_latent, ..., noise_rate as given
+        super().__init__(adata, condition_key=condition_key, cell_type_key=cell_type_key, device=device, **network)
 
     def predict(
         self,
@@ -168,30 +137,15 @@ class SCGEN(BaseModel):
     ) -> AnnData:
         """Predicted stimulated cells, one per control cell of the target: ``decode(z + delta)``.
 
-        Parameters
-        ----------
-        cell_type
-            Cell type whose training control cells are shifted (and the label of the output);
-            pertpy's ``Scgen.predict`` calls it ``celltype_to_predict``.
-        adata_to_predict
-            Control cells to shift instead (same genes); their ``obs[cell_type_key]`` is kept.
-        ctrl_key, stim_key
-            Condition labels.
-        restrict_arithmetic_to
-            Cell types used to compute ``delta``, a list (default: all with both conditions).
-        seed
-            Seed of the balancing resampling (and of ``sample="posterior"``): an integer from 0 to
-            ``2**32 - 1``, NumPy integers included (:func:`~tutorial_lib.config.check_seed`).
-        sample
-            ``False`` (as published) or ``"residual"`` (a course variant, see
-            :func:`~tutorial_lib.models.base.check_sample`).
+        ``cell_type``: the cell type whose training controls are shifted (pertpy's
+        ``celltype_to_predict``), or ``adata_to_predict``: control cells to shift instead.
+        ``restrict_arithmetic_to``: a list of the cell types ``delta`` is computed on (default: all
+        with both conditions). ``seed`` (0 to ``2**32 - 1``) seeds the balancing. ``sample``:
+        ``False`` (as published) or ``"residual"`` (:func:`~tutorial_lib.models.base.check_sample`).
 
-        Returns
-        -------
-        AnnData with ``obs[condition_key] == "predicted"``, ``obs[cell_type_key]``,
-        ``obs["method"] == "scgen"``, ``obsm["X_latent"]`` (shifted latents),
-        ``obsm["X_latent_control"]`` (latents before the shift), ``obsm["delta"]`` and
-        ``uns["scgen"]["delta"]``.
+        Returns AnnData with ``obs[condition_key] == "predicted"``, ``obs[cell_type_key]``,
+        ``obs["method"]``, ``obsm["X_latent"]`` (shifted latents), ``obsm["X_latent_control"]``
+        (latents before the shift), ``obsm["delta"]`` and ``uns["scgen"]["delta"]``.
         """
         self._check_trained()
         check_sample(sample)
@@ -212,30 +166,16 @@ class SCGEN(BaseModel):
         x_pred = self.decode(z_pred)
         if sample == "residual":
             x_pred = self._add_residual(x_pred, targets, z)
-        pred = prediction_adata(
-            x_pred,
-            targets,
-            self.var_names,
-            method=self.method_name,
-            condition_key=self.condition_key,
-            cell_type_key=self.cell_type_key,
-            cell_type=cell_type,
-            obsm={"X_latent": z_pred, "X_latent_control": z, "delta": np.broadcast_to(delta, z.shape).copy()},
-        )
+        deltas = np.broadcast_to(delta, z.shape).copy()
+        pred = self._prediction(x_pred, targets, cell_type, X_latent=z_pred, X_latent_control=z, delta=deltas)
         pred.uns["scgen"] = {"delta": delta}
         return pred
 
     def batch_removal(self, adata: AnnData | None = None, batch_key: str = "batch") -> AnnData:
-        """Batch-corrected expression by latent mean alignment.
+        """Batch-corrected expression by latent mean alignment (``obsm``: ``X_latent``, ``X_latent_corrected``).
 
-        Per cell type, each batch's latent cells are shifted so that the batch's mean equals the
-        cell type's mean over all batches (original scGen aligns to the largest batch instead);
-        the shifted latents are decoded. Cell types seen in one batch only are decoded unshifted.
-
-        Returns
-        -------
-        AnnData with corrected ``X``, the input ``obs``, ``obsm["X_latent"]`` (before) and
-        ``obsm["X_latent_corrected"]``.
+        Per cell type, each batch's latents are shifted so that the batch's mean equals the cell
+        type's mean over all batches (the original scGen aligns to the largest batch), then decoded.
         """
         self._check_trained()
         adata = self.adata if adata is None else adata

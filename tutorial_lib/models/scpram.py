@@ -54,14 +54,14 @@ import torch
 from anndata import AnnData
 
 from tutorial_lib.data.checks import CELL_TYPE_KEY, CONDITION_KEY, CONTROL, STIMULATED, DataValidationError
-from tutorial_lib.models.base import BaseModel, check_sample, dense_x, obs_labels, prediction_adata, shared_cell_types
+from tutorial_lib.models.base import BaseModel, check_sample, dense_x, module_arguments, obs_labels, shared_cell_types
 from tutorial_lib.models.vae import TrainingOptions, check_choice, check_float, check_int
 
 COST_METRICS = ("sqeuclidean", "euclidean")
 COST_NORMALISATIONS = ("max", "mean", None)
 OT_METHODS = ("sinkhorn_log", "sinkhorn", "sinkhorn_stabilized", "emd")
 MATCHINGS = ("argmax", "barycentric")
-WEIGHTINGS = ("normalised", "normalised_clipped", "softmax")
+WEIGHTINGS = ("normalised", "softmax")
 EMD_MAX_ITER_RELEASE = 100_000  # numItermax of ot.emd in scpram 0.0.3's SCPRAM.predict
 MARGINAL_TOLERANCE = 1e-3  # L1 error of both marginals (each sums to 1) tolerated silently
 
@@ -165,14 +165,8 @@ def plan_sharpness(plan: np.ndarray, reference: np.ndarray | None = None) -> pd.
         if reference.shape != plan.shape:
             raise ValueError(f"reference plan has shape {reference.shape}; expected {plan.shape} like plan")
         agreement = float((plan.argmax(axis=1) == reference.argmax(axis=1)).mean())
-    return pd.Series(
-        {
-            "row_max_share_mean": float(share.mean()),
-            "row_max_share_median": float(np.median(share)),
-            "argmax_agreement": agreement,
-            "n_rows": plan.shape[0],
-        }
-    )
+    names = ["row_max_share_mean", "row_max_share_median", "argmax_agreement", "n_rows"]
+    return pd.Series([float(share.mean()), float(np.median(share)), agreement, plan.shape[0]], index=names)
 
 
 def n_top(ratio: float, n_keys: int) -> int:
@@ -193,8 +187,8 @@ def attention_weights(
     """Sparse attention, queries × keys: each query keeps its ``n_top(ratio, n_keys)`` most cosine-similar keys.
 
     ``"normalised"`` (the release): weights ``cos / sum(cos)``, negative similarities included (a
-    row summing below 0 warns, one summing to 0 raises). Course options: ``"normalised_clipped"``
-    clips them at 0 first (uniform when all are <= 0); ``"softmax"``: ``softmax(cos / temperature)``.
+    row summing below 0 warns, one summing to 0 raises); ``"softmax"`` (a course option):
+    ``softmax(cos / temperature)``.
     """
     check_choice("weighting", weighting, WEIGHTINGS)
     check_float("temperature", temperature, 0.0, open_low=True)
@@ -207,9 +201,6 @@ def attention_weights(
         s = np.take_along_axis(sim, top, axis=1)
         if weighting == "softmax":
             w = np.exp((s - s.max(axis=1, keepdims=True)) / temperature)
-        elif weighting == "normalised_clipped":
-            w = np.clip(s, 0.0, None)
-            w[w.sum(axis=1) == 0] = 1.0
         else:
             w = s.copy()
             sums = w.sum(axis=1)
@@ -217,13 +208,12 @@ def attention_weights(
                 raise ValueError(
                     f"weighting='normalised' (cos / sum cos, as released): the top-{k} cosine similarities of "
                     f"query {start + int(np.flatnonzero(sums == 0)[0])} sum to 0, so they cannot be normalised; "
-                    "use weighting='normalised_clipped' or 'softmax'"
+                    "use weighting='softmax'"
                 )
             if np.any(sums < 0):
                 warnings.warn(
                     f"weighting='normalised': for {int((sums < 0).sum())} queries the top-{k} cosine similarities "
-                    "sum to less than 0, so their weights change sign (as in the release); "
-                    "weighting='normalised_clipped' avoids this",
+                    "sum to less than 0, so their weights change sign (as in the release)",
                     stacklevel=2,
                 )
         w /= w.sum(axis=1, keepdims=True)
@@ -243,11 +233,10 @@ class SCPRAMOptions:
 
     ``latent``: ``"sample"`` (a seeded posterior draw per cell) or ``"mean"``. ``reference``:
     ``"all"`` (every control not of the target type, every stimulated cell) or ``"shared"`` (cell
-    types with both conditions only). ``max_ot_cells``: ``None`` or the most reference cells per
-    condition (seeded subsample). ``cost``, ``cost_normalization``: :func:`cost_matrix` (float64
-    unless the release's). ``ot_method``, ``num_iter_max``, ``reg``: :func:`transport_plan`.
-    ``matching``: :func:`match`. ``attention``: ``"first_cell"`` (the first target's weights for
-    all) or ``"per_cell"``. ``ratio``, ``weighting``, ``temperature``: :func:`attention_weights`.
+    types with both conditions). ``max_ot_cells``: ``None`` or the most reference cells per
+    condition (a seeded subsample). ``attention``: ``"first_cell"`` (the first target's weights for
+    all) or ``"per_cell"``. The others go to :func:`cost_matrix` (float64 unless the release's
+    cost), :func:`transport_plan`, :func:`match` and :func:`attention_weights`.
     """
 
     latent: str = "sample"
@@ -310,14 +299,9 @@ def resolve_options(variant: str | SCPRAMOptions, ratio: float | None = None) ->
 class SCPRAM(BaseModel):
     """scPRAM: per-cell responses from OT-matched cells, combined by attention.
 
-    Parameters
-    ----------
-    adata, condition_key, cell_type_key, device
-        See :class:`~tutorial_lib.models.base.BaseModel`.
-    n_latent, n_layers, n_hidden, dropout_rate, kl_weight, use_batch_norm, use_layer_norm
-        Network hyperparameters (defaults: the scPRAM release).
-    noise_rate, noise_type
-        Input corruption of the denoising VAE.
+    ``adata``, ``condition_key``, ``cell_type_key``, ``device``: see
+    :class:`~tutorial_lib.models.base.BaseModel`; the others are the network's hyperparameters
+    (:class:`~tutorial_lib.models.vae.VAE`; defaults: the scPRAM release).
     """
 
     method_name = "scpram"
@@ -339,26 +323,11 @@ class SCPRAM(BaseModel):
         dropout_rate: float = 0.0,
         kl_weight: float = 5e-4,
         use_batch_norm: bool = False,
-        use_layer_norm: bool = False,
         noise_rate: float = 0.1,
-        noise_type: str = "gaussian",
         device: str | None = None,
     ) -> None:
-        super().__init__(
-            adata,
-            condition_key=condition_key,
-            cell_type_key=cell_type_key,
-            device=device,
-            n_latent=n_latent,
-            n_layers=n_layers,
-            n_hidden=n_hidden,
-            dropout_rate=dropout_rate,
-            kl_weight=kl_weight,
-            use_batch_norm=use_batch_norm,
-            use_layer_norm=use_layer_norm,
-            noise_rate=noise_rate,
-            noise_type=noise_type,
-        )
+        network = module_arguments(locals())  # n_latent, ..., noise_rate as given
+        super().__init__(adata, condition_key=condition_key, cell_type_key=cell_type_key, device=device, **network)
 
     def predict(
         self,
@@ -372,33 +341,16 @@ class SCPRAM(BaseModel):
         seed: int = 0,
         sample: bool | str = False,
         keep_plan: bool = False,
-        return_attention: bool = False,
-    ) -> AnnData | tuple[AnnData, sp.csr_matrix]:
-        """Predicted stimulated cells, one per target control cell (steps: module docstring).
+    ) -> AnnData:
+        """Predicted stimulated cells, one per target control cell (the steps: module docstring).
 
-        Parameters
-        ----------
-        cell_type, adata_to_predict, ctrl_key, stim_key
-            As in :meth:`tutorial_lib.models.scgen.SCGEN.predict`.
-        variant
-            A name of :data:`VARIANTS` or any :class:`SCPRAMOptions`, e.g.
-            ``dataclasses.replace(VARIANTS["percell"], ot_method="sinkhorn_log")``.
-        ratio
-            Fraction of reference controls each target attends to (tuned by the course);
-            ``None``: the variant's.
-        seed
-            Seed of the posterior samples and of the subsampling.
-        sample
-            ``False`` (as published) or ``"residual"`` (:func:`~tutorial_lib.models.base.check_sample`).
-        keep_plan, return_attention
-            Also keep the plan (controls × stimulated) in ``uns["scpram"]["ot_plan"]``; also
-            return the attention matrix (targets × reference controls).
-
-        Returns
-        -------
-        AnnData like :meth:`SCGEN.predict` with ``uns["scpram"]``: ``variant``, ``settings``,
-        ``reference_cells``, ``attention``, ``cell_deltas``, ``ot_pairs`` (each reference control's
-        partner, cost and plan mass) and ``plan`` (sharpness and ``converged``).
+        ``cell_type``, ``adata_to_predict``, ``sample``: as in :meth:`SCGEN.predict`. ``variant``: a
+        name of :data:`VARIANTS` or any :class:`SCPRAMOptions`; ``ratio``: the fraction of
+        reference controls each target attends to (``None``: the variant's); ``seed``: of the
+        posterior samples and subsampling. ``keep_plan``: also keep the plan (controls ×
+        stimulated) in ``uns["scpram"]["ot_plan"]``. Returns AnnData like :meth:`SCGEN.predict` with ``uns["scpram"]``:
+        ``variant``, ``settings``, ``reference_cells``, ``attention``, ``cell_deltas``, ``ot_pairs``
+        (each reference control's partner, cost and plan mass), ``plan`` (sharpness, ``converged``).
         """
         self._check_trained()
         check_sample(sample)
@@ -416,13 +368,8 @@ class SCPRAM(BaseModel):
         cost, plan, log, partner, cell_deltas = self._matched_responses(z_ref, z_stim, opts)
         # 6. attention over the reference controls: each target's weighted mean response
         first_only = opts.attention == "first_cell"  # the release computes the first target's weights only
-        weights = attention_weights(
-            z_t[:1] if first_only else z_t,
-            z_ref,
-            ratio=opts.ratio,
-            weighting=opts.weighting,
-            temperature=opts.temperature,
-        )
+        settings = {"ratio": opts.ratio, "weighting": opts.weighting, "temperature": opts.temperature}
+        weights = attention_weights(z_t[:1] if first_only else z_t, z_ref, **settings)
         if first_only:
             weights = sp.csr_matrix(sp.vstack([weights] * len(z_t)))
         deltas = np.asarray(weights @ cell_deltas, dtype=np.float32)
@@ -432,21 +379,12 @@ class SCPRAM(BaseModel):
         if sample == "residual":
             x_pred = self._add_residual(x_pred, targets, z_t)
 
-        pred = prediction_adata(
-            x_pred,
-            targets,
-            self.var_names,
-            method=self.method_name,
-            condition_key=self.condition_key,
-            cell_type_key=self.cell_type_key,
-            cell_type=cell_type,
-            obsm={"X_latent": z_pred, "delta": deltas, "X_latent_control": z_t},
-        )
+        pred = self._prediction(x_pred, targets, cell_type, X_latent=z_pred, delta=deltas, X_latent_control=z_t)
         pred.uns["scpram"] = self._by_products(name, opts, ref_idx, stim_idx, cost, plan, log, partner, weights)
         pred.uns["scpram"]["cell_deltas"] = cell_deltas
         if keep_plan:
             pred.uns["scpram"]["ot_plan"] = plan.T.astype(np.float32)
-        return (pred, weights) if return_attention else pred
+        return pred
 
     def _reference_pools(self, targets, cell_type, ctrl_key, stim_key, opts, rng) -> tuple[np.ndarray, np.ndarray]:
         """Step 1: indices of the training cells of the reference control and stimulated pools."""
@@ -499,20 +437,13 @@ class SCPRAM(BaseModel):
             copies[idx] = [k in wanted for k in keys(train)]
         return copies
 
-    def _matched_responses(self, z_ref: np.ndarray, z_stim: np.ndarray, opts: SCPRAMOptions):
+    def _matched_responses(self, z_ref: np.ndarray, z_stim: np.ndarray, o: SCPRAMOptions):
         """Steps 3-5: cost (stimulated × reference controls), plan, its log, each control's partner and response."""
-        cost = cost_matrix(
-            z_stim, z_ref, metric=opts.cost, normalization=opts.cost_normalization, dtype=opts.cost_dtype
-        )
+        cost = cost_matrix(z_stim, z_ref, metric=o.cost, normalization=o.cost_normalization, dtype=o.cost_dtype)
         plan, log = transport_plan(
-            cost,
-            method=opts.ot_method,
-            num_iter_max=opts.num_iter_max,
-            reg=opts.reg,
-            device=self.device,
-            return_log=True,
+            cost, method=o.ot_method, num_iter_max=o.num_iter_max, reg=o.reg, device=self.device, return_log=True
         )
-        z_matched, partner = match(plan.T, z_stim, mode=opts.matching)
+        z_matched, partner = match(plan.T, z_stim, mode=o.matching)
         cell_deltas = (np.asarray(z_matched, dtype=np.float64) - z_ref).astype(np.float32)
         return cost, plan, log, partner, cell_deltas
 
@@ -535,9 +466,7 @@ class SCPRAM(BaseModel):
         return {
             "variant": name,
             "settings": {k: ("none" if v is None else v) for k, v in dataclasses.asdict(opts).items()},
-            "reference_cells": pd.DataFrame(
-                {self.cell_type_key: types[ref_idx]}, index=pd.Index(ctrl_names, dtype=str)
-            ),
+            "reference_cells": pd.DataFrame({self.cell_type_key: types[ref_idx]}, index=ctrl_names.astype(str)),
             "attention": weights,
             "ot_pairs": ot_pairs,
             "plan": {
@@ -548,29 +477,22 @@ class SCPRAM(BaseModel):
         }
 
     def attention_by_cell_type(self, prediction: AnnData) -> pd.DataFrame:
-        """Attention mass of each target cell on each reference cell type (see :func:`attention_by_cell_type`)."""
-        return attention_by_cell_type(prediction, cell_type_key=self.cell_type_key)
+        """Attention mass each target cell puts on each reference cell type (targets × cell types; rows sum to 1).
 
-
-def attention_by_cell_type(prediction: AnnData, *, cell_type_key: str = CELL_TYPE_KEY) -> pd.DataFrame:
-    """Attention mass each target cell puts on each reference cell type (targets × cell types; rows sum to 1).
-
-    Reads ``uns["scpram"]["attention"]`` and ``["reference_cells"]`` of a :meth:`SCPRAM.predict`
-    result; rows are named after the target cells (``obs["source_cell"]``).
-    """
-    info = prediction.uns.get("scpram") if isinstance(prediction, AnnData) else None
-    if not info or "attention" not in info or "reference_cells" not in info:
-        raise ValueError("pass the AnnData returned by SCPRAM.predict (it needs uns['scpram']['attention'])")
-    attention = sp.csr_matrix(info["attention"])
-    labels = info["reference_cells"][cell_type_key].astype(str).to_numpy()
-    if attention.shape != (prediction.n_obs, len(labels)):
-        raise ValueError(
-            f"uns['scpram']['attention'] has shape {attention.shape}; expected {(prediction.n_obs, len(labels))} "
-            "(cells × reference cells): was the prediction subset? Use the full prediction"
-        )
-    cats = np.unique(labels)
-    onehot = sp.csr_matrix(
-        (np.ones(len(labels)), (np.arange(len(labels)), np.searchsorted(cats, labels))), shape=(len(labels), len(cats))
-    )
-    index = prediction.obs["source_cell"] if "source_cell" in prediction.obs else prediction.obs_names
-    return pd.DataFrame(np.asarray((attention @ onehot).todense()), index=pd.Index(index, dtype=str), columns=cats)
+        Reads ``uns["scpram"]["attention"]`` and ``["reference_cells"]`` of a :meth:`predict`
+        result; rows are named after the target cells (``obs["source_cell"]``).
+        """
+        info = prediction.uns.get("scpram") if isinstance(prediction, AnnData) else None
+        if not info or "attention" not in info or "reference_cells" not in info:
+            raise ValueError("pass the AnnData returned by SCPRAM.predict (it needs uns['scpram']['attention'])")
+        attention = sp.csr_matrix(info["attention"])
+        labels = info["reference_cells"][self.cell_type_key].astype(str).to_numpy()
+        if attention.shape != (prediction.n_obs, len(labels)):
+            raise ValueError(
+                f"uns['scpram']['attention'] has shape {attention.shape}; expected {(prediction.n_obs, len(labels))} "
+                "(cells × reference cells): was the prediction subset? Use the full prediction"
+            )
+        cats, column = np.unique(labels, return_inverse=True)
+        onehot = sp.csr_matrix((np.ones(len(labels)), (np.arange(len(labels)), column)), shape=(len(labels), len(cats)))
+        index = prediction.obs["source_cell"] if "source_cell" in prediction.obs else prediction.obs_names
+        return pd.DataFrame((attention @ onehot).toarray(), index=pd.Index(index, dtype=str), columns=cats)

@@ -1,20 +1,15 @@
 """The network and the training loop shared by scGen and scPRAM.
 
-:class:`VAE`: a Gaussian VAE on log-normalised expression. Its loss per cell, as in the original
-scGen, its scvi-tools/pertpy port and the scPRAM release::
+:class:`VAE`: a Gaussian VAE on log-normalised expression, with the loss per cell of the original
+scGen, its scvi-tools/pertpy port and the scPRAM release (a unit-variance Gaussian likelihood and
+a down-weighted KL term)::
 
     loss = 0.5 * sum_g (x_g - x̂_g)^2  +  0.5 * kl_weight * KL(q(z|x) || N(0, I))
 
-(a unit-variance Gaussian log-likelihood plus a down-weighted KL term), averaged over the
-minibatch. With ``noise_rate > 0`` (scPRAM's denoising VAE) the encoder sees a corrupted input
-during training only: ``"gaussian"`` adds ``noise_rate * N(0, 1)`` (the release), ``"mask"`` zeroes
-each entry with probability ``noise_rate``.
-
-:func:`train_vae`: Adam on minibatches of an in-memory tensor, a seeded train/validation split,
-linear warm-up then cosine decay, gradient clipping, and early stopping counted in optimizer
-*steps* on a smoothed validation loss (a 1,600-cell and a 12,000-cell data set both get enough
-steps); the weights of the lowest validation loss are restored. Its settings are one
-:class:`TrainingOptions`. Neither published release stops early or holds cells out.
+:func:`train_vae`: Adam on minibatches, a seeded train/validation split, warm-up then cosine
+decay, gradient clipping, and early stopping counted in optimizer *steps* (so that small and large
+data sets both get enough) on a smoothed validation loss, the best weights restored; its settings
+are one :class:`TrainingOptions`. Neither published release holds cells out or stops early.
 """
 
 from __future__ import annotations
@@ -69,58 +64,26 @@ ACTIVATIONS = {"leaky_relu": nn.LeakyReLU, "relu": nn.ReLU}
 LOGVAR_CLAMP = 15.0  # keeps exp(logvar) finite early in training (neither release clamps)
 
 
-def make_mlp(n_in: int, n_layers: int, n_hidden: int, *, dropout_rate, use_batch_norm, use_layer_norm, activation):
-    """``n_layers`` blocks of Linear → [BatchNorm | LayerNorm] → activation → [Dropout]."""
+def make_mlp(n_in: int, n_layers: int, n_hidden: int, *, dropout_rate: float, use_batch_norm: bool, activation: str):
+    """``n_layers`` blocks of Linear → [BatchNorm] → activation → [Dropout]."""
     layers: list[nn.Module] = []
     for i in range(n_layers):
         layers.append(nn.Linear(n_in if i == 0 else n_hidden, n_hidden))
         if use_batch_norm:
             layers.append(nn.BatchNorm1d(n_hidden, momentum=0.01, eps=1e-3))
-        if use_layer_norm:
-            layers.append(nn.LayerNorm(n_hidden, elementwise_affine=False))
         layers.append(ACTIVATIONS[activation]())
         if dropout_rate > 0:
             layers.append(nn.Dropout(dropout_rate))
     return nn.Sequential(*layers)
 
 
-class Encoder(nn.Module):
-    """Expression → Gaussian posterior ``q(z|x) = N(mean, exp(logvar))``."""
-
-    def __init__(self, n_input: int, n_latent: int, n_layers: int, n_hidden: int, **mlp) -> None:
-        super().__init__()
-        self.body = make_mlp(n_input, n_layers, n_hidden, **mlp)
-        self.mean = nn.Linear(n_hidden, n_latent)
-        self.logvar = nn.Linear(n_hidden, n_latent)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and clamped log-variance of ``q(z|x)``."""
-        h = self.body(x)
-        return self.mean(h), self.logvar(h).clamp(-LOGVAR_CLAMP, LOGVAR_CLAMP)
-
-
-class Decoder(nn.Module):
-    """Latent → expression; a ReLU output keeps it non-negative (``"linear"``: the pertpy port)."""
-
-    def __init__(self, n_latent: int, n_output: int, n_layers: int, n_hidden: int, output_activation: str, **mlp):
-        super().__init__()
-        self.body = make_mlp(n_latent, n_layers, n_hidden, **mlp)
-        self.out = nn.Linear(n_hidden, n_output)
-        self.output_activation = output_activation
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """Expression decoded from ``z``."""
-        x = self.out(self.body(z))
-        return torch.relu(x) if self.output_activation == "relu" else x
-
-
 class VAE(nn.Module):
     """Gaussian VAE with squared-error reconstruction (loss: module docstring).
 
     ``n_latent``, ``n_layers``, ``n_hidden``: latent size, number and width of hidden layers
-    (encoder and decoder alike); ``dropout_rate`` in [0, 1); ``activation`` ``"leaky_relu"``
-    (scGen) or ``"relu"`` (scPRAM); ``output_activation`` ``"relu"`` (both releases) or
-    ``"linear"``; ``noise_rate``/``noise_type``: denoising; ``kl_weight`` >= 0.
+    (encoder and decoder alike); ``activation`` ``"leaky_relu"`` (scGen) or ``"relu"`` (scPRAM);
+    ``output_activation`` ``"relu"`` (both releases) or ``"linear"`` (pertpy). Denoising (scPRAM):
+    during training only, the encoder sees ``x + noise_rate * N(0, 1)``.
     """
 
     def __init__(
@@ -132,11 +95,9 @@ class VAE(nn.Module):
         n_hidden: int = 800,
         dropout_rate: float = 0.2,
         use_batch_norm: bool = True,
-        use_layer_norm: bool = False,
         activation: str = "leaky_relu",
         output_activation: str = "relu",
         noise_rate: float = 0.0,
-        noise_type: str = "gaussian",
         kl_weight: float = 5e-5,
     ) -> None:
         super().__init__()
@@ -146,34 +107,31 @@ class VAE(nn.Module):
         check_int("n_hidden", n_hidden, 1, 16384)
         check_float("dropout_rate", dropout_rate, 0.0, 1.0, open_high=True)
         self.noise_rate = check_float("noise_rate", noise_rate, 0.0, 1.0, open_high=True)
-        self.noise_type = check_choice("noise_type", noise_type, ("gaussian", "mask"))
         self.kl_weight = check_float("kl_weight", kl_weight, 0.0)
         check_choice("activation", activation, ACTIVATIONS)
         check_choice("output_activation", output_activation, ("relu", "linear"))
-        mlp = dict(
-            dropout_rate=dropout_rate,
-            use_batch_norm=bool(use_batch_norm),
-            use_layer_norm=bool(use_layer_norm),
-            activation=activation,
-        )
-        self.encoder = Encoder(n_input, n_latent, n_layers, n_hidden, **mlp)
-        self.decoder = Decoder(n_latent, n_input, n_layers, n_hidden, output_activation, **mlp)
+        mlp = dict(dropout_rate=dropout_rate, use_batch_norm=bool(use_batch_norm), activation=activation)
+        self.encoder = make_mlp(n_input, n_layers, n_hidden, **mlp)
+        self.mean, self.logvar = nn.Linear(n_hidden, n_latent), nn.Linear(n_hidden, n_latent)  # q(z|x)
+        self.decoder = make_mlp(n_latent, n_layers, n_hidden, **mlp)
+        self.out = nn.Linear(n_hidden, n_input)
+        self.output_activation = output_activation
 
     def corrupt(self, x: torch.Tensor) -> torch.Tensor:
         """Input noise for denoising; identity in eval mode or when ``noise_rate == 0``."""
         if not self.training or self.noise_rate == 0:
             return x
-        if self.noise_type == "gaussian":
-            return x + self.noise_rate * torch.randn_like(x)
-        return x * (torch.rand_like(x) >= self.noise_rate)
+        return x + self.noise_rate * torch.randn_like(x)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and log-variance of ``x`` (no corruption)."""
-        return self.encoder(x)
+        h = self.encoder(x)
+        return self.mean(h), self.logvar(h).clamp(-LOGVAR_CLAMP, LOGVAR_CLAMP)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Reconstructed expression of latent ``z``."""
-        return self.decoder(z)
+        """Expression decoded from latent ``z`` (a ReLU output keeps it non-negative)."""
+        x = self.out(self.decoder(z))
+        return torch.relu(x) if self.output_activation == "relu" else x
 
     def forward(self, x: torch.Tensor, sample: bool = True) -> dict[str, torch.Tensor]:
         """``{"loss": scalar, "terms": {"recon", "kl"}, "x_hat"}`` of a minibatch.
@@ -210,12 +168,10 @@ class TrainingOptions:
     improved by more than ``min_delta + rel_min_delta * |best|`` for ``patience`` steps, after at
     least ``min_steps``. ``grad_clip_norm``: maximum gradient norm (``None``: no clipping).
 
-    How the schedule was chosen (never on test scores): a step, not an epoch, is the unit of
-    progress, so budgets are in steps. ``min_steps`` 600: shorter runs stopped 8-34% above the
-    converged validation loss on Kang 2018; ``patience`` 400 (8 passes) with ``smoothing`` 0.5
-    keeps one noisy pass from deciding; the cap of 3,000 steps (about 38 epochs of Kang at batch
-    128) bounds the cost. Checked on the synthetic problem of ``tests/test_training.py`` and on
-    scPRAM with B cells as validation type (``benchmarks/README.md``).
+    How the schedule was chosen (never on test scores; ``benchmarks/README.md``): ``min_steps``
+    600, as shorter runs stopped 8-34% above the converged validation loss on Kang 2018;
+    ``patience`` 400 (8 passes) with ``smoothing`` 0.5, so that one noisy pass does not decide; a
+    cap of 3,000 steps (about 38 epochs of Kang at batch 128) bounds the cost.
     """
 
     max_steps: int | None = 3000
@@ -440,10 +396,12 @@ def train_vae(
     # 2. budget in steps: the caps, validation at least once per epoch, warm-up at most a tenth
     n_train = len(train_idx)
     per_epoch = sum(1 for s in range(0, n_train, o.batch_size) if n_train - s >= 2)
-    total = min(o.max_steps or math.inf, (o.max_epochs or math.inf) * per_epoch)
-    total = int(total)
+    total = int(min(o.max_steps or math.inf, (o.max_epochs or math.inf) * per_epoch))
     period = min(o.eval_every, per_epoch)
     warmup = min(o.warmup_steps, total // 10)
+    schedule = dict(
+        total_steps=total, warmup_steps=warmup, schedule=o.lr_schedule, final_lr_fraction=o.final_lr_fraction
+    )
     # 3. the loop
     module.to(device)
     optimizer = torch.optim.Adam(module.parameters(), lr=o.lr, weight_decay=o.weight_decay, eps=o.adam_eps)
@@ -462,14 +420,7 @@ def train_vae(
                 order, pos = torch.randperm(n_train, generator=shuffler).to(device), 0
             idx = order[pos : pos + o.batch_size]
             pos += o.batch_size
-            lr = lr_at(
-                done - 1,
-                o.lr,
-                total_steps=total,
-                warmup_steps=warmup,
-                schedule=o.lr_schedule,
-                final_lr_fraction=o.final_lr_fraction,
-            )
+            lr = lr_at(done - 1, o.lr, **schedule)
             out = _step(module, optimizer, x_train[idx], lr, o.grad_clip_norm)
             if sums is None:  # the module's loss terms, fixed by its first minibatch
                 names = list(loss_terms(out))
@@ -490,7 +441,12 @@ def train_vae(
             val_means = _evaluate(module, x_val, names)
             monitored = float(val_means[0] if x_val is not None else train_means[0])
             stop = rule.update(done, monitored)
-            _record(history, step0 + done, per_epoch, lr, names, train_means, val_means, rule.smoothed)
+            history.step.append(step0 + done)
+            history.epoch.append(round((step0 + done) / per_epoch, 3))
+            history.lr.append(float(lr))
+            for name, t, v in zip(["loss", *names], train_means, val_means):
+                history.record(name, t, v)
+            history.val_smoothed.append(float(rule.smoothed))
             bar.set_postfix(train=f"{train_means[0]:.4g}", val=f"{val_means[0]:.4g}")
             if monitored < best_loss:
                 best_loss, history.best_step, history.best_epoch = monitored, history.step[-1], history.epoch[-1]
@@ -525,13 +481,3 @@ def _step(module: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.Tensor,
         torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
     optimizer.step()
     return out
-
-
-def _record(history, step, per_epoch, lr, names, train_means, val_means, smoothed) -> None:
-    """Append one validation pass to ``history``."""
-    history.step.append(step)
-    history.epoch.append(round(step / per_epoch, 3))
-    history.lr.append(float(lr))
-    for name, t, v in zip(["loss", *names], train_means, val_means):
-        history.record(name, t, v)
-    history.val_smoothed.append(float(smoothed))
