@@ -429,7 +429,7 @@ def evaluate_methods(
 
     One shared PCA (fitted on ``real`` and ``ctrl`` only) and one DEG list (real vs control)
     serve every method, so their numbers are comparable. Returns :func:`evaluate`'s table with a
-    leading ``method`` column.
+    leading ``method`` column and a trailing boolean ``lower_is_better`` (the metric's direction).
 
     ``predictions`` is a mapping ``{method name: predicted AnnData}``. The shared arguments
     (``n_top_degs``, ``n_bootstrap``, ``n_bootstrap_degs``, ``seed``) are checked first; an error
@@ -437,6 +437,7 @@ def evaluate_methods(
     """
     from course_tools.scoring.bootstrap import check_n_boot
     from course_tools.scoring.evaluate import evaluate
+    from course_tools.scoring.registry import is_lower_better
     from tutorial_lib.metrics import fit_shared_pca, rank_degs
 
     if not isinstance(predictions, Mapping):
@@ -473,7 +474,9 @@ def evaluate_methods(
             raise _naming(err, f"predictions[{method!r}]") from err
         table.insert(0, "method", method)
         tables.append(table)
-    return pd.concat(tables, ignore_index=True)
+    scores = pd.concat(tables, ignore_index=True)
+    scores["lower_is_better"] = scores["metric"].map(is_lower_better)  # read by tutorial_lib.plotting's bars
+    return scores
 
 
 def _naming(err: Exception, where: str) -> Exception:

@@ -120,6 +120,9 @@ def test_evaluate_methods_shares_space_and_degs_and_formats(mini_counts):
     )
     mine = scores[scores["method"] == "mean_shift"].drop(columns="method").reset_index(drop=True)
     pd.testing.assert_series_equal(mine["value"], alone["value"])
+    # each row carries its metric's direction, which the bar plots read for their labels
+    direction = scores.drop_duplicates("metric").set_index("metric")["lower_is_better"]
+    assert direction["e_distance"] and not direction["pearson_delta"] and not direction["r2_pearson_mean"]
     wide = format_scores(scores)
     assert list(wide.columns) == METHODS
     assert wide.loc[("pearson_delta", "top20_degs"), "no_change"] == "undefined"
