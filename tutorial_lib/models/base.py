@@ -50,11 +50,7 @@ def require_unique_genes(adata: AnnData, what: str, genes: Sequence[str] | None 
 
 
 def dense_x(adata: AnnData, var_names: Sequence[str] | pd.Index | None = None, *, what: str = "adata") -> np.ndarray:
-    """``adata.X`` as a dense float32 array, genes in the order of ``var_names``.
-
-    Raises :class:`DataValidationError` naming ``what`` if genes of ``var_names`` are missing or
-    duplicated in ``adata`` (duplicates of other genes do not matter).
-    """
+    """``adata.X`` as a dense float32 array, genes in the order of ``var_names`` (all there, each once)."""
     x = adata.X
     if var_names is not None and not adata.var_names.equals(pd.Index(var_names)):
         var_names = pd.Index(var_names)
@@ -110,11 +106,7 @@ def shared_cell_types(
 def prediction_adata(
     x, source: AnnData, var_names, *, method: str, condition_key: str, cell_type_key: str, cell_type=None, obsm=None
 ) -> AnnData:
-    """Predicted cells as AnnData: ``source``'s obs with condition ``"predicted"``, ``method`` and ``source_cell``.
-
-    Obs names get a ``-pred`` suffix (predictions and controls can be concatenated);
-    ``obs[cell_type_key]`` comes from the source, else ``cell_type``.
-    """
+    """Predicted cells: ``source``'s obs (names ``-pred``), condition ``"predicted"``, ``method``, ``source_cell``."""
     obs = source.obs.copy()
     obs["source_cell"] = source.obs_names.to_numpy()
     obs.index = pd.Index([f"{name}-pred" for name in source.obs_names])
@@ -132,13 +124,10 @@ def prediction_adata(
 
 
 def check_sample(sample: bool | str) -> bool | str:
-    """``predict``'s decoding: ``False`` (decode the shifted latents, as published) or ``"residual"``.
+    """``predict``'s decoding: ``False`` (as published) or ``"residual"``, a course variant.
 
-    ``"residual"`` (a course variant, registered as ``scgen_residual`` and
-    ``scpram_percell_residual``) adds each control cell's reconstruction residual
-    ``x - decode(z)`` back, clipped at 0. It assumes the perturbation changes a cell by the
-    decoded shift only, so it copies the controls' noise and sparsity: it favours distributional
-    metrics without saying anything about the published methods.
+    ``"residual"`` adds each control cell's reconstruction residual ``x - decode(z)`` back (clipped
+    at 0): it copies the controls' noise and sparsity, which favours distributional metrics.
     """
     if sample is not False and sample != "residual":
         raise ValueError(f"sample must be one of [False, 'residual']; got {sample!r}")
@@ -160,12 +149,10 @@ class BaseModel:
     """
 
     method_name: ClassVar[str] = "vae"
-    #: built as ``module_class(n_genes, **fixed_module_kwargs, **module_kwargs)``; needs ``forward``
-    #: (:func:`~tutorial_lib.models.vae.train_vae`), ``encode``, ``decode`` and ``n_latent``
+    #: ``module_class(n_genes, **fixed_module_kwargs, **module_kwargs)``; has ``encode``, ``decode``, ``n_latent``
     module_class: ClassVar[type[torch.nn.Module]] = VAE
     fixed_module_kwargs: ClassVar[dict[str, Any]] = {}
-    #: the training options ``train`` starts from (subclasses set their release's Adam settings)
-    train_defaults: ClassVar[TrainingOptions] = TrainingOptions()
+    train_defaults: ClassVar[TrainingOptions] = TrainingOptions()  # subclasses: their release's Adam settings
 
     def __init__(
         self,
@@ -210,12 +197,10 @@ class BaseModel:
         on_epoch_end: EpochCallback | None = None,
         **changes: Any,
     ) -> TrainingHistory:
-        """Train on ``self.adata``; returns the history (also ``self.history_``, one row per validation pass).
+        """Train on ``self.adata``; returns the history (also ``self.history_``).
 
-        ``options`` (default: the class's ``train_defaults``) with ``changes`` applied, e.g.
-        ``model.train(max_epochs=5)``; see :class:`~tutorial_lib.models.vae.TrainingOptions`.
-        The default trains to convergence; ``max_epochs`` caps it (training may then stop before
-        convergence). ``seed``: 0 to ``2**32 - 1``.
+        ``options`` (default: the class's ``train_defaults``, to convergence) with ``changes``
+        applied, e.g. ``model.train(max_epochs=5)`` (:class:`~tutorial_lib.models.vae.TrainingOptions`).
         """
         options = self.train_defaults if options is None else options
         if not isinstance(options, TrainingOptions):
@@ -259,12 +244,10 @@ class BaseModel:
     def get_latent(
         self, adata: AnnData | None = None, *, rng: np.random.Generator | None = None, batch_size: int = 1024
     ) -> np.ndarray:
-        """Latent codes of ``adata``'s cells (default: the training data), cells × n_latent, float32.
+        """Latent codes of ``adata``'s cells (default: the training data), cells × n_latent.
 
         ``rng=None``: posterior means (scGen). A NumPy generator: one draw per cell from its
-        posterior, ``mean + exp(logvar / 2) · rng.standard_normal(...)``, as the scPRAM release
-        encodes cells (so ``SCPRAM.predict(seed=s)`` can be recomputed from ``default_rng(s)``).
-        ``adata`` is checked like ``predict``'s targets.
+        posterior, ``mean + exp(logvar / 2) · rng.standard_normal(...)`` (the scPRAM release).
         """
         if rng is not None and not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)) or None; got {rng!r}")
@@ -341,9 +324,8 @@ class BaseModel:
     def decode_delta(self, prediction: AnnData | None = None, *, delta=None, z_ref=None) -> pd.Series:
         """Per-gene effect of a latent shift: ``decode(z_ref + delta) - decode(z_ref)``.
 
-        Pass ``prediction`` (from ``predict``: ``delta`` is the mean of its ``obsm["delta"]``,
-        ``z_ref`` the mean of its ``obsm["X_latent_control"]``) or both latent vectors; given
-        vectors take precedence.
+        From a ``prediction`` (the means of its ``obsm["delta"]`` and ``obsm["X_latent_control"]``)
+        or from both latent vectors.
         """
         if prediction is not None:
             if not isinstance(prediction, AnnData):

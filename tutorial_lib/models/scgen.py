@@ -1,25 +1,17 @@
 """scGen (Lotfollahi et al., Nat. Methods 2019): a VAE and latent vector arithmetic.
 
-Network and optimizer as in the scvi-tools/pertpy port: 2 × 800 hidden units (Linear →
-BatchNorm → LeakyReLU → Dropout 0.2), 100 latent dimensions, KL weight 5e-5, Adam with lr 1e-3,
-``eps=0.01`` and weight decay 1e-6 (with PyTorch's ``eps=1e-8`` and no decay, 10 epochs decode
-markedly worse means on Kang 2018: R² of means 0.90 against 0.96; ``benchmarks/README.md``).
-Differences from pertpy: a ReLU output layer (as the original TensorFlow scGen and the scPRAM
-release; expression is never negative), batch 128 instead of 32, and the training of
-:class:`~tutorial_lib.models.vae.TrainingOptions` (10% of the cells held out, early stopping,
-best weights restored).
+Network and optimizer as in the scvi-tools/pertpy port: 2 × 800 hidden units (Linear → BatchNorm
+→ LeakyReLU → Dropout 0.2), 100 latent dimensions, KL weight 5e-5, Adam with lr 1e-3, ``eps=0.01``
+and weight decay 1e-6 (PyTorch's ``eps=1e-8`` without decay decodes markedly worse means on Kang
+2018; ``benchmarks/README.md``). Unlike pertpy: a ReLU output layer (as the original scGen),
+batch 128, 10% of the cells held out for early stopping and the best weights kept.
 
-Prediction (:meth:`SCGEN.predict`, in the paper's order):
-
-1. latents of the training cells (posterior means);
-2. balanced means: within each condition every cell type is resampled (with replacement) to the
-   size of the largest, then both conditions are subsampled to the same number of cells
-   (:func:`balanced_indices`, seeded), so that abundant cell types do not dominate;
-3. ``delta = mean latent(stimulated) − mean latent(control)`` over those cells;
-4. the target control cells' latents plus ``delta``, decoded: ``decode(z + delta)``.
-
-The original keeps the held-out type's control cells in the control pool; here only cell types
-with both conditions enter, so both means describe the same cell types.
+:meth:`SCGEN.predict`, in the paper's order: (1) latents of the training cells (posterior means);
+(2) balanced cells: within each condition every cell type resampled to the size of the largest,
+then both conditions subsampled to the same size (:func:`balanced_indices`), so that abundant
+cell types do not dominate; (3) ``delta`` = mean latent of their stimulated minus control cells;
+(4) ``decode(z + delta)`` of the target control cells. The original also puts the held-out
+type's controls into the control mean; here only cell types with both conditions enter.
 """
 
 from __future__ import annotations
@@ -140,12 +132,10 @@ class SCGEN(BaseModel):
         ``cell_type``: the cell type whose training controls are shifted (pertpy's
         ``celltype_to_predict``), or ``adata_to_predict``: control cells to shift instead.
         ``restrict_arithmetic_to``: a list of the cell types ``delta`` is computed on (default: all
-        with both conditions). ``seed`` (0 to ``2**32 - 1``) seeds the balancing. ``sample``:
-        ``False`` (as published) or ``"residual"`` (:func:`~tutorial_lib.models.base.check_sample`).
-
-        Returns AnnData with ``obs[condition_key] == "predicted"``, ``obs[cell_type_key]``,
-        ``obs["method"]``, ``obsm["X_latent"]`` (shifted latents), ``obsm["X_latent_control"]``
-        (latents before the shift), ``obsm["delta"]`` and ``uns["scgen"]["delta"]``.
+        with both conditions); ``seed`` seeds the balancing; ``sample``: ``False`` (as published) or
+        ``"residual"`` (:func:`~tutorial_lib.models.base.check_sample`). Returns AnnData with
+        ``obs[condition_key] == "predicted"``, ``obsm["X_latent"]`` (shifted latents),
+        ``obsm["X_latent_control"]`` (before the shift), ``obsm["delta"]`` and ``uns["scgen"]``.
         """
         self._check_trained()
         check_sample(sample)

@@ -1,41 +1,36 @@
 """scPRAM (Jiang et al., Bioinformatics 2024): denoising VAE + optimal transport + attention.
 
 Optimal transport pairs each control cell of the other cell types with a stimulated cell; each
-pair gives a response vector in latent space, and a new control cell borrows the responses of
-the paired control cells it resembles, weighted by attention.
+pair gives a response in latent space, and a new control cell borrows the responses of the
+paired control cells it resembles, weighted by attention.
 
-Network and optimizer as in the scPRAM release (scpram 0.0.3): 2 × 1000 hidden units with ReLU
-(no batch norm, no dropout), 100 latent dimensions, ReLU output, Gaussian input noise 0.1, KL
-weight 5e-4, Adam (lr 5e-4, weight decay 1e-5, batch 128), gradient norm clipped at 10. The
-release trains every epoch on all cells and keeps the last weights; here 10% of the cells are
-held out, training stops early and the best weights are restored
-(:class:`~tutorial_lib.models.vae.TrainingOptions`), and the log-variance is clamped.
+Network and optimizer as in the release (scpram 0.0.3): 2 × 1000 hidden units with ReLU, no
+batch norm or dropout, 100 latent dimensions, input noise 0.1, KL weight 5e-4, Adam (lr 5e-4,
+weight decay 1e-5, batch 128), gradients clipped at norm 10. The release trains on all cells and
+keeps the last weights; here 10% are held out, training stops early and the best weights are kept.
 
-Prediction (:meth:`SCPRAM.predict`) follows ``SCPRAM.predict`` of the release, step by step, with
-the building blocks below, whose defaults are the release's:
+:meth:`SCPRAM.predict` follows the release's ``SCPRAM.predict`` step by step, with the building
+blocks below, whose defaults are the release's:
 
 1. Reference pools: every training control cell not of the target cell type and every
-   stimulated training cell (without a cell type, e.g. held-out donors, the control pool leaves
-   out copies of the target cells instead).
-2. Latents: one posterior *sample* per cell, drawn from ``np.random.default_rng(seed)`` in the
-   order reference controls, stimulated cells, targets.
-3. :func:`cost_matrix`: Euclidean distances, stimulated (rows) × reference controls, float32.
-4. :func:`transport_plan`: exact OT with uniform marginals, ``ot.emd`` stopped after 100,000
-   iterations.
-5. :func:`match`: each reference control takes the stimulated cell with most mass in its column;
-   its response is that cell's latent minus its own.
-6. :func:`attention_weights`: cosine similarity of the *first* target to every reference control,
-   the top ``ceil(0.05 · n)`` kept, weights ``cos / sum(cos)``; this one weighted mean response
-   is added to every target's latent.
-7. Decoding: ``decode(z + delta)``.
+   stimulated training cell (without a cell type, e.g. held-out donors: every control cell
+   that is not a copy of a target).
+2. Latents: one posterior *sample* per cell from ``np.random.default_rng(seed)``, in the order
+   reference controls, stimulated cells, targets.
+3. :func:`cost_matrix`: Euclidean distances, stimulated × reference controls, in float32.
+4. :func:`transport_plan`: exact OT, uniform marginals, ``ot.emd`` stopped after 100,000 iterations.
+5. :func:`match`: each reference control's stimulated partner (most mass in its column); its
+   response is the partner's latent minus its own.
+6. :func:`attention_weights`: cosine similarity of the *first* target to every reference
+   control, the top ``ceil(0.05 · n)`` kept, weights ``cos / sum(cos)``: one weighted mean
+   response, added to every target's latent.
+7. ``decode(z + delta)``.
 
-:data:`VARIANTS` are copies of the release with one change: ``"percell"`` (step 6 per target
-cell) and ``"percell_exact"`` (also step 4 run to its optimum: on Kang 2018 with CD4+ T held out,
-4,522 × 4,788 cells, the release's truncated plan agreed with the optimal matches for 36% of the
-controls; ``benchmarks/bench_scpram_ot.py``). Other :class:`SCPRAMOptions` are course options, not
-published: posterior means, pools of cell types with both conditions or subsampled, squared or
-scaled costs, entropic OT (an entropic plan at ``reg=0.05`` is nearly uniform within a cluster:
-check :func:`plan_sharpness`), barycentric matching, clipped or softmax weights.
+:data:`VARIANTS` change one step: ``"percell"`` runs step 6 per target, ``"percell_exact"`` also
+runs step 4 to its optimum (on Kang 2018 with CD4+ T held out, the release's truncated plan
+agreed with the optimal matches for 36% of the controls; ``benchmarks/bench_scpram_ot.py``).
+Other :class:`SCPRAMOptions` are course options, not published (an entropic plan at ``reg=0.05``
+is nearly uniform within a cluster: check :func:`plan_sharpness` before trusting its matches).
 """
 
 from __future__ import annotations
@@ -92,14 +87,10 @@ def transport_plan(
 ) -> np.ndarray | tuple[np.ndarray, dict]:
     """Transport plan between uniform marginals for ``cost`` (n × m): rows sum to 1/n, columns to 1/m.
 
-    ``method="emd"`` (the release): exact OT, stopped after ``num_iter_max`` network-simplex
-    iterations; the release's 100,000 stop before the optimum on pools of a few thousand cells
-    (feasible, not optimal: the published method, so not warned about; any other limit warns).
-    ``num_iter_max=None``: up to ``max(100_000, 50·n·m)`` (emd) or 1000 (Sinkhorn). Entropic
-    solvers of POT (``"sinkhorn_log"``, ``"sinkhorn"``, ``"sinkhorn_stabilized"``) take ``reg`` (> 0,
-    relative to the cost), ``stop_thr`` and ``device`` (float32 torch backend) and warn when their
-    marginals are off by more than :data:`MARGINAL_TOLERANCE`. ``return_log=True`` also returns
-    ``{"converged": bool, "method": method}``.
+    ``"emd"`` (the release): exact OT stopped after ``num_iter_max`` iterations; the release's
+    100,000 stop before the optimum on pools of a few thousand cells (the published method, not
+    warned about; ``None``: run to the optimum). POT's entropic solvers (``"sinkhorn_log"``, ...)
+    take ``reg`` relative to the cost. ``return_log=True`` also returns ``{"converged", "method"}``.
     """
     check_choice("ot_method", method, OT_METHODS)
     n, m = cost.shape
@@ -135,10 +126,9 @@ def transport_plan(
 
 
 def match(plan: np.ndarray, z_stim: np.ndarray, *, mode: str = "argmax") -> tuple[np.ndarray, np.ndarray]:
-    """``(z_matched, partner)``: each row's (control cell's) stimulated counterpart in ``z_stim``.
+    """``(z_matched, partner)`` of each row (control cell): ``partner`` is its column with most mass.
 
-    ``partner``: the column with most mass; ``"argmax"`` (the release) takes its latent,
-    ``"barycentric"`` the plan-weighted mean of ``z_stim``.
+    ``"argmax"`` (the release) matches it with that cell, ``"barycentric"`` with the plan-weighted mean.
     """
     check_choice("matching", mode, MATCHINGS)
     partner = np.asarray(plan).argmax(axis=1)
@@ -148,11 +138,10 @@ def match(plan: np.ndarray, z_stim: np.ndarray, *, mode: str = "argmax") -> tupl
 
 
 def plan_sharpness(plan: np.ndarray, reference: np.ndarray | None = None) -> pd.Series:
-    """How close a transport plan (rows: control cells) is to a one-to-one matching.
+    """How close a plan (rows: control cells) is to a one-to-one matching (a diagnostic).
 
-    ``row_max_share_mean``/``_median``: share of each row's mass on its largest entry (1 for a
-    matching, about ``1/m`` for a uniform plan); ``argmax_agreement``: fraction of rows whose
-    argmax equals that of ``reference`` (e.g. the exact plan; NaN without one); ``n_rows``.
+    ``row_max_share_*``: share of a row's mass on its largest entry (1: a matching; about ``1/m``:
+    uniform); ``argmax_agreement``: rows whose argmax equals ``reference``'s (NaN without one).
     """
     plan = np.asarray(plan, dtype=np.float64)
     if plan.ndim != 2 or plan.shape[0] == 0:
@@ -169,12 +158,6 @@ def plan_sharpness(plan: np.ndarray, reference: np.ndarray | None = None) -> pd.
     return pd.Series([float(share.mean()), float(np.median(share)), agreement, plan.shape[0]], index=names)
 
 
-def n_top(ratio: float, n_keys: int) -> int:
-    """Number of keys each query attends to: ``ceil(ratio · n_keys)``, at least 1."""
-    check_float("ratio", ratio, 0.0, 1.0, open_low=True)
-    return min(n_keys, max(1, math.ceil(ratio * n_keys - 1e-9)))
-
-
 def _unit_rows(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     norm = np.linalg.norm(x, axis=1, keepdims=True)
@@ -184,15 +167,15 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
 def attention_weights(
     queries, keys, *, ratio: float = 0.05, weighting: str = "normalised", temperature: float = 0.1, chunk_size=1024
 ) -> sp.csr_matrix:
-    """Sparse attention, queries × keys: each query keeps its ``n_top(ratio, n_keys)`` most cosine-similar keys.
+    """Sparse attention, queries × keys: each query keeps its ``ceil(ratio · n_keys)`` most cosine-similar keys.
 
-    ``"normalised"`` (the release): weights ``cos / sum(cos)``, negative similarities included (a
-    row summing below 0 warns, one summing to 0 raises); ``"softmax"`` (a course option):
-    ``softmax(cos / temperature)``.
+    Weights ``cos / sum(cos)`` (``"normalised"``, the release: negative similarities included) or
+    ``softmax(cos / temperature)`` (``"softmax"``, a course option).
     """
     check_choice("weighting", weighting, WEIGHTINGS)
     check_float("temperature", temperature, 0.0, open_low=True)
-    k = n_top(ratio, len(keys))
+    ratio = check_float("ratio", ratio, 0.0, 1.0, open_low=True)
+    k = min(len(keys), max(1, math.ceil(ratio * len(keys) - 1e-9)))  # ceil(ratio · n_keys), at least 1
     keys_u = _unit_rows(keys)
     rows, cols, vals = [], [], []
     for start in range(0, len(queries), chunk_size):
@@ -231,12 +214,9 @@ def attention_weights(
 class SCPRAMOptions:
     """Settings of :meth:`SCPRAM.predict`; the defaults are the release's.
 
-    ``latent``: ``"sample"`` (a seeded posterior draw per cell) or ``"mean"``. ``reference``:
-    ``"all"`` (every control not of the target type, every stimulated cell) or ``"shared"`` (cell
-    types with both conditions). ``max_ot_cells``: ``None`` or the most reference cells per
-    condition (a seeded subsample). ``attention``: ``"first_cell"`` (the first target's weights for
-    all) or ``"per_cell"``. The others go to :func:`cost_matrix` (float64 unless the release's
-    cost), :func:`transport_plan`, :func:`match` and :func:`attention_weights`.
+    ``latent``: ``"sample"`` or ``"mean"``; ``reference``: ``"all"`` or ``"shared"`` (only cell
+    types with both conditions); ``max_ot_cells``: at most that many cells per pool (subsampled);
+    ``attention``: ``"first_cell"`` or ``"per_cell"``. The others go to the building blocks.
     """
 
     latent: str = "sample"
@@ -345,12 +325,12 @@ class SCPRAM(BaseModel):
         """Predicted stimulated cells, one per target control cell (the steps: module docstring).
 
         ``cell_type``, ``adata_to_predict``, ``sample``: as in :meth:`SCGEN.predict`. ``variant``: a
-        name of :data:`VARIANTS` or any :class:`SCPRAMOptions`; ``ratio``: the fraction of
-        reference controls each target attends to (``None``: the variant's); ``seed``: of the
-        posterior samples and subsampling. ``keep_plan``: also keep the plan (controls ×
-        stimulated) in ``uns["scpram"]["ot_plan"]``. Returns AnnData like :meth:`SCGEN.predict` with ``uns["scpram"]``:
-        ``variant``, ``settings``, ``reference_cells``, ``attention``, ``cell_deltas``, ``ot_pairs``
-        (each reference control's partner, cost and plan mass), ``plan`` (sharpness, ``converged``).
+        name of :data:`VARIANTS` or an :class:`SCPRAMOptions`; ``ratio``: the fraction of reference
+        controls each target attends to (``None``: the variant's); ``seed``: of the posterior
+        samples and subsamples; ``keep_plan``: also keep the plan in ``uns["scpram"]["ot_plan"]``.
+        Returns AnnData like :meth:`SCGEN.predict`; ``uns["scpram"]`` holds ``variant``, ``settings``,
+        ``reference_cells``, ``attention``, ``cell_deltas``, ``ot_pairs`` (each reference control's
+        partner) and ``plan`` (sharpness, ``converged``).
         """
         self._check_trained()
         check_sample(sample)
@@ -378,7 +358,6 @@ class SCPRAM(BaseModel):
         x_pred = self.decode(z_pred)
         if sample == "residual":
             x_pred = self._add_residual(x_pred, targets, z_t)
-
         pred = self._prediction(x_pred, targets, cell_type, X_latent=z_pred, delta=deltas, X_latent_control=z_t)
         pred.uns["scpram"] = self._by_products(name, opts, ref_idx, stim_idx, cost, plan, log, partner, weights)
         pred.uns["scpram"]["cell_deltas"] = cell_deltas
@@ -407,21 +386,15 @@ class SCPRAM(BaseModel):
                 "scPRAM needs both to learn a response"
             )
         ref_idx, stim_idx = np.flatnonzero(ctrl_mask), np.flatnonzero(stim_mask)
-        if opts.max_ot_cells is not None:
+        n = opts.max_ot_cells
+        if n is not None:  # seeded subsamples
             ref_idx, stim_idx = (
-                idx
-                if len(idx) <= opts.max_ot_cells
-                else np.sort(rng.choice(idx, size=opts.max_ot_cells, replace=False))
-                for idx in (ref_idx, stim_idx)
+                i if len(i) <= n else np.sort(rng.choice(i, size=n, replace=False)) for i in (ref_idx, stim_idx)
             )
         return ref_idx, stim_idx
 
     def _copies_of(self, targets: AnnData, candidates: np.ndarray) -> np.ndarray:
-        """Mask of the training cells among ``candidates`` (a mask) that are copies of a target.
-
-        Recognised by content, not name (``AnnData(array)`` names cells ``'0'``, ``'1'``...): the
-        same expression on the model's genes and the same values in the ``obs`` columns both have.
-        """
+        """Mask of the ``candidates`` (a mask of training cells) with a target's expression and shared obs values."""
         idx = np.flatnonzero(candidates)
         copies = np.zeros(len(candidates), dtype=bool)
         if len(idx):
@@ -477,11 +450,7 @@ class SCPRAM(BaseModel):
         }
 
     def attention_by_cell_type(self, prediction: AnnData) -> pd.DataFrame:
-        """Attention mass each target cell puts on each reference cell type (targets × cell types; rows sum to 1).
-
-        Reads ``uns["scpram"]["attention"]`` and ``["reference_cells"]`` of a :meth:`predict`
-        result; rows are named after the target cells (``obs["source_cell"]``).
-        """
+        """Attention mass each target cell of a :meth:`predict` result puts on each reference cell type."""
         info = prediction.uns.get("scpram") if isinstance(prediction, AnnData) else None
         if not info or "attention" not in info or "reference_cells" not in info:
             raise ValueError("pass the AnnData returned by SCPRAM.predict (it needs uns['scpram']['attention'])")

@@ -134,12 +134,7 @@ class VAE(nn.Module):
         return torch.relu(x) if self.output_activation == "relu" else x
 
     def forward(self, x: torch.Tensor, sample: bool = True) -> dict[str, torch.Tensor]:
-        """``{"loss": scalar, "terms": {"recon", "kl"}, "x_hat"}`` of a minibatch.
-
-        ``terms`` are the unweighted per-cell means the history records; ``sample=False`` decodes
-        the posterior mean (a deterministic validation loss). :func:`train_vae` needs only
-        ``loss`` and ``terms``, so any module returning them can be trained.
-        """
+        """``{"loss", "terms": {"recon", "kl"} (unweighted means), "x_hat"}``; ``sample=False`` decodes the mean."""
         mean, logvar = self.encode(self.corrupt(x))
         z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean) if sample else mean
         x_hat = self.decode(z)
@@ -158,20 +153,14 @@ LR_SCHEDULES = ("cosine", "constant")
 class TrainingOptions:
     """Settings of :func:`train_vae`; the defaults train to convergence.
 
-    Caps: ``max_steps`` optimizer steps and/or ``max_epochs`` passes (``None``: no such cap; one
-    is needed); the cosine schedule decays over the capped length. Adam: ``batch_size``, peak
-    ``lr``, ``weight_decay``, ``adam_eps``; ``lr_schedule`` (``"cosine"`` to ``final_lr_fraction
-    * lr``, or ``"constant"``) after ``warmup_steps`` of linear warm-up (at most a tenth of the
-    run). ``validation_fraction`` of the cells is held out (0: monitor the training loss).
-    Early stopping (:class:`EarlyStopping`): every ``eval_every`` steps (and at least once per
-    epoch) the monitored loss is smoothed with ``smoothing``; training stops when it has not
-    improved by more than ``min_delta + rel_min_delta * |best|`` for ``patience`` steps, after at
-    least ``min_steps``. ``grad_clip_norm``: maximum gradient norm (``None``: no clipping).
-
-    How the schedule was chosen (never on test scores; ``benchmarks/README.md``): ``min_steps``
-    600, as shorter runs stopped 8-34% above the converged validation loss on Kang 2018;
-    ``patience`` 400 (8 passes) with ``smoothing`` 0.5, so that one noisy pass does not decide; a
-    cap of 3,000 steps (about 38 epochs of Kang at batch 128) bounds the cost.
+    Caps: ``max_steps`` and/or ``max_epochs`` (``None``: no such cap). Adam: ``batch_size``,
+    ``lr`` (the peak of :func:`lr_at`'s schedule), ``weight_decay``, ``adam_eps``. A share
+    ``validation_fraction`` of the cells is held out; every ``eval_every`` steps (at least once per
+    epoch) :class:`EarlyStopping` sees its loss. ``grad_clip_norm``: ``None`` for no clipping.
+    Chosen on validation cells only (``benchmarks/README.md``): ``min_steps`` 600, as shorter runs
+    stopped 8-34% above the converged validation loss on Kang 2018; ``patience`` 400 steps with
+    ``smoothing`` 0.5, so that one noisy pass does not decide; a cap of 3,000 steps (about 38
+    epochs of Kang at batch 128) bounds the cost.
     """
 
     max_steps: int | None = 3000
@@ -232,13 +221,11 @@ class StopTraining(Exception):
 
 @dataclass
 class TrainingHistory:
-    """One row per validation pass.
+    """One row per validation pass: ``step``, ``epoch`` (fractional), ``lr``, losses.
 
-    ``step`` (optimizer steps), ``epoch`` (the same in passes, fractional), ``lr`` (of the last
-    step), ``train_*`` (means since the previous row), ``val_*`` (NaN without validation),
-    ``val_smoothed`` (what early stopping monitors); ``loss`` is the objective, ``recon``/``kl``
-    the VAE's unweighted terms, other modules' terms go to ``terms``. ``best_epoch``/``best_step``:
-    where the lowest validation loss (whose weights are kept) was reached.
+    ``train_*``: means since the previous row; ``val_*``: NaN without validation; ``loss`` is the
+    objective, ``recon``/``kl`` the VAE's terms (other modules' terms go to ``terms``);
+    ``val_smoothed``: what early stopping sees; ``best_step``: where the kept weights were reached.
     """
 
     epoch: list[float] = field(default_factory=list)
@@ -275,11 +262,11 @@ class TrainingHistory:
 
 
 class EarlyStopping:
-    """The stopping rule of :func:`train_vae`, one validation pass at a time.
+    """The stopping rule of :func:`train_vae`: :meth:`update` after each validation pass.
 
-    The loss is smoothed (``s = smoothing * s_prev + (1 - smoothing) * loss``); an improvement
-    counts when ``s`` falls below the best by more than ``min_delta + rel_min_delta * |best|``.
-    :meth:`update` is true once ``patience`` steps passed without one, after ``min_steps``.
+    The loss is smoothed (``s = smoothing * s_prev + (1 - smoothing) * loss``); training stops
+    once ``s`` has not fallen below its best by more than ``min_delta + rel_min_delta * |best|``
+    for ``patience`` steps, and at least ``min_steps`` were taken.
     """
 
     def __init__(self, *, patience: int, min_steps=0, smoothing=0.0, min_delta=0.0, rel_min_delta=0.0) -> None:
@@ -318,25 +305,15 @@ def lr_at(step: int, peak: float, *, total_steps: int, warmup_steps=0, schedule=
 
 
 # -- the training loop ------------------------------------------------------------------------
-def split_indices(n: int, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded random train/validation split of ``range(n)``; at least 2 training cells."""
-    perm = np.random.default_rng(seed).permutation(n)
-    n_val = min(int(round(validation_fraction * n)), max(n - 2, 0))
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
-
-
 def loss_terms(out: Any) -> dict[str, torch.Tensor]:
     """The named terms of a module's ``forward`` output (a dict with ``"loss"`` and optional ``"terms"``)."""
-    if not isinstance(out, dict) or "loss" not in out:
-        keys = f" with keys {sorted(out)}" if isinstance(out, dict) else ""
+    if not isinstance(out, dict) or "loss" not in out or not isinstance(out.get("terms", {}), dict):
         raise TypeError(
             "the module's forward must return a dict with 'loss' (a scalar tensor) and optionally 'terms' "
-            f"(name -> scalar tensor); got {type(out).__name__}{keys}"
+            f"(name -> scalar tensor); got {type(out).__name__}"
+            + (f" with keys {sorted(out)}" if isinstance(out, dict) else "")
         )
-    terms = out.get("terms", {})
-    if not isinstance(terms, dict):
-        raise TypeError(f"the module's forward returned 'terms' as {type(terms).__name__}; expected a dict")
-    return terms
+    return out.get("terms", {})
 
 
 def _stack(out: dict, names: list[str]) -> torch.Tensor:
@@ -376,19 +353,19 @@ def train_vae(
     """Train ``module`` on the rows of ``x`` (cells × genes) in place; returns the history.
 
     ``module``: the VAE or any module whose ``forward(x, sample=True)`` returns its own ``"loss"``
-    and ``"terms"`` (:func:`loss_terms`); left on ``device`` in evaluation mode. ``seed`` (0 to
-    ``2**32 - 1``) seeds the split, the minibatch order, dropout, noise and sampling.
-    ``on_epoch_end(i, monitored_loss)`` runs after each validation pass: raising
-    :class:`StopTraining` ends training normally, any other exception propagates with the history
-    kept. ``history``: one to append to (training again continues its step count with a new
-    schedule). A last minibatch of one cell is skipped (BatchNorm needs 2).
+    and ``"terms"``. ``seed`` seeds the split, the minibatches, dropout, noise and sampling.
+    ``on_epoch_end(i, monitored_loss)`` runs after each validation pass (raise
+    :class:`StopTraining` to end training). ``history``: one to append to. A last minibatch of one
+    cell is skipped (BatchNorm needs 2).
     """
     o = options
     seed = check_seed(seed)
     history = TrainingHistory() if history is None else history
     set_seed(seed)
     # 1. data: one float32 tensor on the device, split once into training and validation cells
-    train_idx, val_idx = split_indices(int(x.shape[0]), o.validation_fraction, seed)
+    perm = np.random.default_rng(seed).permutation(int(x.shape[0]))
+    n_val = min(int(round(o.validation_fraction * len(perm))), max(len(perm) - 2, 0))  # at least 2 training cells
+    train_idx, val_idx = np.sort(perm[n_val:]), np.sort(perm[:n_val])
     xt = torch.as_tensor(x if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float32))
     xt = xt.to(device=device, dtype=torch.float32)
     x_train = xt[torch.as_tensor(train_idx, device=device)]
