@@ -44,9 +44,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_training import linear_macs, matmul_peak  # noqa: E402  (the same figures as bench_training)
 
-from tutorial_lib.models.vae import VAE  # noqa: E402
 from tutorial_lib.models.scgen import SCGEN  # noqa: E402
 from tutorial_lib.models.scpram import SCPRAM  # noqa: E402
+from tutorial_lib.models.vae import VAE  # noqa: E402
 
 NETWORKS = {
     "scgen": {
