@@ -206,6 +206,16 @@ def test_worker_refuses_bad_arguments_before_loading_anything(tmp_path, capsys):
     assert not (tmp_path / "study.db").exists()
 
 
+def test_worker_sets_the_thread_count_once_at_start(tmp_path, monkeypatch):
+    import course_tools.tuning.cli as cli
+
+    called = []
+    monkeypatch.setattr(cli, "apply_torch_threads", lambda: called.append(1))
+    args = ["--study", "s", "--method", "scgen", "--storage", str(tmp_path / "s.db"), "--n-trials", "0"]
+    assert cli.main(args) == 2  # refused before any work, after the count was set
+    assert called == [1]
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
 def test_worker_carries_on_when_its_live_trial_is_failed_as_stale(kind, tmp_path):
     """Late heartbeats (a starved CPU) can get a live worker's trial failed by another worker.
