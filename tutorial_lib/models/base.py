@@ -268,9 +268,8 @@ class BaseModel:
     def reconstruct(self, adata: AnnData, *, batch_size: int = 1024) -> AnnData:
         """Decoded posterior means of ``adata``'s cells (*decoded controls*), same obs, the model's genes."""
         self._check_trained()
-        out = AnnData(
-            self.decode(self.get_latent(adata, batch_size=batch_size), batch_size=batch_size), obs=adata.obs.copy()
-        )
+        x = self.decode(self.get_latent(adata, batch_size=batch_size), batch_size=batch_size)
+        out = AnnData(x, obs=adata.obs.copy())
         out.var_names = self.var_names
         return out
 
