@@ -60,12 +60,9 @@ class RunConfig:
         if self.max_epochs is not None:
             smoke = "the smoke-test budget (TUTORIAL_SMOKE=1, for the test suite): " if self.smoke else ""
             return f"{smoke}capped at {self.max_epochs} epochs: the models may stop before they converge"
-        from tutorial_lib.models.vae import TrainingOptions
-
-        s = TrainingOptions()
         return (
-            f"the default schedule: early stopping on the smoothed validation loss (patience {s.patience} steps, "
-            f"at least {s.min_steps}), capped at {s.max_steps} steps; each training says which ended it"
+            "the default schedule (tutorial_lib.models.TrainingOptions): early stopping on the smoothed "
+            "validation loss, capped in steps; each training says which ended it"
         )
 
 
