@@ -54,8 +54,9 @@ from typing import Any, Protocol
 
 from anndata import AnnData
 
-from course_tools import baselines
+from course_tools.baselines import pca_arithmetic
 from course_tools.tuning.search_space import validate_space
+from tutorial_lib.baselines import mean_shift, no_change
 from tutorial_lib.config import check_seed, check_whole_number, get_config
 from tutorial_lib.models import TrainingHistory, TrainingOptions
 from tutorial_lib.models.base import METHOD_KEY, BaseModel
@@ -332,13 +333,13 @@ _NO_PREDICT_PRESETS = {setting: {} for setting in PRESET_SETTINGS}
 #: The built-in methods. How the presets were chosen: :mod:`course_tools.presets`;
 #: the search spaces are the course's (the seed slides' hyperparameter table).
 BUILTIN_SPECS: tuple[MethodSpec, ...] = (
-    MethodSpec("no_change", baseline=baselines.no_change, description="control cells as the prediction"),
+    MethodSpec("no_change", baseline=no_change, description="control cells as the prediction"),
     MethodSpec(
         "mean_shift",
-        baseline=baselines.mean_shift,
+        baseline=mean_shift,
         description="controls shifted by the training cell types' mean response",
     ),
-    MethodSpec("pca_arithmetic", baseline=baselines.pca_arithmetic, description="latent arithmetic in PCA space"),
+    MethodSpec("pca_arithmetic", baseline=pca_arithmetic, description="latent arithmetic in PCA space"),
     MethodSpec(
         "scgen",
         model=SCGEN,

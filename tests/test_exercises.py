@@ -14,9 +14,9 @@ import pytest
 from scipy import stats
 
 from course_tools import exercises as ex
-from course_tools.baselines import mean_shift
 from course_tools.exercises.scgen import SAME_PEARSON
 from course_tools.verdicts import paired_difference
+from tutorial_lib.baselines import mean_shift
 from tutorial_lib.data import normalise_log
 
 

@@ -68,7 +68,7 @@ def check_training_mask(
 
 def mean_shift_pearson_delta(adata: AnnData, cell_type: str, *, n_top_genes: int = 2000, k: int = 100) -> float:
     """Pearson-Δ (top-``k`` real DEGs) of the mean-shift baseline when ``cell_type`` is held out."""
-    from course_tools.baselines import mean_shift
+    from tutorial_lib.baselines import mean_shift
     from tutorial_lib.data import prepare_holdout, split_views
     from tutorial_lib.metrics import gene_means, pearson_delta, rank_degs
 
