@@ -4,7 +4,7 @@
 #
 #   bash scripts/run_course.sh [all|data|notebooks|book|times]     (default: all)
 #
-#   data       fetch Kang et al. 2018 into the cache (python -m tutorial_lib.data.kang)
+#   data       fetch Kang et al. 2018 into the cache (python -m tutorial_lib.data)
 #   notebooks  execute every notebooks/*.ipynb in full mode (TUTORIAL_FAST=0), in place, in order
 #   book       build the book (jupyter-book build . --all -W --keep-going) into _build/html
 #   times      time every notebook in fast mode without changing its outputs (metadata tutorial_timings)
@@ -21,7 +21,7 @@ NB_TIMEOUT="${NB_TIMEOUT:-7200}"
 
 fetch_data() {
     echo "==> Fetching the Kang et al. 2018 data (cache: $(python -c 'from tutorial_lib.config import cache_dir; print(cache_dir())'))"
-    python -m tutorial_lib.data.kang
+    python -m tutorial_lib.data
 }
 
 run_notebooks() {

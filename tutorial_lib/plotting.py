@@ -13,14 +13,13 @@ from typing import Literal
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from tutorial_lib.data.checks import CELL_TYPE_KEY, CONDITION_KEY, CONTROL, STIMULATED, DataValidationError
 from tutorial_lib.metrics import SharedSpace, gene_means, gene_vars, r2_pearson, r2_score
-from tutorial_lib.metrics._inputs import CellsLike, aligned_matrices, subsample_rows
+from tutorial_lib.metrics._inputs import CellsLike, aligned_matrices, subsample_rows, to_dense
 
 ISG_GENES = ["ISG15", "IFIT1", "IFIT3", "MX1", "IFI6", "ISG20"]
 """Interferon-stimulated genes shown in the course's figures."""
@@ -29,10 +28,6 @@ ISG_GENES = ["ISG15", "IFIT1", "IFIT3", "MX1", "IFI6", "ISG20"]
 def get_ax(ax: Axes | None, figsize: tuple[float, float] = (4.5, 4.5)) -> Axes:
     """``ax`` itself, or the axes of a new figure of size ``figsize``."""
     return ax if ax is not None else plt.subplots(figsize=figsize)[1]
-
-
-def _dense(x) -> np.ndarray:
-    return x.toarray() if sp.issparse(x) else np.asarray(x, dtype=float)
 
 
 def _scatter_groups(ax: Axes, xy: np.ndarray, labels: Sequence[str], size: float, rank: bool = False) -> None:
@@ -61,7 +56,7 @@ def umap_overview(
     from sklearn.decomposition import TruncatedSVD
 
     idx = subsample_rows(adata.n_obs, max_cells, np.random.default_rng(seed))
-    x = _dense(adata.X[idx])
+    x = to_dense(adata.X[idx])
     x = x - x.mean(axis=0)
     pcs = TruncatedSVD(n_components=int(min(30, min(x.shape) - 1)), random_state=seed).fit_transform(x)
     with warnings.catch_warnings():
@@ -79,7 +74,7 @@ def umap_overview(
 
 def response_by_cell_type(adata: AnnData, genes: Sequence[str] = ISG_GENES) -> pd.DataFrame:
     """Mean log-expression change (stimulated − control) of ``genes`` per cell type (cell types × genes)."""
-    frame = pd.DataFrame(_dense(adata[:, list(genes)].X), columns=list(genes))
+    frame = pd.DataFrame(to_dense(adata[:, list(genes)].X), columns=list(genes))
     frame["cell_type"] = adata.obs[CELL_TYPE_KEY].astype(str).to_numpy()
     frame["condition"] = adata.obs[CONDITION_KEY].astype(str).to_numpy()
     means = frame.groupby(["cell_type", "condition"]).mean()
@@ -312,7 +307,7 @@ def deg_dotplot(
     missing = [g for g in genes if g not in pos]
     if missing:
         raise DataValidationError(f"{len(missing)} gene(s) not in the data: {missing[:5]}")
-    subs = [_dense(x[:, [pos[g] for g in genes]]) for x in mats.values()]
+    subs = [to_dense(x[:, [pos[g] for g in genes]]) for x in mats.values()]
     frac = np.array([(s > threshold).mean(axis=0) for s in subs])
     mean = np.array([s.mean(axis=0) for s in subs])
     ax = get_ax(ax, figsize=(0.35 * len(genes) + 2.5, 0.45 * len(mats) + 1.5))

@@ -305,8 +305,3 @@ def load_kang2018(
         del adata.layers["counts"]  # the same matrix as X; stored once
         _write_atomic(adata, target)
     return _read_harmonised(target)
-
-
-if __name__ == "__main__":  # python -m tutorial_lib.data.kang (make data): fetch the data and summarise it
-    adata = load_kang2018()
-    print(adata, pd.crosstab(adata.obs[CELL_TYPE_KEY], adata.obs[CONDITION_KEY]), sep="\n")
