@@ -68,3 +68,34 @@ def test_set_seed_repeats_numbers():
     b = np.random.rand(3), torch.rand(3)
     np.testing.assert_array_equal(a[0], b[0])
     assert torch.equal(a[1], b[1])
+
+
+def test_thread_count_survives_scanpys_numba_kernels(tmp_path):
+    """scanpy's first numba kernel starts an OpenMP pool that PyTorch shares; it must not raise the count.
+
+    Run in a fresh process without the test suite's thread variables, in a notebook's order.
+    """
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import torch
+        from tutorial_lib.config import setup_notebook
+
+        setup_notebook()  # as every notebook starts
+        from tutorial_lib.data import load_kang2018, prepare_holdout
+
+        adata = load_kang2018(subset="mini")
+        torch.get_num_threads()  # any PyTorch work (a first model) starts its thread pool before scanpy's kernels
+        prepare_holdout(adata, n_top_genes=200)
+        print(torch.get_num_threads())
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS")}
+    env["TUTORIAL_TORCH_THREADS"] = "1"
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] == "1"

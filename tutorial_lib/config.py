@@ -132,9 +132,15 @@ def torch_threads() -> int:
 
 
 def apply_torch_threads() -> int:
-    """Set PyTorch's thread count to :func:`torch_threads` (at the start of a session) and return it."""
+    """Set PyTorch's thread count to :func:`torch_threads` (at the start of a session) and return it.
+
+    numba's thread pool starts first: started later, by scanpy's first kernel, it would raise
+    PyTorch's count to one per core (both use the same OpenMP runtime).
+    """
+    import numba
     import torch
 
+    numba.get_num_threads()
     torch.set_num_threads(n := torch_threads())
     return n
 

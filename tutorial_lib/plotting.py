@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Collection, Mapping, Sequence
-from typing import Literal
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -214,44 +213,31 @@ def var_scatter(real: CellsLike, pred: CellsLike, degs: Sequence[str] | None = N
 def embedding_plot(
     groups: Mapping[str, CellsLike],
     space: SharedSpace,
-    method: Literal["pca", "umap"] = "pca",
     ax: Axes | None = None,
     max_cells: int | None = 2000,
     seed: int = 0,
     var_names: Sequence[str] | None = None,
 ) -> Axes:
-    """The cells of each group in the shared space of the comparison, one colour per group.
+    """The cells of each group on the first two components of the comparison's shared PCA.
 
     ``space`` comes from :func:`~tutorial_lib.metrics.fit_shared_pca` (fitted on real cells only).
-    ``method="pca"`` plots its first two components; ``"umap"`` runs a seeded UMAP on the pooled
-    coordinates of all groups. At most ``max_cells`` cells per group are drawn.
+    At most ``max_cells`` cells per group are drawn.
     """
     if not groups:
         raise DataValidationError("embedding_plot needs at least one group")
-    if method not in ("pca", "umap"):
-        raise ValueError(f"method must be 'pca' or 'umap', got {method!r}")
+    if space.components is None:
+        raise DataValidationError("embedding_plot needs a PCA space (fit_shared_pca), not the gene space")
     rng = np.random.default_rng(seed)
     coords = []
     for cells in groups.values():
         z = space.transform(cells, var_names=var_names)
         coords.append(z[subsample_rows(z.shape[0], max_cells, rng)])
     pooled, labels = np.vstack(coords), np.repeat(list(groups), [len(z) for z in coords])
-    if method == "pca":
-        if space.components is None:
-            raise DataValidationError("method='pca' needs a PCA space (fit_shared_pca), not the gene space")
-        xy = pooled[:, :2]
-        axis = [f"PC{i + 1} ({100 * space.explained_variance_ratio[i]:.1f}%)" for i in (0, 1)]
-    else:
-        import umap
-
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*overridden to 1 by setting random_state.*")
-            xy = umap.UMAP(random_state=seed, n_neighbors=min(15, pooled.shape[0] - 1)).fit_transform(pooled)
-        axis = ["UMAP 1", "UMAP 2"]
     ax = get_ax(ax)
-    _scatter_groups(ax, xy, labels, size=4)
-    ax.set(xlabel=axis[0], ylabel=axis[1])
-    ax.set_title(f"shared {space.name} space" + (" - UMAP" if method == "umap" else ""), fontsize=9)
+    _scatter_groups(ax, pooled[:, :2], labels, size=4)
+    ax.set(xlabel=f"PC1 ({100 * space.explained_variance_ratio[0]:.1f}%)")
+    ax.set(ylabel=f"PC2 ({100 * space.explained_variance_ratio[1]:.1f}%)")
+    ax.set_title(f"shared {space.name} space", fontsize=9)
     ax.legend(fontsize=7, markerscale=3)
     return ax
 
