@@ -130,7 +130,8 @@ def markdown_verdicts(verdicts: pd.DataFrame, by: Sequence[str] = (), verdict: s
     """A markdown table of :func:`~course_tools.verdicts.verdict_table` (or ``imbalance_effects``) rows.
 
     Rows with no matched run (a metric undefined for one of the two methods, e.g. ``no_change``'s
-    ``pearson_delta``) are left out. ``unit`` says what ``n`` counts: matched runs (``run``), or
+    ``pearson_delta``) are left out. ``unit`` says what ``n`` counts: matched runs (``run``; ``run +
+    test cells`` where the interval also holds the test cells' sampling), or
     blocks of them (e.g. ``setting``: one per held-out cell type, the mean of its seeds). The
     contrast is ``A − B``, or for distances the geometric mean ratio ``A / B`` (written ``×r``).
     ``verdict`` is the last column's header.
@@ -160,7 +161,7 @@ def markdown_verdicts(verdicts: pd.DataFrame, by: Sequence[str] = (), verdict: s
             f"{r['metric']} ({r['gene_set']})",
             r["direction"],
             str(r["n"]),
-            r.get("unit", RUN_UNIT),
+            r.get("unit", RUN_UNIT) + (" + test cells" if pd.notna(r.get("cell_sd", float("nan"))) else ""),
             f"{r['mean_a']:.3f}",
             f"{r['mean_b']:.3f}",
             format_estimate(r["estimate"], r["ci_low"], r["ci_high"], r["scale"]),
@@ -302,7 +303,8 @@ def _primary_section(table: pd.DataFrame, question: PrimaryQuestion) -> list[str
         "Holm's procedure (`interval level`), so that it excludes no difference exactly when that step rejects. "
         "A verdict reads **equivalent** when the interval lies inside the margin, else **better** or **worse** "
         f"(in the metric's direction) when the Holm-adjusted p is below {question.alpha:g}, else **inconclusive**. "
-        "The intervals cover the variation between cell types and seeds, not the sampling of test cells within a run.",
+        "The intervals cover the variation between cell types and seeds; each cell type was scored on its own test "
+        "cells, so that variation holds their sampling too.",
         "",
         markdown_primary(primary_verdicts(table, question)),
         "",
@@ -387,8 +389,9 @@ def _loco_section(design: str, part: pd.DataFrame, metrics: list[tuple[str, str]
     if len(held) > 1:
         out += [
             "",
-            f"Per held-out cell type (design `{design}`; matched by seed, so the interval covers the seeds' "
-            "variation, not the sampling of test cells), the models against the baselines and each other:",
+            f"Per held-out cell type (design `{design}`; matched by seed; the interval covers the seeds' "
+            "variation and, conservatively, the sampling of the test cells), the models against the baselines "
+            "and each other:",
             "",
             *_per_group(part, metrics, "held_out", "held-out cell types"),
         ]
@@ -429,7 +432,8 @@ def _donor_section(part: pd.DataFrame, metrics: list[tuple[str, str]]) -> list[s
         "",
         f"Held out: the stimulated cells of donors {donors}; {describe_seeds(part)}. One verdict per cell type "
         "(`score_group`), matched by seed; never pooled across cell types. Every verdict is about these two "
-        "donors (one pair), and its interval covers the seeds' variation, not the sampling of cells or donors:",
+        "donors (one pair), and its interval covers the seeds' variation and, conservatively, the sampling of "
+        "their cells, not the sampling of donors:",
         "",
         *_per_group(part, metrics, "score_group", "cell types", suffix=" on these donors"),
     ]

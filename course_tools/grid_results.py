@@ -45,12 +45,14 @@ from course_tools.verdicts import (
     MIN_RANK_UNITS,
     MIN_RUNS,
     RUN_UNIT,
+    SAMPLING_SD,
     contrast_name,
     describe_units,
     format_estimate,
     interaction,
     is_distance,
     paired_verdict,
+    run_sampling_sd,
 )
 from tutorial_lib.config import REPO_ROOT
 from tutorial_lib.data.checks import DataValidationError
@@ -163,8 +165,9 @@ def load_grid(path: str | Path | None = None) -> pd.DataFrame:
         0% coverage, see :mod:`course_tools.scoring.bootstrap`): those intervals are withdrawn
         here (``ci_low``/``ci_high`` NaN, ``ci_kind`` ``"percentile (withdrawn)"``, a note says
         why); the other schemes were unchanged and are labelled with their name. A distance's
-        interval is clipped at 0 from below (:func:`label_intervals`). Paired verdicts never use
-        the per-run intervals.
+        interval is clipped at 0 from below (:func:`label_intervals`). Column ``sampling_sd``: the
+        test cells' sampling sd of each row's score, from its interval's width before any of that
+        (:func:`course_tools.verdicts.run_sampling_sd`); verdicts within one setting use it.
 
     Raises
     ------
@@ -207,13 +210,17 @@ def label_intervals(table: pd.DataFrame) -> pd.DataFrame:
     Rows without a ``ci_kind`` (written before the column existed) took their metric's scheme of
     that time: ``"percentile"`` for the per-gene metrics (now ``"basic"``), the same as today for the
     others. The percentile intervals are set to NaN with :data:`WITHDRAWN_NOTE`; the others are
-    labelled with their scheme. A distance's interval (:func:`course_tools.verdicts.is_distance`)
+    labelled with their scheme; every row with an interval keeps its width as :data:`SAMPLING_SD`
+    (what a per-setting verdict needs of it, :func:`course_tools.verdicts.cell_sampling_sd`), which
+    a withdrawn or clipped bound does not change. A distance's interval (:func:`course_tools.verdicts.is_distance`)
     is clipped at 0 from below, with :data:`CLIPPED_NOTE` and the old bound in ``note``: the subsample
     interval can reach below 0 for a small distance, and no distance is negative. A copy is returned.
     """
     from course_tools.scoring.registry import INTERVALS
 
     table = table.copy()
+    # the width is the same for every scheme of the same resamples: kept before any bound is withdrawn or clipped
+    table[SAMPLING_SD] = run_sampling_sd(table)
     if "ci_kind" not in table.columns:
         table["ci_kind"] = np.nan
     table["ci_kind"] = table["ci_kind"].astype(object)
@@ -690,10 +697,12 @@ def expectation_most_hurt(
 def describe_verdicts(verdicts: pd.DataFrame, by: Sequence[str] = (), digits: int = 3) -> str:
     """One line per row of a :func:`~course_tools.verdicts.verdict_table` (or of :func:`imbalance_effects`).
 
-    A line names its group (the ``by`` columns), the metric with its direction ("lower is better"
-    or "higher is better"), ``A - B`` (or ``A / B`` for distances) with its 95% interval, the number
-    of units (matched runs, or blocks of them: :func:`course_tools.verdicts.describe_units`) and the
-    verdict; :func:`imbalance_interactions` rows print their interaction and ``hurt`` words.
+    A line names its group (the ``by`` columns), the metric with its direction ("lower is
+    better" or "higher is better"), ``A - B`` (or ``A / B`` for distances) with its 95%
+    interval, the number of units (matched runs, or blocks of them:
+    :func:`course_tools.verdicts.describe_units`; "and their test cells" where the interval
+    holds their sampling) and the verdict; :func:`imbalance_interactions` rows print their
+    interaction and ``hurt`` words.
     """
     lines, skipped = [], []
     for row in verdicts.to_dict("records"):
@@ -714,10 +723,11 @@ def describe_verdicts(verdicts: pd.DataFrame, by: Sequence[str] = (), digits: in
             )
         else:
             verdict = row.get("effect", row["verdict"])
+            cells = " and their test cells" if pd.notna(row.get("cell_sd", float("nan"))) else ""
             text = (
                 f"{metric}: {contrast_name(row['method_a'], row['method_b'], scale)} = "
                 f"{format_estimate(row['estimate'], row['ci_low'], row['ci_high'], scale, digits)} "
-                f"over {describe_units(row['n'], unit)} -> {verdict}"
+                f"over {describe_units(row['n'], unit)}{cells} -> {verdict}"
             )
         prefix = f"[{row['method']}] " if "effect" in row else ""
         lines.append(f"{group}: {prefix}{text}" if group else prefix + text)

@@ -387,7 +387,8 @@ def paired_difference_plot(
     One column per ``by`` group (e.g. ``"setting"``), or one column. The dots are the units of
     :func:`paired_differences`; the point and bar are the verdict's estimate and ``level``
     interval (:func:`course_tools.verdicts.paired_verdict` on that group: the mean difference, or
-    the geometric mean ratio for a distance pooled over settings), drawn only with at least two
+    the geometric mean ratio for a distance pooled over settings; within one setting the interval
+    also holds the test cells' sampling, which the dots do not show), drawn only with at least two
     units; the dashed line is no difference (0, or 1 for a ratio). Where the interval crosses it
     the runs cannot tell the methods apart. The y label says which side favours ``a`` (from
     ``lower_is_better``, by default from ``metric``). Drawn with seaborn (``stripplot``).

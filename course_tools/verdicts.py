@@ -2,8 +2,8 @@
 
 Both compare *matched runs*: rows of a tidy results table (:func:`course_tools.benchmark.run_benchmark`
 or the grid) with the same setting and seed, hence the same held-out cells, genes and training
-randomness. The cell-level bootstrap intervals of each run are not used: the intervals here cover
-seed-to-seed and setting-to-setting variation, not the sampling of the test cells.
+randomness. The intervals cover seed-to-seed and setting-to-setting variation and, within one
+setting, the sampling of its test cells (:func:`cell_sampling_sd`).
 
 Rule (one rule everywhere): a paired contrast of A and B per unit, its mean over ``n`` units with a
 paired-t interval ``mean ± t_{n-1, 0.975} sd / sqrt(n)`` and the two-sided p-value of "no difference".
@@ -34,6 +34,19 @@ the log ratio of the two seed means), and the blocks are the units: ``n`` counts
 ``unit`` names them), each weighs the same, and the interval (``n - 1`` degrees of freedom) is about
 the mean over blocks like these. The coverage of both kinds of interval is checked by simulation in
 ``tests/test_verdicts.py`` and ``tests/test_coverage_realistic.py``.
+
+**The sampling of test cells.** The seeds of one setting share its test cells, so their spread says
+nothing about how the scores would move on another sample of cells of that type: a verdict about
+one setting whose interval covered the seeds only would be too sure of itself wherever the cells,
+not the training, make the scores uncertain. Within one setting (:data:`RUN_UNIT`) the interval
+therefore adds the test cells' part, read from each run's own bootstrap interval (``ci_low``,
+``ci_high``): ``mean ± t_df sqrt(sd_seeds^2 / n + c^2)`` with ``c = sd_A + sd_B``
+(:func:`cell_sampling_sd`) and Welch-Satterthwaite's ``df`` (:func:`paired_t`). The table keeps no
+resamples, so the two methods' resamples cannot be paired; ``sd_A + sd_B`` bounds the sd of their
+difference whatever the correlation of the two (it can be negative: a resample with a stronger
+response helps a method that overshoots and hurts one that undershoots), so this part is
+conservative. Pooled over blocks nothing is added: each block
+was scored on its own cells, so the spread between blocks already holds their sampling.
 
 **The primary question** (:data:`PRIMARY`, :func:`primary_verdicts`) is declared here, in code,
 before any table is read: four comparisons with Holm's correction (Holm 1979) and margins of
@@ -99,7 +112,31 @@ VERDICT_COLUMNS = [
     "p_value",
     "direction",
     "verdict",
+    "cell_sd",
 ]
+
+#: Coverage of each run's own interval (``ci_low``, ``ci_high``): the default of
+#: :func:`course_tools.scoring.evaluate.evaluate`.
+RUN_INTERVAL_LEVEL = 0.95
+
+#: Column of a results table: the sampling sd of each row's score over its test cells (:func:`run_sampling_sd`).
+SAMPLING_SD = "sampling_sd"
+
+
+def run_sampling_sd(results: pd.DataFrame) -> pd.Series:
+    """Each row's sd over resamples of its test cells, from its interval: ``(ci_high - ci_low) / (2 z)``.
+
+    ``z`` is the normal quantile of :data:`RUN_INTERVAL_LEVEL`. The basic, percentile and
+    subsample intervals of the same resamples have the same width, so the sd holds whichever
+    scheme made the interval (and after a bound was withdrawn or clipped, if it was kept before:
+    :func:`course_tools.grid_results.label_intervals`). NaN where a row has no interval.
+    """
+    if not {"ci_low", "ci_high"} <= set(results.columns):
+        return pd.Series(np.nan, index=results.index)
+    z = stats.norm.ppf(0.5 + RUN_INTERVAL_LEVEL / 2)
+    low = pd.to_numeric(results["ci_low"], errors="coerce")
+    high = pd.to_numeric(results["ci_high"], errors="coerce")
+    return (high - low) / (2 * z)
 
 
 def better_direction(metric: str) -> str:
@@ -210,23 +247,33 @@ def contrast(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, s
     return np.log(a) - np.log(b)
 
 
-def paired_t(d: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
+def paired_t(d: np.ndarray, level: float = 0.95, extra_sd: float = 0.0) -> tuple[float, float, float, float]:
     """Mean of the paired contrasts ``d``, its Student-t interval and the two-sided p-value of mean 0.
 
-    Returns ``(mean, low, high, p)``; with fewer than 2 values the interval and ``p`` are NaN. When
-    every contrast is equal (zero spread) the interval has zero width and ``p`` is 0 (1 if they are 0).
+    ``extra_sd`` is a further standard error of the mean that the contrasts' spread does not show
+    (the test cells' sampling shared by every seed: :func:`cell_sampling_sd`), taken as known (it
+    rests on the runs' resamples, not on ``n`` contrasts). It is added in quadrature, ``se =
+    sqrt(v + extra_sd^2)`` with ``v = sd^2 / n``, and the t quantile has Welch-Satterthwaite's
+    degrees of freedom ``(n - 1) (v + extra_sd^2)^2 / v^2`` (``n - 1`` without an extra; the normal
+    quantile when the contrasts do not vary). Returns ``(mean, low, high, p)``; with fewer than 2
+    values the interval and ``p`` are NaN. When the standard error is 0 (equal contrasts, no extra)
+    the interval has zero width and ``p`` is 0 (1 if they are 0).
     """
     d = np.asarray(d, dtype=np.float64)
     n = d.size
     mean = float(d.mean()) if n else float("nan")
     if n < 2:
         return mean, float("nan"), float("nan"), float("nan")
-    se = float(d.std(ddof=1) / np.sqrt(n))
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * se)
+    if not (np.isfinite(extra_sd) and extra_sd >= 0):
+        raise ValueError(f"extra_sd must be a finite number >= 0, got {extra_sd}")
+    v = float(d.var(ddof=1) / n)
+    se = float(np.sqrt(v + extra_sd**2))
+    df = (n - 1) * (se**2 / v) ** 2 if v > 0 else (np.inf if extra_sd > 0 else n - 1)
+    half = float(stats.t.ppf(0.5 + level / 2, df) * se)
     if se == 0.0:
         p = 1.0 if mean == 0.0 else 0.0
     else:
-        p = float(2 * stats.t.sf(abs(mean) / se, n - 1))
+        p = float(2 * stats.t.sf(abs(mean) / se, df))
     return mean, mean - half, mean + half, p
 
 
@@ -335,6 +382,41 @@ def paired_units(
     return out, unit
 
 
+def cell_sampling_sd(
+    results: pd.DataFrame,
+    method_a: str,
+    method_b: str,
+    runs: pd.Index,
+    *,
+    scale: Scale = "difference",
+    match_on: Sequence[str] | None = None,
+    compare: str = "method",
+) -> float:
+    """A bound on the standard error that the sampling of test cells adds to a mean contrast of one setting.
+
+    ``results`` are one metric's rows; ``runs`` the matched runs of A and B (the index of
+    :func:`paired_units` for :data:`RUN_UNIT`). Each run's cell-sampling sd is its :data:`SAMPLING_SD`
+    column where the table has one (:func:`course_tools.grid_results.load_grid` keeps it), else
+    :func:`run_sampling_sd` of its interval; per method
+    the sd is averaged over the runs (the runs share their test cells, so averaging does not shrink
+    it), and the bound is ``sd_A + sd_B``: the sd of a difference of two estimates whatever their
+    correlation (module docstring). On the ratio scale each sd is divided by the method's mean (the
+    sd of its log). NaN when the table has no intervals for either method in these runs.
+    """
+    if len(runs) == 0:
+        return float("nan")
+    match_on = _match_on(results, match_on)
+    rows = results[results[compare].isin([method_a, method_b])].set_index(list(match_on))
+    rows = rows[rows.index.isin(runs)]
+    sd = pd.to_numeric(rows[SAMPLING_SD], errors="coerce") if SAMPLING_SD in rows.columns else run_sampling_sd(rows)
+    per = sd.groupby(rows[compare].to_numpy()).mean()
+    if scale == "ratio":
+        per = per / pd.to_numeric(rows["value"], errors="coerce").groupby(rows[compare].to_numpy()).mean()
+    if per.reindex([method_a, method_b]).isna().any():
+        return float("nan")
+    return float(per[method_a] + per[method_b])
+
+
 def paired_verdict(
     results: pd.DataFrame,
     method_a: str,
@@ -348,6 +430,7 @@ def paired_verdict(
     scale: Scale | None = None,
     level: float = 0.95,
     min_runs: int = MIN_RUNS,
+    cell_sampling: bool = True,
 ) -> dict:
     """Compare two methods over matched runs (same setting and seed) on one metric.
 
@@ -376,6 +459,10 @@ def paired_verdict(
         Coverage of the paired-t interval.
     min_runs
         Fewest units needed to judge (default :data:`MIN_RUNS`).
+    cell_sampling
+        Within one setting (units: its runs), widen the interval by the sampling of the test cells,
+        read from the runs' own intervals (:func:`cell_sampling_sd`; conservative). ``False``: the
+        seeds' variation only. Pooled verdicts need nothing added (module docstring).
 
     Returns
     -------
@@ -386,7 +473,9 @@ def paired_verdict(
         units), ``scale``, ``estimate, ci_low, ci_high`` (the mean difference ``A - B``, or the
         geometric mean ratio ``A / B``, and its interval), ``p_value`` (paired t, two-sided, of no
         difference), ``direction`` ("higher"/"lower" is better) and ``verdict``: ``"<A> better"``,
-        ``"<B> better"``, ``"no clear difference"`` or a sentence saying there are too few units to judge.
+        ``"<B> better"``, ``"no clear difference"`` or a sentence saying there are too few units to judge;
+        ``cell_sd``: the test cells' part of the standard error that was added (NaN: none added, because
+        the units are blocks, ``cell_sampling`` is off or the runs carry no intervals).
     """
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level}")
@@ -403,7 +492,11 @@ def paired_verdict(
     )
     scale = units.attrs["scale"]
     d = contrast(units[method_a], units[method_b], scale)
-    mean, lo, hi, p = paired_t(d, level)
+    cell = float("nan")
+    if cell_sampling and unit == RUN_UNIT and d.size >= 2:  # one run has no interval to widen
+        rows = _metric_rows(results, metric, gene_set)
+        cell = cell_sampling_sd(rows, method_a, method_b, units.index, scale=scale, match_on=match_on, compare=compare)
+    mean, lo, hi, p = paired_t(d, level, extra_sd=0.0 if np.isnan(cell) else cell)
     direction = better_direction(metric)
     n = int(d.size)
     estimate, ci_low, ci_high = _back(mean, lo, hi, scale)
@@ -423,6 +516,7 @@ def paired_verdict(
         "p_value": p,
         "direction": direction,
         "verdict": _words(method_a, method_b, n, unit, lo, hi, direction, min_runs, d),
+        "cell_sd": cell,
     }
 
 
@@ -435,6 +529,7 @@ def verdict_table(
     match_on: Sequence[str] | None = None,
     level: float = 0.95,
     min_runs: int = MIN_RUNS,
+    cell_sampling: bool = True,
 ) -> pd.DataFrame:
     """:func:`paired_verdict` for method pairs x groups x metrics, as one tidy table.
 
@@ -447,6 +542,8 @@ def verdict_table(
     by
         Columns whose groups get separate verdicts (default one per ``setting``; ``()`` pools
         every run of the table). Their values lead each row.
+    cell_sampling
+        As in :func:`paired_verdict`: groups of one setting add the test cells' sampling.
 
     Returns
     -------
@@ -468,7 +565,17 @@ def verdict_table(
             for metric, gene_set in metrics:
                 if not ((part["metric"] == metric) & (part["gene_set"] == gene_set)).any():
                     continue
-                row = paired_verdict(part, a, b, metric, gene_set, match_on=match_on, level=level, min_runs=min_runs)
+                row = paired_verdict(
+                    part,
+                    a,
+                    b,
+                    metric,
+                    gene_set,
+                    match_on=match_on,
+                    level=level,
+                    min_runs=min_runs,
+                    cell_sampling=cell_sampling,
+                )
                 out.append({**dict(zip(by, key)), **row})
     return pd.DataFrame(out, columns=[*by, *VERDICT_COLUMNS])
 
@@ -576,14 +683,15 @@ def contrast_name(a: str, b: str, scale: Scale) -> str:
 
 
 def describe_verdict(v: dict, digits: int = 3) -> str:
-    """One line for a :func:`paired_verdict` result."""
+    """One line for a :func:`paired_verdict` result (it names the test cells when their sampling is in the interval)."""
     scale = v.get("scale", "difference")
     what = contrast_name(v["method_a"], v["method_b"], scale)
     how = " (geometric mean ratio)" if scale == "ratio" else ""
+    cells = " and their test cells" if pd.notna(v.get("cell_sd", float("nan"))) else ""
     return (
         f"{v['metric']} ({v['gene_set']}, {v['direction']} is better): {what} = "
         f"{format_estimate(v['estimate'], v['ci_low'], v['ci_high'], scale, digits)}{how} "
-        f"over {describe_units(v['n'], v.get('unit', RUN_UNIT))} -> {v['verdict']}"
+        f"over {describe_units(v['n'], v.get('unit', RUN_UNIT))}{cells} -> {v['verdict']}"
     )
 
 

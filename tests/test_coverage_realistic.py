@@ -7,6 +7,11 @@ nominal rate ± 3 binomial sd of the replicate count):
   of :func:`~course_tools.verdicts.paired_verdict` for distances pooled over cell types) on cell
   types whose distances differ by an order of magnitude (log-normal scale), with seeds correlated
   within a cell type and shared by the two methods;
+- the interval of a verdict within one setting (the seeds of one held-out cell type), which adds the
+  test cells' sampling from the runs' own intervals (:func:`course_tools.verdicts.cell_sampling_sd`),
+  whether the two methods' cell-sampling errors are correlated, independent or anti-correlated; the
+  runs' intervals are simulated as right up to their resampling noise (whether they are right on
+  realistic counts is the last simulation);
 - the family-wise error of the primary question's Holm-corrected verdicts
   (:func:`~course_tools.verdicts.family_verdicts`) under the null, with correlated comparisons,
   and the error of an "equivalent" verdict at the margin;
@@ -20,11 +25,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from course_tools.scoring.bootstrap import interval
 from course_tools.scoring.evaluate import _bootstrap_summaries, _summaries
 from course_tools.scoring.registry import get_metric
-from course_tools.verdicts import Margin, family_verdicts, paired_ratio, paired_verdict
+from course_tools.verdicts import (
+    RUN_INTERVAL_LEVEL,
+    Margin,
+    cell_sampling_sd,
+    family_verdicts,
+    paired_ratio,
+    paired_t,
+    paired_verdict,
+)
 from tutorial_lib.metrics import means as mm
 
 N_REP = 2000
@@ -90,6 +104,98 @@ def test_a_raw_pooled_difference_of_distances_is_mostly_the_largest_cell_type():
         d = a.mean(axis=1) - b.mean(axis=1)
         shares.append(np.abs(d).max() / np.abs(d).sum())
     assert np.median(shares) > 2 / 8  # of 8 cell types, one carries over twice an equal share of the differences
+
+
+# ---------------------------------------------------------------------------------------------
+# One setting: seeds share the test cells
+
+
+_Z = stats.norm.ppf(0.5 + RUN_INTERVAL_LEVEL / 2)
+
+
+def _one_setting(rng: np.random.Generator, cell_sd: float, seed_sd: float, rho: float, n_seeds: int = 5):
+    """Scores of A and B on one setting's seeds and each run's cell-sampling sd (the runs share their test cells).
+
+    Each method's score is its true value (A - B = 0.3) plus a cell-sampling error common to all
+    seeds (the test cells are fixed; sd ``cell_sd`` per method, correlation ``rho`` between A and B)
+    plus a training error per seed (the difference has sd ``seed_sd``). Each run's sd is ``cell_sd``
+    as 100 resamples estimate it (relative error about 7%). Returns ``(values, sds, truth)``: two
+    ``2 x n_seeds`` arrays (A, B) and the true difference.
+    """
+    cov = cell_sd**2 * np.array([[1.0, rho], [rho, 1.0]])
+    cells = rng.multivariate_normal([0.0, 0.0], cov)[:, None]
+    seeds = rng.normal(0.0, seed_sd / np.sqrt(2), size=(2, n_seeds))
+    values = np.array([[1.3], [1.0]]) + cells + seeds
+    sds = cell_sd * np.exp(rng.normal(0.0, 0.07, (2, n_seeds)))
+    return values, sds, 0.3
+
+
+def _runs_table(values: np.ndarray, sds: np.ndarray) -> pd.DataFrame:
+    """The runs as a results table: each run's score with its 95% interval (score ± z sd)."""
+    n_seeds = values.shape[1]
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "method": method,
+                    "setting": "loco/DC/balanced",
+                    "seed": range(n_seeds),
+                    "metric": "pearson_delta",
+                    "gene_set": "top100_degs",
+                    "value": values[m],
+                    "ci_low": values[m] - _Z * sds[m],
+                    "ci_high": values[m] + _Z * sds[m],
+                }
+            )
+            for m, method in enumerate(("A", "B"))
+        ],
+        ignore_index=True,
+    )
+
+
+@pytest.mark.parametrize("rho", [0.8, 0.0, -0.8])
+def test_a_setting_verdict_covers_the_test_cells_sampling(rho):
+    """DC's E-distance in the table: the runs' cell-sampling half-width (0.35) is larger than the seeds' (0.24).
+
+    With the cells' part the interval covers the true difference at least 95% of the time, whatever
+    the correlation of the two methods' errors (conservative where they are correlated); on the seeds
+    alone it misses far more often.
+    """
+    rng = np.random.default_rng(int(10 * (rho + 1)))
+    with_cells, seeds_only = [], []
+    for rep in range(N_REP):
+        values, sds, truth = _one_setting(rng, cell_sd=0.18, seed_sd=0.19, rho=rho)
+        d = values[0] - values[1]
+        cell = float(sds[0].mean() + sds[1].mean())  # cell_sampling_sd, checked below on the first tables
+        _, lo, hi, _ = paired_t(d, extra_sd=cell)
+        with_cells.append(lo <= truth <= hi)
+        _, lo0, hi0, _ = paired_t(d)
+        seeds_only.append(lo0 <= truth <= hi0)
+        if rep < 3:  # the verdict on the runs' table computes the same interval
+            runs = _runs_table(values, sds)
+            assert cell_sampling_sd(runs, "A", "B", pd.Index(range(5), name="seed"), match_on=("seed",)) == (
+                pytest.approx(cell)
+            )
+            v = paired_verdict(runs, "A", "B", "pearson_delta", "top100_degs", match_on=("seed",))
+            assert v["unit"] == "run" and v["cell_sd"] == pytest.approx(cell)
+            assert (v["ci_low"], v["ci_high"]) == pytest.approx((lo, hi))
+    assert np.mean(with_cells) >= 0.95 - _band(N_REP), np.mean(with_cells)
+    assert np.mean(seeds_only) < 0.9, np.mean(seeds_only)
+
+
+def test_a_setting_verdict_without_cell_noise_is_the_paired_t():
+    """When the test cells hardly move the scores, the interval is the seeds' paired t and covers at 95%."""
+    rng = np.random.default_rng(3)
+    covered, widths = [], []
+    for _ in range(N_REP):
+        values, sds, truth = _one_setting(rng, cell_sd=1e-4, seed_sd=0.19, rho=0.0)
+        d = values[0] - values[1]
+        _, lo, hi, _ = paired_t(d, extra_sd=float(sds[0].mean() + sds[1].mean()))
+        _, lo0, hi0, _ = paired_t(d)
+        covered.append(lo <= truth <= hi)
+        widths.append((hi - lo) / (hi0 - lo0))
+    assert abs(np.mean(covered) - 0.95) <= _band(N_REP), np.mean(covered)
+    assert np.median(widths) == pytest.approx(1.0, abs=1e-3)
 
 
 #: Correlation of the four contrasts of one cell type (scGen and scPRAM against the mean shift share

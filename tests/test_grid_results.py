@@ -73,6 +73,9 @@ def test_old_percentile_intervals_are_withdrawn_and_others_labelled(tmp_path):
     assert was_r2["ci_low"].isna().all() and was_r2["ci_high"].isna().all()
     assert (was_r2["ci_kind"][had] == "percentile (withdrawn)").all() and (was_r2["ci_kind"][~had] == "").all()
     assert was_r2["note"][had].str.contains("withdrawn").all()
+    # the width of a withdrawn interval is kept: the same for either scheme of the same resamples
+    width = (old["ci_high"] - old["ci_low"]).to_numpy()[:n]
+    np.testing.assert_allclose(was_r2["sampling_sd"][had], width[had] / (2 * 1.959963984540054))
     np.testing.assert_allclose(was_r2["value"], old["value"].iloc[:n])  # the values stay
     distance = back.iloc[n : 2 * n][had]
     assert (distance["ci_kind"] == "subsample").all() and distance["ci_low"].notna().all()
@@ -90,6 +93,8 @@ def test_distance_lower_bounds_are_clipped_at_zero_when_read(tmp_path):
     back = gr.load_grid(path)
     dist = back[(back["metric"] == "e_distance") & back["value"].notna()]
     assert (dist["ci_low"] == 0.0).all() and dist["note"].str.contains(gr.CLIPPED_NOTE, regex=False).all()
+    # the sampling sd is read from the interval before it was clipped
+    np.testing.assert_allclose(dist["sampling_sd"], (dist["ci_high"] - (dist["value"] - 1.0)) / (2 * 1.959963984540054))
     other = back[(back["metric"] == "pearson_delta") & back["value"].notna()]
     assert (other["ci_low"] < 0).all() and not other["note"].str.contains("clipped").any()  # a correlation can be < 0
     summary = gr.interval_bias(back).set_index("metric")

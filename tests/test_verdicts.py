@@ -9,8 +9,10 @@ import pytest
 from course_tools.verdicts import (
     MIN_RANK_UNITS,
     PRIMARY,
+    RUN_INTERVAL_LEVEL,
     Margin,
     PrimaryQuestion,
+    cell_sampling_sd,
     contrast,
     describe_verdict,
     holm,
@@ -19,6 +21,7 @@ from course_tools.verdicts import (
     min_units_for_rank_test,
     paired_difference,
     paired_ratio,
+    paired_t,
     paired_verdict,
     primary_units,
     primary_verdicts,
@@ -410,3 +413,77 @@ def test_scores_equal_up_to_rounding_are_identical_not_better():
     assert v["verdict"] == IDENTICAL
     rows_apart = [{**r, "value": r["value"] * (1.01 if r["method"] == "b" else 1)} for r in rows]
     assert paired_verdict(pd.DataFrame(rows_apart), "a", "b", "e_distance")["verdict"] == "a better"
+
+
+def _with_intervals(t: pd.DataFrame, sd: dict[str, float]) -> pd.DataFrame:
+    """``t`` with each run's 95% interval: value ± z times its method's cell-sampling sd."""
+    z = 1.959963984540054
+    half = t["method"].map(sd) * z
+    return t.assign(ci_low=t["value"] - half, ci_high=t["value"] + half)
+
+
+def test_a_verdict_within_one_setting_adds_the_test_cells_sampling():
+    # A beats B by 0.1 in every seed: on the seeds alone the interval has no width
+    b = [0.5, 0.9, 0.6, 0.8, 0.7]
+    t = _with_intervals(_table({"A": [x + 0.1 for x in b], "B": b}), {"A": 0.04, "B": 0.03})
+    assert RUN_INTERVAL_LEVEL == 0.95
+    v = paired_verdict(t, "A", "B", "pearson_delta")
+    # the cells' part is bounded by sd_A + sd_B; the seeds add nothing, so the quantile is the normal one
+    assert v["cell_sd"] == pytest.approx(0.07)
+    assert (v["ci_low"], v["ci_high"]) == pytest.approx((0.1 - 1.959964 * 0.07, 0.1 + 1.959964 * 0.07))
+    assert v["verdict"] == "no clear difference"  # 0.1 is within 1.96 * 0.07 of 0
+    off = paired_verdict(t, "A", "B", "pearson_delta", cell_sampling=False)
+    assert np.isnan(off["cell_sd"]) and off["ci_low"] == pytest.approx(0.1) and off["verdict"] == "A better"
+    # a table without intervals: the seeds only, and cell_sd says that nothing was added
+    plain = paired_verdict(_table({"A": [x + 0.1 for x in b], "B": b}), "A", "B", "pearson_delta")
+    assert np.isnan(plain["cell_sd"]) and plain["verdict"] == "A better"
+    # one method without any interval (e.g. DEG overlap scored without resamples): nothing is added either
+    missing = t.assign(ci_low=np.where(t["method"] == "B", np.nan, t["ci_low"]))
+    assert np.isnan(paired_verdict(missing, "A", "B", "pearson_delta")["cell_sd"])
+    # a run without an interval: the sd is the mean over the runs that have one
+    some = t.assign(ci_low=np.where((t["method"] == "B") & (t["seed"] == 0), np.nan, t["ci_low"]))
+    assert paired_verdict(some, "A", "B", "pearson_delta")["cell_sd"] == pytest.approx(0.07)
+
+
+def test_the_cells_part_is_added_in_quadrature_with_satterthwaite_degrees_of_freedom():
+    d = np.array([0.05, -0.04, 0.02, -0.03, 0.01]) + 0.1
+    v = d.var(ddof=1) / 5
+    mean, lo, hi, p = paired_t(d, extra_sd=0.02)
+    se = np.sqrt(v + 0.02**2)
+    df = 4 * (se**2 / v) ** 2
+    from scipy import stats
+
+    assert hi - mean == pytest.approx(stats.t.ppf(0.975, df) * se)
+    assert p == pytest.approx(2 * stats.t.sf(mean / se, df))
+    assert paired_t(d, extra_sd=0.0) == pytest.approx(paired_t(d))
+    with pytest.raises(ValueError, match="extra_sd"):
+        paired_t(d, extra_sd=-1.0)
+
+
+def test_pooled_verdicts_add_nothing_for_the_cells():
+    """Each cell type has its own test cells: the spread between them holds their sampling already."""
+    rng = np.random.default_rng(0)
+    parts = [
+        _table({"A": list(0.8 + rng.normal(0, 0.02, 3)), "B": list(0.7 + rng.normal(0, 0.02, 3))}, setting=s)
+        for s in ("s1", "s2", "s3", "s4")
+    ]
+    t = _with_intervals(pd.concat(parts), {"A": 0.05, "B": 0.05})
+    v = paired_verdict(t, "A", "B", "pearson_delta")
+    assert v["unit"] == "setting" and np.isnan(v["cell_sd"])
+    off = paired_verdict(t, "A", "B", "pearson_delta", cell_sampling=False)
+    assert (v["ci_low"], v["ci_high"]) == (off["ci_low"], off["ci_high"])
+    # verdict_table passes the switch on, and reports the part per row
+    table = verdict_table(t, [("pearson_delta", "all")], by=("setting",))
+    assert table["cell_sd"].to_numpy() == pytest.approx([0.1] * 4)
+    assert verdict_table(t, [("pearson_delta", "all")], by=("setting",), cell_sampling=False)["cell_sd"].isna().all()
+
+
+def test_the_cells_part_on_the_ratio_scale_is_the_sd_of_the_logs():
+    b = [0.5, 0.9, 0.6, 0.8, 0.7]
+    t = _with_intervals(_table({"A": [2 * x for x in b], "B": b}, metric="e_distance"), {"A": 0.1, "B": 0.1})
+    runs = pd.Index(range(5), name="seed")
+    got = cell_sampling_sd(t, "A", "B", runs, scale="ratio", match_on=("seed",))
+    assert got == pytest.approx(0.1 / np.mean([2 * x for x in b]) + 0.1 / np.mean(b))
+    assert cell_sampling_sd(t, "A", "B", runs[:0], match_on=("seed",)) != cell_sampling_sd(
+        t, "A", "B", runs, match_on=("seed",)
+    )
