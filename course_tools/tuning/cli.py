@@ -18,7 +18,8 @@ loaded or any study is created: the numbers, the search space (against the model
 (:func:`course_tools.tuning.storage.check_storage`). A bad one exits with status 2 and a message naming it.
 
 Each trial records which worker ran it in its user attributes ``worker`` (the ``--worker``
-number), ``host`` and ``pid``.
+number), ``host`` and ``pid``, and where: ``git_commit``, ``device`` and ``versions``
+(:func:`course_tools.grid.provenance`).
 """
 
 from __future__ import annotations
@@ -173,7 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     objective = make_objective(
         args.method, parts, max_epochs=args.max_epochs, seed=args.seed, space=space, train_kwargs=train_kwargs
     )
+    from course_tools.grid import provenance
+
     who = {"worker": args.worker, "host": socket.gethostname(), "pid": os.getpid()}
+    who |= {k: v for k, v in provenance().items() if k in ("git_commit", "device", "versions")}
 
     def labelled(trial):
         for key, value in who.items():

@@ -17,6 +17,7 @@ the end, with :func:`course_tools.benchmark.run_benchmark` or :func:`course_tool
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import time
@@ -33,6 +34,7 @@ from course_tools.tuning.search_space import validate_space
 from course_tools.tuning.storage import make_storage
 from tutorial_lib.config import check_seed, get_config
 from tutorial_lib.data.split import HoldoutData
+from tutorial_lib.models import TrainingOptions
 
 _log = logging.getLogger(__name__)
 
@@ -55,6 +57,17 @@ def predict_params(method: str) -> frozenset[str]:
     from course_tools.methods import get_spec
 
     return get_spec(method).predict_params
+
+
+def train_params(method: str) -> frozenset[str]:
+    """Parameters a search space of ``method`` may hold that go to ``train`` (its training options).
+
+    The fields of :class:`tutorial_lib.models.TrainingOptions` (e.g. ``lr``, ``batch_size``), except
+    the caps, which :func:`fit_and_score` sets itself (``max_epochs``), and ``max_steps``, which is a
+    budget rather than a setting of the model.
+    """
+    fields = {f.name for f in dataclasses.fields(TrainingOptions)}
+    return frozenset(fields - {"max_epochs", "max_steps"})
 
 
 def suggest(trial: optuna.Trial, space: Mapping[str, tuple[str, Any]]) -> dict[str, Any]:
@@ -93,6 +106,8 @@ def fit_and_score(
 ) -> float:
     """Train ``method`` with ``params`` and return the E-distance of its prediction.
 
+    ``params`` go to the model's constructor, to ``predict`` (:func:`predict_params`) or to
+    ``train`` (:func:`train_params`: e.g. ``lr``, ``batch_size``), by name.
     ``target="validation"`` predicts the validation group (tuning); ``"test"`` the test group
     (the single final scoring). ``train_kwargs`` go to ``Model.train`` (e.g. ``batch_size``,
     ``lr``; a preset from :func:`course_tools.presets.train_preset`); ``max_epochs`` (the
@@ -117,13 +132,18 @@ def fit_and_score(
     from course_tools.methods import get_spec
 
     fixed = dict(get_spec(method).fixed_predict)  # what the method's name means (e.g. scpram: variant='released')
-    to_predict = predict_params(method)
-    build = {k: v for k, v in params.items() if k not in to_predict}
+    to_predict, to_train = predict_params(method), train_params(method)
+    build = {k: v for k, v in params.items() if k not in to_predict | to_train}
     predict_kwargs = {k: v for k, v in params.items() if k in to_predict}
     train_kwargs = dict(train_kwargs or {})
     clash = sorted(set(train_kwargs) & {"max_epochs", "seed", "on_epoch_end", "progress_bar"})
     if clash:
         raise ValueError(f"train_kwargs may not set {clash}: use max_epochs= and seed= (the others are set here)")
+    tuned = {k: v for k, v in params.items() if k in to_train}
+    twice = sorted(set(tuned) & set(train_kwargs))
+    if twice:
+        raise ValueError(f"{twice} are tuned (in params) and fixed (in train_kwargs) at once; drop one")
+    train_kwargs.update(tuned)
     with fixed_threads():  # the same numbers whatever the thread variables and whatever ran before
         model = cls(parts.train, **build)
         model.train(**train_kwargs, max_epochs=max_epochs, seed=seed, progress_bar=False, on_epoch_end=on_epoch_end)
@@ -179,6 +199,14 @@ def check_space(method: str, space: Mapping[str, tuple[str, Any]]) -> None:
     validate_space(space)
     default_params(method, space)  # every name is a setting of the method
     cls = model_class(method)
+    for name in sorted(set(space) & train_params(method)):  # a training option: the options' own checks
+        kind, spec = space[name]
+        values = [("choice ", v) for v in spec] if kind == "categorical" else [("low=", spec[0]), ("high=", spec[1])]
+        for label, value in values:
+            try:
+                cls.train_defaults.replace(**{name: value})
+            except (ValueError, TypeError) as err:
+                raise ValueError(f"{name}: {cls.__name__}'s training refuses {label}{value!r} ({err})") from None
     module_args = set(inspect.signature(cls.module_class.__init__).parameters)
     constructor_args = set(inspect.signature(cls.__init__).parameters)
     checked = (module_args & constructor_args) - predict_params(method) - {"self", "n_input"}
@@ -369,8 +397,9 @@ def predict_defaults(cls: type, **fixed: Any) -> dict[str, Any]:
 def default_params(method: str, space: Mapping[str, tuple[str, Any]] | None = None) -> dict[str, Any]:
     """The defaults of ``method`` for the parameters of its search space (for the final comparison).
 
-    Constructor defaults, and the values a default prediction of ``method`` uses (its name's fixed
-    options applied, e.g. scPRAM's released variant), as :func:`predict_defaults` gives them.
+    Constructor defaults, the values a default prediction of ``method`` uses (its name's fixed
+    options applied, e.g. scPRAM's released variant), as :func:`predict_defaults` gives them, and
+    the model's training defaults (``train_defaults``) for :func:`train_params`.
     """
     from course_tools.methods import get_spec
 
@@ -378,6 +407,8 @@ def default_params(method: str, space: Mapping[str, tuple[str, Any]] | None = No
     space = search_spaces()[method] if space is None else space
     defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
     defaults.update(predict_defaults(cls, **get_spec(method).fixed_predict))
+    training = dataclasses.asdict(cls.train_defaults)
+    defaults.update({k: training[k] for k in train_params(method)})
     missing = [k for k in space if k not in defaults or defaults[k] is inspect.Parameter.empty]
     if missing:
         raise ValueError(f"{cls.__name__} has no default for {missing}")
