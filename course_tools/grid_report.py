@@ -357,8 +357,11 @@ def _bias_section(table: pd.DataFrame) -> list[str]:
     return [
         "#### Per-run intervals that exclude their own estimate",
         "",
-        "Each run's score carries a 95% interval from resampling its test cells (`ci_low`, `ci_high`; no verdict "
-        "on this page uses them). Where a basic interval excludes its own estimate, the resamples lie almost all "
+        "Each run's score carries a 95% interval from resampling its test cells (`ci_low`, `ci_high`; the "
+        "verdicts within one setting use their width, the pooled ones nothing). The top-100 DEGs of the per-gene "
+        "metrics are ranked once per run, on all its real and control cells, and held fixed in the resamples: "
+        "these intervals do not hold the sampling noise of choosing the DEGs (the DEG-overlap metrics re-rank "
+        "them on every resample). Where a basic interval excludes its own estimate, the resamples lie almost all "
         "on one side of it: the metric is biased (sampling noise lowers an R² or a correlation of noisy means and "
         "raises an MSE), the estimate carries the bias, and the interval, reflected around it, is about the "
         "unbiased value. `bias_*`: the bootstrap bias of those rows (median and range; read from each interval "
