@@ -365,9 +365,9 @@ def imbalance_finding(table: pd.DataFrame, models: Sequence[str] = MODELS) -> Fi
     evidence.update({"effects_moved": float(len(moved)), "interactions_clear": float(len(worse))})
     seeds = table[table["design"] == unbalanced].groupby("held_out")["seed"].nunique()
     n_seeds = int(table.loc[table["design"] == "balanced", "seed"].nunique())
+    covered = f"{int(seeds.min())}" if seeds.min() == seeds.max() else f"{int(seeds.min())}–{int(seeds.max())}"
     partial = (
-        f" These runs cover {int(seeds.min())}–{int(seeds.max())} of the {n_seeds} seeds per cell type, so this is "
-        "a partial, exploratory result."
+        f" These runs cover {covered} of the {n_seeds} seeds per cell type, so this is a partial, exploratory result."
         if (seeds < n_seeds).any()
         else ""
     )

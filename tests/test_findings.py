@@ -128,6 +128,14 @@ def test_imbalance_finding_follows_the_table(grid):
     unrecorded = fd.imbalance_finding(grid.drop(columns=["gene_panel"]))
     assert unrecorded.holds and "other gene panels" in unrecorded.statement
     assert fd.imbalance_finding(grid[grid["design"] != "stim20"]).holds  # no unbalanced design: nothing to say
+    # the statement says how many seeds the unbalanced runs cover, and calls fewer than the balanced ones partial
+    stim = grid[grid["design"] == "stim20"]
+    seeds = stim.groupby("held_out")["seed"].nunique()
+    n_seeds = grid.loc[grid["design"] == "balanced", "seed"].nunique()
+    covered = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}–{seeds.max()}"
+    assert (f"cover {covered} of the {n_seeds} seeds" in finding.statement) == (seeds.min() < n_seeds)
+    one_seed = grid[(grid["design"] != "stim20") | (grid["seed"] == 0)]
+    assert "cover 1 of the 5 seeds per cell type, so this is a partial" in fd.imbalance_finding(one_seed).statement
 
 
 def test_names_and_rendering():
