@@ -719,7 +719,8 @@ def describe_verdicts(verdicts: pd.DataFrame, by: Sequence[str] = (), digits: in
             text = (
                 f"{metric}: {change} of {row['method_a']} {of} {change} of {row['method_b']} ({row['levels']}) = "
                 f"{format_estimate(row['interaction'], row['ci_low'], row['ci_high'], scale, digits)} "
-                f"over {describe_units(row['n'], unit, 'matched units')} -> {row['hurt']}"
+                f"over {describe_units(row['n'], unit, 'matched units')}"
+                f"{' and their test cells' if pd.notna(row.get('cell_sd', float('nan'))) else ''} -> {row['hurt']}"
             )
         else:
             verdict = row.get("effect", row["verdict"])

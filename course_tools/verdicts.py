@@ -38,15 +38,15 @@ the mean over blocks like these. The coverage of both kinds of interval is check
 **The sampling of test cells.** The seeds of one setting share its test cells, so their spread says
 nothing about how the scores would move on another sample of cells of that type: a verdict about
 one setting whose interval covered the seeds only would be too sure of itself wherever the cells,
-not the training, make the scores uncertain. Within one setting (:data:`RUN_UNIT`) the interval
-therefore adds the test cells' part, read from each run's own bootstrap interval (``ci_low``,
-``ci_high``): ``mean ± t_df sqrt(sd_seeds^2 / n + c^2)`` with ``c = sd_A + sd_B``
-(:func:`cell_sampling_sd`) and Welch-Satterthwaite's ``df`` (:func:`paired_t`). The table keeps no
-resamples, so the two methods' resamples cannot be paired; ``sd_A + sd_B`` bounds the sd of their
-difference whatever the correlation of the two (it can be negative: a resample with a stronger
-response helps a method that overshoots and hurts one that undershoots), so this part is
-conservative. Pooled over blocks nothing is added: each block
-was scored on its own cells, so the spread between blocks already holds their sampling.
+not the training, make the scores uncertain. Within one setting (:data:`RUN_UNIT`; for
+:func:`interaction` too, at both levels) the interval therefore adds the test cells' part, read
+from each run's own bootstrap interval (``ci_low``, ``ci_high``): ``mean ± t_df sqrt(sd_seeds^2 / n
++ c^2)`` with ``c = sd_A + sd_B`` (:func:`cell_sampling_sd`) and Welch-Satterthwaite's ``df``
+(:func:`paired_t`). The table keeps no resamples, so the two methods' resamples cannot be paired;
+``sd_A + sd_B`` bounds the sd of their difference whatever the correlation of the two (it can be
+negative: a resample with a stronger response helps a method that overshoots and hurts one that
+undershoots), so this part is conservative. Pooled over blocks nothing is added: each block was
+scored on its own cells, so the spread between blocks already holds their sampling.
 
 **The primary question** (:data:`PRIMARY`, :func:`primary_verdicts`) is declared here, in code,
 before any table is read: four comparisons with Holm's correction (Holm 1979) and margins of
@@ -593,6 +593,7 @@ def interaction(
     scale: Scale | None = None,
     level: float = 0.95,
     min_runs: int = MIN_RUNS,
+    cell_sampling: bool = True,
 ) -> dict:
     """Method x setting interaction: whether A's advantage over B changes between two levels of a factor.
 
@@ -612,7 +613,9 @@ def interaction(
         where all four values are defined) and ``unit`` (what they are), ``scale``, ``contrast_0``
         and ``contrast_1`` (A - B, or the geometric mean A / B, at each level), ``interaction, ci_low,
         ci_high`` (their difference, or ratio, with its interval: read them with the metric's
-        ``direction``), ``p_value`` and ``verdict``: ``"A fares better against B at <level>"`` (the
+        ``direction``), ``p_value``, ``cell_sd`` (as in :func:`paired_verdict`: within one setting the
+        interval adds the test cells' sampling at both levels, the sum of the two bounds; NaN when
+        pooled, off, or without intervals) and ``verdict``: ``"A fares better against B at <level>"`` (the
         level where A's standing relative to B is better, in the metric's direction; e.g. for
         E-distance, lower is better, a ratio below 1 means A gains on B at ``levels[0]``), ``"no clear
         interaction"``, or a sentence saying there are too few units to judge.
@@ -620,19 +623,26 @@ def interaction(
     _check(results, ["method", "metric", "gene_set", "value", factor, *match_on])
     rows = _metric_rows(results, metric, gene_set)
     l0, l1 = levels
-    parts = []
+    parts, level_rows = [], []
     for lev in (l0, l1):
         part = rows[rows[factor] == lev]
         if part.empty:
             raise DataValidationError(f"no rows with {factor} == {lev!r}; it has {sorted(rows[factor].unique())}")
         wide = _matched(part, method_a, method_b, match_on)
         parts.append(wide.set_axis([f"a{lev}", f"b{lev}"], axis=1))
+        level_rows.append(part)
     both, unit = replication_units(pd.concat(parts, axis=1, join="inner").dropna())
     scale = comparison_scale(metric, unit) if scale is None else scale
     c0 = contrast(both[f"a{l0}"], both[f"b{l0}"], scale)
     c1 = contrast(both[f"a{l1}"], both[f"b{l1}"], scale)
     d = c0 - c1
-    mean, lo, hi, p = paired_t(d, level)
+    cell = float("nan")
+    if cell_sampling and unit == RUN_UNIT and d.size >= 2:  # one setting: its test cells, at both levels
+        cell = sum(
+            cell_sampling_sd(part, method_a, method_b, both.index, scale=scale, match_on=match_on)
+            for part in level_rows
+        )
+    mean, lo, hi, p = paired_t(d, level, extra_sd=0.0 if np.isnan(cell) else cell)
     # in the metric's direction: a larger contrast favours A when higher is better, B when lower is
     higher = better_direction(metric) == "higher"
     if d.size < min_runs:
@@ -662,6 +672,7 @@ def interaction(
         "p_value": p,
         "direction": better_direction(metric),
         "verdict": verdict,
+        "cell_sd": cell,
     }
 
 

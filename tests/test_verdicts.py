@@ -228,6 +228,16 @@ def test_interaction_is_a_difference_of_paired_differences():
     assert few["verdict"].startswith("too few matched units")
     with pytest.raises(DataValidationError, match="no rows with design == 'x'"):
         interaction(t, "A", "B", "e_distance", factor="design", levels=("x", "balanced"))
+    # within one cell type the seeds share the test cells: the interval adds the four scores' cell parts
+    one = _with_intervals(t[t["held_out"] == "t1"], {"A": 0.02, "B": 0.01})
+    inside = interaction(one, "A", "B", "e_distance", factor="design", levels=("stim20", "balanced"))
+    assert inside["unit"] == "run" and inside["cell_sd"] == pytest.approx(2 * (0.02 + 0.01))
+    seeds_only = interaction(
+        one, "A", "B", "e_distance", factor="design", levels=("stim20", "balanced"), cell_sampling=False
+    )
+    assert np.isnan(seeds_only["cell_sd"]) and inside["interaction"] == pytest.approx(seeds_only["interaction"])
+    assert inside["ci_high"] - inside["ci_low"] > seeds_only["ci_high"] - seeds_only["ci_low"]
+    assert np.isnan(r["cell_sd"])  # pooled over cell types: nothing added
 
 
 def test_paired_verdict_can_compare_two_settings_of_one_method():
