@@ -106,8 +106,11 @@ def test_the_committed_study_runs_resumes_and_compares_tuned_with_default(tmp_pa
     assert (final["setting"] == "loco/CD4+ T cells/balanced").all()
     v = tc.tuned_vs_default(final, "scgen")
     assert set(v["method_a"]) == {"scgen_tuned"} and (v["n"] == 2).all()
-    # resume: no new trial, no new training
+    # resume: no new trial (and no worker started), no new training
+    for log in tmp_path.glob("scgen.worker*.txt"):
+        log.unlink()
     assert tc.main(args) == 0
+    assert not list(tmp_path.glob("scgen.worker*.txt"))
     assert len(tc.load_study(tmp_path, "scgen").trials) == len(study.trials)
     again = pd.read_csv(tmp_path / "final.csv.gz")
     pd.testing.assert_series_equal(again["finished_at"], final["finished_at"])

@@ -116,8 +116,15 @@ def run_study(
 
     Each worker is ``python -m course_tools.tuning.cli`` on the journal file; its output goes to
     ``<out>/<method>.worker<k>.txt``. A worker that fails stops the command with its output's end.
+    A study that already holds ``n_trials`` finished trials is returned as it is.
     """
     out.mkdir(parents=True, exist_ok=True)
+    if journal_path(out, method).is_file():  # a finished study starts no worker (each would load the data)
+        from course_tools.tuning.study import n_finished
+
+        study = load_study(out, method)
+        if n_finished(study) >= n_trials:
+            return study
     command = [
         sys.executable,
         "-m",
