@@ -180,6 +180,21 @@ def provenance() -> dict[str, str]:
     return {"git_commit": _git_commit(), "versions": _versions(), "machine": platform.node(), "device": _device()}
 
 
+def stamp_provenance(table: pd.DataFrame, info: dict[str, str]) -> pd.DataFrame:
+    """``table`` with the provenance ``info`` and ``finished_at`` on the rows that have none yet.
+
+    Those rows are the runs this process finished; ``info`` is :func:`provenance`'s, ``finished_at``
+    the time now (UTC). A copy is returned.
+    """
+    table = table.copy()
+    new = table["finished_at"].isna() if "finished_at" in table.columns else pd.Series(True, index=table.index)
+    for column, value in {**info, "finished_at": datetime.now(UTC).isoformat(timespec="seconds")}.items():
+        if column not in table.columns:
+            table[column] = None
+        table.loc[new, column] = value
+    return table
+
+
 def run_grid(
     adata: AnnData | Callable[[], AnnData],
     out: str | Path,
@@ -319,18 +334,6 @@ def _run_grid(
         runs = runs[shard[0] :: shard[1]]
     info = provenance()
 
-    def stamp(table: pd.DataFrame) -> pd.DataFrame:
-        new = table["finished_at"].isna() if "finished_at" in table.columns else pd.Series(True, index=table.index)
-        table = table.copy()
-        for k, v in info.items():
-            if k not in table.columns:
-                table[k] = None
-            table.loc[new, k] = v
-        if "finished_at" not in table.columns:
-            table["finished_at"] = None
-        table.loc[new, "finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-        return table
-
     data = adata
     if "log1p" not in data.uns:  # once, not in every run_benchmark call below
         data = normalise_log(adata.copy())
@@ -351,7 +354,7 @@ def _run_grid(
         done = read_results(work)
         # only runs this process ran are stamped with its provenance (a gather runs nothing)
         if run_missing and ("finished_at" not in done.columns or done["finished_at"].isna().any()):
-            write_results(stamp(done), work)
+            write_results(stamp_provenance(done, info), work)
     table = read_results(work)
     table = table[table["key"].astype(str).isin(keys)]
     if not run_missing:

@@ -35,7 +35,6 @@ import json
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -207,17 +206,6 @@ def run_final(
     )
 
 
-def _stamp(table: pd.DataFrame, info: Mapping[str, str]) -> pd.DataFrame:
-    """``table`` with the provenance ``info`` and ``finished_at`` on the rows that have none yet."""
-    table = table.copy()
-    new = table["finished_at"].isna() if "finished_at" in table.columns else pd.Series(True, index=table.index)
-    for column, value in {**info, "finished_at": datetime.now(UTC).isoformat(timespec="seconds")}.items():
-        if column not in table.columns:
-            table[column] = None
-        table.loc[new, column] = value
-    return table
-
-
 def importance_spread(
     study: optuna.Study, *, n_resamples: int = 100, seed: int = 0, level: float = 0.95
 ) -> pd.DataFrame:
@@ -300,7 +288,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the committed study (module docstring); returns the exit status."""
     from course_tools.benchmark import read_results, write_results
-    from course_tools.grid import provenance
+    from course_tools.grid import provenance, stamp_provenance
     from course_tools.tuning.study import check_space
     from tutorial_lib.config import apply_torch_threads
     from tutorial_lib.data import load_kang2018
@@ -366,7 +354,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
         work = out / "final.work.csv"
-        write_results(_stamp(read_results(work), info), work)  # the runs finished by this process get its provenance
+        # the runs this process finished get its provenance
+        write_results(stamp_provenance(read_results(work), info), work)
     work = read_results(out / "final.work.csv")
     keys = set(pd.concat(tables)["key"].astype(str))
     final = work[work["key"].astype(str).isin(keys)]
