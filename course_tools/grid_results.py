@@ -49,6 +49,7 @@ from course_tools.verdicts import (
     contrast_name,
     describe_units,
     format_estimate,
+    holds_cells,
     interaction,
     is_distance,
     paired_verdict,
@@ -720,11 +721,11 @@ def describe_verdicts(verdicts: pd.DataFrame, by: Sequence[str] = (), digits: in
                 f"{metric}: {change} of {row['method_a']} {of} {change} of {row['method_b']} ({row['levels']}) = "
                 f"{format_estimate(row['interaction'], row['ci_low'], row['ci_high'], scale, digits)} "
                 f"over {describe_units(row['n'], unit, 'matched units')}"
-                f"{' and their test cells' if pd.notna(row.get('cell_sd', float('nan'))) else ''} -> {row['hurt']}"
+                f"{' and their test cells' if holds_cells(row) else ''} -> {row['hurt']}"
             )
         else:
             verdict = row.get("effect", row["verdict"])
-            cells = " and their test cells" if pd.notna(row.get("cell_sd", float("nan"))) else ""
+            cells = " and their test cells" if holds_cells(row) else ""
             text = (
                 f"{metric}: {contrast_name(row['method_a'], row['method_b'], scale)} = "
                 f"{format_estimate(row['estimate'], row['ci_low'], row['ci_high'], scale, digits)} "

@@ -56,7 +56,7 @@ within ±m" or "inconclusive". Every other verdict is exploratory (no multiplici
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Literal
@@ -382,6 +382,14 @@ def paired_units(
     return out, unit
 
 
+def holds_cells(verdict: Mapping) -> bool:
+    """Whether a verdict's interval holds the test cells' sampling (its ``cell_sd`` is a number).
+
+    ``verdict``: a :func:`paired_verdict` or :func:`interaction` result, or a row of their tables.
+    """
+    return bool(pd.notna(verdict.get("cell_sd", float("nan"))))
+
+
 def cell_sampling_sd(
     results: pd.DataFrame,
     method_a: str,
@@ -698,7 +706,7 @@ def describe_verdict(v: dict, digits: int = 3) -> str:
     scale = v.get("scale", "difference")
     what = contrast_name(v["method_a"], v["method_b"], scale)
     how = " (geometric mean ratio)" if scale == "ratio" else ""
-    cells = " and their test cells" if pd.notna(v.get("cell_sd", float("nan"))) else ""
+    cells = " and their test cells" if holds_cells(v) else ""
     return (
         f"{v['metric']} ({v['gene_set']}, {v['direction']} is better): {what} = "
         f"{format_estimate(v['estimate'], v['ci_low'], v['ci_high'], scale, digits)}{how} "

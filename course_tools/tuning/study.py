@@ -200,9 +200,7 @@ def check_space(method: str, space: Mapping[str, tuple[str, Any]]) -> None:
     default_params(method, space)  # every name is a setting of the method
     cls = model_class(method)
     for name in sorted(set(space) & train_params(method)):  # a training option: the options' own checks
-        kind, spec = space[name]
-        values = [("choice ", v) for v in spec] if kind == "categorical" else [("low=", spec[0]), ("high=", spec[1])]
-        for label, value in values:
+        for label, value in _extremes(*space[name]):
             try:
                 cls.train_defaults.replace(**{name: value})
             except (ValueError, TypeError) as err:
@@ -213,11 +211,15 @@ def check_space(method: str, space: Mapping[str, tuple[str, Any]]) -> None:
     for name, (kind, spec) in space.items():
         if name not in checked:
             continue
-        values = [("choice ", v) for v in spec] if kind == "categorical" else [("low=", spec[0]), ("high=", spec[1])]
-        for label, value in values:
+        for label, value in _extremes(kind, spec):
             problem = _module_refuses(cls, name, value)
             if problem:
                 raise ValueError(f"{name}: {cls.__name__} refuses {label}{value!r} ({problem})")
+
+
+def _extremes(kind: str, spec: Any) -> list[tuple[str, Any]]:
+    """The values of a search-space entry a check must try, labelled: every choice, or both ends of a range."""
+    return [("choice ", v) for v in spec] if kind == "categorical" else [("low=", spec[0]), ("high=", spec[1])]
 
 
 def _module_refuses(cls, name: str, value: Any) -> str | None:
