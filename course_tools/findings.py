@@ -14,7 +14,7 @@ notebook cannot go on stating what its table stopped saying.
 - :func:`models_finding`: scGen against scPRAM (exploratory): no clear difference on the key metrics;
 - :func:`development_finding`: the primary verdicts without the cell types used in development;
 - :func:`training_finding`: the models' training ended at its step cap, not by early stopping;
-- :func:`imbalance_finding`: the imbalance question cannot be answered from the table yet;
+- :func:`imbalance_finding`: what the table says about unbalanced training (or that it cannot say);
 - :func:`what_we_found`: all of them, as :class:`Findings`;
 - :func:`count_verdicts`: per-group verdicts counted, one line per method pair and metric.
 """
@@ -24,12 +24,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import combinations
 
 import pandas as pd
 
 from course_tools.grid_results import (
     DEVELOPMENT_CELL_TYPES,
     WITHDRAWN_METRICS,
+    WORSE_FOR,
     imbalance_design,
     imbalance_effects,
     imbalance_interactions,
@@ -362,7 +364,14 @@ def imbalance_finding(table: pd.DataFrame, models: Sequence[str] = MODELS) -> Fi
     inter = imbalance_interactions(table, key, pairs, levels=designs)
     moved = effects[~effects["effect"].isin(["no clear change", IDENTICAL])]
     worse = inter[inter["hurt"] != "no clear difference"]
-    evidence.update({"effects_moved": float(len(moved)), "interactions_clear": float(len(worse))})
+    between = imbalance_interactions(table, key, list(combinations(models, 2)), levels=designs)
+    evidence.update(
+        {
+            "effects_moved": float(len(moved)),
+            "interactions_clear": float(len(worse)),
+            "model_interactions_clear": float((between["hurt"] != "no clear difference").sum()),
+        }
+    )
     seeds = table[table["design"] == unbalanced].groupby("held_out")["seed"].nunique()
     n_seeds = int(table.loc[table["design"] == "balanced", "seed"].nunique())
     covered = f"{int(seeds.min())}" if seeds.min() == seeds.max() else f"{int(seeds.min())}–{int(seeds.max())}"
@@ -375,9 +384,32 @@ def imbalance_finding(table: pd.DataFrame, models: Sequence[str] = MODELS) -> Fi
         f"On one gene panel per held-out cell type ({n_types} cell types, matched by seed), keeping 20% of the "
         f"stimulated training cells clearly moved no key metric of {_and([name(m) for m in models])}, and "
         f"imbalance was not clearly worse for either model than for {name('mean_shift')} (exploratory intervals, no "
-        f"multiplicity control).{partial} Training budgets: " + _and(budgets) + "."
+        f"multiplicity control). {_between_models(between)}{partial} Training budgets: " + _and(budgets) + "."
     )
     return Finding("Imbalance (exploratory)", statement, moved.empty and worse.empty, evidence)
+
+
+def _between_models(between: pd.DataFrame) -> str:
+    """The model-vs-model interactions of :func:`imbalance_finding` in one sentence, from their verdicts."""
+    clear = between[between["hurt"].str.startswith(WORSE_FOR)]
+    if clear.empty:
+        return "Nor was it clearly worse for one model than for the other."
+    parts = []
+    for r in clear.to_dict("records"):
+        a, b = r["method_a"], r["method_b"]
+        worse, other = (a, b) if r["hurt"].startswith(f"{WORSE_FOR} {a} ") else (b, a)
+        unbalanced, balanced = r["levels"].split(" vs ")
+        if r["scale"] == "ratio":
+            contrast = f"{name(a)} / {name(b)} in `{unbalanced}` over the same in {balanced}"
+        else:
+            contrast = f"{name(a)} − {name(b)} in `{unbalanced}` minus the same in {balanced}"
+        estimate = format_estimate(r["interaction"], r["ci_low"], r["ci_high"], r["scale"])
+        parts.append(
+            f"for {name(worse)} than for {name(other)} on {name(r['metric'])} of the {name(r['gene_set'])} "
+            f"({contrast}: {estimate})"
+        )
+    rest = "" if len(clear) == len(between) else "; on the other key metrics there was no clear difference between them"
+    return f"Between the models, imbalance was worse {_and(parts)}{rest}."
 
 
 def count_verdicts(verdicts: pd.DataFrame, groups: str = "held-out cell types") -> str:

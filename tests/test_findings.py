@@ -138,6 +138,33 @@ def test_imbalance_finding_follows_the_table(grid):
     assert "cover 1 of the 5 seeds per cell type, so this is a partial" in fd.imbalance_finding(one_seed).statement
 
 
+def test_imbalance_finding_says_what_the_models_interactions_say(grid):
+    from course_tools.grid_results import imbalance_interactions
+
+    finding = fd.imbalance_finding(grid)
+    levels = ("stim20", "balanced")
+    both = grid[grid["design"].isin(levels)].groupby(["metric", "gene_set"])["design"].nunique()
+    in_both = [k for k in fd.key_metrics(grid) if both.get(k, 0) == 2]
+    between = imbalance_interactions(grid, in_both, [("scgen", "scpram")], levels=levels)
+    clear = between[between["hurt"] != "no clear difference"]
+    assert finding.evidence["model_interactions_clear"] == len(clear)
+    for r in clear.to_dict("records"):  # each clear interaction is in the sentence, with its own interval
+        worse = "scGen than for scPRAM" if r["hurt"].endswith("scgen than for scpram") else "scPRAM than for scGen"
+        estimate = format_estimate(r["interaction"], r["ci_low"], r["ci_high"], r["scale"])
+        assert f"worse for {worse} on {fd.name(r['metric'])}" in finding.statement and estimate in finding.statement
+    if clear.empty:
+        assert "Nor was it clearly worse for one model than for the other." in finding.statement
+    # scGen's unbalanced Pearson-delta lowered by the interaction itself: scGen's change now equals scPRAM's
+    pearson = between.set_index("metric").loc["pearson_delta"]
+    shifted = grid.copy()
+    hit = (shifted["design"] == "stim20") & (shifted["method"] == "scgen") & (shifted["metric"] == "pearson_delta")
+    shifted.loc[hit, "value"] -= pearson["interaction"]
+    level = fd.imbalance_finding(shifted)
+    assert level.evidence["model_interactions_clear"] == len(clear) - (pearson["hurt"] != "no clear difference")
+    if level.evidence["model_interactions_clear"] == 0:
+        assert "Nor was it clearly worse for one model than for the other." in level.statement
+
+
 def test_names_and_rendering():
     assert fd.name("scgen") == "scGen" and fd.name("top100_degs") == "top-100 DEGs" and fd.name("other") == "other"
     f = fd.Finding("Topic", "A claim.", True, {"x": 1.0})
