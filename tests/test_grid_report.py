@@ -1,4 +1,4 @@
-"""The grid report: the results page's generated block, and the markdown it is made of.
+"""The grid report: the results page's generated blocks, and the markdown they are made of.
 
 The synthetic tables come from ``test_grid_results._grid`` (the grid's schema, known effects).
 """
@@ -54,7 +54,8 @@ def _primary_table():
 def test_report_opens_with_the_primary_question_and_its_corrected_verdicts():
     table = _primary_table()
     report = rep.grid_report(table)
-    assert report.startswith("### The primary question\n\n" + PRIMARY.describe())
+    assert report.startswith("### In words\n")  # the findings in words, then the question itself
+    assert "\n### The primary question\n\n" + PRIMARY.describe() in report
     primary = rep.markdown_primary(primary_verdicts(table))
     assert primary in report and report.index(primary) < report.index("### What the table holds")
     rows = [ln for ln in primary.splitlines()[2:]]
@@ -164,26 +165,48 @@ def test_a_table_without_unbalanced_runs_has_no_imbalance_section():
     assert "#### Imbalance" not in report and "#### Design `balanced`" in report
 
 
-def test_write_report_replaces_only_the_block_and_check_finds_stale_pages(tmp_path):
+def _page_with_blocks(first: str = "", second: str = "") -> str:
+    (pb, pe), (vb, ve) = rep.markers("primary"), rep.markers("verdicts")
+    return f"# Title\n\nintro\n\n{pb}\n{first}\n{pe}\n\nmiddle\n\n{vb}\n{second}\n{ve}\n\nafter\n"
+
+
+def test_write_report_replaces_only_the_blocks_and_check_finds_stale_pages(tmp_path):
     page = tmp_path / "page.md"
-    page.write_text(f"# Title\n\nintro\n\n{rep.BEGIN}\nold numbers\n{rep.END}\n\nafter\n")
-    assert rep.write_report(page, "| new | table |\n") is True
+    page.write_text(_page_with_blocks("old question", "old numbers"))
+    blocks = {"primary": "the question\n", "verdicts": "| new | table |\n"}
+    assert rep.write_report(page, blocks) is True
     text = page.read_text()
-    assert text.startswith("# Title\n\nintro\n\n") and text.endswith(f"{rep.END}\n\nafter\n")
-    assert "old numbers" not in text and rep.page_report(page) == "| new | table |\n"
-    assert rep.write_report(page, "| new | table |\n") is False  # unchanged: not rewritten
+    assert text.startswith("# Title\n\nintro\n\n") and text.endswith(f"{rep.markers('verdicts')[1]}\n\nafter\n")
+    assert "\n\nmiddle\n\n" in text and "old" not in text
+    assert rep.page_report(page) == "the question\n\n| new | table |\n"  # the blocks in report order
+    assert rep.write_report(page, blocks) is False  # unchanged: not rewritten
     assert not list(tmp_path.glob("*.part"))
+    with pytest.raises(ValueError, match="verdicts"):
+        rep.write_report(page, {"primary": "x"})  # every block is needed
+    with pytest.raises(ValueError, match="unknown block"):
+        rep.markers("other")
     page.write_text("no markers here\n")
-    with pytest.raises(DataValidationError, match="exactly one generated block"):
-        rep.write_report(page, "x")
+    with pytest.raises(DataValidationError, match="exactly one generated block 'primary'"):
+        rep.write_report(page, blocks)
     assert page.read_text() == "no markers here\n"  # nothing lost
+
+
+def test_the_page_opens_with_the_findings_and_the_primary_question():
+    """The results page's first section is the primary block: the findings in words, then the question."""
+    text = PAGE.read_text(encoding="utf-8")
+    first_section = text.split("\n## ", 2)[1]
+    assert first_section.startswith("What the benchmark found") and rep.markers("primary")[0] in first_section
+    blocks = rep.report_blocks(load_grid(GRID_FILE))
+    assert blocks["primary"].startswith("### In words") and "### The primary question" in blocks["primary"]
+    assert "### The primary question" not in blocks["verdicts"]
+    assert rep.grid_report(load_grid(GRID_FILE)) == blocks["primary"] + "\n" + blocks["verdicts"]
 
 
 def test_report_cli_checks_and_writes_a_page(tmp_path):
     table_path = tmp_path / "grid.csv.gz"
     _table().to_csv(table_path, index=False, compression="gzip")
     page = tmp_path / "page.md"
-    page.write_text(f"{rep.BEGIN}\n{rep.END}\n")
+    page.write_text(_page_with_blocks())
     script = str(REPO_ROOT / "benchmarks" / "report_grid.py")
 
     def run(*args):
