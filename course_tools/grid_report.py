@@ -343,6 +343,20 @@ def _primary_section(table: pd.DataFrame, question: PrimaryQuestion) -> list[str
     return lines
 
 
+def _words_section(table: pd.DataFrame, question: PrimaryQuestion) -> list[str]:
+    lines = ["### In words", ""]
+    if _missing_for(table, question):  # the question's section says what is missing
+        return [*lines, "This table cannot answer the primary question, so there are no findings to say.", ""]
+    return [
+        *lines,
+        'The sentences that notebook 03 shows under "What we found", built from this table by '
+        "`course_tools.findings.what_we_found` (a claim the table does not support would say so here):",
+        "",
+        what_we_found(table, question)._repr_markdown_(),
+        "",
+    ]
+
+
 def _withdrawn_lines(table: pd.DataFrame) -> list[str]:
     held = [m for m in WITHDRAWN_METRICS if m in set(table["metric"])]
     if not held:
@@ -527,8 +541,8 @@ def _imbalance_section(table: pd.DataFrame, unbalanced: str, metrics: list[tuple
 def report_blocks(table: pd.DataFrame, question: PrimaryQuestion = PRIMARY) -> dict[str, str]:
     """The markdown report of a benchmark table (module docstring), one entry per block of :data:`BLOCKS`.
 
-    ``"primary"``: the primary question and its verdicts; ``"verdicts"``: what the table holds and
-    every exploratory verdict. Each ends with a newline.
+    ``"primary"``: the findings in words, the primary question and its verdicts; ``"verdicts"``: what
+    the table holds and every exploratory verdict. Each ends with a newline.
     """
     metrics = [mg for mg in report_metrics(table) if mg[0] not in WITHDRAWN_METRICS]
     lines = ["### What the table holds", "", "```text", describe_grid(table), "```", ""]
@@ -559,18 +573,7 @@ def report_blocks(table: pd.DataFrame, question: PrimaryQuestion = PRIMARY) -> d
     if unbalanced is not None and "balanced" in set(table["design"]):
         lines += _imbalance_section(table, unbalanced, metrics)
         lines.append("")
-    words = ["### In words", ""]
-    if _missing_for(table, question):  # the question's section says what is missing
-        words += ["This table cannot answer the primary question, so there are no findings to say.", ""]
-    else:
-        words += [
-            'The sentences that notebook 03 shows under "What we found", built from this table by '
-            "`course_tools.findings.what_we_found` (a claim the table does not support would say so here):",
-            "",
-            what_we_found(table, question)._repr_markdown_(),
-            "",
-        ]
-    blocks = {"primary": [*words, *_primary_section(table, question)], "verdicts": lines}
+    blocks = {"primary": [*_words_section(table, question), *_primary_section(table, question)], "verdicts": lines}
     return {name: "\n".join(block).rstrip("\n") + "\n" for name, block in blocks.items()}
 
 
