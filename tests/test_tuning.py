@@ -216,12 +216,13 @@ def test_worker_sets_the_thread_count_once_at_start(tmp_path, monkeypatch):
     assert called == [1]
 
 
+@pytest.mark.parametrize("ending", ["value", "pruned"])
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
-def test_worker_carries_on_when_its_live_trial_is_failed_as_stale(kind, tmp_path):
+def test_worker_carries_on_when_its_live_trial_is_failed_as_stale(kind, ending, tmp_path):
     """Late heartbeats (a starved CPU) can get a live worker's trial failed by another worker.
 
-    The worker must not crash when it then reports its value: the trial stays failed, and the
-    study still ends with the requested number of finished trials.
+    The worker must not crash when it then reports its value, or that the trial was pruned: the
+    trial stays failed, and the study still ends with the requested number of finished trials.
     """
     from course_tools.tuning.study import optimise
 
@@ -232,6 +233,8 @@ def test_worker_carries_on_when_its_live_trial_is_failed_as_stale(kind, tmp_path
         x = trial.suggest_float("x", 0.0, 1.0)
         if trial.number == 0:  # what fail_stale_trials in another worker does to a trial it thinks dead
             study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            if ending == "pruned":
+                raise optuna.TrialPruned()
         return x
 
     optimise(study, objective, n_trials=2)
@@ -251,3 +254,10 @@ def test_worker_still_raises_other_value_errors(tmp_path):
 
     with pytest.raises(ValueError, match="bad objective"):
         optimise(study, objective, n_trials=1)
+
+    def asserting(trial: optuna.Trial) -> float:
+        assert trial.number < 0, "bad assertion"
+        return 0.0
+
+    with pytest.raises(AssertionError, match="bad assertion"):  # Optuna failed the trial itself: not hidden
+        optimise(study, asserting, n_trials=1)

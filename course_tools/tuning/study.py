@@ -325,9 +325,11 @@ def optimise(study: optuna.Study, objective: Callable, n_trials: int, *, poll: f
     beat = storage.get_heartbeat_interval() if is_heartbeat_enabled(storage) else None
     poll = poll if poll is not None else float(beat or 1)
 
-    returned: list[optuna.Trial] = []  # the trial whose objective returned a value in this worker
+    started: list[optuna.Trial] = []  # the trial this worker is running
+    returned: list[optuna.Trial] = []  # the same, once its objective returned a value
 
     def guarded(trial: optuna.Trial) -> float:
+        started[:] = [trial]
         returned.clear()
         if _surplus(study, trial.number, n_trials):
             trial.set_user_attr("surplus", True)
@@ -352,14 +354,16 @@ def optimise(study: optuna.Study, objective: Callable, n_trials: int, *, poll: f
             continue
         try:
             study.optimize(guarded, n_trials=1, catch=(SurplusTrial,))  # takes a queued (retried) trial first
-        except (ValueError, AssertionError):  # Optuna: "Cannot tell a FAIL trial" (some versions assert)
-            if not (returned and _failed_as_stale(study, returned[0]._trial_id)):
+        except (ValueError, AssertionError) as err:  # Optuna: "Cannot tell a FAIL trial" (some versions assert)
+            # Optuna's own words say the trial was failed before this worker told its end (a value, or
+            # pruned); without them only a returned objective counts, so that an objective's own
+            # ValueError or AssertionError (after which Optuna fails the trial itself) is not hidden
+            ours = started if "Cannot tell a FAIL trial" in str(err) else returned
+            if not (ours and _failed_as_stale(study, ours[0]._trial_id)):
                 raise
             # this worker's heartbeats were late (a starved CPU) and another worker failed the trial
             # as stale; its retry (queued with the same parameters) counts instead, so carry on
-            _log.warning(
-                "trial %d was failed as stale while it ran here; its retry takes its place", returned[0].number
-            )
+            _log.warning("trial %d was failed as stale while it ran here; its retry takes its place", ours[0].number)
 
 
 def _failed_as_stale(study: optuna.Study, trial_id: int) -> bool:
