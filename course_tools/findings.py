@@ -36,6 +36,7 @@ from course_tools.grid_results import (
     imbalance_effects,
     imbalance_interactions,
     same_gene_panels,
+    scored_in_both,
     tally_verdicts,
 )
 from course_tools.verdicts import (
@@ -356,9 +357,7 @@ def imbalance_finding(table: pd.DataFrame, models: Sequence[str] = MODELS) -> Fi
             reasons.append(f"it covers {n_types} held-out cell types (a rank test needs {MIN_RANK_UNITS})")
         statement = f"This table cannot say {question}: " + "; ".join(reasons) + "."
         return Finding("Imbalance", statement, True, evidence)
-    both = table[table["design"].isin(designs)]
-    measured = both.groupby(["metric", "gene_set"])["design"].nunique()
-    key = [k for k in key_metrics(table) if measured.get(k, 0) == 2]  # metrics scored in both designs
+    key = scored_in_both(table, key_metrics(table), designs)
     effects = imbalance_effects(table, key, list(models), levels=designs)
     pairs = [(m, "mean_shift") for m in models]
     inter = imbalance_interactions(table, key, pairs, levels=designs)

@@ -11,8 +11,8 @@ its conclusions from it instead of training a grid live; this module holds what 
   the unbalanced-training questions, as paired verdicts (:mod:`course_tools.verdicts`) over runs
   matched by held-out cell type and seed (each held-out cell type one unit, the mean of its seeds,
   when there are several);
-- :data:`DEVELOPMENT_CELL_TYPES`, :data:`WITHDRAWN_METRICS` and :func:`same_gene_panels`: what
-  the verdicts must say about the units and the scores they rest on;
+- :data:`DEVELOPMENT_CELL_TYPES`, :data:`WITHDRAWN_METRICS`, :func:`same_gene_panels` and
+  :func:`scored_in_both`: what the verdicts must say about the units and the scores they rest on;
 - :func:`interval_bias`: per metric, how many per-run intervals exclude their own estimate, and the
   bootstrap bias that explains it;
 - :func:`describe_verdicts`: one printed line per verdict;
@@ -511,6 +511,19 @@ def same_gene_panels(table: pd.DataFrame, levels: tuple[str, str]) -> bool:
     if rows[PANEL_COLUMN].isna().any():
         return False
     return bool((rows.groupby(level=["held_out", "seed"])[PANEL_COLUMN].nunique() == 1).all())
+
+
+def scored_in_both(
+    table: pd.DataFrame, metrics: Sequence[tuple[str, str]], levels: tuple[str, str]
+) -> list[tuple[str, str]]:
+    """The ``(metric, gene_set)`` pairs of ``metrics`` that the table scores in both designs of ``levels``.
+
+    An imbalance comparison pairs a metric's scores in the two designs, so it can only use these
+    (a metric added after one design ran is missing from it). Order of ``metrics`` kept.
+    """
+    rows = table[table["design"].isin(levels)]
+    designs = rows.groupby(["metric", "gene_set"])["design"].nunique()
+    return [tuple(k) for k in metrics if designs.get(tuple(k), 0) == 2]
 
 
 def imbalance_effects(

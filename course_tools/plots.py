@@ -21,7 +21,8 @@ Every panel of a metric says whether lower or higher is better (y label or colou
 
 Optuna figures wrap ``optuna.visualization.matplotlib`` (its experimental warning is silenced)
 and guard against studies too small for a figure: :func:`optimisation_history`,
-:func:`param_importances`, :func:`top_params`, :func:`slice_top_params`, :func:`contour_top_params`.
+:func:`param_importances`, :func:`top_params`, :func:`slice_top_params`, :func:`contour_top_params`;
+:func:`importance_spread_plot` draws the committed study's importances with their bootstrap spread.
 Every function returns the Axes (or Figure) it drew on.
 
 Helpers shared by these figures: :func:`select_rows` of a scores table, :func:`with_direction`
@@ -826,3 +827,42 @@ def contour_top_params(study: optuna.Study, params: Sequence[str] | None = None)
     ax = _optuna_plot(plot_contour, study, params=params)
     ax.set_title(f"Objective over {params[0]} and {params[1]}", fontsize=9)
     return ax
+
+
+def importance_spread_plot(importances: dict[str, pd.DataFrame], *, titles: dict[str, str] | None = None):
+    """The committed study's importances: one panel per model, a bar per hyperparameter with its spread.
+
+    ``importances`` maps a model to :func:`course_tools.tuning.committed.importance_spread`'s table
+    (``param, importance, low, high, n_trials, n_resamples``). The bar is the fANOVA importance on
+    all the trials, the whisker the middle 95% of the importances over bootstrap resamples of the
+    trials: a wide whisker means another draw of trials could rank the parameter differently.
+    Parameters are sorted by importance, the most important on top; the x axis (share of the
+    variation) runs from 0 to 1 in every panel so that panels compare. Returns the Figure; bars and
+    whiskers carry the gids ``importance`` and ``spread``.
+    """
+    if not importances:
+        raise ValueError("no importances to draw: pass {model: importance_spread(study)}")
+    for model, table in importances.items():
+        require_columns(table, ["param", "importance", "low", "high", "n_trials"], f"{model}'s importances")
+    n_params = max(len(t) for t in importances.values())
+    fig, axes = plt.subplots(
+        1, len(importances), figsize=(4.6 * len(importances), 0.9 + 0.38 * n_params), squeeze=False, sharex=True
+    )
+    for ax, (model, table) in zip(axes[0], importances.items()):
+        rows = table.sort_values("importance").reset_index(drop=True)  # barh draws bottom-up
+        y = np.arange(len(rows))
+        ax.barh(y, rows["importance"], color="#4C72B0", gid="importance")
+        err = np.vstack([rows["importance"] - rows["low"], rows["high"] - rows["importance"]]).clip(min=0)
+        ax.errorbar(rows["importance"], y, xerr=err, fmt="none", ecolor="black", capsize=3, lw=1, gid="spread")
+        ax.set_yticks(y, rows["param"])
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("importance: share of the variation (fANOVA)")
+        n = int(rows["n_trials"].iloc[0])
+        ax.set_title((titles or {}).get(model, f"{model}: {n} trials"), fontsize=9)
+    fig.suptitle(
+        "Which hyperparameters matter for the validation E-distance: bars on all trials, whiskers over "
+        "bootstrap resamples of them",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return fig

@@ -139,12 +139,11 @@ def test_imbalance_finding_follows_the_table(grid):
 
 
 def test_imbalance_finding_says_what_the_models_interactions_say(grid):
-    from course_tools.grid_results import imbalance_interactions
+    from course_tools.grid_results import imbalance_interactions, scored_in_both
 
     finding = fd.imbalance_finding(grid)
     levels = ("stim20", "balanced")
-    both = grid[grid["design"].isin(levels)].groupby(["metric", "gene_set"])["design"].nunique()
-    in_both = [k for k in fd.key_metrics(grid) if both.get(k, 0) == 2]
+    in_both = scored_in_both(grid, fd.key_metrics(grid), levels)
     between = imbalance_interactions(grid, in_both, [("scgen", "scpram")], levels=levels)
     clear = between[between["hurt"] != "no clear difference"]
     assert finding.evidence["model_interactions_clear"] == len(clear)

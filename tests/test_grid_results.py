@@ -349,3 +349,23 @@ def test_grid_config_reads_the_scoring_options():
         gr.grid_config(table.drop(columns=["n_bootstrap"]))
     with pytest.raises(DataValidationError, match="all genes"):
         gr.grid_config(table[table["gene_set"] != "all"])
+
+
+def test_scored_in_both_keeps_the_metrics_of_both_designs_in_their_order():
+    import pandas as pd
+
+    from course_tools.grid_results import scored_in_both
+
+    table = pd.DataFrame(
+        {
+            "design": ["balanced", "stim20", "balanced", "balanced", "stim20", "donors"],
+            "metric": ["e_distance", "e_distance", "new_metric", "pearson_delta", "pearson_delta", "new_metric"],
+            "gene_set": ["all", "all", "all", "top100_degs", "top100_degs", "all"],
+        }
+    )
+    wanted = [("pearson_delta", "top100_degs"), ("new_metric", "all"), ("e_distance", "all"), ("absent", "all")]
+    assert scored_in_both(table, wanted, ("stim20", "balanced")) == [
+        ("pearson_delta", "top100_degs"),
+        ("e_distance", "all"),
+    ]
+    assert scored_in_both(table, wanted, ("donors", "balanced")) == [("new_metric", "all")]

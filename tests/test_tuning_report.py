@@ -206,7 +206,7 @@ def test_findings_selection_words_follow_fresh_seeds_and_the_winners():
     assert other.honest.verdict.startswith("supported") and "score 2.550 on fresh seeds" in text
     md = other._repr_markdown_()
     assert md.startswith("**What we found**") and all(s in md for s in other.statements())
-    assert "planned and not yet run" in str(other)
+    assert str(other).splitlines()[1:] == [f"- {s}" for s in other.statements()] and len(other.statements()) == 3
 
 
 def test_findings_refuse_a_table_without_methods_and_seeds():

@@ -6,5 +6,9 @@
   heartbeats, and their checks;
 - :mod:`~course_tools.tuning.cli`: the worker, ``python -m course_tools.tuning.cli``;
 - :mod:`~course_tools.tuning.tables` and :mod:`~course_tools.tuning.report`: a study as tables and readouts;
-- :mod:`~course_tools.tuning.postgres`: a throw-away PostgreSQL server for tests and benchmarks.
+- :mod:`~course_tools.tuning.postgres`: a throw-away PostgreSQL server for tests and benchmarks;
+- :mod:`~course_tools.tuning.committed`: the committed study (``python -m course_tools.tuning.committed``)
+  and its readers; :mod:`~course_tools.tuning.committed_report`: what it shows in words, as far as it
+  has come;
+- :mod:`~course_tools.tuning.findings`: what notebook 04's live run found, in words.
 """

@@ -25,7 +25,9 @@ original tutorial's question with enough trials. One resumable command makes it:
 
 Read it with :func:`load_study`, :func:`importance_spread` (fANOVA importances with their spread
 over bootstrap resamples of the trials) and :func:`tuned_vs_default` (paired verdicts over the
-seeds and the test cells).
+seeds and the test cells); :mod:`course_tools.tuning.committed_report` says what it shows in words,
+as far as it has come, and keeps the importances in ``<out>/importances.csv`` (written at the end of
+this command, or by ``python -m course_tools.tuning.committed_report --write``).
 """
 
 from __future__ import annotations
@@ -230,12 +232,17 @@ def importance_spread(
         return get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=evaluator_seed))
 
     study_direction = study.direction
-    full = importances(trials, seed)
-    rng = np.random.default_rng(seed)
-    draws = []
-    for b in range(n_resamples):
-        idx = rng.integers(0, len(trials), len(trials))
-        draws.append(importances([trials[i] for i in idx], seed + b + 1))
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not one "study created" line per resample
+    try:
+        full = importances(trials, seed)
+        rng = np.random.default_rng(seed)
+        draws = []
+        for b in range(n_resamples):
+            idx = rng.integers(0, len(trials), len(trials))
+            draws.append(importances([trials[i] for i in idx], seed + b + 1))
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     spread = pd.DataFrame(draws).reindex(columns=list(full)).fillna(0.0)
     tail = (1 - level) / 2
     return pd.DataFrame(
@@ -365,6 +372,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         v = tuned_vs_default(final, method)
         print(v[["method_a", "method_b", "metric", "gene_set", "estimate", "ci_low", "ci_high", "verdict"]].to_string())
     print(f"wrote {final_path}")
+    from course_tools.tuning.committed_report import write_importances
+
+    kept = write_importances(out)  # every study's importances: what notebook 04 reads without refitting
+    if kept is not None:
+        print(f"wrote {kept}")
     return 0
 
 

@@ -2,8 +2,9 @@
 
 :func:`tuning_findings` reads the live study, the default-vs-tuned test scores and the wrong-way
 study with its retrainings, and returns :class:`TuningFindings`: three statements (how the trials
-were drawn and ended, whether tuning helped on the test cell type, whether tuning on the test set
-flattered) and what the run cannot say. Each sentence is built from the numbers it states, so
+were drawn and ended, and so what the study cannot say; whether tuning helped on the test cell type;
+whether tuning on the test set flattered). The committed study's findings are
+:mod:`course_tools.tuning.committed_report`'s. Each sentence is built from the numbers it states, so
 the words cannot drift from the outputs. Renders as markdown in a notebook and as text elsewhere.
 """
 
@@ -21,13 +22,6 @@ from course_tools.verdicts import MIN_RUNS, paired_verdict
 
 _COMPLETE = optuna.trial.TrialState.COMPLETE
 _PRUNED = optuna.trial.TrialState.PRUNED
-
-#: What the live study is not: the planned committed study that can answer "which hyperparameters matter".
-PLANNED_STUDY = (
-    "A committed study of at least 100 trials per model (TPE after its start-up trials, on the validation "
-    "cell type) is planned and not yet run; until it exists the course does not say which hyperparameters "
-    "of scPRAM or scGen matter."
-)
 
 
 @dataclass(frozen=True)
@@ -173,8 +167,8 @@ class TuningFindings:
         return line
 
     def statements(self) -> tuple[str, ...]:
-        """The findings, one sentence group each, and what the run cannot say."""
-        return (self.trials_statement(), self.gain_statement(), self.selection_statement(), PLANNED_STUDY)
+        """The findings, one sentence group each (what the live study cannot say is in the first)."""
+        return (self.trials_statement(), self.gain_statement(), self.selection_statement())
 
     def __str__(self) -> str:
         return "What we found\n" + "\n".join(f"- {s}" for s in self.statements())
