@@ -85,6 +85,12 @@ def test_a_study_under_way_is_counted_and_its_importances_are_said_so_far(tmp_pa
     assert "(CD14+ Monocytes)" in words[1]
     assert f"{table.iloc[0]['importance']:.2f}" in words[1]
     assert "scGen: 70 more trials" in words[-1] and "scPRAM: 100 more trials" in words[-1]
+    # a failed trial (e.g. a killed worker's, failed as stale) is counted and said
+    study = tc.load_study(tmp_path, "scgen")
+    study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)
+    failed = cr.study_progress(tmp_path, "scgen")
+    assert failed.n_failed == 1 and failed.n_complete == cr.MIN_TRIALS_FOR_IMPORTANCES
+    assert "; 1 failed;" in failed.statement()
     # fewer completed trials than the importances need: none
     _journal(tmp_path, "scpram", cr.MIN_TRIALS_FOR_IMPORTANCES - 1)
     assert "scpram" not in cr.committed_findings(tmp_path, n_resamples=5).importances
@@ -105,7 +111,7 @@ def test_a_complete_study_with_final_runs_says_whether_tuning_paid_off(tmp_path)
     for k in KEY_METRICS:
         assert f"{k.metric} ({k.gene_set}" in tuned
     assert tuned.count("scgen_tuned better") == len(KEY_METRICS)
-    assert not any("Until the study is complete" in s for s in words)
+    assert not any("Until a study holds all its trials" in s for s in words)
     # no final runs yet: the study is done, the comparison is what is left
     (tmp_path / "final.csv.gz").unlink()
     f = cr.committed_findings(tmp_path, methods=["scgen"], n_trials=30, n_resamples=10)
@@ -190,3 +196,17 @@ def test_the_report_command_prints_the_findings_and_keeps_the_importances(tmp_pa
     out = capsys.readouterr().out
     assert f"wrote {tmp_path / cr.IMPORTANCES_FILE}" in out and "scPRAM's study is under way" in out
     assert "For scPRAM so far" in out and (tmp_path / cr.IMPORTANCES_FILE).is_file()
+
+
+def test_notebook_04_says_the_sizes_the_report_uses():
+    """Section 7's prose names the thresholds of committed_report; a change to either must change both."""
+    import json
+    import re
+
+    from tutorial_lib.config import REPO_ROOT
+
+    nb = json.loads((REPO_ROOT / "notebooks" / "04_benchmarking_part2.ipynb").read_text())
+    text = re.sub(r"\s+", " ", " ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"))
+    assert f"at least {cr.MIN_TRIALS_FOR_IMPORTANCES} completed trials" in text
+    assert f"over {cr.N_RESAMPLES} bootstrap resamples of the trials" in text
+    assert f"{cr.N_TRIALS} trials of Optuna's TPE sampler" in text

@@ -82,7 +82,7 @@ class StudyProgress:
     def statement(self) -> str:
         """The study's state in one sentence."""
         if self.n_complete == 0:
-            return f"{self.name}'s study has not started: no completed trial of {self.n_target}."
+            return f"{self.name}'s study has not started (0 of {self.n_target} trials)."
         how = (
             f"{self.n_random} drawn at random in the TPE sampler's start-up phase, {self.n_model} proposed by its model"
         )
@@ -92,7 +92,7 @@ class StudyProgress:
             state = f"{self.name}'s study is complete: {self.n_complete} trials ({how})"
         else:
             state = f"{self.name}'s study is under way: {self.n_complete} of {self.n_target} trials completed ({how})"
-        failed = f"; {self.n_failed} failed and were retried" if self.n_failed else ""
+        failed = f"; {self.n_failed} failed" if self.n_failed else ""  # a killed worker's trial fails, then is retried
         best = f"; best validation E-distance so far {self.best_value:.3f}" if not self.done else ""
         return state + failed + best + "."
 
@@ -262,8 +262,9 @@ class CommittedFindings:
             if not (p.done and p.method in self.verdicts)
         ]
         return (
-            "Until the study is complete the course does not say which hyperparameters matter or whether tuning "
-            f"pays off on the test cell type. Left: {'; '.join(left)}. The same command continues it: "
+            "Until a study holds all its trials its importances are provisional (more trials can change them), "
+            "and until its final runs exist the course does not say whether tuning pays off on the test cell "
+            f"type. Left: {'; '.join(left)}. The same command continues the study: "
             "`python -m course_tools.tuning.committed --out results/tuning_study --workers N`."
         )
 
