@@ -19,6 +19,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
+from course_tools.findings import name
 from course_tools.tuning.committed import (
     STUDY_DIR,
     STUDY_SPACES,
@@ -49,9 +50,6 @@ N_RESAMPLES = 100
 #: 101 forests per model takes minutes, so the notebook reads them when they match the journal.
 IMPORTANCES_FILE = "importances.csv"
 
-#: How the models are named in sentences.
-MODEL_NAMES = {"scgen": "scGen", "scpram": "scPRAM"}
-
 
 @dataclass(frozen=True)
 class StudyProgress:
@@ -77,7 +75,7 @@ class StudyProgress:
     @property
     def name(self) -> str:
         """The model's name in sentences (``scGen``)."""
-        return MODEL_NAMES.get(self.method, self.method)
+        return name(self.method)
 
     def statement(self) -> str:
         """The study's state in one sentence."""
