@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import optuna
 import pytest
@@ -43,6 +45,27 @@ def test_phases_after_the_startup_and_enqueued_trials():
     assert list(phases["phase"]) == ["enqueued"] * 2 + ["random start-up"] + ["TPE model"] * 4
     text = tr.describe_sampler_phases(study)
     assert "1 random start-up, 4 TPE model, 2 enqueued" in text and "random search" not in text
+
+
+def test_a_trial_retried_after_its_worker_stopped_counts_as_enqueued():
+    # what a storage's stale-trial callback does when a worker is killed: fail the trial, queue a copy
+    study = _study(3, n_startup=2, prune_small=False)
+    stale = study.ask({"n_hidden": optuna.distributions.CategoricalDistribution([128, 1000])})
+    stale.suggest_float("x", 0.0, 1.0)
+    study.tell(stale, state=optuna.trial.TrialState.FAIL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", optuna.storages.RetryFailedTrialCallback)
+        retry()(study, study.trials[-1])
+    study.optimize(
+        lambda trial: trial.suggest_float("x", 0.0, 1.0) + 0 * trial.suggest_categorical("n_hidden", [128, 1000]),
+        n_trials=1,
+    )
+    retried = study.trials[-1]
+    assert retried.system_attrs["failed_trial"] == stale.number and retried.params == study.trials[stale.number].params
+    phases = tr.sampler_phases(study)
+    assert list(phases["phase"]) == ["random start-up"] * 2 + ["TPE model", "TPE model", "enqueued"]
+    assert list(phases["state"]) == ["COMPLETE"] * 3 + ["FAIL", "COMPLETE"]
 
 
 def test_pruning_by_value_and_caveats_name_the_pruned_values():

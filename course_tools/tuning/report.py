@@ -39,11 +39,13 @@ def n_startup_trials(study: optuna.Study) -> int:
 def sampler_phases(study: optuna.Study) -> pd.DataFrame:
     """Per trial: how its parameters were chosen.
 
-    ``phase`` is ``"enqueued"`` (parameters fixed by ``enqueue_trial``, e.g. a retried or a
-    replayed trial), ``"random start-up"`` (fewer than ``n_startup_trials`` finished trials
-    existed when it started: TPE samples at random) or ``"TPE model"``. Trials are taken in
-    number order, as one worker runs them; with several workers a trial may have started before
-    an earlier-numbered one finished, so the split is then approximate.
+    ``phase`` is ``"enqueued"`` (parameters fixed before it started: by ``enqueue_trial``, e.g. a
+    replayed trial, or by Optuna's retry of a trial whose worker stopped, which copies the failed
+    trial's parameters and records its number as ``failed_trial``), ``"random start-up"`` (fewer
+    than ``n_startup_trials`` finished trials existed when it started: TPE samples at random) or
+    ``"TPE model"``. Trials are taken in number order, as one worker runs them; with several
+    workers a trial may have started before an earlier-numbered one finished, so the split is then
+    approximate.
 
     Returns
     -------
@@ -54,7 +56,7 @@ def sampler_phases(study: optuna.Study) -> pd.DataFrame:
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     rows, finished = [], 0
     for t in trials:
-        if "fixed_params" in t.system_attrs:
+        if "fixed_params" in t.system_attrs or "failed_trial" in t.system_attrs:
             phase = "enqueued"
         elif finished < n_startup:
             phase = "random start-up"
