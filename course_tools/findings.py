@@ -62,6 +62,7 @@ NAMES = {
     "pearson_delta": "Pearson-Δ",
     "r2_pearson_mean": "R² of means",
     "e_distance": "E-distance",
+    "deg_overlap_by_change": "DEG overlap by predicted change",
     "all": "all genes",
 }
 
@@ -78,7 +79,8 @@ def name(key: str) -> str:
     return f"top-{top.group(1)} DEGs" if top else NAMES.get(key, key)
 
 
-def _and(items: Sequence[str]) -> str:
+def join_words(items: Sequence[str]) -> str:
+    """``["a", "b", "c"]`` -> ``"a, b and c"`` (``"none"`` for no items)."""
     items = list(items)
     if not items:
         return "none"
@@ -175,7 +177,7 @@ def pearson_delta_finding(
     rows = [_row(primary_verdicts(table, question), m, metric) for m in question.models]
     parts = [f"{name(r['model'])} by {_estimate(r)} ({r['level']:.2%} interval)" for r in rows]
     statement = (
-        f"{_and([name(m) for m in question.models])} beat {name(question.baseline)} on {name(metric)} "
+        f"{join_words([name(m) for m in question.models])} beat {name(question.baseline)} on {name(metric)} "
         f"({name(rows[0]['gene_set'])}), pooled over the {int(rows[0]['n'])} held-out cell types of the "
         f"{question.design} design: {'; '.join(parts)}. This is the primary question, Holm-corrected over its "
         f"{question.family_size} comparisons; each interval is at the level of its step of Holm's procedure."
@@ -201,11 +203,13 @@ def e_distance_finding(table: pd.DataFrame, question: PrimaryQuestion = PRIMARY,
         k, n = int(worse.sum()), len(u)
         mixed = mixed and 0 < k < n
         of = f"{k} of the {n} held-out cell types" if i == 0 else f"{k} of {n}"
-        counts.append(f"{name(r['model'])} is farther in {of} and closer in {_and(list(u.loc[~worse, 'held_out']))}")
+        counts.append(
+            f"{name(r['model'])} is farther in {of} and closer in {join_words(list(u.loc[~worse, 'held_out']))}"
+        )
         evidence[f"{r['model']}_worse_types"] = float(k)
         evidence[f"{r['model']}_types"] = float(n)
     scale = "ratios of the distances" if rows[0]["scale"] == "ratio" else "differences"
-    levels = _and([format(r["level"], ".2%") for r in rows])
+    levels = join_words([format(r["level"], ".2%") for r in rows])
     statement = (
         f"On {name(metric)} ({name(rows[0]['gene_set'])}) the primary verdicts are inconclusive: "
         + "; ".join(f"{name(r['model'])} / {name(question.baseline)} {_estimate(r)}" for r in rows)
@@ -246,7 +250,7 @@ def models_finding(
     a, b = (name(m) for m in pair)
     statement = (
         f"{a} against {b} ({a} − {b}, or {a} / {b}; exploratory: 95% intervals over the {int(v['n'].max())} held-out "
-        f"cell types, no multiplicity control): no clear difference on {_and(parts)}. Each interval includes "
+        f"cell types, no multiplicity control): no clear difference on {join_words(parts)}. Each interval includes "
         "no difference; it also shows how large a difference the table cannot rule out, so this does not show "
         "that the two are equal."
     )
@@ -274,7 +278,8 @@ def development_finding(table: pd.DataFrame, question: PrimaryQuestion = PRIMARY
         f"{name(r['model'])} {r['verdict']} on {name(r['metric'])} ({_estimate(r)})" for r in without.to_dict("records")
     )
     statement = (
-        f"{_and([c + ' (' + DEVELOPMENT_CELL_TYPES[c] + ')' for c in dev])} were used while the course was developed, "
+        f"{join_words([c + ' (' + DEVELOPMENT_CELL_TYPES[c] + ')' for c in dev])} were used while the course was "
+        "developed, "
         f"and they are also held-out units of the primary question. Without them ({int(without['n'].max())} cell "
         f"types) its verdicts are the same: {judged}."
     )
@@ -313,8 +318,9 @@ def training_finding(table: pd.DataFrame, design: str = "balanced", models: Sequ
         words.append(f"{at_cap} of {len(r)} {name(m)} runs")
     holds = all(evidence[f"{m}_at_cap"] == evidence[f"{m}_runs"] > 0 for m in models)
     statement = (
-        f"In the {design} design {_and(words)} ended at the {cap:,}-step cap, none by early stopping (the table's "
-        "`stopped_early`): the models were trained to a budget, which is not the same as trained to convergence."
+        f"In the {design} design {join_words(words)} ended at the {cap:,}-step cap, none by early stopping "
+        "(the table's `stopped_early`): the models were trained to a budget, which is not the same as trained "
+        "to convergence."
     )
     return Finding("Training", statement, holds, evidence)
 
@@ -381,9 +387,9 @@ def imbalance_finding(table: pd.DataFrame, models: Sequence[str] = MODELS) -> Fi
     )
     statement = (
         f"On one gene panel per held-out cell type ({n_types} cell types, matched by seed), keeping 20% of the "
-        f"stimulated training cells clearly moved no key metric of {_and([name(m) for m in models])}, and "
+        f"stimulated training cells clearly moved no key metric of {join_words([name(m) for m in models])}, and "
         f"imbalance was not clearly worse for either model than for {name('mean_shift')} (exploratory intervals, no "
-        f"multiplicity control). {_between_models(between)}{partial} Training budgets: " + _and(budgets) + "."
+        f"multiplicity control). {_between_models(between)}{partial} Training budgets: " + join_words(budgets) + "."
     )
     return Finding("Imbalance (exploratory)", statement, moved.empty and worse.empty, evidence)
 
@@ -408,7 +414,7 @@ def _between_models(between: pd.DataFrame) -> str:
             f"({contrast}: {estimate})"
         )
     rest = "" if len(clear) == len(between) else "; on the other key metrics there was no clear difference between them"
-    return f"Between the models, imbalance was worse {_and(parts)}{rest}."
+    return f"Between the models, imbalance was worse {join_words(parts)}{rest}."
 
 
 def count_verdicts(verdicts: pd.DataFrame, groups: str = "held-out cell types") -> str:

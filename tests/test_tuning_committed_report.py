@@ -7,6 +7,7 @@ import optuna
 import pandas as pd
 import pytest
 
+from course_tools.findings import name
 from course_tools.tuning import committed as tc
 from course_tools.tuning import committed_report as cr
 from course_tools.tuning.storage import make_storage
@@ -108,10 +109,25 @@ def test_a_complete_study_with_final_runs_says_whether_tuning_paid_off(tmp_path)
     tuned = words[2]
     assert tuned.startswith(f"scGen's best trial (n_layers={p.best_params['n_layers']}")
     assert "over 5 paired seeds" in tuned and "exploratory" in tuned
-    for k in KEY_METRICS:
-        assert f"{k.metric} ({k.gene_set}" in tuned
-    assert tuned.count("scgen_tuned better") == len(KEY_METRICS)
+    said, carried = tuned.split(" The trials chose")
+    assert said.count("the tuned settings are better on") == 1 and "defaults are better" not in said
+    for k in KEY_METRICS:  # every key metric, by its name, in the one group
+        assert f"{name(k.metric)} ({name(k.gene_set)}, " in said.split("the tuned settings are better on")[1]
+    assert carried == (
+        " these settings by the E-distance on CD14+ Monocytes; that choice carried over: by the same measure the "
+        "tuned settings are better on CD4+ T cells."
+    )
     assert not any("Until a study holds all its trials" in s for s in words)
+    # tuned worse on every key metric: the defaults' group, and the choice did not carry over
+    _final("scgen", gain=-0.2).to_csv(tmp_path / "final.csv.gz", index=False)
+    tuned = cr.committed_findings(tmp_path, methods=["scgen"], n_trials=30, n_resamples=10).statements()[2]
+    assert "the defaults are better on Pearson-Δ (top-100 DEGs, higher is better)" in tuned
+    assert "tuned settings are better" not in tuned and "that choice did not carry over" in tuned
+    # no difference on the objective: said so, neither side named
+    _final("scgen", gain=0.0).to_csv(tmp_path / "final.csv.gz", index=False)
+    tuned = cr.committed_findings(tmp_path, methods=["scgen"], n_trials=30, n_resamples=10).statements()[2]
+    assert "no clear difference on" in tuned and "E-distance (all genes, lower is better)" in tuned
+    assert tuned.endswith("by the same measure the runs cannot tell them apart on CD4+ T cells.")
     # no final runs yet: the study is done, the comparison is what is left
     (tmp_path / "final.csv.gz").unlink()
     f = cr.committed_findings(tmp_path, methods=["scgen"], n_trials=30, n_resamples=10)
