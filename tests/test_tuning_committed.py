@@ -114,3 +114,13 @@ def test_the_committed_study_runs_resumes_and_compares_tuned_with_default(tmp_pa
     assert len(tc.load_study(tmp_path, "scgen").trials) == len(study.trials)
     again = pd.read_csv(tmp_path / "final.csv.gz")
     pd.testing.assert_series_equal(again["finished_at"], final["finished_at"])
+    # a clean clone has the committed final.csv.gz but no final.work.csv: nothing is trained again
+    (tmp_path / "final.work.csv").unlink()
+    assert tc.main(args) == 0
+    pd.testing.assert_series_equal(pd.read_csv(tmp_path / "final.csv.gz")["finished_at"], final["finished_at"])
+    # the other model, run on its own: its runs join the final table and scGen's stay as they were
+    assert tc.main([*args[:2], "--methods", "scpram", *args[4:]]) == 0
+    both = pd.read_csv(tmp_path / "final.csv.gz")
+    assert sorted(both["method"].unique()) == ["scgen", "scgen_tuned", "scpram", "scpram_tuned"]
+    scgen = both[both["method"].str.startswith("scgen")]
+    assert sorted(zip(scgen["key"], scgen["finished_at"])) == sorted(zip(final["key"], final["finished_at"]))

@@ -21,7 +21,9 @@ original tutorial's question with enough trials. One resumable command makes it:
    cell type held out, ``balanced``), seeds ``0 .. --seeds - 1``, scored by
    :func:`course_tools.benchmark.run_benchmark` (the grid's metrics and intervals): ``<out>/final.csv.gz``,
    each run with its provenance (commit, versions, machine, device, time), resumable through
-   ``<out>/final.work.csv``.
+   ``<out>/final.work.csv`` (not committed: a clean clone starts it from ``final.csv.gz``, so the
+   committed runs are not trained again). A command run for some of the models keeps the other
+   models' runs in ``final.csv.gz``.
 
 Read it with :func:`load_study`, :func:`importance_spread` (fANOVA importances with their spread
 over bootstrap resamples of the trials) and :func:`tuned_vs_default` (paired verdicts over the
@@ -292,6 +294,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _start_work_from_final(final_path: Path, work_path: Path) -> None:
+    """Copy the runs of ``final_path`` that ``work_path`` lacks into it (a clean clone has no work table)."""
+    from course_tools.benchmark import read_results, write_results
+
+    if not final_path.is_file():
+        return
+    work, final = read_results(work_path), read_results(final_path)
+    missing = final[~final["key"].astype(str).isin(set(work["key"].astype(str)))]
+    if len(missing):
+        write_results(pd.concat([work, missing], ignore_index=True), work_path)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the committed study (module docstring); returns the exit status."""
     from course_tools.benchmark import read_results, write_results
@@ -329,7 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     info = provenance()
     adata = None
-    final_path = out / "final.csv.gz"
+    final_path, work_path = out / "final.csv.gz", out / "final.work.csv"
+    _start_work_from_final(final_path, work_path)
     tables = []
     for method in args.methods:
         study = run_study(
@@ -360,11 +375,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 n_bootstrap=args.n_bootstrap,
             )
         )
-        work = out / "final.work.csv"
         # the runs this process finished get its provenance
-        write_results(stamp_provenance(read_results(work), info), work)
-    work = read_results(out / "final.work.csv")
+        write_results(stamp_provenance(read_results(work_path), info), work_path)
+    work = read_results(work_path)
     keys = set(pd.concat(tables)["key"].astype(str))
+    if final_path.is_file():  # the other models' final runs stay
+        ours = [m for method in args.methods for m in (method, method + TUNED)]
+        earlier = read_results(final_path)
+        keys |= set(earlier.loc[~earlier["method"].isin(ours), "key"].astype(str))
     final = work[work["key"].astype(str).isin(keys)]
     final.to_csv(final_path.with_name(final_path.name + ".part"), index=False, compression="gzip")
     final_path.with_name(final_path.name + ".part").replace(final_path)
