@@ -173,15 +173,10 @@ def importance_statement(progress: StudyProgress, table: pd.DataFrame, validatio
     if small:
         one = len(small) == 1
         first += (
-            f" {_join(small)} hardly matter{'s' if one else ''} here: {'its' if one else 'their'} whole spread "
+            f" {join_words(small)} hardly matter{'s' if one else ''} here: {'its' if one else 'their'} whole spread "
             f"lies below {NEGLIGIBLE:.0%} of the variation."
         )
     return first
-
-
-def _join(names: Sequence[str]) -> str:
-    names = list(names)
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def tuned_statement(
