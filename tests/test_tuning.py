@@ -104,6 +104,38 @@ def test_rdb_storage_uses_no_deprecated_optuna_api(tmp_path):
     assert storage.grace_period == 15
 
 
+def test_a_retried_trial_is_not_failed_for_the_heartbeat_it_inherits(tmp_path):
+    """A journal study's retried trial is judged by its own heartbeats, not by its predecessor's last one.
+
+    Optuna's retry callback copies the failed trial's system attributes into the re-queued trial, so
+    the journal storage's ``heartbeat`` attribute arrives already stale. A worker that takes the
+    trial records its first beat only after the trial is running; another worker's stale check in
+    between must not fail it (it did: the retry was lost, and a second failure stopped the retries).
+    """
+    from optuna.storages._heartbeat import fail_stale_trials
+
+    storage = make_storage(tmp_path / "study.log", heartbeat=1)
+    study = optuna.create_study(study_name="retry", storage=storage)
+    killed = study.ask({"x": optuna.distributions.FloatDistribution(0.0, 1.0)})
+    storage.record_heartbeat(killed._trial_id)  # its one beat; then its worker dies
+    last_beat = storage.get_trial(killed._trial_id).system_attrs["heartbeat"]
+    time.sleep(storage.grace_period + 1)
+    fail_stale_trials(study)  # as any worker does before it asks for a trial: fails and re-queues it
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [States.FAIL, States.WAITING]
+    assert trials[1].system_attrs["heartbeat"] == last_beat  # inherited, as Optuna copies it
+
+    retried = study.ask()  # another worker takes it; its heartbeat thread has not beaten yet
+    assert retried.number == 1 and retried.params == killed.params
+    fail_stale_trials(study)  # a third worker checks in that moment
+    assert study.get_trials(deepcopy=False)[1].state == States.RUNNING
+    assert len(study.get_trials(deepcopy=False)) == 2  # nothing failed, nothing re-queued
+
+    time.sleep(storage.grace_period + 1)  # its own beats stop (its worker dies too): now it is stale
+    fail_stale_trials(study)
+    assert study.get_trials(deepcopy=False)[1].state == States.FAIL
+
+
 def _env():
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"

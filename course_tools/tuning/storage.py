@@ -203,8 +203,8 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
     """Optuna's journal file storage with the heartbeat of its RDB storage.
 
     Each running trial records the wall-clock time (``time.time()``) in its system attribute
-    ``heartbeat`` every ``heartbeat_interval`` seconds; a running trial whose last beat (or start)
-    is older than ``grace_period`` seconds is stale, and Optuna fails it and calls
+    ``heartbeat`` every ``heartbeat_interval`` seconds; a running trial whose last beat and start
+    are both older than ``grace_period`` seconds is stale, and Optuna fails it and calls
     ``heartbeat_stale_trial_callback`` (which re-queues it) exactly as for RDB storages. Workers on
     several machines sharing one journal file need synchronised clocks (NTP), as with any shared
     file; the RDB storage uses the database server's clock instead.
@@ -237,10 +237,12 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         now = time.time()
         stale = []
         for trial in self.get_all_trials(study_id, deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            last = trial.system_attrs.get(self._ATTR)
-            if last is None and trial.datetime_start is not None:
-                last = trial.datetime_start.timestamp()  # naive local time, as the journal stores it
-            if last is not None and now - float(last) > self.grace_period:
+            # A retried trial inherits its predecessor's system attributes, last beat included (Optuna's
+            # retry callback copies them), so a beat from before this trial started is not its own.
+            times = [float(t) for t in (trial.system_attrs.get(self._ATTR),) if t is not None]
+            if trial.datetime_start is not None:
+                times.append(trial.datetime_start.timestamp())  # naive local time, as the journal stores it
+            if times and now - max(times) > self.grace_period:
                 stale.append(trial._trial_id)
         return stale
 
