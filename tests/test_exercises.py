@@ -184,7 +184,7 @@ def test_latent_shift():
     assert not ex.check_latent_shift(delta + 0.1, z_ctrl, z_stim)
 
 
-# ---- 01-3: predict, then run
+# ---- 01-3: predict, then run (the changed setting: δ without balancing)
 
 
 def test_balancing_guess(holdout_parts):

@@ -80,7 +80,7 @@ SAME_PEARSON = 0.02
 
 
 def check_balancing_guess(guess, unbalanced, pred: AnnData, real: AnnData, ctrl: AnnData, *, genes) -> Feedback:
-    """Exercise 01-3 (predict, then run): Pearson-delta of scGen's prediction with an unbalanced δ.
+    """Exercise 01-3 (predict, then run; change a setting, rerun, interpret): scGen with an unbalanced δ.
 
     ``unbalanced`` is the prediction decoded from the held-out controls plus the δ of plain means
     over all training cells (AnnData or cells × genes array, ``pred``'s genes); ``pred`` is
@@ -166,9 +166,9 @@ EXERCISES: dict[str, dict[str, str]] = {
         "notebook": "01_scgen",
         "kind": ("predict, then run", "change a setting, rerun, interpret"),
         "question": (
-            "Predict, then run: scGen balances the cell types before averaging latents. If δ is instead the plain "
-            'mean over all training cells, is the prediction\'s Pearson-delta on the top-100 DEGs "higher", '
-            '"lower" or "about the same" as scGen\'s?'
+            "The setting to change is scGen's balancing: it balances the cell types before averaging latents. "
+            "Predict, then run: if δ is instead the plain mean over all training cells, is the prediction's "
+            'Pearson-delta on the top-100 DEGs "higher", "lower" or "about the same" as scGen\'s?'
         ),
         "scaffold": (
             'guess = ...  # "higher", "lower" or "about the same"\n'
