@@ -239,7 +239,8 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         for trial in self.get_all_trials(study_id, deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             # A retried trial inherits its predecessor's system attributes, last beat included (Optuna's
             # retry callback copies them), so a beat from before this trial started is not its own.
-            times = [float(t) for t in (trial.system_attrs.get(self._ATTR),) if t is not None]
+            beat = trial.system_attrs.get(self._ATTR)
+            times = [] if beat is None else [float(beat)]
             if trial.datetime_start is not None:
                 times.append(trial.datetime_start.timestamp())  # naive local time, as the journal stores it
             if times and now - max(times) > self.grace_period:
